@@ -272,7 +272,7 @@ def _max_det(x: Tensor, batch_size: int) -> list[int]:
     n = x.shape[0]
     d = _sq_norms(x)
     tol = _tol(x, d.max())
-    chol = x.new_zeros((n, batch_size))  # column i: l of the i-th pick, over the whole pool
+    chol = x.new_zeros((batch_size, n))  # row i: l of the i-th pick over the whole pool (L^T)
     picked: list[int] = []
     for i in range(batch_size):
         j = int(torch.argmax(d))
@@ -281,9 +281,9 @@ def _max_det(x: Tensor, batch_size: int) -> list[int]:
             break
         col = x @ x[j]  # k(:, j) without forming the kernel
         if i > 0:
-            col = torch.addmv(col, chol[:, :i], chol[j, :i], alpha=-1.0)
+            col = torch.addmv(col, chol[:i].T, chol[:i, j], alpha=-1.0)
         col = col / math.sqrt(dj)
-        chol[:, i] = col
+        chol[i] = col
         d = (d - col * col).clamp_min_(0.0)
         d[j] = 0.0
         picked.append(j)

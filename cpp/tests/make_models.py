@@ -1,0 +1,70 @@
+"""Write the model files and reference numbers for the C++ core unit tests (ctest).
+
+usage: python make_models.py OUTDIR
+Reference (OUTDIR/reference.txt, whitespace separated): a 7-atom non-periodic cluster, its full
+edge list and what the model gives through Python autograd: energy, forces, virial, u, du/dr,
+du/deps, atomic uncertainties.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures"))
+from toy_model import write_toy_model  # noqa: E402
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    path = write_toy_model(os.path.join(out, "toy.pt"), ["H", "C", "O"], 4.0)
+    write_toy_model(os.path.join(out, "toy_v99.pt"), ["H", "C", "O"], 4.0, format_version=99)
+    write_toy_model(os.path.join(out, "toy_none.pt"), ["H", "C", "O"], 4.0, uncertainty="none")
+    write_toy_model(os.path.join(out, "toy_f32.pt"), ["H", "C", "O"], 4.0, dtype="float32")
+    with open(os.path.join(out, "not_a_model.pt"), "w") as f:
+        f.write("not a zip archive\n")
+
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(0.0, 3.2, size=(7, 3))
+    species = np.array([1, 0, 2, 1, 0, 0, 1])
+    n = len(pos)
+    ci, nj = [], []
+    for i in range(n):
+        for j in range(n):
+            if i != j and np.linalg.norm(pos[j] - pos[i]) < 4.0:
+                ci.append(i)
+                nj.append(j)
+    ci, nj = np.array(ci), np.array(nj)
+    m = torch.jit.load(path)
+    pos_t = torch.tensor(pos, dtype=torch.float64, requires_grad=True)
+    ev = pos_t[nj] - pos_t[ci]
+    ei = torch.tensor(np.stack([ci, nj]))
+    sp = torch.tensor(species)
+    e, phi = m.atomic(ev, ei, sp, n, True)
+    energy = e.sum()
+    (dEdR,) = torch.autograd.grad(energy, pos_t, retain_graph=True)
+    (dEdev,) = torch.autograd.grad(energy, ev, retain_graph=True)
+    virial = -(ev.detach().T @ dEdev)
+    u, v = m.total_uncertainty(phi.sum(0).detach(), float(n))
+    (dudR,) = torch.autograd.grad((phi.sum(0) * v).sum(), pos_t, retain_graph=True)
+    (dudev,) = torch.autograd.grad((phi.sum(0) * v).sum(), ev)
+    dudeps = ev.detach().T @ dudev
+    au = m.atomic_uncertainty(phi.detach())
+    with open(os.path.join(out, "reference.txt"), "w") as f:
+        f.write(f"{n} {len(ci)}\n")
+        for i in range(n):
+            f.write(" ".join(repr(float(x)) for x in pos[i]) + f" {species[i]}\n")
+        f.write(f"{energy.item()!r}\n")
+        for row in (-dEdR).numpy():
+            f.write(" ".join(repr(float(x)) for x in row) + "\n")
+        f.write(" ".join(repr(float(x)) for x in virial.numpy().ravel()) + "\n")
+        f.write(f"{u.item()!r}\n")
+        for row in dudR.numpy():
+            f.write(" ".join(repr(float(x)) for x in row) + "\n")
+        f.write(" ".join(repr(float(x)) for x in dudeps.numpy().ravel()) + "\n")
+        f.write(" ".join(repr(float(x)) for x in au.numpy()) + "\n")
+        f.write(" ".join(repr(float(x)) for x in e.detach().numpy()) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,313 @@
+/* Unit tests of the ubmd core (no LAMMPS, no MPI). usage: test_ubmd_core MODELDIR
+   MODELDIR is written by cpp/tests/make_models.py (a ctest fixture). */
+
+#include "ubmd_core.h"
+
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace ubmd;
+
+static int failures = 0;
+static int checks = 0;
+
+#define EXPECT(cond)                                                                     \
+  do {                                                                                  \
+    checks++;                                                                           \
+    if (!(cond)) {                                                                      \
+      failures++;                                                                       \
+      std::cerr << __FILE__ << ":" << __LINE__ << ": EXPECT failed: " #cond << "\n";     \
+    }                                                                                   \
+  } while (0)
+
+static bool close(double a, double b, double rtol, double atol = 1e-12)
+{
+  return std::fabs(a - b) <= atol + rtol * std::fabs(b);
+}
+
+static bool all_close(const std::vector<double> &a, const std::vector<double> &b, double rtol,
+                      double atol = 1e-12)
+{
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++)
+    if (!close(a[i], b[i], rtol, atol)) {
+      std::cerr << "  mismatch at " << i << ": " << a[i] << " vs " << b[i] << "\n";
+      return false;
+    }
+  return true;
+}
+
+template <class F> static std::string error_of(F f)
+{
+  try {
+    f();
+  } catch (const Error &e) {
+    return e.what();
+  }
+  return "";
+}
+
+struct Reference {
+  int n = 0, n_edges = 0;
+  std::vector<double> pos;
+  std::vector<int64_t> species;
+  double energy = 0, u = 0;
+  std::vector<double> forces, virial, dudr, dudeps, atomic_unc, eatom;
+};
+
+static Reference read_reference(const std::string &file)
+{
+  std::ifstream in(file);
+  Reference r;
+  in >> r.n >> r.n_edges;
+  for (int i = 0; i < r.n; i++) {
+    double x, y, z;
+    int64_t s;
+    in >> x >> y >> z >> s;
+    r.pos.insert(r.pos.end(), {x, y, z});
+    r.species.push_back(s);
+  }
+  auto vec = [&](std::vector<double> &v, int count) {
+    v.resize(count);
+    for (auto &x : v) in >> x;
+  };
+  in >> r.energy;
+  vec(r.forces, 3 * r.n);
+  vec(r.virial, 9);
+  in >> r.u;
+  vec(r.dudr, 3 * r.n);
+  vec(r.dudeps, 9);
+  vec(r.atomic_unc, r.n);
+  vec(r.eatom, r.n);
+  if (!in) throw std::runtime_error("cannot read " + file);
+  return r;
+}
+
+/* graph of the centres `centres` (renumbered first), other atoms within the cutoff as ghosts */
+struct OwnedGraph {
+  std::vector<double> ev;
+  std::vector<int64_t> c, nb, species, node_atom;
+  Graph g;
+};
+
+static OwnedGraph build_graph(const Reference &r, const std::vector<int> &centres, double rc)
+{
+  OwnedGraph o;
+  std::map<int, int64_t> node_of;
+  for (int a : centres) {
+    node_of[a] = static_cast<int64_t>(o.node_atom.size());
+    o.node_atom.push_back(a);
+  }
+  for (int a : centres)
+    for (int b = 0; b < r.n; b++) {
+      if (a == b) continue;
+      double d[3], d2 = 0;
+      for (int k = 0; k < 3; k++) {
+        d[k] = r.pos[3 * b + k] - r.pos[3 * a + k];
+        d2 += d[k] * d[k];
+      }
+      if (d2 >= rc * rc) continue;
+      if (!node_of.count(b)) {
+        node_of[b] = static_cast<int64_t>(o.node_atom.size());
+        o.node_atom.push_back(b);
+      }
+      o.ev.insert(o.ev.end(), d, d + 3);
+      o.c.push_back(node_of[a]);
+      o.nb.push_back(node_of[b]);
+    }
+  for (int64_t a : o.node_atom) o.species.push_back(r.species[a]);
+  o.g.n_local = static_cast<int64_t>(centres.size());
+  o.g.n_nodes = static_cast<int64_t>(o.node_atom.size());
+  o.g.n_edges = static_cast<int64_t>(o.c.size());
+  o.g.edge_vec = o.ev.data();
+  o.g.centre = o.c.data();
+  o.g.neighbour = o.nb.data();
+  o.g.species = o.species.data();
+  return o;
+}
+
+/* reducer that records what it is given and adds another partition's contribution */
+struct AddReducer : Reducer {
+  std::vector<double> seen, other;
+  void allreduce_sum(double *d, int n) override
+  {
+    seen.assign(d, d + n);
+    if (!other.empty())
+      for (int i = 0; i < n; i++) d[i] += other[i];
+  }
+  void allreduce_max(double *, int) override {}
+};
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    std::cerr << "usage: test_ubmd_core MODELDIR\n";
+    return 2;
+  }
+  const std::string dir = argv[1];
+  const Reference ref = read_reference(dir + "/reference.txt");
+
+  // --- loading and metadata
+  Model model(dir + "/toy.pt");
+  EXPECT(model.cutoff() == 4.0);
+  EXPECT(model.num_species() == 3);
+  EXPECT(model.species_index("C") == 1);
+  EXPECT(model.species_index("Xx") == -1);
+  EXPECT(model.metadata().atomic_numbers == std::vector<int>({1, 6, 8}));
+  EXPECT(model.metadata().feature_dim == 8);
+  EXPECT(model.has_uncertainty());
+  EXPECT(model.has_atomic_uncertainty());
+  EXPECT(model.dtype_name() == "float64");
+
+  // --- full evaluation vs Python autograd
+  std::vector<int> all(ref.n);
+  for (int i = 0; i < ref.n; i++) all[i] = i;
+  OwnedGraph full = build_graph(ref, all, 4.0);
+  EXPECT(full.g.n_edges == ref.n_edges);
+  Evaluation ev(model);
+  ev.forward(full.g, true);
+  EXPECT(close(ev.energy(), ref.energy, 1e-12));
+  EXPECT(all_close(ev.atomic_energies(), ref.eatom, 1e-12));
+  EXPECT(all_close(ev.forces(), ref.forces, 1e-10));
+  EXPECT(all_close(std::vector<double>(ev.virial().begin(), ev.virial().end()), ref.virial, 1e-10));
+  std::vector<double> au;
+  ev.atomic_uncertainty(au);
+  EXPECT(all_close(au, ref.atomic_unc, 1e-12));
+  SerialReducer serial;
+  double u = ev.total_uncertainty(serial);
+  EXPECT(close(u, ref.u, 1e-12));
+  EXPECT(ev.global_atoms() == ref.n);
+  EXPECT(all_close(ev.uncertainty_gradient(), ref.dudr, 1e-10));
+  EXPECT(all_close(std::vector<double>(ev.uncertainty_strain_derivative().begin(),
+                                      ev.uncertainty_strain_derivative().end()),
+                  ref.dudeps, 1e-10));
+
+  // per-node virial sums to the global one (energy part and uncertainty part)
+  std::vector<double> nv;
+  ev.node_virial(1.0, 0.5, nv);
+  const int vi[6] = {0, 4, 8, 1, 2, 5};
+  for (int k = 0; k < 6; k++) {
+    double s = 0;
+    for (int64_t i = 0; i < full.g.n_nodes; i++) s += nv[6 * i + k];
+    EXPECT(close(s, ev.virial()[vi[k]] + 0.5 * ev.uncertainty_strain_derivative()[vi[k]], 1e-10));
+  }
+
+  // --- domain decomposition: two partitions (+ one with no atoms) reproduce the full result
+  {
+    std::vector<int> pa = {0, 2, 4}, pb = {1, 3, 5, 6};
+    OwnedGraph ga = build_graph(ref, pa, 4.0), gb = build_graph(ref, pb, 4.0);
+    Evaluation ea(model), eb(model), ee(model);
+    ea.forward(ga.g, true);
+    eb.forward(gb.g, true);
+    Graph empty;
+    ee.forward(empty, true);
+    // record local sums
+    AddReducer ra, rb, re;
+    {
+      Evaluation t(model);
+      t.forward(ga.g, true);
+      AddReducer rec;
+      t.total_uncertainty(rec);
+      rb.other = rec.seen;
+      t.forward(gb.g, true);
+      t.total_uncertainty(rec);
+      ra.other = rec.seen;
+    }
+    re.other = ra.other;
+    for (size_t i = 0; i < re.other.size(); i++) re.other[i] += rb.other[i];
+    double uA = ea.total_uncertainty(ra), uB = eb.total_uncertainty(rb), uE = ee.total_uncertainty(re);
+    EXPECT(close(uA, ref.u, 1e-13));
+    EXPECT(close(uB, ref.u, 1e-13));
+    EXPECT(close(uE, ref.u, 1e-13));
+    EXPECT(ea.global_atoms() == ref.n && ee.global_atoms() == ref.n);
+    EXPECT(close(ea.energy() + eb.energy(), ref.energy, 1e-12));
+    std::vector<double> f(3 * ref.n, 0.0), g(3 * ref.n, 0.0);
+    for (auto *p : {&ga, &gb}) {
+      const Evaluation &e = (p == &ga) ? ea : eb;
+      for (int64_t node = 0; node < p->g.n_nodes; node++)
+        for (int k = 0; k < 3; k++) {
+          f[3 * p->node_atom[node] + k] += e.forces()[3 * node + k];
+          g[3 * p->node_atom[node] + k] += e.uncertainty_gradient()[3 * node + k];
+        }
+    }
+    EXPECT(all_close(f, ref.forces, 1e-10));
+    EXPECT(all_close(g, ref.dudr, 1e-10));
+    EXPECT(ee.forces().empty() && ee.energy() == 0.0);
+  }
+
+  // --- float32 evaluation of a float64 file
+  {
+    Model m32(dir + "/toy.pt", "cpu", "float32");
+    EXPECT(m32.dtype_name() == "float32");
+    Evaluation e32(m32);
+    e32.forward(full.g, true);
+    EXPECT(close(e32.energy(), ref.energy, 1e-5));
+    EXPECT(all_close(e32.forces(), ref.forces, 1e-3, 1e-4));
+  }
+
+  // --- model without uncertainty
+  {
+    Model mn(dir + "/toy_none.pt");
+    EXPECT(!mn.has_uncertainty());
+    Evaluation en(mn);
+    en.forward(full.g, true);
+    EXPECT(close(en.energy(), ref.energy, 1e-12));
+  }
+
+  // --- errors
+  std::string msg = error_of([&] { Model m(dir + "/toy_v99.pt"); });
+  EXPECT(msg.find("format_version 99") != std::string::npos);
+  EXPECT(msg.find("ubmd export") != std::string::npos);
+  msg = error_of([&] { Model m(dir + "/does_not_exist.pt"); });
+  EXPECT(msg.find("cannot open model file") != std::string::npos);
+  msg = error_of([&] { Model m(dir + "/not_a_model.pt"); });
+  EXPECT(msg.find("cannot load model file") != std::string::npos);
+  msg = error_of([&] { Model m(dir + "/toy.pt", "tpu"); });
+  EXPECT(msg.find("unknown device") != std::string::npos);
+  if (!torch::cuda::is_available()) {
+    msg = error_of([&] { Model m(dir + "/toy.pt", "cuda"); });
+    EXPECT(msg.find("CUDA") != std::string::npos);
+  }
+  msg = error_of([&] { Model m(dir + "/toy.pt", "cpu", "float16"); });
+  EXPECT(msg.find("unsupported dtype") != std::string::npos);
+  {
+    std::unordered_map<std::string, std::string> meta = {
+        {"format_version", "1"}, {"cutoff", "5.0"}, {"species", "H C"},
+        {"atomic_numbers", "1 6"}, {"dtype", "float64"}, {"units", "real"},
+        {"uncertainty", "posterior"}, {"feature_dim", "4"}};
+    msg = error_of([&] { Model::parse_metadata(meta); });
+    EXPECT(msg.find("units") != std::string::npos);
+    meta["units"] = "metal";
+    meta["atomic_numbers"] = "1";
+    msg = error_of([&] { Model::parse_metadata(meta); });
+    EXPECT(msg.find("atomic numbers") != std::string::npos);
+    meta["atomic_numbers"] = "1 6";
+    meta.erase("cutoff");
+    msg = error_of([&] { Model::parse_metadata(meta); });
+    EXPECT(msg.find("'cutoff'") != std::string::npos);
+  }
+
+  // --- adaptive scale
+  {
+    AdaptiveScale s(3);
+    EXPECT(s.update(4.0, 1.0) == 0.0);
+    EXPECT(s.update(4.0, 1.0) == 0.0);
+    EXPECT(close(s.update(1.0, 2.0), 3.0 / (2.0 + 1e-8), 1e-14));
+    EXPECT(close(s.update(16.0, 0.0), std::sqrt(21.0) / (std::sqrt(3.0) + 1e-8), 1e-14));
+    s.reset();
+    EXPECT(s.count() == 0 && s.value() == 0.0);
+    AdaptiveScale one(1);
+    EXPECT(close(one.update(9.0, 4.0), 3.0 / (2.0 + 1e-8), 1e-14));
+  }
+
+  std::cout << checks - failures << "/" << checks << " checks passed\n";
+  return failures ? 1 : 0;
+}

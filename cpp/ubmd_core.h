@@ -1,0 +1,175 @@
+/* ubmd core: LAMMPS- and MPI-independent evaluation of a ubmd model file (docs/model_file.md)
+   on a caller-given neighbour graph, with the global-uncertainty arithmetic of the bias.
+
+   Typical step (see lammps_plugin/pair_ubmd.cpp):
+     Evaluation ev(model);
+     ev.forward(graph, with_features);        // energies, unbiased forces, virial, features
+     ev.total_uncertainty(reducer);          // global u, du/dr, du/deps (one Allreduce)
+     ... caller sums ghost contributions, computes global norms (Reducer) ...
+     AdaptiveScale::update(...)              // s_F, s_sigma over a window
+
+   All errors are reported by throwing ubmd::Error (never through LAMMPS: the plugin catches). */
+#ifndef UBMD_CORE_H
+#define UBMD_CORE_H
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/script.h>
+
+namespace ubmd {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string &msg) : std::runtime_error(msg) {}
+};
+
+/* Collective reductions over all processes that hold part of the system. The core only calls
+   these; a serial caller uses SerialReducer, the LAMMPS plugin wraps MPI_Allreduce on world.
+   Every process must make the same sequence of calls (also a process that owns no atoms). */
+class Reducer {
+ public:
+  virtual ~Reducer() = default;
+  virtual void allreduce_sum(double *data, int n) = 0;
+  virtual void allreduce_max(double *data, int n) = 0;
+};
+
+class SerialReducer : public Reducer {
+ public:
+  void allreduce_sum(double *, int) override {}
+  void allreduce_max(double *, int) override {}
+};
+
+struct Metadata {
+  int format_version = 0;
+  double cutoff = 0.0;
+  std::vector<std::string> species;      // model species order
+  std::vector<int> atomic_numbers;       // same order
+  std::string dtype;                     // dtype the file was exported in
+  std::string units;
+  std::string uncertainty;               // none, posterior, distance, ensemble
+  int64_t feature_dim = 0;
+  int64_t atomic_feature_dim = 0;
+  std::string model_hash;
+};
+
+/* A loaded, validated model file. */
+class Model {
+ public:
+  // device: "cpu" or "cuda" (or "cuda:N"); dtype: "float32", "float64" or "" (as exported)
+  Model(const std::string &path, const std::string &device = "cpu", const std::string &dtype = "");
+
+  const Metadata &metadata() const { return meta_; }
+  double cutoff() const { return meta_.cutoff; }
+  int num_species() const { return static_cast<int>(meta_.species.size()); }
+  // index of an element symbol in the model's species list, -1 if absent
+  int species_index(const std::string &symbol) const;
+  bool has_uncertainty() const { return meta_.uncertainty != "none" && meta_.feature_dim > 0; }
+  bool has_atomic_uncertainty() const { return has_uncertainty() && has_atomic_unc_method_; }
+  const std::string &path() const { return path_; }
+  torch::Device device() const { return device_; }
+  torch::Dtype dtype() const { return dtype_; }
+  std::string dtype_name() const;
+  torch::jit::script::Module &module() { return module_; }
+
+  // parse and validate the metadata strings (exposed for unit tests)
+  static Metadata parse_metadata(const std::unordered_map<std::string, std::string> &extra);
+
+ private:
+  std::string path_;
+  Metadata meta_;
+  torch::jit::script::Module module_;
+  torch::Device device_;
+  torch::Dtype dtype_;
+  bool has_atomic_unc_method_ = false;
+};
+
+/* The neighbour graph of one process: nodes 0..n_local-1 are the centres (atoms whose energy
+   this process computes), nodes n_local..n_nodes-1 are other atoms (ghosts / images) that appear
+   as neighbours. Edge e = (centre[e], neighbour[e]) with edge_vec[e] = r_neighbour - r_centre. */
+struct Graph {
+  int64_t n_local = 0;
+  int64_t n_nodes = 0;
+  int64_t n_edges = 0;
+  const double *edge_vec = nullptr;     // [n_edges][3], Å
+  const int64_t *centre = nullptr;      // [n_edges]
+  const int64_t *neighbour = nullptr;   // [n_edges]
+  const int64_t *species = nullptr;     // [n_nodes], model species index
+};
+
+/* One evaluation of the model on one process's graph. Reuses its buffers between steps. */
+class Evaluation {
+ public:
+  explicit Evaluation(Model &model) : model_(model) {}
+
+  /* Runs `atomic`, back-propagates the local energy: fills energies, forces, virial.
+     with_features: also keep the per-atom features (needed for any uncertainty). */
+  void forward(const Graph &graph, bool with_features);
+
+  double energy() const { return energy_; }                        // sum of local E_i, eV
+  const std::vector<double> &atomic_energies() const { return eatom_; }   // [n_local]
+  const std::vector<double> &forces() const { return forces_; }    // [n_nodes][3] = -dE/dr, eV/Å
+  const std::array<double, 9> &virial() const { return virial_; } // -sum_e r_e (x) dE/dr_e, eV
+
+  /* Per-atom calibrated uncertainties of the centres (after forward with features). */
+  void atomic_uncertainty(std::vector<double> &out);
+
+  /* Global total uncertainty: one allreduce_sum of (local feature sum, n_local), the model's
+     total_uncertainty on the global sum, then back-propagation of v . (local feature sum).
+     Every process must call it (also with n_local == 0). Returns u. */
+  double total_uncertainty(Reducer &reducer);
+
+  double uncertainty() const { return u_; }
+  double global_atoms() const { return n_global_; }
+  const std::vector<double> &uncertainty_gradient() const { return dudr_; }   // [n_nodes][3]
+  // local sum_e r_e (x) du/dr_e (the derivative of u w.r.t. a homogeneous strain), eV
+  const std::array<double, 9> &uncertainty_strain_derivative() const { return dudeps_; }
+
+  /* Per-node virial (xx,yy,zz,xy,xz,yz), each edge's term split half/half between its ends:
+       W_e = -c_energy * r_e (x) dE/dr_e + c_unc * r_e (x) du/dr_e
+     out is resized to n_nodes*6 and overwritten. */
+  void node_virial(double c_energy, double c_unc, std::vector<double> &out) const;
+
+  const Graph &graph() const { return graph_; }
+
+ private:
+  void edges_to_nodes(const std::vector<double> &g, std::vector<double> &nodes, double sign) const;
+
+  Model &model_;
+  Graph graph_;
+  torch::Tensor edge_vec_, features_;
+  bool have_features_ = false;
+  double energy_ = 0.0;
+  std::vector<double> eatom_, forces_, gE_, gU_, dudr_;
+  std::array<double, 9> virial_{}, dudeps_{};
+  double u_ = 0.0, n_global_ = 0.0;
+};
+
+/* Adaptive bias scale over a window of the last W evaluations (current one included):
+   s = sqrt(sum_w a) / (sqrt(sum_w b) + 1e-8), and s = 0 while fewer than W evaluations. */
+class AdaptiveScale {
+ public:
+  explicit AdaptiveScale(int window = 100) : window_(window) {}
+  double update(double true_norm2, double bias_norm2);
+  void reset();
+  double value() const { return value_; }
+  int window() const { return window_; }
+  int count() const { return static_cast<int>(hist_.size()); }
+  void set_window(int w) { window_ = w; reset(); }
+
+ private:
+  int window_;
+  std::deque<std::pair<double, double>> hist_;
+  double value_ = 0.0;
+};
+
+std::string version_string();
+
+}    // namespace ubmd
+
+#endif

@@ -1,0 +1,95 @@
+/* -*- c++ -*- ----------------------------------------------------------
+   pair_style ubmd: a ubmd machine-learned potential (TorchScript model file) with
+   uncertainty-biased forces and stress. See docs/pair_ubmd.rst.
+------------------------------------------------------------------------- */
+
+#ifndef LMP_PAIR_UBMD_H
+#define LMP_PAIR_UBMD_H
+
+#include "pair.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ubmd {
+class Model;
+class Evaluation;
+class AdaptiveScale;
+}    // namespace ubmd
+
+namespace LAMMPS_NS {
+
+class PairUBMD : public Pair {
+ public:
+  PairUBMD(class LAMMPS *);
+  ~PairUBMD() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  void setup() override;
+
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+
+  void *extract(const char *, int &) override;
+  void *extract_peratom(const char *, int &) override;
+  double memory_usage() override;
+
+  // read by compute ubmd/atom
+  double *atomic_uncertainty_array() { return uncatom; }
+  bigint atomic_uncertainty_step() const { return unc_step; }
+  void request_atomic_uncertainty() { unc_trigger = 1; }
+
+ protected:
+  enum { UNC_NONE = 0, UNC_TOTAL = 1, UNC_ATOMIC = 2, UNC_BOTH = 3 };
+
+  // settings
+  double tau_f, tau_s;          // bias strengths (dimensionless, relative to the true forces/stress)
+  int window;                   // adaptive-scale window (evaluations)
+  int fixed_scale;              // 1: s_F, s_sigma given by the user, no adaptation
+  double fixed_sf, fixed_ss;
+  int unc_mode;                 // UNC_* (which uncertainties to compute)
+  int unc_mode_set;             // 1 if given explicitly
+  int every;                    // uncertainty monitoring interval (timesteps), bias off only
+  std::string device, dtype;
+  std::map<std::string, double> weight_by_element;
+
+  // model
+  std::unique_ptr<ubmd::Model> model;
+  std::unique_ptr<ubmd::Evaluation> eval;
+  std::unique_ptr<ubmd::AdaptiveScale> scale_f, scale_s;
+  double cutoff;
+  std::vector<int> type2species;    // [ntypes+1], -1 for NULL
+  std::vector<double> type2weight;  // [ntypes+1]
+
+  // graph buffers
+  int nmax_node;
+  int *node_of;                     // LAMMPS atom -> graph node, -1 if not in graph
+  std::vector<int> node_atom;       // graph node -> LAMMPS atom
+  std::vector<double> edge_vec;
+  std::vector<int64_t> edge_c, edge_n, node_species;
+
+  // per-atom buffers
+  int nmax_atom;
+  double **fbuf, **ubuf;            // unbiased force, du/dR (with ghosts; reverse-communicated)
+  double *uncatom;                  // per-atom calibrated uncertainty of local atoms
+  std::vector<double> node_vir, au_buf;
+
+  // outputs
+  double u_total, bias_energy, s_f, s_s, max_atomic_unc;
+  int unc_trigger;                  // set by fix pair (extract "uncertainty_flag") or compute ubmd/atom
+  bigint unc_step, total_step;      // last timestep with atomic / total uncertainty computed
+
+  void allocate();
+  void grow_atom_arrays();
+  void build_graph();
+};
+
+}    // namespace LAMMPS_NS
+
+#endif

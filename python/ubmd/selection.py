@@ -49,9 +49,10 @@ Rules for the edge cases
   selected points as the only centres.
 * Exhausted diversity (duplicates, zero variance, rank deficiency): once the score of the best
   remaining candidate (``d_j`` for ``max_det``/``max_diag``, the minimum squared distance for
-  ``max_dist``, the heaviest cluster weight for ``lcmd``) is at or below the round-off level
+  ``max_dist``, the largest member distance for ``lcmd``) is at or below the round-off level
   ``tol = 32 sqrt(K) eps(dtype) * scale`` (``scale``: largest squared row norm entering the
-  arithmetic), the greedy stops and the remaining slots are filled with distinct random
+  arithmetic; ``lcmd`` counts distances at or below ``tol`` as 0 in the cluster weights), the
+  greedy stops and the remaining slots are filled with distinct random
   not-yet-selected pool indices (seeded by ``seed``), with a ``UserWarning``. Selected points
   get score 0 and are never picked twice.
 * Ties are broken towards the smallest index (``torch.argmax`` semantics).
@@ -345,10 +346,13 @@ def _lcmd(pool: Tensor, train: Tensor, batch_size: int) -> list[int]:
             mind = torch.full_like(sq, math.inf)
             assign = torch.zeros_like(sq, dtype=torch.int64)
         else:
+            # distances at round-off level count as 0, so that many duplicates of a centre
+            # cannot add up to a spurious weight
+            informative = torch.where(mind > tol, mind, mind.new_tensor(0.0))
             weight = torch.zeros(n_centres, dtype=torch.float64, device=x.device)
-            weight.scatter_add_(0, assign, mind.to(torch.float64))
+            weight.scatter_add_(0, assign, informative.to(torch.float64))
             c = int(torch.argmax(weight))
-            if not float(weight[c]) > tol:
+            if not float(weight[c]) > 0.0:
                 break
             member = torch.where(assign == c, mind, mind.new_tensor(-1.0))
             j = int(torch.argmax(member))

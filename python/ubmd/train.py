@@ -1,0 +1,210 @@
+"""Training: energies + forces (+ virial) loss, Adam with decaying learning rate, early stopping on
+the validation error with best-checkpoint restore, seeds, float32/float64, ensembles.
+
+Loss per batch (averaged over structures): w_E (dE)^2 + w_F sum_atoms |dF|^2 + w_W sum |dW|^2,
+i.e. SSE(E) + 4 SSE(F) (+ 0.01 SSE(virial)) as in the paper with default weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import keys as K
+from .compute import predict
+from .config import ModelConfig, TrainingConfig
+from .data import GraphDataset
+from .model import MLIP
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; choose float32 or float64")
+    return DTYPES[name]
+
+
+@torch.no_grad()
+def fit_statistics(model: MLIP, data: GraphDataset, max_structures: int = 500) -> None:
+    """Descriptor standardisation, per-species energy shift (least squares on composition) and
+    per-species scale (RMS of the reference forces, or of the energy residual per atom)."""
+    graphs = data.graphs[:max_structures]
+    dtype = model.desc_mean.dtype
+    descs = []
+    for g in graphs:
+        from .compute import edge_vectors
+        batch = dict(g)
+        batch[K.BATCH] = torch.zeros(len(g[K.POSITIONS]), dtype=torch.long)
+        ev = edge_vectors(batch).to(dtype)
+        descs.append(model.descriptor(ev, g[K.EDGE_INDEX], g[K.SPECIES], len(g[K.POSITIONS])))
+    d = torch.cat(descs)
+    model.desc_mean.copy_(d.mean(0))
+    std = d.std(0)
+    model.desc_inv_std.copy_(1.0 / torch.clamp(std, min=1e-4 * float(std.max()) + 1e-12))
+    s = model.n_species
+    counts = np.zeros((len(data.graphs), s))
+    energies = np.full(len(data.graphs), np.nan)
+    for b, g in enumerate(data.graphs):
+        counts[b] = np.bincount(g[K.SPECIES].numpy(), minlength=s)
+        if K.ENERGY in g:
+            energies[b] = float(g[K.ENERGY][0])
+    ok = np.isfinite(energies)
+    shift = np.zeros(s)
+    if ok.sum() > 0:
+        present = counts[ok].sum(0) > 0
+        sol, *_ = np.linalg.lstsq(counts[ok][:, present], energies[ok], rcond=None)
+        shift[present] = sol
+    forces = [g[K.FORCES] for g in data.graphs if K.FORCES in g]
+    if forces:
+        scale = float(torch.cat(forces).double().pow(2).mean().sqrt())
+    elif ok.sum() > 1:
+        res = (energies[ok] - counts[ok] @ shift) / counts[ok].sum(1)
+        scale = float(np.sqrt(np.mean(res ** 2)))
+    else:
+        scale = 1.0
+    scale = scale if scale > 1e-6 else 1.0
+    model.species_shift.copy_(torch.tensor(shift, dtype=dtype))
+    model.species_scale.fill_(scale)
+
+
+@dataclass
+class TrainResult:
+    model: MLIP
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: float = math.inf
+    time_s: float = 0.0
+
+
+def _loss(pred, batch, cfg: TrainingConfig, has_virial: bool):
+    nb = batch[K.N_ATOMS].shape[0]
+    loss = 0.0
+    if K.ENERGY in batch:
+        loss = loss + cfg.weight_energy * ((pred[K.ENERGY] - batch[K.ENERGY]) ** 2).sum()
+    if K.FORCES in batch:
+        loss = loss + cfg.weight_forces * ((pred[K.FORCES] - batch[K.FORCES]) ** 2).sum()
+    if has_virial and cfg.weight_virial > 0:
+        mask = batch["virial_mask"]
+        diff = (pred[K.VIRIAL] - batch[K.VIRIAL])[mask]
+        loss = loss + cfg.weight_virial * (diff ** 2).sum()
+    return loss / nb
+
+
+def model_dtype(model) -> torch.dtype:
+    for t in list(model.parameters()) + list(model.buffers()):
+        if torch.is_floating_point(t):
+            return t.dtype
+    return torch.float64
+
+
+def evaluate_errors(model, data: GraphDataset, batch_size: int = 32) -> dict:
+    """RMSE/MAE of energies (eV/atom), forces (eV/Å) and stress (eV/Å^3) on a dataset."""
+    de, df, dw = [], [], []
+    model.eval()
+    for batch in data.batches(batch_size):
+        batch = _to_dtype(batch, model_dtype(model))
+        pred = predict(model, batch, forces=K.FORCES in batch, virial=K.VIRIAL in batch)
+        n = batch[K.N_ATOMS].to(pred[K.ENERGY].dtype)
+        if K.ENERGY in batch:
+            de.append(((pred[K.ENERGY] - batch[K.ENERGY]) / n).detach())
+        if K.FORCES in batch:
+            df.append((pred[K.FORCES] - batch[K.FORCES]).detach())
+        if K.VIRIAL in batch:
+            mask = batch["virial_mask"]
+            vol = torch.abs(torch.linalg.det(batch[K.CELL]))[mask].view(-1, 1, 1)
+            dw.append(((pred[K.VIRIAL] - batch[K.VIRIAL])[mask] / vol).detach())
+    out = {}
+    if de:
+        e = torch.cat(de).double()
+        out.update(energy_rmse=float(e.pow(2).mean().sqrt()), energy_mae=float(e.abs().mean()))
+    if df:
+        f = torch.cat(df).double()
+        out.update(forces_rmse=float(f.pow(2).mean().sqrt()), forces_mae=float(f.abs().mean()),
+                   forces_max=float(f.abs().max()))
+    if dw:
+        w = torch.cat(dw).double()
+        if len(w):
+            out.update(stress_rmse=float(w.pow(2).mean().sqrt()))
+    return out
+
+
+def _to_dtype(batch, dtype):
+    return {k: (v.to(dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()}
+
+
+def _score(errors: dict) -> float:
+    """Early-stopping score: energy MAE (eV/atom) + force MAE (eV/Å)."""
+    return errors.get("energy_mae", 0.0) + errors.get("forces_mae", 0.0)
+
+
+def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
+                cfg: TrainingConfig, seed: int | None = None, desc: str = "train") -> TrainResult:
+    """Train one model from scratch; returns the best-on-validation model."""
+    seed = cfg.seed if seed is None else seed
+    torch.manual_seed(seed)
+    dtype = torch_dtype(cfg.dtype)
+    zs = sorted(train.species_map, key=lambda z: train.species_map[z])
+    model = MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,
+                 list(model_cfg.hidden), seed=seed).to(dtype)
+    fit_statistics(model, train)
+    has_virial = any(K.VIRIAL in g for g in train.graphs)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True)
+    gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(1, cfg.max_epochs))
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+    result = TrainResult(model=model)
+    best_state = copy.deepcopy(model.state_dict())
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.max_epochs), desc=desc, disable=not cfg.progress, leave=False)
+    since_best = 0
+    for epoch in bar:
+        model.train()
+        tot, nb = 0.0, 0
+        for batch in train.batches(cfg.batch_size, shuffle=True, seed=seed * 100003 + epoch):
+            batch = _to_dtype(batch, dtype)
+            pred = predict(model, batch, forces=K.FORCES in batch, virial=has_virial,
+                           create_graph=True)
+            loss = _loss(pred, batch, cfg, has_virial)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach())
+            nb += 1
+        sched.step()
+        if epoch % cfg.valid_every == 0 or epoch == cfg.max_epochs - 1:
+            errs = evaluate_errors(model, valid if len(valid) else train)
+            score = _score(errs)
+            rec = {"epoch": epoch, "loss": tot / max(nb, 1), "lr": sched.get_last_lr()[0], **errs}
+            result.history.append(rec)
+            if score < result.best_valid:
+                result.best_valid, result.best_epoch = score, epoch
+                best_state = copy.deepcopy(model.state_dict())
+                since_best = 0
+            else:
+                since_best += cfg.valid_every
+            bar.set_postfix(loss=f"{rec['loss']:.3g}",
+                            E=f"{1000 * errs.get('energy_rmse', 0):.2f}meV/at",
+                            F=f"{errs.get('forces_rmse', 0):.3f}eV/A")
+            if since_best >= cfg.patience:
+                break
+        if cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s:
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    result.time_s = time.perf_counter() - t0
+    return result
+
+
+def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
+                   cfg: TrainingConfig) -> list[TrainResult]:
+    """M models with seeds seed, seed+1, ..."""
+    return [train_model(train, valid, model_cfg, cfg, seed=cfg.seed + m,
+                        desc=f"train {m + 1}/{cfg.n_models}" if cfg.n_models > 1 else "train")
+            for m in range(cfg.n_models)]

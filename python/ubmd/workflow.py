@@ -1,0 +1,113 @@
+"""Train -> fit uncertainty -> calibrate -> export, from one config; everything saved to disk.
+
+Output directory layout:
+  config.yaml        the resolved config
+  members.pt         the trained members (state dicts + constructor arguments), float64
+  model.pt           the exported TorchScript model file (docs/model_file.md)
+  calibration.json   calibration constants
+  history.json       learning curves of every member
+  errors.json        train/validation errors and calibration metrics
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from ase import Atoms
+
+from .calibration_metrics import summary
+from .config import TrainRunConfig, save_yaml, to_dict
+from .data import GraphDataset, read_structures, species_map_from, split_indices
+from .export import ExportedModel, export_model
+from .features import FeatureModel
+from .model import MLIP
+from .train import evaluate_errors, torch_dtype, train_ensemble
+from .uncertainty_fit import calibrate, fit_head, raw_uncertainties
+
+
+def load_frames(spec) -> list[Atoms]:
+    paths = [spec] if isinstance(spec, (str, Path)) else list(spec or [])
+    if not paths:
+        raise ValueError("no training data given (data.train)")
+    frames: list[Atoms] = []
+    for p in paths:
+        frames.extend(read_structures(p))
+    return frames
+
+
+def save_members(members: Sequence[MLIP], path: Path) -> None:
+    blob = [{"atomic_numbers": m.atomic_numbers, "cutoff": m.cutoff,
+             "n_radial": m.descriptor.n_radial, "n_basis": m.descriptor.n_basis,
+             "hidden": [layer.d_out for layer in m.layers][:-1],
+             "state_dict": {k: v.double() if torch.is_floating_point(v) else v
+                            for k, v in m.state_dict().items()}} for m in members]
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def load_members(path: str | Path, dtype=torch.float64) -> list[MLIP]:
+    blob = torch.load(str(path), map_location="cpu", weights_only=False)
+    out = []
+    for b in blob:
+        m = MLIP(b["atomic_numbers"], b["cutoff"], b["n_radial"], b["n_basis"], b["hidden"])
+        m.load_state_dict(b["state_dict"])
+        out.append(m.to(dtype).eval())
+    return out
+
+
+def build_feature_model(members, cfg: TrainRunConfig) -> FeatureModel:
+    u = cfg.uncertainty
+    kind = "energies" if u.kind == "ensemble" else u.features
+    return FeatureModel(list(members), kind, u.n_sketch, u.sketch_seed)
+
+
+def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
+                      species_map: dict | None = None) -> dict:
+    """Run the whole training pipeline; returns a summary dict (also in errors.json)."""
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(to_dict(cfg), out / "config.yaml")
+    frames = load_frames(cfg.data.train) if frames is None else frames
+    species_map = species_map or species_map_from(frames)
+    dtype = torch_dtype(cfg.training.dtype)
+    data = GraphDataset(frames, cfg.model.cutoff, species_map, dtype=torch.float64)
+    split = split_indices(len(data), cfg.data.valid_fraction, cfg.data.test_fraction,
+                          cfg.data.split_seed)
+    train, valid, test = data.subset(split.train), data.subset(split.valid), data.subset(split.test)
+    results = train_ensemble(train, valid, cfg.model, cfg.training)
+    members = [r.model.to(torch.float64) for r in results]
+    save_members(members, out / "members.pt")
+    summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),
+                   "train_time_s": sum(r.time_s for r in results),
+                   "best_epochs": [r.best_epoch for r in results]}
+    with open(out / "history.json", "w") as fh:
+        json.dump([r.history for r in results], fh)
+    fm = build_feature_model(members, cfg)
+    head = None
+    if cfg.uncertainty.kind != "none":
+        head = fit_head(fm, train, cfg.uncertainty)
+        cal = calibrate(fm, head, valid, cfg.uncertainty)
+        cal.save(out / "calibration.json")
+        summary_out["calibration"] = cal.to_dict()
+        held = test if len(test) else valid
+        r = raw_uncertainties(fm, head, held)
+        summary_out["uncertainty_quality_total"] = summary(
+            cal.total * r["u_total"], r["r_total"], cfg.uncertainty.alpha)
+        if "r_atomic" in r and cal.atomic:
+            summary_out["uncertainty_quality_atomic"] = summary(
+                cal.atomic * r["u_atomic"], r["r_atomic"], cfg.uncertainty.alpha)
+    em = ExportedModel(fm, head)
+    for name, subset in (("train", train), ("valid", valid), ("test", test)):
+        if len(subset):
+            summary_out[f"errors_{name}"] = evaluate_errors(em, subset)
+    meta = export_model(em, out / "model.pt", torch_dtype(cfg.export_dtype),
+                        extra_metadata={"config": to_dict(cfg)})
+    summary_out["model_file"] = str(out / "model.pt")
+    summary_out["model_hash"] = meta["model_hash"]
+    with open(out / "errors.json", "w") as fh:
+        json.dump(summary_out, fh, indent=1)
+    return summary_out

@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny datasets and tiny models (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+
+from ubmd.config import TrainRunConfig, from_dict
+
+
+def emt_frames(n: int = 24, seed: int = 0, repeat=(2, 2, 2), rattle: float = 0.08) -> list[Atoms]:
+    """Rattled, strained fcc Cu/Al cells labelled with EMT (energy, forces, stress)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(n):
+        a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(repeat)
+        syms = a.get_chemical_symbols()
+        for idx in rng.choice(len(a), size=len(a) // 4, replace=False):
+            syms[idx] = "Al"
+        a.set_chemical_symbols(syms)
+        eps = 0.02 * rng.standard_normal((3, 3))
+        a.set_cell(a.cell @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
+        a.rattle(rattle, seed=int(rng.integers(1 << 30)))
+        a.calc = EMT()
+        a.get_potential_energy()
+        a.get_stress()
+        frames.append(a)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def cu_frames():
+    return emt_frames()
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg_dict(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_model")
+    return {
+        "model": {"cutoff": 4.0, "n_radial": 4, "n_basis": 6, "hidden": [16, 16]},
+        "training": {"max_epochs": 15, "batch_size": 8, "lr": 5e-3, "dtype": "float64",
+                     "progress": False, "patience": 50},
+        "uncertainty": {"kind": "posterior", "features": "last_layer"},
+        "data": {"valid_fraction": 0.25, "split_seed": 0},
+        "output": str(out),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(cu_frames, tiny_cfg_dict):
+    """A tiny model trained for a few epochs on EMT Cu/Al data, exported with posterior u."""
+    from ubmd.workflow import train_from_config
+
+    cfg = from_dict(TrainRunConfig, tiny_cfg_dict)
+    summary = train_from_config(cfg, cu_frames)
+    return cfg, summary
+
+
+def random_model(zs=(1, 6, 7, 8), cutoff=4.0, seed=0, hidden=(16, 16), n_radial=4, n_basis=6):
+    """An untrained float64 MLIP with non-trivial weights (for exactness tests)."""
+    from ubmd.model import MLIP
+
+    torch.manual_seed(seed)
+    m = MLIP(list(zs), cutoff, n_radial, n_basis, list(hidden), seed=seed).double()
+    with torch.no_grad():
+        for layer in m.layers:
+            layer.bias.normal_()
+        m.species_scale.copy_(torch.linspace(0.5, 1.5, len(zs), dtype=torch.float64))
+        m.species_shift.copy_(torch.linspace(-2.0, 1.0, len(zs), dtype=torch.float64))
+        m.desc_inv_std.fill_(0.3)
+    return m.eval()
+
+
+def small_molecule() -> Atoms:
+    a = molecule("CH3CH2OH")
+    a.rattle(0.05, seed=3)
+    return a

@@ -213,12 +213,15 @@ def test_float32_with_large_common_offset(method):
     assert select_batch(pool.float(), train.float(), 6, method).tolist() == ref
 
 
-def test_max_dist_duplicates_of_train_are_not_informative():
-    train = _features(4, 3, 1)
-    pool = torch.cat([train, train, _features(2, 3, 2)])  # only 2 new points
+@pytest.mark.parametrize("method", ["max_dist", "lcmd"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_duplicates_of_train_are_not_informative(method, dtype):
+    train = _features(50, 64, 1, dtype, offset=2.0)
+    new = _features(2, 64, 2, dtype, offset=2.0)
+    pool = torch.cat([train, train, train, new, train])  # only rows 150, 151 are new
     with pytest.warns(UserWarning, match="only 2 of 4"):
-        got = select_batch(pool, train, 4, "max_dist").tolist()
-    assert sorted(got[:2]) == [8, 9]
+        got = select_batch(pool, train, 4, method).tolist()
+    assert sorted(got[:2]) == [150, 151]
     assert len(set(got)) == 4
 
 

@@ -1,0 +1,267 @@
+"""Readers for walker outputs: LAMMPS thermo logs, LAMMPS dumps, extxyz and ASE ``.traj``.
+
+* :func:`read_thermo_log` -- every thermo block of a LAMMPS log (all ``run`` commands
+  concatenated), columns by the names LAMMPS prints (``Step``, ``Volume``, ``c_u`` ...). Built on
+  ``lammps_logfile`` with two fixes: the ``Fix halt condition ...`` line that ``fix halt``
+  prints *before* the last thermo row no longer cuts that row off, and the row that a new
+  ``run`` repeats (same step as the end of the previous run) is dropped.
+* :func:`read_dump_columns` -- a small parser of ``dump custom`` text files that keeps every
+  per-atom column (``c_uat``, ``f_ID[2]`` ...) as a float array per frame, sorted by atom id.
+* :func:`read_frames` -- a list of :class:`ase.Atoms` plus one dict of extra per-frame values
+  for any structure file (dump, extxyz/xyz, ASE traj), picked by extension or content.
+
+Units are whatever the file holds (LAMMPS ``units metal``: Å, eV, ps, bar).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: LAMMPS ``thermo_style`` keywords whose printed header differs from the keyword.
+THERMO_ALIASES = {
+    "vol": "Volume",
+    "pe": "PotEng",
+    "ke": "KinEng",
+    "etotal": "TotEng",
+    "evdwl": "E_vdwl",
+    "ecoul": "E_coul",
+    "elong": "E_long",
+    "cpu": "CPU",
+    "dt": "Dt",
+    "time": "Time",
+}
+
+FORMATS = ("lammps-log", "lammps-dump", "extxyz", "traj")
+_STRUCTURE_FORMATS = ("lammps-dump", "extxyz", "traj")
+
+
+@dataclass
+class ThermoLog:
+    """Thermo output of one LAMMPS log.
+
+    ``columns`` maps each printed header (``Step``, ``Temp``, ``Volume`` ...) to a float array
+    with one entry per thermo row over all runs (NaN where a run did not print that column);
+    ``run`` holds the 0-based index of the run each row came from.
+    """
+
+    path: str
+    columns: dict[str, np.ndarray]
+    run: np.ndarray
+    n_runs: int
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def resolve(self, name: str) -> str:
+        """The header matching ``name`` (exact, thermo keyword alias, or case-insensitive)."""
+        if name in self.columns:
+            return name
+        alias = THERMO_ALIASES.get(name.lower())
+        if alias in self.columns:
+            return alias
+        folded = {key.lower(): key for key in self.columns}
+        if name.lower() in folded:
+            return folded[name.lower()]
+        raise KeyError(
+            f"{self.path}: no thermo column {name!r}; available: {', '.join(self.columns)}"
+        )
+
+    def get(self, name: str) -> np.ndarray:
+        """Column ``name`` (see :meth:`resolve`) as a float array."""
+        return self.columns[self.resolve(name)]
+
+
+def read_thermo_log(path: str | Path, drop_repeated_steps: bool = True) -> ThermoLog:
+    """Read all thermo blocks of LAMMPS log ``path``.
+
+    ``WARNING`` lines and the ``Fix halt condition ...`` message inside a thermo block are
+    skipped (the row printed after the halt message is kept). With ``drop_repeated_steps`` the
+    first row of a run is dropped when its ``Step`` equals the last ``Step`` of the previous run
+    (LAMMPS prints the starting step of every run again).
+    """
+    import lammps_logfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LAMMPS log not found: {path}")
+    lines = path.read_text(errors="replace").splitlines(keepends=True)
+    kept = [ln for ln in lines if not (ln.startswith("Fix halt condition") or ln.startswith("WARNING"))]
+    frame = lammps_logfile.read_log(io.StringIO("".join(kept)))
+    if frame.empty:
+        raise ValueError(
+            f"{path}: no thermo output found (is this a LAMMPS log with at least one `run`?)"
+        )
+    run = frame["run_num"].to_numpy(dtype=int)
+    columns = {
+        str(name): frame[name].to_numpy(dtype=float) for name in frame.columns if name != "run_num"
+    }
+    if drop_repeated_steps and "Step" in columns:
+        step = columns["Step"]
+        starts = np.flatnonzero(np.diff(run) != 0) + 1
+        drop = [i for i in starts if step[i] == step[i - 1]]
+        if drop:
+            keep = np.ones(len(run), dtype=bool)
+            keep[drop] = False
+            columns = {name: values[keep] for name, values in columns.items()}
+            run = run[keep]
+    return ThermoLog(str(path), columns, run, int(run.max()) + 1)
+
+
+@dataclass
+class DumpFrame:
+    """One frame of a ``dump custom`` file: per-atom columns sorted by atom id (if present)."""
+
+    timestep: int
+    n_atoms: int
+    box_header: str
+    box: np.ndarray  # [3, 2] or [3, 3] rows of the BOX BOUNDS section, Å
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def read_dump_columns(path: str | Path) -> list[DumpFrame]:
+    """Parse a LAMMPS ``dump custom`` text file; every column is kept as a float array.
+
+    Rows are sorted by the ``id`` column when there is one, so atom ``i`` of every frame is the
+    same atom (LAMMPS writes atoms in rank order unless ``dump_modify sort id``).
+    """
+    path = Path(path)
+    frames: list[DumpFrame] = []
+    with open(path) as handle:
+        lines = iter(handle)
+        for line in lines:
+            if not line.startswith("ITEM: TIMESTEP"):
+                if line.strip():
+                    raise ValueError(f"{path}: expected 'ITEM: TIMESTEP', got {line.strip()!r}")
+                continue
+            try:
+                timestep = int(next(lines).split()[0])
+                _expect(path, next(lines), "ITEM: NUMBER OF ATOMS")
+                n_atoms = int(next(lines).split()[0])
+                box_header = next(lines)
+                _expect(path, box_header, "ITEM: BOX BOUNDS")
+                box = np.array([[float(v) for v in next(lines).split()] for _ in range(3)])
+                header = next(lines)
+                _expect(path, header, "ITEM: ATOMS")
+                names = header.split()[2:]
+                rows = [next(lines) for _ in range(n_atoms)]
+            except StopIteration:
+                # a dump being written (or cut by a crash): keep the complete frames
+                break
+            table = np.loadtxt(rows, ndmin=2) if n_atoms else np.zeros((0, len(names)))
+            if table.shape[1] != len(names):
+                raise ValueError(
+                    f"{path}: frame at step {timestep} has {table.shape[1]} columns, header names "
+                    f"{len(names)}"
+                )
+            if "id" in names:
+                table = table[np.argsort(table[:, names.index("id")], kind="stable")]
+            columns = {name: table[:, k] for k, name in enumerate(names)}
+            frames.append(DumpFrame(timestep, n_atoms, box_header.strip()[len("ITEM: BOX BOUNDS"):].strip(), box, columns))
+    if not frames:
+        raise ValueError(f"{path}: no complete frame found in LAMMPS dump")
+    return frames
+
+
+def _expect(path: Path, line: str, prefix: str) -> None:
+    if not line.startswith(prefix):
+        raise ValueError(f"{path}: malformed LAMMPS dump, expected {prefix!r}, got {line.strip()!r}")
+
+
+def detect_format(path: str | Path) -> str:
+    """One of :data:`FORMATS`, from the file name, else from the first line of the file."""
+    path = Path(path)
+    name = path.name.lower()
+    suffix = path.suffix.lower()
+    if suffix == ".traj":
+        return "traj"
+    if suffix in (".extxyz", ".xyz"):
+        return "extxyz"
+    if suffix in (".lammpstrj", ".dump") or name.startswith("dump."):
+        return "lammps-dump"
+    if suffix == ".log" or name.startswith("log.") or name == "log.lammps":
+        return "lammps-log"
+    if path.is_file():
+        with open(path, errors="replace") as handle:
+            first = handle.readline()
+        if first.startswith("ITEM: TIMESTEP"):
+            return "lammps-dump"
+        if first.startswith("LAMMPS ("):
+            return "lammps-log"
+        if re.fullmatch(r"\s*\d+\s*", first):
+            return "extxyz"
+    raise ValueError(
+        f"cannot tell the format of {path}; name it *.log, *.lammpstrj, *.extxyz or *.traj, or "
+        f"pass the format explicitly (one of {', '.join(FORMATS)})"
+    )
+
+
+def read_frames(
+    path: str | Path, fmt: str | None = None, index: str | int | slice = ":"
+) -> tuple[list, list[dict]]:
+    """Structures in ``path`` as ``(atoms_list, extras)``.
+
+    ``extras[i]`` holds the per-frame values that are not positions or numbers: for dumps the
+    ``timestep`` and every extra per-atom column (e.g. ``c_uat``, ``f_ID``) as arrays sorted by
+    id; for extxyz/traj the scalar ``atoms.info`` entries, the extra ``atoms.arrays`` and any
+    calculator results. ``fmt`` overrides :func:`detect_format`.
+    """
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file not found: {path}")
+    fmt = fmt or detect_format(path)
+    if fmt not in _STRUCTURE_FORMATS:
+        raise ValueError(
+            f"{path}: format {fmt!r} holds no structures; structure formats: "
+            f"{', '.join(_STRUCTURE_FORMATS)} (thermo columns are read with read_thermo_log)"
+        )
+    if fmt == "lammps-dump":
+        raw = read_dump_columns(path)
+        frames = ase.io.read(path, index=":", format="lammps-dump-text")
+        if len(frames) != len(raw):
+            frames = frames[: len(raw)]
+        core = {"id", "type", "x", "y", "z", "xs", "ys", "zs", "xu", "yu", "zu", "element", "mass"}
+        extras = []
+        for atoms, dump in zip(frames, raw):
+            extra = {"timestep": dump.timestep}
+            extra.update({k: v for k, v in dump.columns.items() if k not in core})
+            extras.append(extra)
+        sel = _select(len(frames), index)
+        return [frames[i] for i in sel], [extras[i] for i in sel]
+    frames = ase.io.read(path, index=":", format=fmt)
+    extras = [_ase_extras(atoms) for atoms in frames]
+    sel = _select(len(frames), index)
+    return [frames[i] for i in sel], [extras[i] for i in sel]
+
+
+def _select(n: int, index: str | int | slice) -> list[int]:
+    if isinstance(index, int):
+        return [range(n)[index]]
+    if isinstance(index, str):
+        parts = [int(p) if p else None for p in index.split(":")] if ":" in index else None
+        index = slice(*parts) if parts is not None else slice(int(index), int(index) + 1 or None)
+    return list(range(n))[index]
+
+
+def _ase_extras(atoms) -> dict:
+    extra: dict = {}
+    for key, value in atoms.info.items():
+        if np.isscalar(value) or (isinstance(value, np.ndarray) and value.ndim == 0):
+            extra[key] = value
+    for key, value in atoms.arrays.items():
+        if key not in ("numbers", "positions"):
+            extra[key] = np.asarray(value)
+    if atoms.calc is not None:
+        for key, value in getattr(atoms.calc, "results", {}).items():
+            extra.setdefault(key, value)
+    return extra

@@ -1,0 +1,39 @@
+"""Reference labels ("DFT" step of the active-learning loop) with any ASE calculator.
+
+* :func:`make_calculator` builds an ASE calculator from a picklable spec (built-ins: GFN2-xTB,
+  GFN1-xTB, IPEA1-xTB through tblite; EMT, Lennard-Jones, Morse from ASE; or any class by import
+  path);
+* :func:`label_structures` labels many structures concurrently in separate processes, recording
+  (not raising) failed, crashed or timed-out jobs;
+* :func:`filter_by_max_force` drops labels with unphysically large forces (> 20 eV/Å by default).
+
+Units: eV, Å, eV/Å, eV/Å^3 (ASE conventions).
+"""
+
+from .calculators import BUILTINS, check_structure, make_calculator, normalise_spec, spec_label
+from .runner import (
+    LABEL_METHOD,
+    LABEL_TIME,
+    POOL_INDEX,
+    JobOutcome,
+    LabelResult,
+    filter_by_max_force,
+    label_one,
+    label_structures,
+)
+
+__all__ = [
+    "BUILTINS",
+    "LABEL_METHOD",
+    "LABEL_TIME",
+    "POOL_INDEX",
+    "JobOutcome",
+    "LabelResult",
+    "check_structure",
+    "filter_by_max_force",
+    "label_one",
+    "label_structures",
+    "make_calculator",
+    "normalise_spec",
+    "spec_label",
+]

@@ -52,9 +52,10 @@ class FeatureModel(nn.Module):
         self.sketch_norm = 1.0 / math.sqrt(n_sketch)
         sketches: List[nn.Module] = []
         gen = torch.Generator().manual_seed(int(seed) + 7919)
+        dtype = members[0].desc_mean.dtype
         for m in members:
             for layer in m.layers:
-                sketches.append(Sketch(layer.d_in, layer.d_out, n_sketch, gen))
+                sketches.append(Sketch(layer.d_in, layer.d_out, n_sketch, gen).to(dtype))
         self.sketches = nn.ModuleList(sketches if kind == "sketch" else [])
         n_layers = len(members[0].layers)
         self.n_layers = n_layers

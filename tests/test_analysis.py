@@ -23,6 +23,7 @@ from ubmd.analysis import (
     fit_sine,
     grid_coverage,
     lattice_parameters,
+    load_named_cvs,
     load_series,
     model_acf,
     parse_cv,
@@ -218,6 +219,25 @@ def test_lattice_parameters_and_volume_per_formula_unit():
     assert volume_per_fu(cell, 76, n_fu=2) == pytest.approx(12.0)
     with pytest.raises(ValueError, match="whole number"):
         volume_per_fu(cell, 76, atoms_per_fu=20)
+
+
+ALA2 = Path("/work/shared/data/ala2")
+
+
+@pytest.mark.skipif(not (ALA2 / "dihedrals.json").is_file(), reason="ala2 data not available")
+def test_named_dihedrals_of_alanine_dipeptide(tmp_path):
+    named = load_named_cvs(ALA2 / "dihedrals.json")
+    assert named["phi"] == (1, 3, 4, 6) and named["psi"] == (3, 4, 6, 8)
+    series = load_series(ALA2 / "ala2_relaxed.xyz", [parse_cv("phi", named), parse_cv("psi", named),
+                                                      "col:phi", "col:psi"])
+    assert series.values["phi"] == pytest.approx(series.values["col:phi"], abs=1e-6)
+    assert series.values["psi"] == pytest.approx(series.values["col:psi"], abs=1e-6)
+    assert series.values["phi"][0] == pytest.approx(-80.659, abs=1e-3)
+    out = tmp_path / "out"
+    assert analyze(["coverage", str(ALA2 / "ala2_relaxed.xyz"), "--cv-names", str(ALA2 / "dihedrals.json"),
+                    "--cv", "phi", "--cv", "psi", "-o", str(out)]) == 0
+    summary = json.loads((out / "coverage.json").read_text())
+    assert summary["coverage"] == pytest.approx(np.mean([4.0**-k for k in range(1, 6)]))
 
 
 def test_parse_cv_errors_are_actionable():

@@ -8,7 +8,17 @@ The command line front end is ``ubmd analyze`` (:mod:`ubmd.cli.analyze`).
 
 from .acf import acf, acf_over_runs, fit_sine, model_acf, sine
 from .coverage import Coverage, coverage_by_round, grid_coverage, occupancy
-from .cvs import CV, angle, cell_volume, dihedral, distance, lattice_parameters, parse_cv, volume_per_fu
+from .cvs import (
+    CV,
+    angle,
+    cell_volume,
+    dihedral,
+    distance,
+    lattice_parameters,
+    load_named_cvs,
+    parse_cv,
+    volume_per_fu,
+)
 from .histograms import shared_histograms
 from .readers import ThermoLog, detect_format, read_dump_columns, read_frames, read_thermo_log
 from .series import Series, load_series
@@ -29,6 +39,7 @@ __all__ = [
     "fit_sine",
     "grid_coverage",
     "lattice_parameters",
+    "load_named_cvs",
     "load_series",
     "model_acf",
     "occupancy",

@@ -53,7 +53,8 @@ def lattice_parameters(cell) -> dict[str, float]:
     lengths = np.linalg.norm(cell, axis=1)
 
     def _angle(u, v):
-        return float(np.degrees(np.arccos(np.clip(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)), -1, 1))))
+        cos = np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))
+        return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
     return {
         "a": float(lengths[0]),
@@ -123,7 +124,7 @@ class CV:
     kind: str  # volume, volume_per_fu, lattice, distance, angle, dihedral, log, col
     spec: str
     indices: tuple[int, ...] = ()
-    name: str = ""  # lattice parameter, log column or extra column
+    name: str = ""  # lattice parameter, log column, extra column or name of an index CV
     reduce: str = "max"
 
     @property
@@ -145,12 +146,10 @@ class CV:
         if self.kind == "lattice":
             return f"{self.name} ({'Å' if self.name in 'abc' else 'deg'})"
         idx = ",".join(map(str, self.indices))
-        if self.kind == "distance":
-            return f"distance {idx} (Å)"
-        if self.kind == "angle":
-            return f"angle {idx} (deg)"
-        if self.kind == "dihedral":
-            return f"dihedral {idx} (deg)"
+        unit = {"distance": "Å", "angle": "deg", "dihedral": "deg"}.get(self.kind)
+        if unit is not None:
+            named = f"{self.name} = " if self.name else ""
+            return f"{named}{self.kind} {idx} ({unit})"
         if self.kind == "log":
             return f"{self.name} (thermo, LAMMPS units)"
         return f"{self.reduce} {self.name}" if self.reduce else self.name
@@ -163,9 +162,40 @@ class CV:
 _N_INDICES = {"distance": 2, "angle": 3, "dihedral": 4}
 
 
-def parse_cv(spec: str) -> CV:
-    """Parse a CV specification string (see the module docstring); raises ``ValueError``."""
+def load_named_cvs(path) -> dict[str, tuple[int, ...]]:
+    """Named atom-index CVs from a JSON file: ``{"phi": [1, 3, 4, 6], ...}`` or
+    ``{"phi": {"indices": [...]}, ...}`` (the layout of ``data/ala2/dihedrals.json``).
+
+    Entries with 2, 3 or 4 integer indices become distances, angles or dihedrals; others are
+    ignored.
+    """
+    import json
+    from pathlib import Path
+
+    table = json.loads(Path(path).read_text())
+    named = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            value = value.get("indices")
+        if (isinstance(value, list) and len(value) in (2, 3, 4)
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            named[str(key)] = tuple(value)
+    if not named:
+        raise ValueError(f"{path}: no named atom-index CVs (lists of 2-4 integers) found")
+    return named
+
+
+def parse_cv(spec: str, named: dict | None = None) -> CV:
+    """Parse a CV specification string (see the module docstring); raises ``ValueError``.
+
+    ``named`` maps names to 2/3/4 atom indices (see :func:`load_named_cvs`), so ``phi`` can
+    stand for ``dihedral:1,3,4,6``.
+    """
     text = spec.strip()
+    if named and text in named:
+        indices = tuple(int(v) for v in named[text])
+        kind = {2: "distance", 3: "angle", 4: "dihedral"}[len(indices)]
+        return CV(kind, text, indices=indices, name=text)
     head, _, rest = text.partition(":")
     head = head.lower()
     if head in ("volume", "vol") and not rest:
@@ -196,6 +226,7 @@ def parse_cv(spec: str) -> CV:
     raise ValueError(
         f"unknown CV {spec!r}; use volume, volume_per_fu, a|b|c|alpha|beta|gamma, distance:i,j, "
         "angle:i,j,k, dihedral:i,j,k,l, log:COLUMN or col:NAME[:max|mean|min|sum]"
+        + (f", or a name from --cv-names ({', '.join(named)})" if named else "")
     )
 
 

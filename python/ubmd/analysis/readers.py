@@ -94,7 +94,7 @@ def read_thermo_log(path: str | Path, drop_repeated_steps: bool = True) -> Therm
     if not path.is_file():
         raise FileNotFoundError(f"LAMMPS log not found: {path}")
     lines = path.read_text(errors="replace").splitlines(keepends=True)
-    kept = [ln for ln in lines if not (ln.startswith("Fix halt condition") or ln.startswith("WARNING"))]
+    kept = [ln for ln in lines if not ln.startswith(("Fix halt condition", "WARNING"))]
     frame = lammps_logfile.read_log(io.StringIO("".join(kept)))
     if frame.empty:
         raise ValueError(
@@ -122,7 +122,7 @@ class DumpFrame:
 
     timestep: int
     n_atoms: int
-    box_header: str
+    box_header: str  # flags after "ITEM: BOX BOUNDS", e.g. "xy xz yz pp pp pp"
     box: np.ndarray  # [3, 2] or [3, 3] rows of the BOX BOUNDS section, Å
     columns: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -165,7 +165,8 @@ def read_dump_columns(path: str | Path) -> list[DumpFrame]:
             if "id" in names:
                 table = table[np.argsort(table[:, names.index("id")], kind="stable")]
             columns = {name: table[:, k] for k, name in enumerate(names)}
-            frames.append(DumpFrame(timestep, n_atoms, box_header.strip()[len("ITEM: BOX BOUNDS"):].strip(), box, columns))
+            flags = box_header.strip()[len("ITEM: BOX BOUNDS"):].strip()
+            frames.append(DumpFrame(timestep, n_atoms, flags, box, columns))
     if not frames:
         raise ValueError(f"{path}: no complete frame found in LAMMPS dump")
     return frames

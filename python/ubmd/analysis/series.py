@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cvs import CV, evaluate_frames, parse_cv
+from .cvs import evaluate_frames, parse_cv
 from .readers import detect_format, read_frames, read_thermo_log
 
 _TIME_KEYS = ("timestep", "step", "Step", "time")

@@ -3,6 +3,7 @@
 Examples::
 
     ubmd analyze coverage w0.extxyz w1.extxyz --cv dihedral:1,3,4,6 --cv dihedral:3,4,6,8
+    ubmd analyze coverage w*.extxyz --cv-names data/ala2/dihedrals.json --cv phi --cv psi
     ubmd analyze coverage r0=w0.xyz,w1.xyz r1=w2.xyz,w3.xyz --cv dihedral:1,3,4,6 --cv dihedral:3,4,6,8
     ubmd analyze acf run0/log.lammps run1/log.lammps --cv log:Volume --fixed-period 2x
     ubmd analyze hist biased=b0.lammpstrj,b1.lammpstrj unbiased=u0.lammpstrj --cv volume_per_fu --atoms-per-fu 19
@@ -28,7 +29,7 @@ import numpy as np
 from ubmd.analysis import plots
 from ubmd.analysis.acf import BIASES, acf_over_runs, fit_sine, model_acf
 from ubmd.analysis.coverage import DEFAULT_LEVELS, coverage_by_round, grid_coverage, occupancy
-from ubmd.analysis.cvs import parse_cv
+from ubmd.analysis.cvs import load_named_cvs, parse_cv
 from ubmd.analysis.histograms import shared_histograms
 from ubmd.analysis.readers import FORMATS
 from ubmd.analysis.series import load_series
@@ -37,6 +38,9 @@ from ubmd.analysis.series import load_series
 def _common(parser: argparse.ArgumentParser, multi_cv: bool = True) -> None:
     parser.add_argument("--cv", action="append", required=True, metavar="SPEC",
                         help="collective variable" + (" (repeat for several)" if multi_cv else ""))
+    parser.add_argument("--cv-names", default=None, metavar="JSON",
+                        help="JSON of named atom-index CVs, e.g. data/ala2/dihedrals.json, so that "
+                             "--cv phi means the dihedral listed under phi")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="file format (default: from the file name/content)")
     fu = parser.add_mutually_exclusive_group()
@@ -106,6 +110,11 @@ def _jsonable(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _cvs(args) -> list:
+    named = load_named_cvs(args.cv_names) if args.cv_names else None
+    return [parse_cv(c, named) for c in args.cv]
+
+
 def _load(args, path, cvs):
     return load_series(path, cvs, args.format, args.atoms_per_fu, args.n_fu)
 
@@ -121,7 +130,7 @@ def _groups(items: list[str], what: str) -> dict[str, list[str]]:
 
 
 def run_coverage(args) -> dict:
-    cvs = [parse_cv(c) for c in args.cv]
+    cvs = _cvs(args)
     if len(cvs) != 2:
         raise ValueError(f"coverage needs exactly two --cv, got {len(cvs)}")
     if any("=" in f for f in args.files):
@@ -185,7 +194,7 @@ def run_coverage(args) -> dict:
     summary["png"] = str(png)
     _write_json(js, summary)
     print(f"coverage {total.mean:.4f} over {total.n_points} points "
-          f"(levels {', '.join(f'{2**k}^2: {f:.3f}' for k, f in frac.items())}); wrote {png}, {js}")
+          f"(grids {', '.join(f'{2**k}x{2**k}: {f:.3f}' for k, f in frac.items())}); wrote {png}, {js}")
     return summary
 
 
@@ -201,7 +210,7 @@ def _period(text: str | None, span: float) -> float | None:
 def run_acf(args) -> dict:
     if len(args.cv) != 1:
         raise ValueError("acf takes exactly one --cv")
-    cv = parse_cv(args.cv[0])
+    cv = _cvs(args)[0]
     series = [_load(args, f, [cv]) for f in args.files]
     traces = [s.values[cv.spec] for s in series]
     length = min(len(x) for x in traces)
@@ -256,7 +265,7 @@ def run_acf(args) -> dict:
 
 
 def run_hist(args) -> dict:
-    cvs = [parse_cv(c) for c in args.cv]
+    cvs = _cvs(args)
     campaigns = _groups(args.campaigns, "campaign")
     values = {cv.spec: {} for cv in cvs}
     for label, files in campaigns.items():
@@ -279,7 +288,7 @@ def run_hist(args) -> dict:
 
 
 def run_trace(args) -> dict:
-    cvs = [parse_cv(c) for c in args.cv]
+    cvs = _cvs(args)
     s = _load(args, args.file, cvs)
     png, js = _out(args, "trace")
     plots.plot_traces(s.time, {cv.label: s.values[cv.spec] for cv in cvs}, png, xlabel=s.time_unit,

@@ -315,6 +315,16 @@ def test_log_reader_skips_warnings_and_dump_reader_sorts_ids(tmp_path):
         read_thermo_log(tmp_path / "empty.log")
 
 
+def test_dump_reader_handles_units_time_headers_and_a_cut_last_frame(tmp_path):
+    text = (DATA / "lj.lammpstrj").read_text()
+    headers = "ITEM: UNITS\nmetal\nITEM: TIME\n0.0\nITEM: TIMESTEP"  # dump_modify units/time yes
+    (tmp_path / "u.lammpstrj").write_text(text.replace("ITEM: TIMESTEP", headers))
+    assert [f.timestep for f in read_dump_columns(tmp_path / "u.lammpstrj")] == [0, 20, 40, 60]
+    (tmp_path / "cut.lammpstrj").write_text("".join(text.splitlines(keepends=True)[:-5]))
+    atoms, extras = read_frames(tmp_path / "cut.lammpstrj")
+    assert [e["timestep"] for e in extras] == [0, 20, 40] and len(atoms) == 3
+
+
 def test_extxyz_and_traj_frames_keep_extra_values(tmp_path):
     frames = []
     for n in range(3):

@@ -138,6 +138,9 @@ def read_dump_columns(path: str | Path) -> list[DumpFrame]:
     with open(path) as handle:
         lines = iter(handle)
         for line in lines:
+            if line.strip() in ("ITEM: UNITS", "ITEM: TIME"):  # dump_modify units/time yes
+                next(lines, None)
+                continue
             if not line.startswith("ITEM: TIMESTEP"):
                 if line.strip():
                     raise ValueError(f"{path}: expected 'ITEM: TIMESTEP', got {line.strip()!r}")

@@ -1,0 +1,22 @@
+"""``ubmd evaluate MODEL.pt DATA.extxyz [-o DIR]``: errors, calibration metrics and plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def main(args=None) -> int:
+    p = argparse.ArgumentParser(prog="ubmd evaluate", description=__doc__)
+    p.add_argument("model", help="model file written by `ubmd export` / `ubmd train`")
+    p.add_argument("data", nargs="+", help="labelled structures (extxyz or anything ASE reads)")
+    p.add_argument("-o", "--output", help="directory for evaluation.json and PNG plots")
+    p.add_argument("--alpha", type=float, default=0.05)
+    a = p.parse_args(args)
+    from ..data import read_structures
+    from ..evaluation import evaluate_model_file
+
+    frames = [f for path in a.data for f in read_structures(path)]
+    res = evaluate_model_file(a.model, frames, a.alpha, a.output)
+    print(json.dumps(res, indent=1))
+    return 0

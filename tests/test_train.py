@@ -1,0 +1,91 @@
+"""Training, the training pipeline on disk and the train/export/evaluate/calibrate CLIs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import emt_frames
+from ubmd.config import ModelConfig, TrainingConfig, TrainRunConfig, from_dict
+from ubmd.data import GraphDataset, species_map_from, split_indices, write_structures
+from ubmd.train import evaluate_errors, fit_statistics, train_model
+from ubmd.model import MLIP
+
+
+def test_training_lowers_validation_error(cu_frames):
+    sm = species_map_from(cu_frames)
+    data = GraphDataset(cu_frames, 4.0, sm)
+    split = split_indices(len(data), 6, seed=0)
+    train, valid = data.subset(split.train), data.subset(split.valid)
+    mcfg = ModelConfig(cutoff=4.0, n_radial=4, n_basis=6, hidden=[16, 16])
+    tcfg = TrainingConfig(max_epochs=40, batch_size=6, lr=1e-2, lr_final=1e-3, dtype="float64",
+                          progress=False)
+    init = MLIP([13, 29], 4.0, 4, 6, [16, 16], seed=0).double()
+    fit_statistics(init, train)
+    before = evaluate_errors(init, valid)
+    res = train_model(train, valid, mcfg, tcfg, seed=0)
+    after = evaluate_errors(res.model, valid)
+    # an untrained model with fitted shifts predicts forces ~ noise of RMS |F|;
+    # a few dozen epochs must cut the validation force error at least 3x
+    assert after["forces_rmse"] < before["forces_rmse"] / 3, (before, after)
+    assert res.history and res.best_epoch <= len(res.history)
+    assert after["energy_rmse"] < before["energy_rmse"]
+
+
+def test_early_stopping_restores_best(cu_frames):
+    sm = species_map_from(cu_frames)
+    data = GraphDataset(cu_frames[:10], 4.0, sm)
+    tr, va = data.subset(range(7)), data.subset(range(7, 10))
+    tcfg = TrainingConfig(max_epochs=30, batch_size=7, lr=5e-2, lr_final=5e-2, dtype="float64",
+                          progress=False, patience=3)
+    res = train_model(tr, va, ModelConfig(cutoff=4.0, n_radial=3, n_basis=5, hidden=[8]), tcfg)
+    assert len(res.history) < 30 or res.best_epoch < 29
+    score = evaluate_errors(res.model, va)
+    best = min(h["energy_mae"] + h["forces_mae"] for h in res.history)
+    assert abs(score["energy_mae"] + score["forces_mae"] - best) < 1e-9
+
+
+def test_pipeline_outputs(tiny_trained):
+    cfg, summary = tiny_trained
+    out = Path(cfg.output)
+    for name in ("config.yaml", "members.pt", "model.pt", "calibration.json", "errors.json",
+                 "history.json"):
+        assert (out / name).exists(), name
+    saved = yaml.safe_load(open(out / "config.yaml"))
+    assert saved["model"]["cutoff"] == 4.0
+    assert summary["calibration"]["total"] > 0
+    assert "uncertainty_quality_atomic" in summary
+
+
+def test_cli_train_export_evaluate(tmp_path, capsys):
+    from ubmd.cli import main
+
+    frames = emt_frames(n=12, seed=5)
+    write_structures(tmp_path / "data.extxyz", frames)
+    cfg = {"data": {"train": str(tmp_path / "data.extxyz"), "valid_fraction": 0.25},
+           "model": {"cutoff": 4.0, "n_radial": 3, "n_basis": 5, "hidden": [8, 8]},
+           "training": {"max_epochs": 3, "batch_size": 4, "progress": False},
+           "output": str(tmp_path / "run")}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "c.yaml"), "--set", "training.max_epochs=2"]) == 0
+    assert (tmp_path / "run" / "model.pt").exists()
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "m32.pt"),
+                 "--dtype", "float32", "--uncertainty", "distance"]) == 0
+    assert main(["evaluate", str(tmp_path / "m32.pt"), str(tmp_path / "data.extxyz"),
+                 "-o", str(tmp_path / "eval")]) == 0
+    res = json.load(open(tmp_path / "eval" / "evaluation.json"))
+    assert res["n_structures"] == 12 and res["forces_rmse"] > 0
+    assert (tmp_path / "eval" / "reliability_atomic.png").stat().st_size > 5000
+    assert main(["calibrate", str(tmp_path / "run"), "--method", "max_likelihood"]) == 0
+    cal = json.load(open(tmp_path / "run" / "calibration.json"))
+    assert cal["method"] == "max_likelihood"
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="valid keys"):
+        from_dict(TrainRunConfig, {"training": {"max_epoch": 3}})

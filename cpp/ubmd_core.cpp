@@ -161,7 +161,17 @@ Model::Model(const std::string &path, const std::string &device, const std::stri
 
   dtype_ = dtype_from_name(dtype.empty() ? meta_.dtype : dtype);
   module_.eval();
-  module_.to(dtype_);
+  if (dtype_ != dtype_from_name(meta_.dtype)) {
+    // cast floating-point parameters and buffers only (Module::to(dtype) would also turn
+    // integer index buffers into floats)
+    for (auto sub : module_.modules()) {
+      for (const auto &b : sub.named_buffers(false))
+        if (b.value.is_floating_point()) sub.register_buffer(b.name, b.value.to(dtype_));
+      for (const auto &p : sub.named_parameters(false))
+        if (p.value.is_floating_point())
+          sub.register_parameter(p.name, p.value.detach().to(dtype_), false);
+    }
+  }
 
   if (!module_.find_method(keys::METHOD_ATOMIC))
     throw Error("model file has no TorchScript method 'atomic'" + reexport);

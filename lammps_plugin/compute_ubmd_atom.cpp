@@ -41,7 +41,7 @@ void ComputeUBMDAtom::compute_peratom()
   invoked_peratom = update->ntimestep;
   if (pair->atomic_uncertainty_step() != update->ntimestep)
     error->all(FLERR, "Compute ubmd/atom: pair ubmd did not compute atomic uncertainties on "
-               "step {} (needs uncertainty both|atomic, and every N dividing the step)",
+               "step {} (needs uncertainty total or atomic, and every N dividing the step)",
                update->ntimestep);
 
   if (atom->nmax > nmax) {

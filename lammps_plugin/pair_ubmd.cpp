@@ -109,7 +109,7 @@ void PairUBMD::allocate()
 
 /* ----------------------------------------------------------------------
    pair_style ubmd [bias_forces tau_F] [bias_stress tau_sigma] [window W]
-     [fixed_scales s_F s_sigma] [weights El w ...] [uncertainty both|total|atomic|none]
+     [fixed_scales s_F s_sigma] [weights El w ...] [uncertainty total|atomic|none]
      [every N] [device cpu|cuda] [dtype float32|float64]
 ------------------------------------------------------------------------- */
 
@@ -174,12 +174,11 @@ void PairUBMD::settings(int narg, char **arg)
     } else if (kw == "uncertainty") {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd uncertainty", error);
       const std::string v = arg[iarg + 1];
-      if (v == "both") unc_mode = UNC_BOTH;
-      else if (v == "total") unc_mode = UNC_TOTAL;
+      if (v == "total") unc_mode = UNC_BOTH;
       else if (v == "atomic") unc_mode = UNC_ATOMIC;
       else if (v == "none") unc_mode = UNC_NONE;
       else
-        error->all(FLERR, "pair_style ubmd uncertainty must be both, total, atomic or none, not {}", v);
+        error->all(FLERR, "pair_style ubmd uncertainty must be total, atomic or none, not {}", v);
       unc_mode_set = 1;
       iarg += 2;
     } else if (kw == "every") {
@@ -209,7 +208,7 @@ void PairUBMD::settings(int narg, char **arg)
     error->all(FLERR, "pair_style ubmd every {} cannot be used with bias_forces/bias_stress: "
                "the bias needs the uncertainty on every step", every);
   if (bias && unc_mode_set && !(unc_mode & UNC_TOTAL))
-    error->all(FLERR, "pair_style ubmd bias_forces/bias_stress needs uncertainty total or both");
+    error->all(FLERR, "pair_style ubmd bias_forces/bias_stress needs uncertainty total");
   if (fixed_scale && !bias)
     error->all(FLERR, "pair_style ubmd fixed_scales only makes sense with bias_forces or bias_stress");
 
@@ -287,10 +286,11 @@ void PairUBMD::coeff(int narg, char **arg)
 
   if (comm->me == 0) {
     const auto &m = model->metadata();
-    std::string msg = fmt::format("pair ubmd: model {} (format {}, {} {}, cutoff {} A, "
+    std::string msg = fmt::format("pair ubmd: model {} (format {}, {}{}, cutoff {} A, "
                                   "uncertainty {}, {} features, device {})\n", arg[2],
                                   m.format_version, model->dtype_name(),
-                                  m.dtype == model->dtype_name() ? "" : "(cast)", m.cutoff,
+                                  m.dtype == model->dtype_name() ? "" : " cast from " + m.dtype,
+                                  m.cutoff,
                                   m.uncertainty, m.feature_dim, device);
     for (int t = 1; t <= ntypes; t++) {
       if (type2species[t] < 0) msg += fmt::format("  type {} -> NULL (not handled by ubmd)\n", t);
@@ -518,15 +518,14 @@ void PairUBMD::compute(int eflag, int vflag)
       sf_now = fixed_sf;
       ss_now = fixed_ss;
     } else {
-      // stress-type norms: (W / V) and (du/deps / V), as sigma and (1/V) du/deps
-      const double vol = domain->xprd * domain->yprd * domain->zprd;
+      // Frobenius norms of the unbiased virial and of du/deps (as the Python reference)
       double w2 = 0.0, d2 = 0.0;
       for (int k = 0; k < 9; k++) {
         w2 += red[2 + k] * red[2 + k];
         d2 += red[11 + k] * red[11 + k];
       }
       if (tau_f > 0.0) sf_now = scale_f->update(red[0], red[1]);
-      if (tau_s > 0.0) ss_now = scale_s->update(w2 / (vol * vol), d2 / (vol * vol));
+      if (tau_s > 0.0) ss_now = scale_s->update(w2, d2);
     }
     s_f = sf_now;
     s_s = ss_now;

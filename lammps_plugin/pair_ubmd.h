@@ -46,6 +46,7 @@ class PairUBMD : public Pair {
   void request_atomic_uncertainty() { unc_trigger = 1; }
 
  protected:
+  // total = u and per-atom u_i (UNC_BOTH); atomic = u_i only; none
   enum { UNC_NONE = 0, UNC_TOTAL = 1, UNC_ATOMIC = 2, UNC_BOTH = 3 };
 
   // settings

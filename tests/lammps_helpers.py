@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = Path(os.environ.get("UBMD_PLUGIN", ROOT / "build" / "lammps_plugin" / "ubmdplugin.so"))
 VENV_BIN = Path(sys.executable).parent
 NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = nktv2p * eV/Å^3
+ELEMENTS_HCO = ["H", "C", "O"]
 
 
 def _lammps_available() -> str | None:

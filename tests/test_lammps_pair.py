@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from lammps_helpers import (NKTV2P_METAL, header, mpirun, random_cell, read_dump_forces,
+from lammps_helpers import (ELEMENTS_HCO, header, mpirun, random_cell, read_dump_forces,
                             real_model_file, rel_err, report_block, requires_plugin, run_lmp,
                             write_data)
 
 pytestmark = requires_plugin
 
-ELEMENTS = ["H", "C", "O"]
+ELEMENTS = ELEMENTS_HCO
 
 
 @pytest.fixture(scope="module")

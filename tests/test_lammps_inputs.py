@@ -1,0 +1,160 @@
+"""pair_style ubmd input handling: every bad input gives its own clear error, and the
+uncertainty outputs drive `fix halt` (through compute ubmd/atom and through fix pair)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from lammps_helpers import (ELEMENTS_HCO, header, new_lammps, random_cell, real_model_file,
+                            requires_plugin, write_data)
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+
+pytestmark = requires_plugin
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from toy_model import write_toy_model
+
+    d = tmp_path_factory.mktemp("ubmd_inputs")
+    atoms = random_cell(ELEMENTS_HCO, 24, (7.0, 7.5, 8.0), seed=1, min_dist=1.1)
+    write_data(d / "data.lmp", atoms, ELEMENTS_HCO)
+    return {
+        "dir": d,
+        "model": real_model_file(d / "model.pt"),
+        "plain": real_model_file(d / "plain.pt", kind="none"),
+        "old": write_toy_model(d / "old.pt", format_version=0),
+    }
+
+
+def deck(files, style="ubmd", coeff=None, units="metal", newton="on", pre=""):
+    coeff = coeff if coeff is not None else f"* * {files['model']} H C O"
+    return f"""units {units}
+atom_style atomic
+newton {newton}
+{pre}
+read_data {files['dir'] / 'data.lmp'}
+pair_style {style}
+pair_coeff {coeff}
+run 0
+"""
+
+
+def lammps_error(text) -> str:
+    lmp = new_lammps()
+    try:
+        lmp.commands_string(text)
+    except Exception as exc:  # noqa: BLE001  (the lammps module raises a plain Exception)
+        return str(exc)
+    finally:
+        lmp.close()
+    return ""
+
+
+@pytest.mark.parametrize("case, expect", [
+    ("missing_file", "cannot open model file"),
+    ("wrong_element", "element N (type 3) is not in the model"),
+    ("old_format", "format_version 0 is not supported"),
+    ("newton_off", "requires newton pair on"),
+    ("wrong_units", "requires 'units metal'"),
+    ("null_without_hybrid", "only allowed under pair_style hybrid"),
+    ("unknown_keyword", "Unknown pair_style ubmd keyword: bias"),
+    ("cuda_without_cuda", "CUDA"),
+    ("bias_without_uncertainty", "need a model with uncertainty"),
+    ("every_with_bias", "cannot be used with bias_forces"),
+    ("weights_unknown_element", "weights: element Cu is not in the model"),
+    ("wrong_number_of_elements", "followed by 3 element symbols"),
+    ("bad_dtype", "dtype must be float32 or float64"),
+])
+def test_bad_input_gives_clear_error(files, case, expect):
+    m = files["model"]
+    text = {
+        "missing_file": deck(files, coeff="* * /nonexistent/model.pt H C O"),
+        "wrong_element": deck(files, coeff=f"* * {m} H C N"),
+        "old_format": deck(files, coeff=f"* * {files['old']} H C O"),
+        "newton_off": deck(files, newton="off"),
+        "wrong_units": deck(files, units="real"),
+        "null_without_hybrid": deck(files, coeff=f"* * {m} H C NULL"),
+        "unknown_keyword": deck(files, style="ubmd bias 0.1"),
+        "cuda_without_cuda": deck(files, style="ubmd device cuda"),
+        "bias_without_uncertainty": deck(files, style="ubmd bias_forces 0.1",
+                                         coeff=f"* * {files['plain']} H C O"),
+        "every_with_bias": deck(files, style="ubmd bias_forces 0.1 every 10"),
+        "weights_unknown_element": deck(files, style="ubmd bias_forces 0.1 weights Cu 0.0"),
+        "wrong_number_of_elements": deck(files, coeff=f"* * {m} H C"),
+        "bad_dtype": deck(files, style="ubmd dtype float16"),
+    }[case]
+    if case == "cuda_without_cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is available here")
+    msg = lammps_error(text)
+    assert expect in msg, msg
+    if case == "old_format":
+        assert "ubmd export" in msg
+
+
+def test_null_type_under_hybrid(files):
+    """NULL maps a type out of ubmd under hybrid/overlay: that type's atoms get no ubmd energy."""
+    lmp = new_lammps()
+    m = files["model"]
+    lmp.commands_string(deck(files, style="hybrid/overlay ubmd zero 4.0",
+                             coeff=f"* * ubmd {m} H C NULL\npair_coeff * * zero"))
+    pe_null = lmp.get_thermo("pe")
+    lmp.close()
+    lmp = new_lammps()
+    lmp.commands_string(deck(files))
+    pe_all = lmp.get_thermo("pe")
+    lmp.close()
+    assert pe_null != pe_all and abs(pe_null) > 0
+
+
+def _halt_run(files, halt_lines, style="ubmd bias_forces 0.1 window 1"):
+    lmp = new_lammps()
+    lmp.commands_string(deck(files, style=style).replace("run 0\n", "") + f"""
+velocity all create 300.0 4928459 loop geom
+timestep 0.0005
+fix nve all nve
+{halt_lines}
+thermo 5
+run 40
+""")
+    step = lmp.get_thermo("step")
+    lmp.close()
+    return step
+
+
+def test_fix_halt_on_atomic_uncertainty(files):
+    """compute ubmd/atom -> compute reduce max -> fix halt stops the run at the first check."""
+    lmp = new_lammps()
+    lmp.commands_string(deck(files).replace("run 0\n", "") + """
+compute ua all ubmd/atom
+compute mx all reduce max c_ua
+compute g all pair ubmd
+thermo_style custom step pe c_mx c_g[5]
+run 0
+""")
+    umax, umax_pair = lmp.extract_compute("mx", 0, 0), lmp.extract_compute("g", 0, 1)[4]
+    lmp.close()
+    assert umax > 0 and abs(umax - umax_pair) < 1e-12 * umax
+    lines = f"""compute ua all ubmd/atom
+compute mx all reduce max c_ua
+variable umax equal c_mx
+fix stop all halt 10 v_umax > {0.5 * umax!r} error continue"""
+    assert _halt_run(files, lines) == 10
+    assert _halt_run(files, lines.replace(repr(0.5 * umax), repr(100.0 * umax))) == 40
+
+
+def test_fix_halt_through_fix_pair_trigger(files):
+    """fix pair requests the per-atom uncertainties (trigger uncertainty_flag) on its steps even
+    when pair ubmd monitors only every 1000 steps; fix halt reads them."""
+    lines = """fix fp all pair 5 ubmd uncertainty 1
+compute mx all reduce max f_fp
+variable umax equal c_mx
+fix stop all halt 5 v_umax > 1e-6 error continue"""
+    assert _halt_run(files, lines, style="ubmd every 1000") == 5

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.platform(),
         "processor": platform.processor(),
         "goal_s": GOAL_S,
+        "load_average_1_5_15": list(os.getloadavg()),  # other processes skew the timings
         "results": rows,
     }
     out.write_text(json.dumps(record, indent=2) + "\n")

@@ -266,3 +266,13 @@ run 400
     assert dev < 2e-4, dev
     assert slope < 1e-4, slope
     assert np.ptp(rows[:, 3]) / n > 10 * dev   # pe really moves: the test is not vacuous
+
+
+def test_float32_evaluation(model_path, cell_atoms, tmp_path):
+    """dtype float32 casts the float64 model: close to float64 (single precision)."""
+    ref = reference(model_path, cell_atoms)
+    got = lammps_single_point(model_path, cell_atoms, tmp_path, "dtype float32")
+    assert "float32 cast from float64" in got["log"]
+    assert rel_err(got["energy"], ref["energy"]) < 1e-5
+    assert rel_err(got["forces"], ref["forces"]) < 1e-3
+    assert 1e-12 < rel_err(got["forces"], ref["forces"])   # really evaluated in float32

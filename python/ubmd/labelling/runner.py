@@ -104,7 +104,9 @@ def _format_exception(exc: BaseException) -> str:
 
 
 def _worker_main(conn) -> None:
-    """Worker loop: receive ``(index, atoms, spec, properties)``, send back an outcome tuple."""
+    """Worker loop: receive ``(index, atoms, spec, properties)``, acknowledge with
+    ``(index, "started")``, then send ``(index, "ok", result)`` or ``(index, "error", reason,
+    elapsed)``; ``None`` stops the loop."""
     while True:
         try:
             msg = conn.recv()
@@ -113,6 +115,7 @@ def _worker_main(conn) -> None:
         if msg is None:
             return
         index, atoms, spec, properties = msg
+        conn.send((index, "started"))
         t0 = time.perf_counter()
         try:
             conn.send((index, "ok", label_one(atoms, spec, properties)))
@@ -221,10 +224,11 @@ class _Worker:
             self.proc.start()
         child.close()
         self.job: int | None = None
-        self.t_start = 0.0
+        self.started = False  # the worker acknowledged the current job
+        self.t_start = 0.0  # submit time, then acknowledgement time
 
     def submit(self, index: int, atoms, spec, properties) -> None:
-        self.job, self.t_start = index, time.perf_counter()
+        self.job, self.started, self.t_start = index, False, time.perf_counter()
         self.conn.send((index, atoms, spec, properties))
 
     def kill(self) -> None:
@@ -254,6 +258,8 @@ def _death_reason(proc) -> str:
 
 
 def _run_local(jobs, spec, properties, n_workers, timeout, threads, start_method, on_outcome):
+    """Jobs on persistent spawned workers; the timeout clock of a job starts when its worker
+    acknowledges it (so a worker's start-up, ~0.3-2 s, is not counted)."""
     ctx = mp.get_context(start_method)
     pending = deque(jobs)  # (index, atoms)
     workers: list[_Worker | None] = [None] * max(1, min(n_workers, len(pending)))
@@ -266,36 +272,40 @@ def _run_local(jobs, spec, properties, n_workers, timeout, threads, start_method
                     index, atoms = pending.popleft()
                     w.submit(index, atoms, spec, properties)
             busy = [w for w in workers if w is not None and w.job is not None]
-            wait_s = None
-            if timeout is not None:
-                now = time.perf_counter()
-                wait_s = max(0.0, min(w.t_start + timeout - now for w in busy))
+            deadlines = [w.t_start + timeout for w in busy if w.started and timeout is not None]
+            wait_s = max(0.0, min(deadlines) - time.perf_counter()) if deadlines else None
             ready = set(mp_wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
                                 timeout=wait_s))
-            now = time.perf_counter()
             for slot, w in enumerate(workers):
                 if w is None or w.job is None:
                     continue
-                index, elapsed = w.job, now - w.t_start
+                index = w.job
                 if w.conn in ready or w.proc.sentinel in ready:
                     msg = None
                     try:
-                        if w.conn.poll():
+                        while msg is None and w.conn.poll():
                             msg = w.conn.recv()
+                            if msg[1] == "started":
+                                w.started, w.t_start, msg = True, time.perf_counter(), None
                     except (EOFError, OSError):
                         msg = None
-                    if msg is None:  # the process died without answering
-                        w.proc.join(timeout=5)
-                        on_outcome(index, None, _death_reason(w.proc), elapsed)
-                        w.kill()
-                        workers[slot] = None
+                    if msg is not None:
+                        w.job = None
+                        if msg[1] == "ok":
+                            on_outcome(index, msg[2], None, msg[2]["elapsed"])
+                        else:
+                            on_outcome(index, None, msg[2], msg[3])
                         continue
-                    w.job = None
-                    if msg[1] == "ok":
-                        on_outcome(index, msg[2], None, msg[2]["elapsed"])
-                    else:
-                        on_outcome(index, None, msg[2], msg[3])
-                elif timeout is not None and elapsed >= timeout:
+                    if w.proc.is_alive():  # only the acknowledgement arrived
+                        continue
+                    w.proc.join(timeout=5)  # the process died without answering
+                    elapsed = time.perf_counter() - w.t_start
+                    on_outcome(index, None, _death_reason(w.proc), elapsed)
+                    w.kill()
+                    workers[slot] = None
+                    continue
+                elapsed = time.perf_counter() - w.t_start
+                if timeout is not None and w.started and elapsed >= timeout:
                     w.kill()
                     workers[slot] = None
                     on_outcome(index, None, f"timeout: killed after {elapsed:.3g} s "

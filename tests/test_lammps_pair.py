@@ -276,3 +276,28 @@ def test_float32_evaluation(model_path, cell_atoms, tmp_path):
     assert rel_err(got["energy"], ref["energy"]) < 1e-5
     assert rel_err(got["forces"], ref["forces"]) < 1e-3
     assert 1e-12 < rel_err(got["forces"], ref["forces"])   # really evaluated in float32
+
+
+@pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
+def test_per_atom_energy_and_virial_sum_to_global(model_path, cell_atoms, tmp_path):
+    """compute pe/atom and stress/atom (bias stress on, 2 ranks: ghost contributions are
+    reverse-communicated by LAMMPS) sum to pe and to the global virial."""
+    write_data(tmp_path / "data.lmp", cell_atoms.repeat((2, 1, 1)), ELEMENTS)
+    deck = header() + f"""
+pair_style ubmd bias_forces 0.3 bias_stress 0.4 window 1
+pair_coeff * * {model_path} H C O
+compute pa all pe/atom
+compute sa all stress/atom NULL virial
+compute esum all reduce sum c_pa
+compute ssum all reduce sum c_sa[1] c_sa[2] c_sa[3] c_sa[4] c_sa[5] c_sa[6]
+compute pvir all pressure NULL virial
+variable vol equal vol
+thermo_style custom step pe c_esum c_ssum[1] c_pvir[1]
+run 0
+print "UBMD pe $(pe:%.17g) $(c_esum:%.17g)"
+print "UBMD sum $(c_ssum[1]:%.17g) $(c_ssum[2]:%.17g) $(c_ssum[3]:%.17g) $(c_ssum[4]:%.17g) $(c_ssum[5]:%.17g) $(c_ssum[6]:%.17g)"
+print "UBMD glob $(-c_pvir[1]*v_vol:%.17g) $(-c_pvir[2]*v_vol:%.17g) $(-c_pvir[3]*v_vol:%.17g) $(-c_pvir[4]*v_vol:%.17g) $(-c_pvir[5]*v_vol:%.17g) $(-c_pvir[6]*v_vol:%.17g)"
+"""
+    _, _, res = run_lmp(deck, tmp_path, 2)
+    assert rel_err(res["pe"][1], res["pe"][0]) < 1e-12
+    assert rel_err(res["sum"], res["glob"]) < 1e-10

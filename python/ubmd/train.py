@@ -145,15 +145,21 @@ def _score(errors: dict) -> float:
 
 
 def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
-                cfg: TrainingConfig, seed: int | None = None, desc: str = "train") -> TrainResult:
-    """Train one model from scratch; returns the best-on-validation model."""
+                cfg: TrainingConfig, seed: int | None = None, desc: str = "train",
+                init_state: dict | None = None) -> TrainResult:
+    """Train one model from scratch (or, with ``init_state``, continue from a state dict of a
+    model with the same architecture and species: a warm start, which keeps that model's
+    descriptor and energy statistics); returns the best-on-validation model."""
     seed = cfg.seed if seed is None else seed
     torch.manual_seed(seed)
     dtype = torch_dtype(cfg.dtype)
     zs = sorted(train.species_map, key=lambda z: train.species_map[z])
     model = MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,
                  list(model_cfg.hidden), seed=seed).to(dtype)
-    fit_statistics(model, train)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    else:
+        fit_statistics(model, train)
     has_virial = any(K.VIRIAL in g for g in train.graphs)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True)
     gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(1, cfg.max_epochs))
@@ -203,8 +209,11 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
 
 
 def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
-                   cfg: TrainingConfig) -> list[TrainResult]:
-    """M models with seeds seed, seed+1, ..."""
+                   cfg: TrainingConfig, init_states: list | None = None) -> list[TrainResult]:
+    """M models with seeds seed, seed+1, ... (member m warm-started from ``init_states[m]``)."""
+    if init_states is not None and len(init_states) != cfg.n_models:
+        raise ValueError(f"warm start needs {cfg.n_models} member states, got {len(init_states)}")
     return [train_model(train, valid, model_cfg, cfg, seed=cfg.seed + m,
-                        desc=f"train {m + 1}/{cfg.n_models}" if cfg.n_models > 1 else "train")
+                        desc=f"train {m + 1}/{cfg.n_models}" if cfg.n_models > 1 else "train",
+                        init_state=None if init_states is None else init_states[m])
             for m in range(cfg.n_models)]

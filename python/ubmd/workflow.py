@@ -66,8 +66,12 @@ def build_feature_model(members, cfg: TrainRunConfig) -> FeatureModel:
 
 
 def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
-                      species_map: dict | None = None) -> dict:
-    """Run the whole training pipeline; returns a summary dict (also in errors.json)."""
+                      species_map: dict | None = None, init_members: Sequence[MLIP] | None = None
+                      ) -> dict:
+    """Run the whole training pipeline; returns a summary dict (also in errors.json).
+
+    ``init_members``: models (e.g. :func:`load_members` of a previous run) to warm-start the
+    members from instead of training from scratch (same architecture and species)."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(to_dict(cfg), out / "config.yaml")
@@ -78,7 +82,8 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     split = split_indices(len(data), cfg.data.valid_fraction, cfg.data.test_fraction,
                           cfg.data.split_seed)
     train, valid, test = data.subset(split.train), data.subset(split.valid), data.subset(split.test)
-    results = train_ensemble(train, valid, cfg.model, cfg.training)
+    init_states = None if init_members is None else [m.state_dict() for m in init_members]
+    results = train_ensemble(train, valid, cfg.model, cfg.training, init_states)
     members = [r.model.to(torch.float64) for r in results]
     save_members(members, out / "members.pt")
     summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),

@@ -1,0 +1,65 @@
+"""Round-0 structures: the start structure(s) plus randomly perturbed copies (METHOD.md section 7).
+
+Every copy gets independent uniform random Cartesian shifts in [-d, d] Å (d = 0.02 Å by default);
+cells periodic in all three directions are also deformed by a random symmetric strain eps with
+components uniform in [-s, s] (s = 0.05), applied as cell' = cell (I + eps) with the atoms moved
+affinely. Labels and calculators of the inputs are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from ..data import read_structures
+
+
+def clean_copy(atoms: Atoms) -> Atoms:
+    """Positions, numbers, cell and pbc only (no calculator, labels, velocities or charges)."""
+    return Atoms(numbers=atoms.get_atomic_numbers(), positions=atoms.get_positions(),
+                 cell=atoms.get_cell(), pbc=atoms.get_pbc())
+
+
+def perturbed_copies(atoms: Atoms, n: int, displacement: float = 0.02, strain: float = 0.05,
+                     rng: np.random.Generator | None = None) -> list[Atoms]:
+    """``n`` perturbed copies of ``atoms`` (shifts in Å; strain only for fully periodic cells)."""
+    if displacement < 0 or strain < 0:
+        raise ValueError(f"displacement and strain must be >= 0, got {displacement}, {strain}")
+    rng = np.random.default_rng() if rng is None else rng
+    periodic = bool(np.all(atoms.get_pbc()))
+    out = []
+    for _ in range(int(n)):
+        new = clean_copy(atoms)
+        if periodic and strain > 0:
+            eps = rng.uniform(-strain, strain, (3, 3))
+            eps = 0.5 * (eps + eps.T)
+            new.set_cell(np.asarray(new.get_cell()) @ (np.eye(3) + eps), scale_atoms=True)
+        new.positions += rng.uniform(-displacement, displacement, (len(new), 3))
+        out.append(new)
+    return out
+
+
+def initial_structures(starts: Sequence[Atoms], n_perturbed: int = 7, displacement: float = 0.02,
+                       strain: float = 0.05, seed: int = 0) -> list[Atoms]:
+    """Each start structure followed by its ``n_perturbed`` perturbed copies."""
+    rng = np.random.default_rng(seed)
+    out: list[Atoms] = []
+    for k, atoms in enumerate(starts):
+        group = [clean_copy(atoms)] + perturbed_copies(atoms, n_perturbed, displacement, strain, rng)
+        for g in group:
+            g.info["start_index"] = k
+        out.extend(group)
+    return out
+
+
+def read_starts(spec) -> list[Atoms]:
+    """Start structures from a path or a list of paths (every frame of every file)."""
+    paths = [spec] if isinstance(spec, str) else list(spec or [])
+    if not paths:
+        raise ValueError("no start structures given (initial.structures)")
+    frames: list[Atoms] = []
+    for p in paths:
+        frames.extend(read_structures(p))
+    return frames

@@ -1,0 +1,384 @@
+"""The active-learning campaign (METHOD.md section 7), resumable stage by stage.
+
+Round r (directory ``round_NNN``) has five stages, each finished by a mark in ``state.json``:
+
+1. ``propose``: structures to label -> ``to_label.extxyz`` (round 0: start structures + perturbed
+   copies; later rounds: the previous round's selection);
+2. ``label``: reference labels, checkpointed one by one (``labels/``), force filter, then
+   ``dataset.extxyz`` = previous dataset + new labels;
+3. ``train``: train (ensembles too; from scratch, or warm-started from the previous round),
+   fit + calibrate the uncertainty on the validation split, export ``train/model.pt``;
+   the campaign ends here once the label budget or the round limit is reached;
+4. ``sample``: biased MD walkers run concurrently (``walkers/wNN``; finished walkers are not
+   rerun on resume) -> candidate ``pool.extxyz``;
+5. ``select``: features of the pool, batch selection -> ``selected.extxyz``.
+
+``summary.json`` per round: timings of each stage (reference, training, sampling, selection, s),
+errors, calibration, walker stop steps, coverage; ``campaign.json`` lists all rounds; ``log.txt``
+has one line per round.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+
+from ..data import read_structures, species_map_from, split_indices, write_structures
+from .config import ALConfig, load_al_config, save_al_config
+from .executors import make_executor
+from .initial import initial_structures, read_starts
+from .labels import collect_labels, label_checkpointed
+from .state import RoundState, round_dir
+from .walkers import (CANDIDATES, SUMMARY, TRACE, WalkerTask, read_candidates, run_walker,
+                      write_json_atomic)
+
+CONFIG_NAME = "config.yaml"
+
+
+def _write_frames(frames, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if frames:
+        write_structures(tmp, frames)
+    else:
+        tmp.write_text("")
+    tmp.replace(path)
+
+
+def _read_frames(path: Path) -> list[Atoms]:
+    return read_candidates(path)  # same empty-file convention
+
+
+def _cyclic(value, k: int) -> float:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    return float(values[k % len(values)])
+
+
+def resolve_engine(cfg: ALConfig) -> str:
+    """``ase`` or ``lammps`` (``auto``: lammps when the ubmd plugin and lmp are found)."""
+    if cfg.walkers.engine != "auto":
+        return cfg.walkers.engine
+    from .walkers_lammps import lammps_available
+
+    return "lammps" if lammps_available(cfg.walkers.lammps) else "ase"
+
+
+class Campaign:
+    """Run or resume the campaign described by ``cfg`` in ``cfg.output``."""
+
+    def __init__(self, cfg: ALConfig, log: Callable[[str], None] | None = None):
+        cfg.initial.structures = _absolute(cfg.initial.structures)
+        cfg.initial.data = _absolute(cfg.initial.data)
+        self.cfg = cfg
+        self.out = Path(cfg.output)
+        self._log = log or (lambda s: print(s, flush=True))
+        self._executor = None
+
+    # ------------------------------------------------------------------ helpers
+    def log(self, line: str) -> None:
+        self._log(line)
+        with open(self.out / "log.txt", "a") as fh:
+            fh.write(line + "\n")
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            self._executor = make_executor(self.cfg.executor)
+        return self._executor
+
+    def labels_used(self, upto: int) -> int:
+        """Reference calculations requested in rounds 0..upto."""
+        return sum(RoundState(round_dir(self.out, r)).info("propose").get("n", 0)
+                   for r in range(upto + 1))
+
+    def _dataset(self, r: int) -> list[Atoms]:
+        return _read_frames(round_dir(self.out, r) / "dataset.extxyz")
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_al_config(self.cfg, self.out / CONFIG_NAME)
+        try:
+            r = 0
+            while True:
+                finished = self._run_round(r)
+                self._write_campaign(r, finished)
+                if finished:
+                    break
+                r += 1
+        finally:
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
+        return self.read_campaign()
+
+    def _run_round(self, r: int) -> bool:
+        st = RoundState(round_dir(self.out, r))
+        for stage in ("propose", "label", "train"):
+            if not st.done(stage):
+                getattr(self, f"_{stage}")(r, st)
+        if self._is_last(r, st):
+            self._write_summary(r, st, last=True)
+            return True
+        for stage in ("sample", "select"):
+            if not st.done(stage):
+                getattr(self, f"_{stage}")(r, st)
+        self._write_summary(r, st, last=False)
+        return False
+
+    def _is_last(self, r: int, st: RoundState) -> bool:
+        return self.labels_used(r) >= self.cfg.label_budget or r + 1 >= self.cfg.max_rounds
+
+    # ------------------------------------------------------------------ stages
+    def _propose(self, r: int, st: RoundState) -> None:
+        c = self.cfg.initial
+        if r == 0:
+            frames = initial_structures(read_starts(c.structures), c.n_perturbed, c.displacement,
+                                        c.strain, c.seed)
+            if len(frames) > self.cfg.label_budget:
+                raise ValueError(f"the initial data ({len(frames)} structures) exceed the label "
+                                 f"budget ({self.cfg.label_budget}); raise label_budget or lower "
+                                 "initial.n_perturbed")
+        else:
+            frames = _read_frames(round_dir(self.out, r - 1) / "selected.extxyz")
+        for f in frames:
+            f.info["al_round"] = r
+        _write_frames(frames, st.dir / "to_label.extxyz")
+        st.mark("propose", n=len(frames))
+
+    def _label(self, r: int, st: RoundState) -> None:
+        frames = _read_frames(st.dir / "to_label.extxyz")
+        ex = self.executor.futures_executor() if self.cfg.executor.kind == "dask" else None
+        info = label_checkpointed(frames, st.dir / "labels", self.cfg.reference, executor=ex)
+        got = collect_labels(st.dir / "labels", len(frames), self.cfg.reference.max_force)
+        dataset = self._dataset(r - 1) if r > 0 else []
+        if r == 0 and self.cfg.initial.data:
+            dataset = read_starts(self.cfg.initial.data)
+        new = got["kept"]
+        _write_frames(new, st.dir / "labelled.extxyz")
+        _write_frames(dataset + new, st.dir / "dataset.extxyz")
+        write_json_atomic({"failures": got["failures"], "dropped": got["dropped"]},
+                          st.dir / "label_failures.json")
+        st.mark("label", n_requested=len(frames), n_labelled=len(new),
+                n_failed=len(got["failures"]), n_dropped=len(got["dropped"]),
+                n_dataset=len(dataset) + len(new), reference_s=got["reference_s"],
+                wall_s=info["wall_s"])
+
+    def _train(self, r: int, st: RoundState) -> None:
+        from .training import train_round
+
+        dataset = self._dataset(r)
+        prev = round_dir(self.out, r - 1) / "train" if r > 0 and self.cfg.warm_start else None
+        t0 = time.perf_counter()
+        result = train_round(self.cfg, dataset, st.dir / "train", prev, r)
+        st.mark("train", wall_s=time.perf_counter() - t0, errors_valid=result.get("errors_valid"),
+                errors_train=result.get("errors_train"), calibration=result.get("calibration"),
+                quality_total=result.get("uncertainty_quality_total"),
+                quality_atomic=result.get("uncertainty_quality_atomic"),
+                n_train=result["n_train"], n_valid=result["n_valid"],
+                initialisation=result.get("initialisation"))
+
+    def walker_tasks(self, r: int, st: RoundState) -> list[WalkerTask]:
+        w = self.cfg.walkers
+        src = 0 if w.start_from == "initial" else r
+        starts = _read_frames(round_dir(self.out, src) / "labelled.extxyz") or self._dataset(r)
+        if not starts:
+            raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
+                               "label failed?); check label_failures.json")
+        engine = resolve_engine(self.cfg)
+        model_file = str((st.dir / "train" / "model.pt").resolve())
+        species = [str(s) for s in self._model_species(st)]
+        dihedrals = list(self.cfg.dihedrals.values()) if self.cfg.dihedrals else None
+        return [WalkerTask(index=k, engine=engine, model_file=model_file, start=starts[k % len(starts)],
+                           workdir=str((st.dir / "walkers" / f"w{k:02d}").resolve()),
+                           temperature=_cyclic(w.temperature, k), pressure=_cyclic(w.pressure, k),
+                           seed=w.seed + 1000 * r + k, params=w, dihedrals=dihedrals,
+                           species=species)
+                for k in range(w.n_walkers)]
+
+    def _model_species(self, st: RoundState) -> list[str]:
+        from .. import keys as K
+        from ..export import load_model_file
+
+        _, meta = load_model_file(st.dir / "train" / "model.pt")
+        species = meta[K.META_SPECIES]
+        return species.split() if isinstance(species, str) else list(species)
+
+    def _sample(self, r: int, st: RoundState) -> None:
+        tasks = self.walker_tasks(r, st)
+        todo = [t for t in tasks if not (Path(t.workdir) / SUMMARY).exists()]
+        t0 = time.perf_counter()
+        for i, res in self.executor.map_unordered(run_walker, todo):
+            if isinstance(res, BaseException):  # the worker process itself died
+                write_json_atomic({"index": todo[i].index, "engine": todo[i].engine,
+                                   "stop_reason": "error", "n_steps": 0, "n_candidates": 0,
+                                   "error": f"{type(res).__name__}: {res}"},
+                                  Path(todo[i].workdir) / SUMMARY)
+        pool, walkers = [], []
+        for t in tasks:
+            summ = _load_json(Path(t.workdir) / SUMMARY)
+            walkers.append(summ)
+            for f in read_candidates(Path(t.workdir) / CANDIDATES):
+                f.info["al_round"] = r
+                f.info["walker"] = t.index
+                pool.append(f)
+        _write_frames(pool, st.dir / "pool.extxyz")
+        n_err = sum(1 for s in walkers if s.get("stop_reason") == "error")
+        if n_err:
+            first = next(s for s in walkers if s.get("stop_reason") == "error")
+            self.log(f"round {r}: {n_err}/{len(walkers)} walkers failed; first: {first.get('error')}")
+        st.mark("sample", wall_s=time.perf_counter() - t0, engine=tasks[0].engine,
+                n_pool=len(pool), walkers=[_walker_brief(s) for s in walkers])
+
+    def _select(self, r: int, st: RoundState) -> None:
+        from .pool import RoundModel, select_from_pool
+
+        t0 = time.perf_counter()
+        pool = _read_frames(st.dir / "pool.extxyz")
+        remaining = self.cfg.label_budget - self.labels_used(r)
+        b = min(self.cfg.selection.batch_size, remaining)
+        if not pool:
+            raise RuntimeError(f"round {r}: the walkers produced no candidate frames; lower "
+                               "walkers.sample_every, raise walkers.max_steps, or read the walker "
+                               f"summaries in {st.dir / 'walkers'}")
+        dataset = self._dataset(r)
+        split = split_indices(len(dataset), self.cfg.data.valid_fraction, self.cfg.data.test_fraction,
+                              self.cfg.data.split_seed)
+        model = RoundModel(st.dir / "train", self.cfg.train_config(st.dir / "train"))
+        idx = select_from_pool(model, pool, dataset, [dataset[i] for i in split.train],
+                               self.cfg.selection.method, b, seed=self.cfg.selection.seed + r)
+        chosen = [pool[int(i)] for i in idx]
+        _write_frames(chosen, st.dir / "selected.extxyz")
+        st.mark("select", wall_s=time.perf_counter() - t0, n_selected=len(chosen),
+                indices=[int(i) for i in idx],
+                selected_max_atomic_u=[float(f.info.get("max_atomic_uncertainty", math.nan))
+                                       for f in chosen])
+
+    # ------------------------------------------------------------------ reporting
+    def _coverage(self, r: int) -> dict | None:
+        if not self.cfg.dihedrals:
+            return None
+        from ..analysis.coverage import coverage_by_round
+
+        points = {}
+        for q in range(r + 1):
+            walkers = []
+            for tr in sorted((round_dir(self.out, q) / "walkers").glob(f"w*/{TRACE}")):
+                d = np.load(tr)
+                if "cvs" in d and len(d["cvs"]):
+                    walkers.append(d["cvs"])
+            if walkers:
+                points[q] = walkers
+        if not points:
+            return None
+        res = coverage_by_round(points)
+        key = str(max(points))
+        return {"this_round": res["per_round"][key], "cumulative": res["cumulative"][key]}
+
+    def _write_summary(self, r: int, st: RoundState, last: bool) -> dict:
+        lab, tr = st.info("label"), st.info("train")
+        smp, sel = st.info("sample"), st.info("select")
+        steps = [w["n_steps"] for w in smp.get("walkers", [])]
+        summary = {
+            "round": r, "last": last, "labels_used": self.labels_used(r),
+            "label_budget": self.cfg.label_budget, "n_dataset": lab.get("n_dataset"),
+            "n_new_labels": lab.get("n_labelled"), "n_failed": lab.get("n_failed"),
+            "n_dropped": lab.get("n_dropped"),
+            "timings_s": {"reference": lab.get("reference_s"), "reference_wall": lab.get("wall_s"),
+                          "training": tr.get("wall_s"), "sampling": smp.get("wall_s"),
+                          "selection": sel.get("wall_s")},
+            "errors_valid": tr.get("errors_valid"), "errors_train": tr.get("errors_train"),
+            "calibration": tr.get("calibration"), "quality_total": tr.get("quality_total"),
+            "quality_atomic": tr.get("quality_atomic"),
+            "engine": smp.get("engine"), "walkers": smp.get("walkers"), "n_pool": smp.get("n_pool"),
+            "n_selected": sel.get("n_selected"), "coverage": self._coverage(r) if not last else None,
+        }
+        write_json_atomic(summary, st.dir / "summary.json")
+        self.log(format_log_line(summary))
+        return summary
+
+    def _write_campaign(self, r: int, finished: bool) -> None:
+        rounds = [_load_json(round_dir(self.out, q) / "summary.json") for q in range(r + 1)]
+        write_json_atomic({"finished": finished, "n_rounds": r + 1,
+                           "labels_used": self.labels_used(r), "rounds": rounds},
+                          self.out / "campaign.json")
+
+    def read_campaign(self) -> dict:
+        return _load_json(self.out / "campaign.json")
+
+
+def _absolute(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_absolute(v) for v in value]
+    return str(Path(str(value)).expanduser().resolve())
+
+
+def _load_json(path: Path) -> dict:
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
+def _walker_brief(s: dict) -> dict:
+    keys = ("index", "stop_reason", "n_steps", "time_fs", "n_candidates", "max_atomic_uncertainty",
+            "wall_s", "temperature_K", "pressure_bar", "final_volume", "error")
+    return {k: s[k] for k in keys if k in s}
+
+
+def format_log_line(s: dict) -> str:
+    """One line per round: labels, errors, calibration, walkers, coverage, timings."""
+    parts = [f"round {s['round']}: labels {s['labels_used']}/{s['label_budget']} "
+             f"(dataset {s['n_dataset']}, +{s['n_new_labels']}, failed {s['n_failed']}, "
+             f"dropped {s['n_dropped']})"]
+    e = s.get("errors_valid") or {}
+    if e:
+        parts.append(f"valid E {1000 * e.get('energy_rmse', math.nan):.2f} meV/atom "
+                     f"F {e.get('forces_rmse', math.nan):.3f} eV/Å")
+    c = s.get("calibration") or {}
+    if c:
+        q = (s.get("quality_atomic") or {}).get("coverage")
+        parts.append(f"calib c={c.get('total', math.nan):.3g}/{c.get('atomic', math.nan):.3g}"
+                     + (f" atomic cov {q:.2f}" if q is not None else ""))
+    if s.get("walkers"):
+        steps = [w.get("n_steps", 0) for w in s["walkers"]]
+        n_thr = sum(1 for w in s["walkers"] if w.get("stop_reason") == "threshold")
+        parts.append(f"{s['engine']} walkers stop {np.mean(steps):.0f}±{np.std(steps):.0f} steps "
+                     f"({n_thr}/{len(steps)} by u), pool {s.get('n_pool')}")
+    if s.get("coverage"):
+        parts.append(f"coverage {s['coverage']['this_round']:.3f} "
+                     f"(cum. {s['coverage']['cumulative']:.3f})")
+    t = s.get("timings_s", {})
+    parts.append("t[s] " + " ".join(f"{k[:5]} {v:.1f}" for k, v in t.items()
+                                    if v is not None and k != "reference_wall"))
+    return " | ".join(parts)
+
+
+def run_campaign(cfg: ALConfig, log=None) -> dict:
+    """Run (or continue) a campaign; refuses an output directory made by a different config."""
+    out = Path(cfg.output)
+    existing = out / CONFIG_NAME
+    if existing.exists():
+        from ..config import to_dict
+
+        old = load_al_config(existing)
+        old.output = cfg.output
+        if to_dict(old) != to_dict(cfg):
+            raise ValueError(f"{out} holds a campaign with a different config; resume it with "
+                             f"`ubmd al resume {out}` or choose another output directory")
+    return Campaign(cfg, log).run()
+
+
+def resume_campaign(output: str | Path, log=None) -> dict:
+    """Continue the campaign in ``output`` with its saved config."""
+    path = Path(output) / CONFIG_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {output} is not a campaign directory")
+    cfg = load_al_config(path)
+    cfg.output = str(output)
+    return Campaign(cfg, log).run()

@@ -75,18 +75,32 @@ class GaussianMoments(nn.Module):
         fcut = 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0)
         fcut = torch.where(r < self.cutoff, fcut, torch.zeros_like(fcut))
         basis = torch.exp(-(((r.unsqueeze(-1) - self.centres) / self.width) ** 2)) * fcut.unsqueeze(-1)
-        pair = species[i] * self.n_species + species[j]  # [E]
-        w = self.radial_weights.index_select(0, pair)  # [E, nb, nr]
-        radial = torch.bmm(basis.unsqueeze(1), w).squeeze(1)  # [E, nr]
+        # species-pair mixing of the basis: one GEMM to all pair channels, then pick the pair's
+        ns = self.n_species
+        w = self.radial_weights.permute(1, 0, 2).reshape(self.n_basis, ns * ns * nr)
+        allpairs = (basis @ w).view(-1, ns * ns, nr)  # [E, S*S, nr]
+        pair = (species[i] * ns + species[j]).view(-1, 1, 1).expand(-1, 1, nr)
+        radial = allpairs.gather(1, pair).squeeze(1)  # [E, nr]
         x, y, z = u[:, 0], u[:, 1], u[:, 2]
         ang = torch.stack(
             [torch.ones_like(x), x, y, z,
              x * x, y * y, z * z, x * y, x * z, y * z,
              x * x * x, y * y * y, z * z * z, x * x * y, x * x * z, x * y * y, y * y * z,
              x * z * z, y * z * z, x * y * z], dim=-1)  # [E, 20]
-        contrib = (radial.unsqueeze(-1) * ang.unsqueeze(1)).reshape(-1, nr * 20)
-        a = torch.zeros(n_centres, nr * 20, dtype=edge_vec.dtype, device=edge_vec.device)
-        a = a.index_add(0, i, contrib).view(n_centres, nr, 20)
+        # moments A[i] = sum_{e: i_e = i} radial_e (x) ang_e as a batched GEMM over padded
+        # neighbour slots (no [E, nr, 20] intermediate, no scatter in the backward pass)
+        counts = torch.bincount(i, minlength=n_centres)
+        n_slots = int(counts.max()) if i.numel() > 0 else 1
+        order = torch.argsort(i, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.empty_like(i)
+        slot[order] = torch.arange(i.numel(), device=i.device) - starts[i[order]]
+        flat = i * n_slots + slot
+        rpad = torch.zeros(n_centres * n_slots, nr, dtype=edge_vec.dtype, device=edge_vec.device)
+        rpad = rpad.index_copy(0, flat, radial).view(n_centres, n_slots, nr)
+        apad = torch.zeros(n_centres * n_slots, 20, dtype=edge_vec.dtype, device=edge_vec.device)
+        apad = apad.index_copy(0, flat, ang).view(n_centres, n_slots, 20)
+        a = torch.bmm(rpad.transpose(1, 2), apad)  # [n, nr, 20]
         a0 = a[:, :, 0]
         a1 = a[:, :, 1:4]
         a2s = a[:, :, 4:10]

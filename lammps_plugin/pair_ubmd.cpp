@@ -18,7 +18,6 @@
 
 #include "atom.h"
 #include "comm.h"
-#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -63,7 +62,7 @@ std::string what_of(const std::exception &e)
 
 PairUBMD::PairUBMD(LAMMPS *lmp) :
     Pair(lmp), tau_f(0.0), tau_s(0.0), window(100), fixed_scale(0), fixed_sf(0.0),
-    fixed_ss(0.0), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
+    fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
     nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
     uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
     unc_trigger(0), unc_step(-1), total_step(-1)
@@ -119,7 +118,7 @@ void PairUBMD::settings(int narg, char **arg)
   window = 100;
   fixed_scale = 0;
   fixed_sf = fixed_ss = 0.0;
-  unc_mode = UNC_BOTH;
+  unc_request = UNC_BOTH;
   unc_mode_set = 0;
   every = 1;
   device = "cpu";
@@ -174,9 +173,9 @@ void PairUBMD::settings(int narg, char **arg)
     } else if (kw == "uncertainty") {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd uncertainty", error);
       const std::string v = arg[iarg + 1];
-      if (v == "total") unc_mode = UNC_BOTH;
-      else if (v == "atomic") unc_mode = UNC_ATOMIC;
-      else if (v == "none") unc_mode = UNC_NONE;
+      if (v == "total") unc_request = UNC_BOTH;
+      else if (v == "atomic") unc_request = UNC_ATOMIC;
+      else if (v == "none") unc_request = UNC_NONE;
       else
         error->all(FLERR, "pair_style ubmd uncertainty must be total, atomic or none, not {}", v);
       unc_mode_set = 1;
@@ -207,7 +206,7 @@ void PairUBMD::settings(int narg, char **arg)
   if (bias && every != 1)
     error->all(FLERR, "pair_style ubmd every {} cannot be used with bias_forces/bias_stress: "
                "the bias needs the uncertainty on every step", every);
-  if (bias && unc_mode_set && !(unc_mode & UNC_TOTAL))
+  if (bias && !(unc_request & UNC_TOTAL))
     error->all(FLERR, "pair_style ubmd bias_forces/bias_stress needs uncertainty total");
   if (fixed_scale && !bias)
     error->all(FLERR, "pair_style ubmd fixed_scales only makes sense with bias_forces or bias_stress");
@@ -316,6 +315,7 @@ void PairUBMD::init_style()
   if (!model) error->all(FLERR, "Pair style ubmd: pair_coeff * * model.pt El ... was not given");
 
   const bool bias = (tau_f > 0.0 || tau_s > 0.0);
+  unc_mode = unc_request;
   if (!model->has_uncertainty()) {
     if (bias)
       error->all(FLERR, "Pair style ubmd: bias_forces/bias_stress need a model with "

@@ -54,7 +54,8 @@ class PairUBMD : public Pair {
   int window;                   // adaptive-scale window (evaluations)
   int fixed_scale;              // 1: s_F, s_sigma given by the user, no adaptation
   double fixed_sf, fixed_ss;
-  int unc_mode;                 // UNC_* (which uncertainties to compute)
+  int unc_request;              // UNC_* asked for by the uncertainty keyword
+  int unc_mode;                 // UNC_* computed (unc_request limited by the model, init_style)
   int unc_mode_set;             // 1 if given explicitly
   int every;                    // uncertainty monitoring interval (timesteps), bias off only
   std::string device, dtype;

@@ -184,7 +184,7 @@ read_data {data}
 """
 
 
-def report_block(names=("pe", "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")) -> str:
+def report_block() -> str:
     """LAMMPS commands that print, after `run 0`, energy, virial (eV) and the ubmd outputs."""
     return """
 compute ubmdg all pair ubmd

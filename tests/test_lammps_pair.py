@@ -168,13 +168,10 @@ def test_bias_forces_are_minus_gradient_of_biased_energy(model_path, cell_atoms,
 pair_style ubmd bias_forces 0.5 fixed_scales 40.0 0.0
 pair_coeff * * {model_path} H C O
 compute g all pair ubmd
-compute fb all property/atom fx fy fz
 thermo_style custom step pe c_g[2]
 thermo_modify format float %.17g
 group one id 5
-variable e0 equal pe
 run 0
-variable fx equal fx[5]
 print "UBMD force $(fx[5]:%.17g) $(fy[5]:%.17g) $(fz[5]:%.17g)"
 """
     for d, axis in enumerate("xyz"):

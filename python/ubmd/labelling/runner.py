@@ -77,8 +77,16 @@ def label_one(atoms, spec: Any, properties: Sequence[str] = _ALLOWED_PROPERTIES)
     if "forces" in properties:
         out["forces"] = np.array(atoms.get_forces(apply_constraint=False), dtype=float)
     if _wants_stress(atoms, properties):
-        out["stress"] = np.array(atoms.get_stress(voigt=True, apply_constraint=False),
-                                 dtype=float)
+        from ase.calculators.calculator import PropertyNotImplementedError
+
+        try:
+            out["stress"] = np.array(atoms.get_stress(voigt=True, apply_constraint=False),
+                                     dtype=float)
+        except PropertyNotImplementedError as exc:
+            raise PropertyNotImplementedError(
+                f"{type(calc).__name__} has no stress for this periodic cell ({exc}); label "
+                "with properties=('energy', 'forces') if stress is not needed"
+            ) from exc
     out["elapsed"] = time.perf_counter() - t0
     return out
 
@@ -345,7 +353,7 @@ def _run_executor(executor, jobs, spec, properties, n_workers, timeout, on_outco
             index, t0 = in_flight.pop(fut)
             try:
                 result = fut.result()
-            except BaseException as exc:  # noqa: BLE001 - includes CancelledError, crashes
+            except Exception as exc:  # noqa: BLE001 - job errors, cancellation, crashes
                 on_outcome(index, None, _format_exception(exc), now - t0)
             else:
                 on_outcome(index, result, None, result.get("elapsed", now - t0))

@@ -170,14 +170,38 @@ def coerce_numbers(obj, where: str = "") -> None:
                 raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
-def validate(cfg: ALConfig) -> ALConfig:
-    """Check values that the dataclasses cannot; raises ValueError saying what to change."""
-    coerce_numbers(cfg)
-    w = cfg.walkers
+def validate_walker(w: WalkerConfig) -> WalkerConfig:
+    """Check a walker section (also used by ``ubmd md``); raises ValueError."""
+    coerce_numbers(w, "walkers")
     _choice(w.engine, ENGINES, "walkers.engine")
     _choice(w.ensemble, ENSEMBLES, "walkers.ensemble")
     _choice(w.thermostat, THERMOSTATS, "walkers.thermostat")
     _choice(w.start_from, START_FROM, "walkers.start_from")
+    for name, value in (("n_walkers", w.n_walkers), ("max_steps", w.max_steps),
+                        ("sample_every", w.sample_every), ("log_every", w.log_every),
+                        ("window", w.window), ("lammps.mpi_ranks", w.lammps.mpi_ranks)):
+        if int(value) < 1:
+            raise ValueError(f"walkers.{name} must be >= 1, got {value}")
+    for name, value in (("timestep", w.timestep), ("threshold", w.threshold),
+                        ("friction", w.friction), ("tdamp", w.tdamp), ("pdamp", w.pdamp)):
+        if not float(value) > 0:
+            raise ValueError(f"walkers.{name} must be > 0, got {value}")
+    if any(float(t) <= 0 for t in _as_list(w.temperature)):
+        raise ValueError(f"walkers.temperature must be > 0 K, got {w.temperature}")
+    if w.tau_forces < 0 or w.tau_stress < 0:
+        raise ValueError("walkers.tau_forces and walkers.tau_stress must be >= 0")
+    if w.tau_stress > 0 and w.ensemble != "npt":
+        raise ValueError("walkers.tau_stress acts through the barostat only: set ensemble: npt "
+                         "or tau_stress: 0")
+    if w.max_time_s is not None and not float(w.max_time_s) > 0:
+        raise ValueError(f"walkers.max_time_s must be > 0 or null, got {w.max_time_s}")
+    return w
+
+
+def validate(cfg: ALConfig) -> ALConfig:
+    """Check values that the dataclasses cannot; raises ValueError saying what to change."""
+    coerce_numbers(cfg)
+    w = validate_walker(cfg.walkers)
     _choice(cfg.selection.method, SELECTION_METHODS, "selection.method")
     _choice(cfg.executor.kind, EXECUTORS, "executor.kind")
     if cfg.initial.structures is None:
@@ -185,28 +209,15 @@ def validate(cfg: ALConfig) -> ALConfig:
     if cfg.reference.calculator is None:
         raise ValueError("reference.calculator is required, e.g. 'emt' or 'gfn2-xtb' "
                          "(see ubmd.labelling.make_calculator)")
-    for name, value, low in (("walkers.n_walkers", w.n_walkers, 1), ("walkers.max_steps", w.max_steps, 1),
-                             ("walkers.sample_every", w.sample_every, 1), ("walkers.log_every", w.log_every, 1),
-                             ("walkers.window", w.window, 1), ("selection.batch_size", cfg.selection.batch_size, 1),
+    for name, value, low in (("selection.batch_size", cfg.selection.batch_size, 1),
                              ("label_budget", cfg.label_budget, 1), ("max_rounds", cfg.max_rounds, 1),
                              ("executor.n_workers", cfg.executor.n_workers, 1),
                              ("reference.n_workers", cfg.reference.n_workers, 1),
-                             ("walkers.lammps.mpi_ranks", w.lammps.mpi_ranks, 1),
                              ("initial.n_perturbed", cfg.initial.n_perturbed, 0)):
         if int(value) < low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
-    for name, value in (("walkers.timestep", w.timestep), ("walkers.threshold", w.threshold),
-                        ("walkers.friction", w.friction), ("walkers.tdamp", w.tdamp),
-                        ("walkers.pdamp", w.pdamp), ("reference.max_force", cfg.reference.max_force)):
-        if not float(value) > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
-    if any(float(t) <= 0 for t in _as_list(w.temperature)):
-        raise ValueError(f"walkers.temperature must be > 0 K, got {w.temperature}")
-    if w.tau_forces < 0 or w.tau_stress < 0:
-        raise ValueError("walkers.tau_forces and walkers.tau_stress must be >= 0")
-    if (w.tau_forces or w.tau_stress) and cfg.uncertainty.kind == "none":
-        raise ValueError("a bias (walkers.tau_forces/tau_stress > 0) needs an uncertainty; "
-                         "set uncertainty.kind to posterior, distance or ensemble")
+    if not float(cfg.reference.max_force) > 0:
+        raise ValueError(f"reference.max_force must be > 0 eV/Å, got {cfg.reference.max_force}")
     if cfg.uncertainty.kind == "none":
         raise ValueError("active learning needs an uncertainty: uncertainty.kind must be "
                          "posterior, distance or ensemble")

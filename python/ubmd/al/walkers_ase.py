@@ -60,10 +60,13 @@ def make_dynamics(atoms: Atoms, params, temperature: float, pressure_bar: float,
 def init_velocities(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
     """Maxwell-Boltzmann velocities at ``temperature`` K, no net momentum (nor rotation for
     non-periodic systems)."""
-    from ase.md.velocitydistribution import (MaxwellBoltzmannDistribution, Stationary,
-                                             ZeroRotation)
+    from ase.md import velocitydistribution as vd
 
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29
+        vd.thermalize_momenta(atoms, temperature, rng=rng)
+    else:  # pragma: no cover - older ASE
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary, ZeroRotation = vd.Stationary, vd.ZeroRotation
     Stationary(atoms)
     if not np.any(atoms.pbc) and len(atoms) > 2:
         ZeroRotation(atoms)

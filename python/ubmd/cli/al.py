@@ -1,0 +1,58 @@
+"""``ubmd al``: active-learning campaigns.
+
+  ubmd al run CONFIG.yaml [--output DIR]   start (or continue, with the same config) a campaign
+  ubmd al resume DIR                       continue the campaign in DIR from its last finished stage
+  ubmd al report DIR [--out PLOTS]         learning curves, calibration, walker stops, volumes,
+                                           coverage (PNG) + report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ubmd al", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a campaign from a YAML config")
+    run.add_argument("config", help="campaign YAML (see ubmd.al.config)")
+    run.add_argument("--output", help="output directory (overrides `output:` in the config)")
+    res = sub.add_parser("resume", help="continue a campaign from its directory")
+    res.add_argument("directory")
+    rep = sub.add_parser("report", help="plots and a JSON summary of a campaign")
+    rep.add_argument("directory")
+    rep.add_argument("--out", help="where the plots go (default DIR/report)")
+    return p
+
+
+def main(args: list[str] | None = None) -> int:
+    ns = _parser().parse_args(args)
+    from ..al import load_al_config, resume_campaign, run_campaign
+
+    try:
+        if ns.command == "run":
+            cfg = load_al_config(ns.config)
+            if ns.output:
+                cfg.output = ns.output
+            result = run_campaign(cfg)
+        elif ns.command == "resume":
+            result = resume_campaign(ns.directory)
+        else:
+            from ..al.report import write_report
+
+            paths = write_report(ns.directory, ns.out)
+            for path in paths:
+                print(path)
+            return 0
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"ubmd al {ns.command}: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"campaign {'finished' if result.get('finished') else 'stopped'}: "
+          f"{result.get('n_rounds')} rounds, {result.get('labels_used')} labels")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

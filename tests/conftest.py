@@ -11,6 +11,9 @@ from ase.calculators.emt import EMT
 
 from ubmd.config import TrainRunConfig, from_dict
 
+# small models on a shared 2-core machine: one intra-op thread is much faster (see config.py)
+torch.set_num_threads(1)
+
 
 def emt_frames(n: int = 24, seed: int = 0, repeat=(2, 2, 2), rattle: float = 0.08) -> list[Atoms]:
     """Rattled, strained fcc Cu/Al cells labelled with EMT (energy, forces, stress)."""

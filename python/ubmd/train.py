@@ -152,6 +152,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     descriptor and energy statistics); returns the best-on-validation model."""
     seed = cfg.seed if seed is None else seed
     torch.manual_seed(seed)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(int(cfg.num_threads))
     dtype = torch_dtype(cfg.dtype)
     zs = sorted(train.species_map, key=lambda z: train.species_map[z])
     model = MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,

@@ -111,7 +111,8 @@ class UBMDCalculator(Calculator):
         virial = virial_from_edge_grad(g_e, ev, batch0, 1)[0].detach().double().numpy()
         periodic = bool(pbc.all())
         vol = abs(np.linalg.det(cell)) if periodic else 0.0
-        r = {"energy": float(energy), "free_energy": float(energy),
+        e_val = float(energy.detach())
+        r = {"energy": e_val, "free_energy": e_val,
              "energies": e_at.detach().double().numpy()}
         bias_f = np.zeros((n, 3))
         bias_w = np.zeros((3, 3))

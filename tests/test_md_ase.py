@@ -1,0 +1,100 @@
+"""``ubmd md`` / ASE walkers: the bias drives MD to higher uncertainty; NPT moves the full cell;
+the threshold stops a run and its triggering frame is a candidate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from ubmd.config import TrainRunConfig, from_dict
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tiny posterior-uncertainty model trained on near-lattice EMT Cu/Al cells (8 atoms)."""
+    from ubmd.workflow import train_from_config
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(16):
+        a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((1, 1, 2))
+        a.symbols[[0, 5]] = "Al"
+        a.positions += rng.normal(0, 0.06, a.positions.shape)
+        a.calc = EMT()
+        a.get_potential_energy()
+        a.get_stress()
+        frames.append(a)
+    out = tmp_path_factory.mktemp("md_model")
+    cfg = from_dict(TrainRunConfig, {
+        "model": {"cutoff": 4.0, "n_radial": 4, "n_basis": 6, "hidden": [16, 16]},
+        "training": {"max_epochs": 60, "batch_size": 4, "lr": 0.01, "dtype": "float64",
+                     "progress": False},
+        "uncertainty": {"kind": "posterior"}, "data": {"valid_fraction": 0.25},
+        "output": str(out)})
+    train_from_config(cfg, frames)
+    start = out / "start.extxyz"
+    frames[0].write(start)
+    return out / "model.pt", start
+
+
+def _md(model_file, tmp_path, name, *extra):
+    from ubmd.cli.md import main
+
+    model, start = model_file
+    out = tmp_path / name
+    rc = main([str(model), str(start), "--out", str(out), "--temperature", "300", "--steps", "200",
+               "--log-every", "5", "--sample-every", "50", "--window", "20", *extra])
+    assert rc == 0
+    return out, np.load(out / "trace.npz"), json.loads((out / "summary.json").read_text())
+
+
+def test_bias_pushes_to_higher_uncertainty(model_file, tmp_path):
+    """Same start, same seed (same initial velocities and Langevin noise): with the bias the mean
+    total uncertainty after the unbiased window is clearly higher."""
+    for seed in ("1", "2"):
+        _, plain, s0 = _md(model_file, tmp_path, f"plain{seed}", "--seed", seed)
+        _, biased, s1 = _md(model_file, tmp_path, f"biased{seed}", "--seed", seed,
+                            "--tau-forces", "0.5")
+        assert s0["stop_reason"] == s1["stop_reason"] == "max_steps"
+        assert np.allclose(plain["uncertainty"][:4], biased["uncertainty"][:4])  # W = 20 unbiased
+        late = plain["step"] > 20
+        u0, u1 = plain["uncertainty"][late].mean(), biased["uncertainty"][late].mean()
+        assert u1 > 1.2 * u0, (seed, u0, u1)
+        assert np.all(plain["bias_energy"] == 0) and np.all(biased["bias_energy"][late] < 0)
+
+
+def test_npt_full_cell_and_threshold_stop(model_file, tmp_path):
+    out, trace, s = _md(model_file, tmp_path, "npt", "--ensemble", "npt", "--pressure", "10000",
+                        "--tau-forces", "0.2", "--tau-stress", "0.2", "--pdamp", "500",
+                        "--steps", "100", "--sample-every", "20", "--seed", "2")
+    vol = trace["volume"]
+    assert s["stop_reason"] == "max_steps" and trace["temperature"].max() < 1000
+    assert np.isfinite(vol).all() and np.ptp(vol) > 1.0  # Å^3: the cell moves
+    from ubmd.data import read_structures
+
+    frames = read_structures(out / "candidates.extxyz")
+    cells = np.array([f.cell.array for f in frames])
+    off = cells[:, ~np.eye(3, dtype=bool)]
+    assert np.ptp(off, axis=0).max() > 1e-6  # off-diagonal cell components move too
+    # a threshold just above the start's largest atomic uncertainty stops the run early
+    thr = float(trace["max_atomic_uncertainty"][0]) * 1.5
+    out2, trace2, s2 = _md(model_file, tmp_path, "stop", "--tau-forces", "1.0",
+                           "--threshold", f"{thr:.6g}")
+    assert s2["stop_reason"] == "threshold" and s2["n_steps"] < 200
+    last = read_structures(out2 / "candidates.extxyz")[-1]
+    assert last.info["trigger"] and last.info["max_atomic_uncertainty"] > thr
+    assert last.info["step"] == s2["n_steps"]
+
+
+def test_md_cli_errors(tmp_path, model_file, capsys):
+    from ubmd.cli.md import main
+
+    model, start = model_file
+    assert main([str(tmp_path / "missing.pt"), str(start), "--out", str(tmp_path / "x")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+    assert main([str(model), str(start), "--out", str(tmp_path / "y"), "--tau-stress", "0.3"]) == 2
+    assert "ensemble: npt" in capsys.readouterr().err

@@ -164,14 +164,25 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
         fit_statistics(model, train)
     has_virial = any(K.VIRIAL in g for g in train.graphs)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True)
-    gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(1, cfg.max_epochs))
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+
+    def set_lr(progress: float) -> float:
+        """Exponential decay lr -> lr_final over the run; progress in [0, 1] is the larger of
+        the epoch fraction and the wall-time fraction (so a time budget still anneals)."""
+        lr = cfg.lr * (cfg.lr_final / cfg.lr) ** min(1.0, max(0.0, progress))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        return lr
     result = TrainResult(model=model)
     best_state = copy.deepcopy(model.state_dict())
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.max_epochs), desc=desc, disable=not cfg.progress, leave=False)
     since_best = 0
+    lr_now = cfg.lr
     for epoch in bar:
+        frac = epoch / max(1, cfg.max_epochs)
+        if cfg.max_time_s:
+            frac = max(frac, (time.perf_counter() - t0) / cfg.max_time_s)
+        lr_now = set_lr(frac)
         model.train()
         tot, nb = 0.0, 0
         for batch in train.batches(cfg.batch_size, shuffle=True, seed=seed * 100003 + epoch):
@@ -184,11 +195,10 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
             opt.step()
             tot += float(loss.detach())
             nb += 1
-        sched.step()
         if epoch % cfg.valid_every == 0 or epoch == cfg.max_epochs - 1:
             errs = evaluate_errors(model, valid if len(valid) else train)
             score = _score(errs)
-            rec = {"epoch": epoch, "loss": tot / max(nb, 1), "lr": sched.get_last_lr()[0], **errs}
+            rec = {"epoch": epoch, "loss": tot / max(nb, 1), "lr": lr_now, **errs}
             result.history.append(rec)
             if score < result.best_valid:
                 result.best_valid, result.best_epoch = score, epoch

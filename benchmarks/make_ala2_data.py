@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path("/work/shared/data/ala2")
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ala2"
 
 
 def _parse_args(argv=None) -> argparse.Namespace:

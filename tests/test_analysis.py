@@ -37,7 +37,8 @@ from ubmd.analysis import (
 from ubmd.cli.analyze import main as analyze
 
 DATA = Path(__file__).parent / "data" / "analysis"
-MIL53 = Path("/work/shared/data/mil53/MIL-53Al_lp_primitive.extxyz")
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MIL53 = SHARED / "data" / "mil53" / "MIL-53Al_lp_primitive.extxyz"
 FIXTURE_STEPS = [0, 10, 20, 30, 40, 50, 60, 70]  # two runs, the second halted at step 70
 
 
@@ -221,7 +222,7 @@ def test_lattice_parameters_and_volume_per_formula_unit():
         volume_per_fu(cell, 76, atoms_per_fu=20)
 
 
-ALA2 = Path("/work/shared/data/ala2")
+ALA2 = SHARED / "data" / "ala2"
 
 
 @pytest.mark.skipif(not (ALA2 / "dihedrals.json").is_file(), reason="ala2 data not available")

@@ -43,6 +43,7 @@ class InitialConfig:
     """Round-0 data: the start structure(s) plus perturbed copies, all labelled."""
 
     structures: Any = None  # path or list of paths (anything ASE reads); required
+    index: str = ":"  # ASE index of the frames taken from each file, e.g. "0" for the first
     n_perturbed: int = 7  # perturbed copies per start structure
     displacement: float = 0.02  # Å, uniform random shift in [-d, d] per Cartesian component
     strain: float = 0.05  # periodic cells: symmetric strain components uniform in [-s, s]

@@ -54,12 +54,12 @@ def initial_structures(starts: Sequence[Atoms], n_perturbed: int = 7, displaceme
     return out
 
 
-def read_starts(spec) -> list[Atoms]:
-    """Start structures from a path or a list of paths (every frame of every file)."""
+def read_starts(spec, index: str = ":") -> list[Atoms]:
+    """Structures from a path or a list of paths (frames ``index`` of every file, ASE syntax)."""
     paths = [spec] if isinstance(spec, str) else list(spec or [])
     if not paths:
         raise ValueError("no start structures given (initial.structures)")
     frames: list[Atoms] = []
     for p in paths:
-        frames.extend(read_structures(p))
+        frames.extend(read_structures(p, index=str(index)))
     return frames

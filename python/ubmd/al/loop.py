@@ -137,7 +137,7 @@ class Campaign:
     def _propose(self, r: int, st: RoundState) -> None:
         c = self.cfg.initial
         if r == 0:
-            frames = initial_structures(read_starts(c.structures), c.n_perturbed, c.displacement,
+            frames = initial_structures(read_starts(c.structures, c.index), c.n_perturbed, c.displacement,
                                         c.strain, c.seed)
             if len(frames) > self.cfg.label_budget:
                 raise ValueError(f"the initial data ({len(frames)} structures) exceed the label "

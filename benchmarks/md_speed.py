@@ -358,7 +358,7 @@ def summarise(res: dict, steps: int) -> dict:
 def steps_for(n: int, quick: bool) -> tuple[int, int]:
     """(timed steps, repeats): ~8e4 atom-steps per timed run (a few s at ~50-150 µs/atom-step),
     3 repeats below 16k atoms, 2 above."""
-    budget = 4e4 if quick else 8e4  # atom-steps per timed run
+    budget = 2e4 if quick else 4e4  # atom-steps per timed run
     steps = max(3, min(200, int(budget / n)))
     return steps, (3 if n < 16000 else 2)
 
@@ -409,13 +409,21 @@ def print_row(row: dict) -> None:
 
 
 def _save(ns, rows, t_start) -> None:
+    """Merge into the existing JSON: rows of the same (system, dtype, natoms) are replaced, so
+    the matrix can be filled by several invocations (e.g. --systems/--dtypes/--sizes subsets)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "md_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
+    path = RESULTS / f"{name}.json"
+    key = lambda r: (r["system"], r["dtype"], r["natoms"])  # noqa: E731
+    old = json.loads(path.read_text()).get("results", []) if path.exists() else []
+    new_keys = {key(r) for r in rows}
+    rows = [r for r in old if key(r) not in new_keys] + list(rows)
+    rows.sort(key=lambda r: (r["system"], r["dtype"], r["natoms"]))
     out = {"benchmark": "md_speed", "quick": ns.quick, "device": ns.device, **machine_info(),
            "omp_num_threads": 1, "timestep_fs": 0.5, "skin_A": 1.0, "modes": MODES,
            "wall_s": time.time() - t_start, "goals": {"bias_overhead": 1.10, "scaling_flat": 0.15},
            "results": rows}
-    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
+    path.write_text(json.dumps(out, indent=1))
 
 
 # ----------------------------------------------------------------------------- MPI

@@ -1,0 +1,125 @@
+"""Training throughput (structures/s) of the default model on alanine dipeptide data.
+
+Default model config (``ubmd.config.ModelConfig``: cutoff 5 Å, 8 radial, 12 basis, hidden
+[256, 256]), default training config (batch 16, Adam, energy + forces loss) on
+examples/ala2/data/*.extxyz (22 atoms, GFN2-xTB labels), float32 and float64. Timed with
+:func:`ubmd.train.train_model` for ``--epochs`` epochs (validation every epoch on a 10 % split, as
+in the default config; the time of the validation pass is included, as in real training), torch
+intra-op threads = ``--threads``. Also reports the time of one training step alone (forward +
+double backward + Adam) per batch, median over batches.
+
+    python benchmarks/train_speed.py [--quick] [--threads 1]
+
+Writes benchmarks/results/train_speed[_quick].json. The selection timings are in
+benchmarks/results/selection_speed.json (benchmarks/selection_speed.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import md_speed as M  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--n-structures", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ns = p.parse_args(argv)
+
+    import torch
+    from ubmd import keys as K
+    from ubmd.compute import predict
+    from ubmd.config import ModelConfig, TrainingConfig
+    from ubmd.data import GraphDataset, read_structures, species_map_from, split_indices
+    from ubmd.model import MLIP
+    from ubmd.train import _loss, _to_dtype, fit_statistics, train_model
+
+    name = "train_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
+    if ns.device == "cuda":
+        # ubmd.train has no device option: the GPU path is not implemented in the training code
+        print("device cuda: ubmd.train.train_model runs on the CPU only -> skipped")
+        (M.RESULTS / f"{name}.json").write_text(json.dumps(
+            {"benchmark": "train_speed", "device": "cuda", "skipped": "train_model has no device option"}))
+        return 0
+    torch.set_num_threads(ns.threads)
+    frames = []
+    for f in sorted(glob.glob(str(M.ROOT / "examples" / "ala2" / "data" / "*.extxyz"))):
+        frames.extend(read_structures(f))
+    n_struct = ns.n_structures or (160 if ns.quick else 800)
+    step = max(1, len(frames) // n_struct)
+    frames = frames[::step][:n_struct]
+    epochs = ns.epochs or (2 if ns.quick else 4)
+    mcfg = ModelConfig()
+    smap = species_map_from(frames)
+    data = GraphDataset(frames, mcfg.cutoff, smap)
+    split = split_indices(len(data), 0.1, 0, 0)
+    train, valid = data.subset(split.train), data.subset(split.valid)
+    print(f"load average {M.load_average()}; {len(train)} train / {len(valid)} valid structures of "
+          f"{len(frames[0])} atoms, {epochs} epochs, {ns.threads} torch thread(s)")
+    rows = []
+    for dtype in ns.dtypes:
+        la0 = M.load_average()
+        tcfg = TrainingConfig(max_epochs=epochs, dtype=dtype, progress=False, patience=10 ** 6)
+        Path("/proc/self/clear_refs").write_text("5")
+        res = train_model(train, valid, mcfg, tcfg)
+        per_epoch = res.time_s / epochs
+        # step-only timing: forward + forces (create_graph) + loss backward + Adam, per batch
+        torch.manual_seed(0)
+        zs = sorted(smap, key=smap.get)
+        model = MLIP(zs, mcfg.cutoff, mcfg.n_radial, mcfg.n_basis, list(mcfg.hidden)).to(getattr(torch, dtype))
+        fit_statistics(model, train)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
+        times = []
+        for k, batch in enumerate(train.batches(tcfg.batch_size, shuffle=True, seed=0)):
+            batch = _to_dtype(batch, getattr(torch, dtype))
+            t0 = time.perf_counter()
+            pred = predict(model, batch, forces=True, virial=False, create_graph=True)
+            loss = _loss(pred, batch, tcfg, False)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+            if k >= 20:
+                break
+        step_med = statistics.median(times[1:])
+        hwm = 0.0
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                hwm = int(line.split()[1]) / 1024.0
+        row = {"dtype": dtype, "n_train": len(train), "n_valid": len(valid), "epochs": epochs,
+               "batch_size": tcfg.batch_size, "train_time_s": res.time_s,
+               "structures_per_s_epoch": len(train) / per_epoch,
+               "structures_per_s_step_only": tcfg.batch_size / step_med,
+               "step_median_s": step_med, "max_rss_mib": hwm, "load_before": la0,
+               "load_after": M.load_average(),
+               "final_errors": {k: v for k, v in res.history[-1].items() if k != "epoch"}}
+        rows.append(row)
+        print(f"{dtype:8s} {row['structures_per_s_epoch']:7.1f} structures/s (epochs incl. validation)  "
+              f"{row['structures_per_s_step_only']:7.1f} structures/s (training step only, batch "
+              f"{tcfg.batch_size})  peak RSS {hwm:.0f} MiB  load {row['load_after']}", flush=True)
+    sel = M.RESULTS / "selection_speed.json"
+    out = {"benchmark": "train_speed", "quick": ns.quick, **M.machine_info(), "threads": ns.threads,
+           "model": {"cutoff": mcfg.cutoff, "n_radial": mcfg.n_radial, "n_basis": mcfg.n_basis,
+                     "hidden": mcfg.hidden},
+           "data": "examples/ala2/data/*.extxyz (alanine dipeptide, 22 atoms, GFN2-xTB)",
+           "results": rows,
+           "selection_speed_json": str(sel.relative_to(M.ROOT)) if sel.exists() else None}
+    (M.RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

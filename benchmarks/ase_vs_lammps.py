@@ -71,14 +71,14 @@ def _ase_worker(spec_path: str) -> None:
     calc.calculate = timed_calc
     nl_time[0] = 0.0
     Path("/proc/self/clear_refs").write_text("5")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     dyn.run(spec["steps"])
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     hwm = 0.0
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM"):
             hwm = int(line.split()[1]) / 1024.0
-    print("BENCH " + json.dumps({"natoms": len(atoms), "time_s": dt, "nl_s": nl_time[0],
+    print("BENCH " + json.dumps({"natoms": len(atoms), "time_s": dt, "cpu_s": cpu, "nl_s": nl_time[0],
                                  "calc_s": calc_time[0], "max_rss_mib": hwm,
                                  "bias_scale_forces": calc.results.get("bias_scale_forces")}),
           flush=True)
@@ -105,7 +105,7 @@ def run_lammps(system, n, steps, model, device) -> dict:
             "integrator": "fix int all nve\nfix lang all langevin 300 300 0.01 12345",
             "pair_extra": f"device {device}" if device != "cpu" else ""}
     r = M.run_worker(spec)
-    return {"natoms": r["natoms"], "time_s": r["times_s"]["bias_f"][0],
+    return {"natoms": r["natoms"], "time_s": r["times_s"]["bias_f"][0], "cpu_s": r["cpu_s"]["bias_f"][0],
             "max_rss_mib": r["max_rss_mib"]["bias_f"]}
 
 
@@ -146,16 +146,19 @@ def main(argv=None) -> int:
         nl = statistics.median(r["nl_s"] / r["time_s"] for r in res["ase"])
         calc = statistics.median(r["calc_s"] / r["time_s"] for r in res["ase"])
         natoms = res["lammps"][0]["natoms"]
+        c_ase = statistics.median(r["cpu_s"] for r in res["ase"]) / steps
+        c_lmp = statistics.median(r["cpu_s"] for r in res["lammps"]) / steps
         row = {"system": ns.system, "dtype": ns.dtype, "natoms": natoms, "steps": steps,
                "ase_s_per_step": t_ase, "lammps_s_per_step": t_lmp, "speedup_lammps": t_ase / t_lmp,
-               "ase_nl_fraction": nl, "ase_calculator_fraction": calc,
+               "ase_cpu_s_per_step": c_ase, "lammps_cpu_s_per_step": c_lmp,
+               "cpu_speedup_lammps": c_ase / c_lmp, "ase_nl_fraction": nl, "ase_calculator_fraction": calc,
                "ase_max_rss_mib": max(r["max_rss_mib"] for r in res["ase"]),
                "lammps_max_rss_mib": max(r["max_rss_mib"] for r in res["lammps"]),
                "loads": loads + [M.load_average()], "raw": res}
         rows.append(row)
         print(f"{ns.system} {ns.dtype} {natoms:6d} atoms {steps:4d} steps: ASE {t_ase * 1e3:9.1f} ms/step "
               f"(neighbour list {100 * nl:.0f} %, calculator {100 * calc:.0f} %)  LAMMPS "
-              f"{t_lmp * 1e3:9.1f} ms/step  ratio {t_ase / t_lmp:5.2f}  RSS ASE {row['ase_max_rss_mib']:.0f} "
+              f"{t_lmp * 1e3:9.1f} ms/step  ratio {t_ase / t_lmp:5.2f} (CPU time {c_ase / c_lmp:5.2f})  RSS ASE {row['ase_max_rss_mib']:.0f} "
               f"MiB LAMMPS {row['lammps_max_rss_mib']:.0f} MiB  load {M.load_average()}", flush=True)
         (M.RESULTS / f"{name}.json").write_text(json.dumps(
             {"benchmark": "ase_vs_lammps", "quick": ns.quick, "device": ns.device, **M.machine_info(),

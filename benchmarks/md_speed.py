@@ -278,6 +278,7 @@ thermo {10 ** 9}
     timings: dict[str, list[float]] = {m: [] for m in spec["modes"]}
     hwm: dict[str, float] = {m: 0.0 for m in spec["modes"]}
     extra: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}  # process CPU time of the timed run (max over ranks)
     for rep in range(spec["repeats"]):
         for mode in spec["modes"]:
             lmp.scatter_atoms("x", 1, 3, x0)
@@ -291,11 +292,13 @@ thermo {10 ** 9}
                                     f"thermo_style custom step pe c_ubmd_g[3]\nthermo {10 ** 9}")
             lmp.command(f"run {spec['warmup']}")
             comm.Barrier()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             lmp.command(f"run {spec['steps']} pre no post no")
+            c1 = time.process_time()
             comm.Barrier()
             dt = time.perf_counter() - t0
             timings[mode].append(dt)
+            cpu.setdefault(mode, []).append(comm.allreduce(c1 - c0, op=MPI.MAX))
             kb = 0
             for line in Path("/proc/self/status").read_text().splitlines():
                 if line.startswith("VmHWM"):
@@ -305,7 +308,8 @@ thermo {10 ** 9}
                 extra.setdefault(mode, []).append(float(lmp.extract_variable("ubmd_sf")))
     if comm.rank == 0:
         print("BENCH " + json.dumps({"natoms": natoms, "times_s": timings, "max_rss_mib": hwm,
-                                     "bias_scale_forces": extra, "ranks": comm.size}), flush=True)
+                                     "bias_scale_forces": extra, "ranks": comm.size,
+                                     "cpu_s": cpu}), flush=True)
     lmp.close()
 
 
@@ -341,6 +345,10 @@ def summarise(res: dict, steps: int) -> dict:
         out[mode] = {"s_per_step": med, "us_per_atom_step": 1e6 * med / n,
                      "atom_steps_per_s": n / med, "ns_per_day": DT_PS * 1e-3 / med * 86400,
                      "max_rss_mib": res["max_rss_mib"][mode], "times_s": ts}
+        if "cpu_s" in res:
+            cmed = statistics.median(res["cpu_s"][mode]) / steps
+            out[mode].update(cpu_s_per_step=cmed, cpu_us_per_atom_step=1e6 * cmed / n,
+                             cpu_s=res["cpu_s"][mode])
     base = out.get("none")
     for mode, r in out.items():
         if base:
@@ -352,6 +360,9 @@ def summarise(res: dict, steps: int) -> dict:
         for mode, ts in res["times_s"].items():
             rr = [a / b for a, b in zip(ts, res["times_s"]["none"])]
             out[mode]["ratio_to_none_paired_median"] = statistics.median(rr)
+            if "cpu_s" in res:
+                out[mode]["cpu_ratio_to_none"] = (statistics.median(res["cpu_s"][mode])
+                                                  / statistics.median(res["cpu_s"]["none"]))
     return out
 
 
@@ -405,7 +416,8 @@ def print_row(row: dict) -> None:
               f"{r['s_per_step'] * 1e3:9.2f} ms/step {r['us_per_atom_step']:7.2f} us/atom-step "
               f"{r['atom_steps_per_s']:10.0f} atom-steps/s {r['ns_per_day']:7.4f} ns/day "
               f"x{r.get('ratio_to_none', float('nan')):.3f} (paired x{r.get('ratio_to_none_paired_median', float('nan')):.3f}) "
-              f"RSS {r['max_rss_mib']:.0f} MiB  load {row['load_after'][0]}", flush=True)
+              f"RSS {r['max_rss_mib']:.0f} MiB  CPU {r.get('cpu_us_per_atom_step', float('nan')):.1f} us/atom-step "
+              f"(x{r.get('cpu_ratio_to_none', float('nan')):.3f})  load {row['load_after'][0]}", flush=True)
 
 
 def _save(ns, rows, t_start) -> None:
@@ -453,10 +465,14 @@ def cmd_mpi(ns) -> None:
                 t2 = statistics.median(x["summary"][mode]["s_per_step"] for x in res[2])
                 rss1 = max(x["summary"][mode]["max_rss_mib"] for x in res[1])
                 rss2 = max(x["summary"][mode]["max_rss_mib"] for x in res[2])
+                c1 = statistics.median(x["summary"][mode].get("cpu_s_per_step", float("nan")) for x in res[1])
+                c2 = statistics.median(x["summary"][mode].get("cpu_s_per_step", float("nan")) for x in res[2])
                 speed[mode] = {"s_per_step_1": t1, "s_per_step_2": t2, "speedup": t1 / t2,
+                               "cpu_s_per_step_1": c1, "cpu_s_per_step_2_max_rank": c2,
+                               "cpu_speedup": c1 / c2,
                                "max_rss_mib_1": rss1, "max_rss_mib_2_per_rank": rss2}
                 print(f"{system:6s} {dtype:8s} {n:6d} {mode:8s} 1 rank {t1 * 1e3:8.1f} ms/step  "
-                      f"2 ranks {t2 * 1e3:8.1f} ms/step  speedup {t1 / t2:.2f}  "
+                      f"2 ranks {t2 * 1e3:8.1f} ms/step  speedup {t1 / t2:.2f} (CPU-time based {c1 / c2:.2f})  "
                       f"RSS {rss1:.0f} / {rss2:.0f} MiB per rank  load {load_average()}", flush=True)
             row["speedup"] = speed
             rows.append(row)
@@ -528,6 +544,9 @@ def cmd_profile(ns) -> None:
                 res[label] = med
                 print(f"{system} {dtype} {nat} {label:8s} " +
                       " ".join(f"{k}={v * 1e3:.1f}ms" for k, v in med.items()), flush=True)
+            res["split"] = split_profile(system, dtype, ev0, ei, sp, nat, ns.repeats or 3)
+            print(f"{system} {dtype} {nat} split " +
+                  " ".join(f"{k}={v * 1e3:.1f}ms" for k, v in res["split"].items()), flush=True)
             # operator-level profile of the biased step
             from torch.profiler import ProfilerActivity, profile
             with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
@@ -541,6 +560,104 @@ def cmd_profile(ns) -> None:
     name = "md_profile" + ("_quick" if ns.quick else "")
     (RESULTS / f"{name}.json").write_text(json.dumps({"benchmark": "md_profile", **machine_info(),
                                                        "results": rows}, indent=1))
+
+
+def split_profile(system, dtype, ev0, ei, sp, nat, repeats):
+    """Eager copy of the model, cut at the moments A [n, nr, 20]: how the biased step divides
+    into the edge-level part (edge vectors -> radial x angular -> A, and its backward) and the
+    atom-level part (A -> invariants -> MLP, energies and gradient features, and backward).
+    Runs the same arithmetic as GaussianMoments.forward / FeatureModel.atomic."""
+    import math
+    import torch
+    from ubmd.model import MLIP
+
+    scripted = torch.jit.load(str(model_path(system, dtype)))
+    sd = getattr(scripted.features.members, "0").state_dict()
+    from ase.data import atomic_numbers as znum
+    zs = sorted(znum[el] for el in ELEMENTS[system])
+    m = MLIP(zs, CUTOFF[system], 8, 12, list(HIDDEN)).to(getattr(torch, dtype))
+    m.load_state_dict(sd)
+    d = m.descriptor
+    i, j = ei[0], ei[1]
+    nr = d.n_radial
+    ns_ = d.n_species
+
+    def edge_part(ev):
+        r = torch.sqrt((ev * ev).sum(-1) + 1e-30)
+        u = ev / r.unsqueeze(-1)
+        fcut = 0.5 * (torch.cos(math.pi * r / d.cutoff) + 1.0)
+        fcut = torch.where(r < d.cutoff, fcut, torch.zeros_like(fcut))
+        basis = torch.exp(-(((r.unsqueeze(-1) - d.centres) / d.width) ** 2)) * fcut.unsqueeze(-1)
+        w = d.radial_weights.permute(1, 0, 2).reshape(d.n_basis, ns_ * ns_ * nr)
+        allpairs = (basis @ w).view(-1, ns_ * ns_, nr)
+        pair = (sp[i] * ns_ + sp[j]).view(-1, 1, 1).expand(-1, 1, nr)
+        radial = allpairs.gather(1, pair).squeeze(1)
+        x, y, z = u[:, 0], u[:, 1], u[:, 2]
+        ang = torch.stack([torch.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z,
+                           x * x * x, y * y * y, z * z * z, x * x * y, x * x * z, x * y * y,
+                           y * y * z, x * z * z, y * z * z, x * y * z], dim=-1)
+        counts = torch.bincount(i, minlength=nat)
+        n_slots = int(counts.max())
+        order = torch.argsort(i, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.empty_like(i)
+        slot[order] = torch.arange(i.numel()) - starts[i[order]]
+        flat = i * n_slots + slot
+        rpad = torch.zeros(nat * n_slots, nr, dtype=ev.dtype).index_copy(0, flat, radial)
+        apad = torch.zeros(nat * n_slots, 20, dtype=ev.dtype).index_copy(0, flat, ang)
+        return torch.bmm(rpad.view(nat, n_slots, nr).transpose(1, 2), apad.view(nat, n_slots, 20))
+
+    def atom_part(a):
+        a0, a1, a2s, a3s = a[:, :, 0], a[:, :, 1:4], a[:, :, 4:10], a[:, :, 10:20]
+        p0, p1 = d.pairs[:, 0], d.pairs[:, 1]
+        g1 = (a1[:, p0] * a1[:, p1]).sum(-1)
+        g2 = (a2s[:, p0] * a2s[:, p1] * d.mult2).sum(-1)
+        g3 = (a3s[:, p0] * a3s[:, p1] * d.mult3).sum(-1)
+        xx, yy, zz, xy, xz, yz = a2s.unbind(-1)
+        a2 = torch.stack([xx, xy, xz, xy, yy, yz, xz, yz, zz], dim=-1).view(nat, nr, 3, 3)
+        t = d.triples
+        m_ab = torch.einsum("naij,nbjk->nabik", a2, a2)
+        tr3 = torch.einsum("nabik,ncki->nabc", m_ab, a2)
+        g4 = tr3[:, t[:, 0], t[:, 1], t[:, 2]]
+        a2a1 = torch.einsum("nbij,ncj->nbci", a2, a1)
+        g5 = torch.einsum("nai,nbci->nabc", a1, a2a1).permute(0, 2, 1, 3)[:, :, p0, p1]
+        desc = torch.cat([a0, g1, g2, g3, g4, g5.reshape(nat, -1)], dim=-1)
+        e, xs, gs = m.readout_with_grads(desc, sp[:nat])
+        return e, gs[-1] * xs[-1]
+
+    v = torch.randn(65, dtype=ev0.dtype) / nat
+    out = {}
+    samples = []
+    for rep in range(repeats + 1):
+        t = {}
+        ev = ev0.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        a = edge_part(ev)
+        t1 = time.perf_counter()
+        al = a.detach().requires_grad_(True)
+        e, phi = atom_part(al)
+        t2 = time.perf_counter()
+        (ga_e,) = torch.autograd.grad(e.sum(), al, retain_graph=True)
+        (ga_u,) = torch.autograd.grad((phi.sum(0) * v).sum(), al)
+        t3 = time.perf_counter()
+        (g1,) = torch.autograd.grad(a, ev, ga_e, retain_graph=True)
+        t4 = time.perf_counter()
+        (g2,) = torch.autograd.grad(a, ev, ga_u)
+        t5 = time.perf_counter()
+        # both cotangents through the edge part in ONE backward: stack them (what a fused
+        # edge-level backward with two right-hand sides would cost)
+        ev2 = ev0.clone().requires_grad_(True)
+        a2 = edge_part(ev2)
+        t6 = time.perf_counter()
+        (g12,) = torch.autograd.grad(a2, ev2, ga_e + ga_u)
+        t7 = time.perf_counter()
+        t.update(edge_forward=t1 - t0, atom_forward=t2 - t1, atom_backward_E_and_u=t3 - t2,
+                 edge_backward_E=t4 - t3, edge_backward_u=t5 - t4, edge_backward_summed=t7 - t6)
+        if rep:
+            samples.append(t)
+    for k in samples[0]:
+        out[k] = statistics.median(s[k] for s in samples)
+    return out
 
 
 # ----------------------------------------------------------------------------- plot

@@ -1,0 +1,554 @@
+"""Alanine dipeptide: active learning with unbiased vs uncertainty-biased MD (paper section 8).
+
+Campaigns (same label budget, same model, uncertainty, selection and stopping rule; only the MD
+differs), base configs in ``benchmarks/configs/ala2_<campaign>.yaml`` on top of
+``ala2_common.yaml``:
+
+* ``unbiased_300K``  -- Langevin MD at 300 K, tau_F = 0;
+* ``biased_300K``    -- uncertainty-biased MD at 300 K, tau_F = 0.25, w_H = 0, posterior
+  uncertainty on sketched gradient features (K = 512), max_det, B = 8, 8 walkers;
+* ``unbiased_1200K`` -- Langevin MD at 1200 K, tau_F = 0;
+* extras (``--extras``): ``biased_300K_lastlayer`` (posterior on last-layer features) and
+  ``biased_300K_ensemble`` (3-model ensemble uncertainty), to compare cost and coverage.
+
+Per campaign and seed it runs ``ubmd al run CONFIG --output DIR`` (resumes a partly finished
+campaign with the same command), then measures
+
+* Ramachandran coverage: multiscale grid, 2^1..2^5 cells per axis, mean over the 5 levels, over
+  ALL MD frames the walkers traced (every ``walkers.log_every`` steps: ``trace.npz`` cvs, the
+  finest record the AL loop keeps), accumulated over rounds; cross-checked with
+  ``ubmd analyze coverage`` on the walkers' ``trace.lammpstrj`` dumps, which also draws the
+  Ramachandran scatter;
+* energy/force RMSE and max force error of the final model (and, for the curves, of earlier
+  rounds' models) on the 300 K and 600 K test sets (last 200 frames of
+  examples/ala2/data/ala2_gfn2_{300,600}K.extxyz) and on the 1200 K frames (all 600);
+* wall time of each stage per round (reference, training, sampling, selection) from the AL
+  round summaries.
+
+Sizes (``--size``, ``--quick`` = ``--size quick``): ``tiny`` (smoke test, ~2 min),
+``quick`` (64 labels = 8 initial + 7 rounds of 8, walkers of at most 1000 steps = 0.5 ps,
+20 s training cap per round; meant to take < 15 min for the three campaigns on 2 free cores) and
+``full``
+(256 labels, B = 8, 8 walkers, 10 ps walkers as in the paper's 20 000-step cap, seeds 0 1 2).
+
+    python benchmarks/ala2_campaigns.py --quick                     # 3 campaigns, seed 0
+    python benchmarks/ala2_campaigns.py --quick --extras            # + last-layer, ensemble
+    python benchmarks/ala2_campaigns.py --size full --seeds 0 1 2   # resumable; hours
+    python benchmarks/ala2_campaigns.py --quick --analyze-only      # re-measure, no new MD
+
+Writes ``benchmarks/results/ala2_campaigns_<size>.json`` and ``docs/figures/ala2_<size>_*.png``
+(tiny: figures stay under runs/);
+campaign directories under ``runs/ala2_campaigns/<size>/`` (not in git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "benchmarks" / "configs"
+DATA = ROOT / "examples" / "ala2" / "data"
+SHARED = ROOT.parent / "shared" / "data" / "ala2"
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = ROOT / "docs" / "figures"
+
+MAIN = ("unbiased_300K", "biased_300K", "unbiased_1200K")
+EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble")
+
+# Size presets: overrides applied on top of the campaign config (dotted keys).
+SIZES = {
+    "tiny": {"label_budget": 16, "walkers.n_walkers": 4, "walkers.max_steps": 400,
+             "walkers.sample_every": 50, "walkers.max_time_s": 60,
+             "training.max_time_s": 10, "training.max_epochs": 500, "training.patience": 100},
+    "quick": {"label_budget": 64, "walkers.max_steps": 1000, "walkers.sample_every": 50,
+              "walkers.max_time_s": 120, "training.max_time_s": 20, "training.max_epochs": 2000,
+              "training.patience": 300},
+    "full": {"label_budget": 256, "walkers.max_steps": 20000, "walkers.sample_every": 200,
+             "walkers.max_time_s": 1800, "training.max_time_s": 120, "training.max_epochs": 1000,
+             "training.patience": 200},
+}
+DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0, 1, 2]}
+# models evaluated for the error-vs-labels curves (the final model is always evaluated)
+CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8}
+
+
+# ---------------------------------------------------------------------------------- configs
+def deep_update(base: dict, new: dict) -> dict:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def set_dotted(cfg: dict, key: str, value) -> None:
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def campaign_config(name: str, size: str, seed: int) -> dict:
+    """Merged config: common + campaign + size preset + seed; paths made absolute."""
+    cfg = yaml.safe_load((CONFIGS / "ala2_common.yaml").read_text())
+    deep_update(cfg, yaml.safe_load((CONFIGS / f"ala2_{name}.yaml").read_text()) or {})
+    for key, value in SIZES[size].items():
+        set_dotted(cfg, key, value)
+    start = Path(cfg["initial"]["structures"])
+    cfg["initial"]["structures"] = str((CONFIGS / start).resolve() if not start.is_absolute() else start)
+    # seeds: start-structure perturbations, walker velocities/thermostat, training, selection
+    cfg["initial"]["seed"] = int(seed)
+    cfg["walkers"]["seed"] = 100_000 * int(seed)
+    cfg["training"]["seed"] = 100_000 * int(seed)
+    cfg["selection"]["seed"] = int(seed)
+    cfg["data"]["split_seed"] = int(seed)
+    return cfg
+
+
+def run_dir(runs: Path, size: str, name: str, seed: int) -> Path:
+    return runs / size / f"{name}_s{seed}"
+
+
+def ubmd_exe() -> str:
+    exe = Path(sys.executable).with_name("ubmd")
+    return str(exe) if exe.exists() else "ubmd"
+
+
+def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:
+    """``ubmd al run`` (continues a campaign already in the directory)."""
+    out = run_dir(runs, size, name, seed)
+    cfg_path = runs / size / "configs" / f"{name}_s{seed}.yaml"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = campaign_config(name, size, seed)
+    cfg["output"] = str(out)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    camp = out / "campaign.json"
+    if camp.exists() and json.loads(camp.read_text()).get("finished"):
+        print(f"[{name} s{seed}] finished earlier: {out}", flush=True)
+        return {"command": None}
+    cmd = [ubmd_exe(), "al", "run", str(cfg_path), "--output", str(out)]
+    print(f"[{name} s{seed}] $ {' '.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{name}_s{seed}.log", "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} s{seed}: ubmd al run failed (rc {proc.returncode}); see "
+                           f"{out.parent / f'{name}_s{seed}.log'}")
+    print(f"[{name} s{seed}] done in {wall:.0f} s", flush=True)
+    return {"command": " ".join(cmd), "wall_s_this_call": wall}
+
+
+# ---------------------------------------------------------------------------------- analysis
+def load_rounds(out: Path) -> list[dict]:
+    rounds, r = [], 0
+    while (out / f"round_{r:03d}" / "summary.json").exists():
+        rounds.append(json.loads((out / f"round_{r:03d}" / "summary.json").read_text()))
+        r += 1
+    return rounds
+
+
+def traced_points(out: Path, rounds: list[dict]) -> dict:
+    """{round: [cvs of each walker]} from trace.npz (every log_every steps)."""
+    pts = {}
+    for s in rounds:
+        walkers = []
+        for tr in sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*/trace.npz")):
+            d = np.load(tr)
+            if "cvs" in d and len(d["cvs"]):
+                walkers.append(np.asarray(d["cvs"]).reshape(-1, 2))
+        if walkers:
+            pts[s["round"]] = walkers
+    return pts
+
+
+def analyze_cli_coverage(out: Path, rounds: list[dict], outdir: Path, name: str) -> dict | None:
+    """``ubmd analyze coverage`` over the walkers' trace dumps, grouped by round."""
+    groups = []
+    for s in rounds:
+        files = sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*/trace.lammpstrj"))
+        files = [f for f in files if f.stat().st_size > 0]
+        if files:
+            groups.append(f"r{s['round']}=" + ",".join(str(f.relative_to(ROOT)) if f.is_relative_to(ROOT)
+                                                        else str(f) for f in files))
+    if not groups:
+        return None
+    cmd = [ubmd_exe(), "analyze", "coverage", *groups, "--cv-names", str(SHARED / "dihedrals.json"),
+           "--cv", "phi", "--cv", "psi", "-o", str(outdir), "--name", name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+        return None
+    res = json.loads((outdir / f"{name}.json").read_text())
+    short = [ubmd_exe().rsplit("/", 1)[-1], "analyze", "coverage",
+             f"r0=<{out.name}/round_000/walkers/w*/trace.lammpstrj> r1=... (one group per round)",
+             "--cv-names", "../shared/data/ala2/dihedrals.json", "--cv", "phi", "--cv", "psi",
+             "-o", str(outdir), "--name", name]
+    return {"coverage": res["coverage"], "n_points": res["n_points"],
+            "fraction_per_level": res["fraction_per_level"], "png": str(outdir / f"{name}.png"),
+            "command": " ".join(short)}
+
+
+def test_sets() -> dict:
+    from ubmd.data import read_structures
+
+    return {"300K": read_structures(DATA / "ala2_gfn2_300K.extxyz")[-200:],
+            "600K": read_structures(DATA / "ala2_gfn2_600K.extxyz")[-200:],
+            "1200K": read_structures(DATA / "ala2_gfn2_1200K.extxyz")}
+
+
+def predict_frames(train_dir: Path, frames) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies [n] and forces of ``frames`` from the round's members (float64, batched;
+    ensembles: the member mean, as in the exported model)."""
+    import torch
+
+    from ubmd import keys as K
+    from ubmd.compute import predict
+    from ubmd.data import GraphDataset
+    from ubmd.workflow import load_members
+
+    torch.set_num_threads(1)
+    members = load_members(train_dir / "members.pt", dtype=torch.float64)
+    species = {int(z): k for k, z in enumerate(members[0].atomic_numbers)}
+    data = GraphDataset(frames, float(members[0].cutoff), species, dtype=torch.float64)
+    energies, forces = [], []
+    for batch in data.batches(50):
+        e_sum, f_sum = 0.0, 0.0
+        for m in members:
+            pred = predict(m, batch, forces=True, virial=False)
+            e_sum = e_sum + pred[K.ENERGY].detach()
+            f_sum = f_sum + pred[K.FORCES].detach()
+        energies.append((e_sum / len(members)).numpy())
+        counts = batch[K.N_ATOMS].tolist()
+        forces.extend(np.split((f_sum / len(members)).numpy(), np.cumsum(counts)[:-1]))
+    return np.concatenate(energies), forces
+
+
+def evaluate(train_dir: Path, sets: dict, cache: Path, check_model_file: bool = False) -> dict:
+    """Energy RMSE (meV/atom), force RMSE and max |force error| (eV/Å) of one round's model on
+    every test set (cached). With ``check_model_file`` the first 5 frames of each set are also
+    run through ``ubmd.evaluation.evaluate_model_file`` (the exported model.pt, per frame) and the
+    largest energy/force difference to the batched numbers is recorded."""
+    if cache.exists():
+        return json.loads(cache.read_text())
+    res = {}
+    for key, frames in sets.items():
+        e_pred, f_pred = predict_frames(train_dir, frames)
+        n_at = np.array([len(a) for a in frames])
+        e_ref = np.array([a.get_potential_energy() for a in frames])
+        de = (e_pred - e_ref) / n_at
+        df = np.concatenate([f - a.get_forces() for f, a in zip(f_pred, frames)])
+        res[key] = {"energy_rmse_meV_atom": 1000 * float(np.sqrt(np.mean(de ** 2))),
+                    "forces_rmse": float(np.sqrt(np.mean(df ** 2))),
+                    "forces_max": float(np.abs(df).max()), "n": len(frames)}
+        if check_model_file:
+            from ubmd.evaluation import evaluate_model_file
+
+            sub = frames[:5]
+            ref = evaluate_model_file(train_dir / "model.pt", sub, progress=False)
+            mine_e, mine_f = predict_frames(train_dir, sub)
+            de5 = (mine_e - np.array([a.get_potential_energy() for a in sub])) / 22.0
+            df5 = np.concatenate([f - a.get_forces() for f, a in zip(mine_f, sub)])
+            res[key]["check_model_file"] = {
+                "energy_rmse_batched": float(np.sqrt(np.mean(de5 ** 2))),
+                "energy_rmse_model_file": ref["energy_rmse"],
+                "forces_rmse_batched": float(np.sqrt(np.mean(df5 ** 2))),
+                "forces_rmse_model_file": ref["forces_rmse"]}
+    cache.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def curve_rounds(n_rounds: int, n_points: int) -> list[int]:
+    idx = np.unique(np.round(np.linspace(0, n_rounds - 1, max(2, n_points))).astype(int))
+    return [int(i) for i in idx]
+
+
+def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, figdir: Path) -> dict:
+    from ubmd.analysis.coverage import coverage_by_round
+
+    out = run_dir(runs, size, name, seed)
+    rounds = load_rounds(out)
+    if not rounds:
+        return {"error": f"no finished round in {out}"}
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    pts = traced_points(out, rounds)
+    cov = coverage_by_round(pts) if pts else None
+    n_frames = int(sum(len(p) for ws in pts.values() for p in ws))
+    per_round = []
+    for s in rounds:
+        t = s.get("timings_s") or {}
+        key = str(s["round"])
+        walkers = s.get("walkers") or []
+        per_round.append({
+            "round": s["round"], "labels_used": s["labels_used"], "n_dataset": s["n_dataset"],
+            "timings_s": {k: t.get(k) for k in ("reference", "reference_wall", "training",
+                                                 "sampling", "selection")},
+            "valid_energy_rmse_meV_atom": 1000 * (s.get("errors_valid") or {}).get("energy_rmse", np.nan),
+            "valid_forces_rmse": (s.get("errors_valid") or {}).get("forces_rmse"),
+            "n_pool": s.get("n_pool"),
+            "walker_steps": [w.get("n_steps") for w in walkers],
+            "walker_stops": [w.get("stop_reason") for w in walkers],
+            "traced_frames": int(sum(len(p) for p in pts.get(s["round"], []))),
+            "coverage_this_round": cov["per_round"].get(key) if cov else None,
+            "coverage_cumulative": cov["cumulative"].get(key) if cov else None,
+        })
+    last = rounds[-1]
+    final_dir = out / f"round_{last['round']:03d}" / "train"
+    final = evaluate(final_dir, sets, final_dir / "test_errors.json", check_model_file=True)
+    curve = []
+    for r in curve_rounds(len(rounds), CURVE_POINTS[size]):
+        m = out / f"round_{r:03d}" / "train"
+        if (m / "members.pt").exists():
+            curve.append({"round": r, "labels": rounds[r]["labels_used"],
+                          **evaluate(m, sets, m / "test_errors.json", check_model_file=r == last["round"])})
+    cli = analyze_cli_coverage(out, rounds, runs / size / "analysis", f"{name}_s{seed}")
+    if cli and seed == 0:
+        figdir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cli["png"], figdir / f"ala2_{size}_coverage_{name}.png")
+    stage = {k: float(np.nansum([(p["timings_s"].get(k) or 0.0) for p in per_round]))
+             for k in ("reference", "training", "sampling", "selection")}
+    md_steps = int(sum(sum(x for x in p["walker_steps"] if x) for p in per_round))
+    return {
+        "directory": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
+        "finished": bool(json.loads((out / "campaign.json").read_text()).get("finished"))
+        if (out / "campaign.json").exists() else False,
+        "n_rounds": len(rounds), "labels_used": last["labels_used"], "n_dataset": last["n_dataset"],
+        "engine": next((s.get("engine") for s in rounds if s.get("engine")), None),
+        "settings": {"temperature_K": cfg["walkers"]["temperature"],
+                     "tau_forces": cfg["walkers"]["tau_forces"],
+                     "weights": cfg["walkers"].get("weights"),
+                     "uncertainty": cfg["uncertainty"]["kind"],
+                     "features": cfg["uncertainty"]["features"],
+                     "n_models": cfg["training"].get("n_models", 1),
+                     "selection": cfg["selection"]["method"], "batch_size": cfg["selection"]["batch_size"],
+                     "n_walkers": cfg["walkers"]["n_walkers"], "max_steps": cfg["walkers"]["max_steps"],
+                     "log_every": cfg["walkers"]["log_every"], "label_budget": cfg["label_budget"],
+                     "hidden": cfg["model"]["hidden"], "train_cap_s": cfg["training"]["max_time_s"]},
+        "coverage": {"final": cov["cumulative"][str(max(pts))] if cov else None,
+                     "final_per_level": cov["cumulative_per_level"][str(max(pts))] if cov else None,
+                     "n_md_frames": n_frames, "md_steps": md_steps,
+                     "md_time_ps": md_steps * cfg["walkers"]["timestep"] / 1000.0,
+                     "cli": cli},
+        "test_errors_final": final,
+        "test_errors_curve": curve,
+        "stage_totals_s": stage,
+        "rounds": per_round,
+    }
+
+
+# ---------------------------------------------------------------------------------- figures
+LABELS = {"unbiased_300K": "unbiased 300 K", "biased_300K": "biased 300 K (sketch)",
+          "unbiased_1200K": "unbiased 1200 K", "biased_300K_lastlayer": "biased 300 K (last layer)",
+          "biased_300K_ensemble": "biased 300 K (ensemble)"}
+
+
+def _fig(n_cols, size=(4.2, 3.6)):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] * n_cols, size[1]), constrained_layout=True)
+    return fig, [fig.add_subplot(1, n_cols, k + 1) for k in range(n_cols)]
+
+
+def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
+    figdir.mkdir(parents=True, exist_ok=True)
+    names = [n for n in results["campaigns"] if "0" in results["campaigns"][n]]
+    paths = []
+    # 1. Ramachandran scatter of all traced frames, seed 0, over the reference MD data
+    from ubmd.data import read_structures
+
+    ref = {t: np.array([[a.info["phi"], a.info["psi"]] for a in
+                        read_structures(DATA / f"ala2_gfn2_{t}K.extxyz")]) for t in (300, 1200)}
+    fig, axes = _fig(len(names), (3.6, 3.7))
+    for ax, name in zip(axes, names):
+        out = run_dir(runs, size, name, 0)
+        pts = traced_points(out, load_rounds(out))
+        n_r = max(1, len(pts))
+        for ref_t, col in ((1200, "0.85"), (300, "0.6")):
+            ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0)
+        import matplotlib
+
+        cmap = matplotlib.colormaps["viridis"]
+        for r, ws in sorted(pts.items()):
+            p = np.concatenate(ws)
+            ax.plot(p[:, 0], p[:, 1], ".", ms=1.5, color=cmap(r / max(1, n_r - 1)), alpha=0.6)
+        c = results["campaigns"][name]["0"]["coverage"]["final"]
+        ax.set(xlim=(-180, 180), ylim=(-180, 180), xlabel="phi (deg)", ylabel="psi (deg)",
+               title=f"{LABELS.get(name, name)}\ncoverage {c:.2f}" if c is not None else name)
+        ax.set_aspect("equal")
+        ax.set_xticks([-180, -90, 0, 90, 180])
+        ax.set_yticks([-180, -90, 0, 90, 180])
+    p = figdir / f"ala2_{size}_ramachandran.png"
+    fig.savefig(p, dpi=110)
+    paths.append(str(p))
+    # 2. coverage vs labels (accumulated)
+    fig, (ax,) = _fig(1, (5.0, 3.8))
+    for k, name in enumerate(names):
+        for seed, res in results["campaigns"][name].items():
+            rr = [q for q in res["rounds"] if q["coverage_cumulative"] is not None]
+            ax.plot([q["labels_used"] for q in rr], [q["coverage_cumulative"] for q in rr], "-o", ms=3,
+                    color=f"C{k}", label=LABELS.get(name, name) if seed == "0" else None, alpha=0.9)
+    ax.set(xlabel="labels (training set of the model driving the walkers)",
+           ylabel="accumulated coverage", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    p = figdir / f"ala2_{size}_coverage_vs_labels.png"
+    fig.savefig(p, dpi=110)
+    paths.append(str(p))
+    # 3. test errors vs labels
+    sets = ("300K", "600K", "1200K")
+    fig = _fig(3, (4.0, 3.4))[0]
+    fig.clear()
+    axes = fig.subplots(2, 3)
+    fig.set_size_inches(12, 6.4)
+    for k, name in enumerate(names):
+        for seed, res in results["campaigns"][name].items():
+            cur = res["test_errors_curve"]
+            x = [c["labels"] for c in cur]
+            for j, t in enumerate(sets):
+                lab = LABELS.get(name, name) if seed == "0" and j == 0 else None
+                axes[0, j].plot(x, [c[t]["energy_rmse_meV_atom"] for c in cur], "-o", ms=3, color=f"C{k}", label=lab)
+                axes[1, j].plot(x, [c[t]["forces_rmse"] for c in cur], "-o", ms=3, color=f"C{k}")
+    for j, t in enumerate(sets):
+        axes[0, j].set(title=f"{t} test set", ylabel="energy RMSE (meV/atom)", yscale="log")
+        axes[1, j].set(xlabel="labels", ylabel="force RMSE (eV/Å)", yscale="log")
+    axes[0, 0].legend(fontsize=7)
+    p = figdir / f"ala2_{size}_rmse_vs_labels.png"
+    fig.savefig(p, dpi=110)
+    paths.append(str(p))
+    return paths
+
+
+# ---------------------------------------------------------------------------------- main
+def summarize(campaigns: dict) -> dict:
+    """Mean and std over seeds of the headline numbers."""
+    out = {}
+    for name, by_seed in campaigns.items():
+        vals = list(by_seed.values())
+
+        def stat(get):
+            x = np.array([get(v) for v in vals], dtype=float)
+            return {"mean": float(np.nanmean(x)), "std": float(np.nanstd(x)), "n": int(np.isfinite(x).sum())}
+
+        s = {"coverage": stat(lambda v: v["coverage"]["final"] if v["coverage"]["final"] is not None else np.nan),
+             "labels": stat(lambda v: v["labels_used"])}
+        for t in ("300K", "600K", "1200K"):
+            for q in ("energy_rmse_meV_atom", "forces_rmse", "forces_max"):
+                s[f"{t}_{q}"] = stat(lambda v, t=t, q=q: v["test_errors_final"][t][q])
+        for k in ("reference", "training", "sampling", "selection"):
+            s[f"time_{k}_s"] = stat(lambda v, k=k: v["stage_totals_s"][k])
+        out[name] = s
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=tuple(SIZES), default="full")
+    p.add_argument("--quick", action="store_const", const="quick", dest="size",
+                   help="= --size quick (64 labels, < 15 min for the three campaigns)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--campaigns", nargs="+", default=None, choices=MAIN + EXTRAS,
+                   help=f"default: {' '.join(MAIN)} (+ extras with --extras)")
+    p.add_argument("--extras", action="store_true", help=f"also run {' '.join(EXTRAS)}")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "ala2_campaigns"))
+    p.add_argument("--analyze-only", action="store_true", help="no campaign runs, only measurements")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--results", default=None, help="JSON path (default benchmarks/results/"
+                   "ala2_campaigns_<size>.json)")
+    a = p.parse_args(argv)
+    seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
+    names = list(a.campaigns or (MAIN + (EXTRAS if a.extras else ())))
+    runs = Path(a.runs)
+    t_start = time.perf_counter()
+    commands, errors = {}, {}
+    if not a.analyze_only:
+        for name in names:
+            for seed in seeds:
+                try:
+                    commands[f"{name}_s{seed}"] = run_campaign(name, a.size, seed, runs)
+                except RuntimeError as exc:
+                    print(exc, file=sys.stderr)
+                    errors[f"{name}_s{seed}"] = str(exc)
+    run_s = time.perf_counter() - t_start
+    sets = test_sets()
+    figdir = runs / a.size / "figures" if a.size == "tiny" else FIGURES
+    campaigns = {}
+    for name in names:
+        for seed in seeds:
+            if not (run_dir(runs, a.size, name, seed) / "round_000" / "summary.json").exists():
+                continue
+            print(f"[{name} s{seed}] analysing", flush=True)
+            campaigns.setdefault(name, {})[str(seed)] = analyze_campaign(
+                name, a.size, seed, runs, sets, figdir)
+    results_path = Path(a.results) if a.results else (
+        runs / "tiny" / "ala2_campaigns_tiny.json" if a.size == "tiny"
+        else RESULTS / f"ala2_campaigns_{a.size}.json")
+    old = json.loads(results_path.read_text()) if results_path.exists() else {}
+    merged = dict(old.get("campaigns", {}))
+    merged.update(campaigns)  # keep campaigns measured by earlier calls with other --campaigns
+    import torch
+
+    results = {
+        "benchmark": "ala2_campaigns", "size": a.size, "size_preset": SIZES[a.size],
+        "seeds": sorted({int(s) for c in merged.values() for s in c}),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_avg_at_end": list(os.getloadavg()), "torch": torch.__version__},
+        "git_commit": git_commit(),
+        "wall_s_campaign_runs_this_call": run_s,
+        "test_sets": {"300K": "last 200 frames of ala2_gfn2_300K.extxyz",
+                      "600K": "last 200 frames of ala2_gfn2_600K.extxyz",
+                      "1200K": "all 600 frames of ala2_gfn2_1200K.extxyz"},
+        "coverage_metric": "multiscale grid over (phi, psi) in [-180,180)^2, 2^k x 2^k cells for "
+                           "k = 1..5, mean visited fraction; all traced MD frames (every "
+                           "walkers.log_every steps) of all walkers, accumulated over rounds",
+        "errors": errors or old.get("errors") or {},
+        "campaigns": merged,
+        "summary": summarize(merged),
+        "commands": {**old.get("commands", {}), **{k: v["command"] for k, v in commands.items() if v.get("command")}},
+    }
+    if not a.no_figures and merged:
+        results["figures"] = figures(results, a.size, runs, figdir)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=1, default=float))
+    print_table(results)
+    print(f"wrote {results_path} ({time.perf_counter() - t_start:.0f} s)")
+    return 1 if errors else 0
+
+
+def print_table(results: dict) -> None:
+    print(f"\nala2 campaigns, size {results['size']}, seeds {results['seeds']}")
+    head = (f"{'campaign':24s} {'labels':>6s} {'cover':>6s} | " + " | ".join(
+        f"{t:>5s} E meV/at  F eV/Å  Fmax" for t in ("300K", "600K", "1200K")))
+    print(head)
+    for name, s in results["summary"].items():
+        row = f"{name:24s} {s['labels']['mean']:6.0f} {s['coverage']['mean']:6.3f} | "
+        row += " | ".join(f"{s[f'{t}_energy_rmse_meV_atom']['mean']:14.2f} {s[f'{t}_forces_rmse']['mean']:7.3f} "
+                          f"{s[f'{t}_forces_max']['mean']:5.2f}" for t in ("300K", "600K", "1200K"))
+        print(row)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

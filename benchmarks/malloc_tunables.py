@@ -1,0 +1,28 @@
+"""glibc malloc tunables vs default for pair_style ubmd (CPU time per atom-step, cual float32 1k atoms).
+
+Alternates 3 rounds of default / GLIBC_TUNABLES (mmap and trim thresholds raised, top_pad 256 MiB)
+so that the tensors freed every step are not returned to the kernel with munmap and faulted
+in again (perf: ~10 % of the LAMMPS process in kernel page-fault paths, ~8 % in libc malloc/free).
+
+    python benchmarks/malloc_tunables.py   -> benchmarks/results/malloc_tunables.json
+"""
+import sys, os, json, statistics
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import md_speed as M
+plugin = M.plugin_copy()
+spec = {"plugin": str(plugin), "data": str(M.data_file("cual", 1000)), "elements": M.ELEMENTS["cual"],
+        "model": str(M.model_path("cual", "float32")), "modes": ["none", "bias_f"], "steps": 20, "warmup": 3, "repeats": 2}
+tun = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295:glibc.malloc.top_pad=268435456"
+res = {"default": [], "tuned": []}
+for rnd in range(3):
+    for label in ("default", "tuned"):
+        if label == "tuned": os.environ["GLIBC_TUNABLES"] = tun
+        else: os.environ.pop("GLIBC_TUNABLES", None)
+        r = M.run_worker(spec)
+        s = M.summarise(r, 20)
+        res[label].append({m: s[m]["cpu_us_per_atom_step"] for m in s} | {"rss_" + m: s[m]["max_rss_mib"] for m in s})
+        print(label, res[label][-1], M.load_average(), flush=True)
+out = {"glibc_tunables": tun, "rounds": res, "load": M.load_average(),
+       "median_cpu_us_per_atom_step": {l: {m: statistics.median(x[m] for x in v) for m in ("none", "bias_f")} for l, v in res.items()}}
+print(out["median_cpu_us_per_atom_step"])
+json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "malloc_tunables.json"), "w"), indent=1)

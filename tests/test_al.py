@@ -15,7 +15,7 @@ from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 
 from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
-from ubmd.al.config import ALConfig, WalkerConfig, load_al_config
+from ubmd.al.config import WalkerConfig, load_al_config
 from ubmd.al.initial import initial_structures, perturbed_copies
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -261,7 +261,7 @@ def test_campaign_lammps_walkers(tmp_path):
         pytest.skip("ubmd LAMMPS plugin not built (bash scripts/build_plugin.sh) or lmp missing")
     d = campaign_dict(tmp_path, label_budget=16, max_rounds=2, training={"max_epochs": 10},
                       walkers={"engine": "lammps", "ensemble": "npt", "tau_stress": 0.1,
-                               "pressure": [0.0, 2000.0]})
+                               "pressure": [0.0, 2000.0], "lammps": {"mpi_ranks": 2}})
     result = run_campaign(al_config_from_dict(d), log=lambda s: None)
     assert result["finished"]
     r0 = result["rounds"][0]
@@ -269,6 +269,7 @@ def test_campaign_lammps_walkers(tmp_path):
     assert [r["n_dataset"] for r in result["rounds"]] == [8, 16]
     w = Path(d["output"]) / "round_000" / "walkers" / "w01"
     assert "tri 2000 2000" in (w / "in.walker.lmp").read_text()
+    assert "on 2 procs" in (w / "log.lammps").read_text()  # mpirun -np 2 lmp
     assert np.isfinite(np.load(w / "trace.npz")["volume"]).all()
 
 

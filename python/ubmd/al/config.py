@@ -187,6 +187,9 @@ def validate_walker(w: WalkerConfig) -> WalkerConfig:
                         ("friction", w.friction), ("tdamp", w.tdamp), ("pdamp", w.pdamp)):
         if not float(value) > 0:
             raise ValueError(f"walkers.{name} must be > 0, got {value}")
+    if w.sample_every > w.max_steps:
+        raise ValueError(f"walkers.sample_every ({w.sample_every}) must not exceed "
+                         f"walkers.max_steps ({w.max_steps}): no candidate frame would be saved")
     if any(float(t) <= 0 for t in _as_list(w.temperature)):
         raise ValueError(f"walkers.temperature must be > 0 K, got {w.temperature}")
     if w.tau_forces < 0 or w.tau_stress < 0:

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
-from ..data import read_structures, species_map_from, split_indices, write_structures
+from ..data import split_indices
 from .config import ALConfig, load_al_config, save_al_config
 from .executors import make_executor
 from .initial import initial_structures, read_starts
@@ -36,21 +36,10 @@ from .labels import collect_labels, label_checkpointed
 from .state import RoundState, round_dir
 from .walkers import (CANDIDATES, SUMMARY, TRACE, WalkerTask, read_candidates, run_walker,
                       write_json_atomic)
+from .walkers import read_candidates as _read_frames  # extxyz; an empty file holds no frame
+from .walkers import write_candidates as _write_frames  # atomic write
 
 CONFIG_NAME = "config.yaml"
-
-
-def _write_frames(frames, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if frames:
-        write_structures(tmp, frames)
-    else:
-        tmp.write_text("")
-    tmp.replace(path)
-
-
-def _read_frames(path: Path) -> list[Atoms]:
-    return read_candidates(path)  # same empty-file convention
 
 
 def _cyclic(value, k: int) -> float:
@@ -71,9 +60,7 @@ class Campaign:
     """Run or resume the campaign described by ``cfg`` in ``cfg.output``."""
 
     def __init__(self, cfg: ALConfig, log: Callable[[str], None] | None = None):
-        cfg.initial.structures = _absolute(cfg.initial.structures)
-        cfg.initial.data = _absolute(cfg.initial.data)
-        self.cfg = cfg
+        self.cfg = absolute_paths(cfg)
         self.out = Path(cfg.output)
         self._log = log or (lambda s: print(s, flush=True))
         self._executor = None
@@ -210,7 +197,7 @@ class Campaign:
 
     def _sample(self, r: int, st: RoundState) -> None:
         tasks = self.walker_tasks(r, st)
-        todo = [t for t in tasks if not (Path(t.workdir) / SUMMARY).exists()]
+        todo = [t for t in tasks if not _walker_finished(Path(t.workdir))]  # failed ones rerun
         t0 = time.perf_counter()
         for i, res in self.executor.map_unordered(run_walker, todo):
             if isinstance(res, BaseException):  # the worker process itself died
@@ -226,11 +213,15 @@ class Campaign:
                 f.info["al_round"] = r
                 f.info["walker"] = t.index
                 pool.append(f)
-        _write_frames(pool, st.dir / "pool.extxyz")
         n_err = sum(1 for s in walkers if s.get("stop_reason") == "error")
         if n_err:
             first = next(s for s in walkers if s.get("stop_reason") == "error")
-            self.log(f"round {r}: {n_err}/{len(walkers)} walkers failed; first: {first.get('error')}")
+            msg = f"round {r}: {n_err}/{len(walkers)} walkers failed; first: {first.get('error')}"
+            if not pool:
+                raise RuntimeError(msg + f" (no candidate frames; details in {st.dir / 'walkers'}"
+                                   "/w*/summary.json; `ubmd al resume` reruns failed walkers)")
+            self.log(msg)
+        _write_frames(pool, st.dir / "pool.extxyz")
         st.mark("sample", wall_s=time.perf_counter() - t0, engine=tasks[0].engine,
                 n_pool=len(pool), walkers=[_walker_brief(s) for s in walkers])
 
@@ -311,6 +302,16 @@ class Campaign:
         return _load_json(self.out / "campaign.json")
 
 
+def absolute_paths(cfg: ALConfig) -> ALConfig:
+    """Make the input paths of ``cfg`` absolute (relative to the working directory), so that the
+    config saved in the campaign directory works from anywhere."""
+    cfg.initial.structures = _absolute(cfg.initial.structures)
+    cfg.initial.data = _absolute(cfg.initial.data)
+    if cfg.walkers.lammps.plugin:
+        cfg.walkers.lammps.plugin = _absolute(cfg.walkers.lammps.plugin)
+    return cfg
+
+
 def _absolute(value):
     if value is None:
         return None
@@ -323,6 +324,11 @@ def _load_json(path: Path) -> dict:
     import json
 
     return json.loads(Path(path).read_text())
+
+
+def _walker_finished(workdir: Path) -> bool:
+    path = workdir / SUMMARY
+    return path.exists() and _load_json(path).get("stop_reason") != "error"
 
 
 def _walker_brief(s: dict) -> dict:
@@ -361,6 +367,7 @@ def format_log_line(s: dict) -> str:
 
 def run_campaign(cfg: ALConfig, log=None) -> dict:
     """Run (or continue) a campaign; refuses an output directory made by a different config."""
+    cfg = absolute_paths(cfg)
     out = Path(cfg.output)
     existing = out / CONFIG_NAME
     if existing.exists():

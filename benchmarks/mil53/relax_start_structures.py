@@ -11,7 +11,10 @@ meaningful:
   (b: 16.68 -> 19.0 A, c: 12.81 -> 7.8 A, close to the chain-lattice rectangle 18.98 x 7.62 A of
   the experimental np structure MIL-53Al_np_P21c.extxyz), positions first relaxed at that fixed
   cell (the affine map distorts the linkers; started directly with a free cell, the stress of the
-  distorted linkers opened the pore all the way towards lp), then cell + positions relaxed. (The experimental np cell itself, P21/c with
+  distorted linkers opened the pore all the way towards lp), then cell + positions relaxed.
+  Result (GFN1-xTB): no minimum near the experimental np volume in this 2-chain cell; the pore
+  closes further to a closed-pore (cp) minimum at ~747 A^3 per unit, 22 meV/atom BELOW lp
+  (dispersion-dominated). The files keep the name "np" (narrow/closed pore). (The experimental np cell itself, P21/c with
   Z = 8, has 4 chains per cell and a 6.57 A chain axis; at the Gamma point it would need 304 atoms.)
 
 Relaxation: ase.filters.FrechetCellFilter (exp_cell_factor 10, so fmax 0.05 eV/A on the cell
@@ -123,7 +126,11 @@ def main() -> None:
         e, f, s = float(res["energy"]), np.array(res["forces"]), np.array(res["stress"])
         final = atoms.copy()
         final.calc = SinglePointCalculator(final, energy=e, free_energy=e, forces=f, stress=s)
+        final.info.clear()
         final.info.update({"volume_per_fu": volume_per_fu(atoms), "state": name,
+                           "source": f"{LP_SRC.name} x2x1x1"
+                           + (", pore closed by an affine cell map" if name == "np" else "")
+                           + ", cell+positions relaxed with GFN1-xTB (tblite, Gamma point)",
                            "label_method": "GFN1-xTB", "relax_converged": conv,
                            "relax_steps": total})
         write(out / f"mil53_{name}_gfn1_2x1x1.extxyz", final, format="extxyz")

@@ -78,21 +78,22 @@ class FeatureModel(nn.Module):
                 e = member.readout(desc, sp)
                 energies.append(e)
                 feats.append(e.unsqueeze(-1))
+            elif self.kind == "last_layer":
+                e, phi_last = member.readout_last_layer(desc, sp)
+                energies.append(e)
+                feats.append(phi_last)
             else:
                 e, xs, gs = member.readout_with_grads(desc, sp)
                 energies.append(e)
-                if self.kind == "last_layer":
-                    feats.append(gs[-1] * xs[-1])
-                else:
-                    phi = torch.zeros(n_centres, 1, dtype=e.dtype, device=e.device)
-                    first = True
-                    for k, sk in enumerate(self.sketches):
-                        if k // self.n_layers == mi:
-                            layer = k % self.n_layers
-                            term = (xs[layer] @ sk.u) * (gs[layer] @ sk.v)
-                            phi = term if first else phi + term
-                            first = False
-                    feats.append(phi * self.sketch_norm)
+                phi = torch.zeros(n_centres, 1, dtype=e.dtype, device=e.device)
+                first = True
+                for k, sk in enumerate(self.sketches):
+                    if k // self.n_layers == mi:
+                        layer = k % self.n_layers
+                        term = (xs[layer] @ sk.u) * (gs[layer] @ sk.v)
+                        phi = term if first else phi + term
+                        first = False
+                feats.append(phi * self.sketch_norm)
         energy = torch.stack(energies, 0).mean(0)
         if not with_features:
             return energy, torch.zeros(n_centres, 0, dtype=energy.dtype, device=energy.device)

@@ -192,6 +192,26 @@ class MLIP(nn.Module):
             gs.insert(0, g)
         return energies, xs, gs
 
+    def readout_last_layer(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies [n] and last-layer features g_L (x) x~_L [n, d_in(L) + 1].
+
+        Cheaper than :meth:`readout_with_grads`: g_L = scale_Z needs no backward through the MLP.
+        """
+        h = (desc - self.desc_mean) * self.desc_inv_std
+        n_layers = len(self.layers)
+        x_last = h
+        o = h
+        for k, layer in enumerate(self.layers):
+            if k == n_layers - 1:
+                ones = torch.full((h.shape[0], 1), layer.bias_factor, dtype=h.dtype, device=h.device)
+                x_last = torch.cat([h * layer.in_factor, ones], dim=-1)
+            o = layer(h)
+            if k < n_layers - 1:
+                h = torch.nn.functional.silu(o)
+        scale = self.species_scale[species]
+        energies = o.squeeze(-1) * scale + self.species_shift[species]
+        return energies, x_last * scale.unsqueeze(-1)
+
     def atomic_energies(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
         desc = self.descriptor(edge_vec, edge_index, species, n_centres)
         return self.readout(desc, species[:n_centres])

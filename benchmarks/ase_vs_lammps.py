@@ -53,6 +53,15 @@ def _ase_worker(spec_path: str) -> None:
         nl_time[0] += time.perf_counter() - t0
         return out
 
+    if spec.get("neighbour_list") == "ase":
+        # ASE's own (numpy) neighbour list instead of vesin, as a pure-ASE reference code would
+        import numpy as np
+        from ase.neighborlist import primitive_neighbor_list
+
+        def nl_orig(pos, cell, pbc, cutoff):  # noqa: F811
+            i, j, s = primitive_neighbor_list("ijS", np.broadcast_to(pbc, (3,)), cell, pos, cutoff)
+            order = np.lexsort((j, i))
+            return i[order].astype(np.int64), j[order].astype(np.int64), s[order].astype(np.int64)
     calc_mod.neighbour_list = timed_nl
     atoms = M.build_system(spec["system"], spec["n"])
     calc = UBMDCalculator(spec["model"], tau_forces=TAU_F, window=WINDOW, device=spec["device"])
@@ -84,11 +93,11 @@ def _ase_worker(spec_path: str) -> None:
           flush=True)
 
 
-def run_ase(system, n, steps, model, device) -> dict:
+def run_ase(system, n, steps, model, device, neighbour_list="vesin") -> dict:
     M.WORK.mkdir(parents=True, exist_ok=True)
     sp = M.WORK / f"ase_spec_{os.getpid()}.json"
     sp.write_text(json.dumps({"system": system, "n": n, "steps": steps, "model": str(model),
-                              "device": device}))
+                              "device": device, "neighbour_list": neighbour_list}))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_ase_worker", str(sp)],
                        capture_output=True, text=True, env=env, timeout=7200)
@@ -118,17 +127,23 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--neighbour-list", default="vesin", choices=["vesin", "ase"],
+                   help="ASE side: ubmd's vesin list (default) or ASE's primitive_neighbor_list")
+    p.add_argument("--sizes", type=int, nargs="+", default=None)
     ns = p.parse_args(argv)
     if ns.cmd == "_ase_worker":
         _ase_worker(ns.spec)
         return 0
-    name = "ase_vs_lammps" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
+    name = ("ase_vs_lammps" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
+            + ("_asenl" if ns.neighbour_list == "ase" else ""))
     if ns.device == "cuda" and not M.cuda_available():
         print("device cuda: no GPU visible to torch here -> skipped")
         (M.RESULTS / f"{name}.json").write_text(json.dumps({"benchmark": "ase_vs_lammps",
                                                             "device": "cuda", "skipped": "no GPU"}))
         return 0
     sizes = SIZES_QUICK if ns.quick else SIZES
+    if ns.sizes:
+        sizes = {n: sizes[n] for n in ns.sizes}
     if ns.system == "mil53":
         sizes = {({108: 100}.get(k, k)): v for k, v in sizes.items()}
     model = M.model_path(ns.system, ns.dtype)
@@ -140,7 +155,7 @@ def main(argv=None) -> int:
         for _ in range(ns.rounds):  # alternate the two so they see similar load
             loads.append(M.load_average())
             res["lammps"].append(run_lammps(ns.system, n, steps, model, ns.device))
-            res["ase"].append(run_ase(ns.system, n, steps, model, ns.device))
+            res["ase"].append(run_ase(ns.system, n, steps, model, ns.device, ns.neighbour_list))
         t_ase = statistics.median(r["time_s"] for r in res["ase"]) / steps
         t_lmp = statistics.median(r["time_s"] for r in res["lammps"]) / steps
         nl = statistics.median(r["nl_s"] / r["time_s"] for r in res["ase"])
@@ -148,7 +163,7 @@ def main(argv=None) -> int:
         natoms = res["lammps"][0]["natoms"]
         c_ase = statistics.median(r["cpu_s"] for r in res["ase"]) / steps
         c_lmp = statistics.median(r["cpu_s"] for r in res["lammps"]) / steps
-        row = {"system": ns.system, "dtype": ns.dtype, "natoms": natoms, "steps": steps,
+        row = {"system": ns.system, "dtype": ns.dtype, "ase_neighbour_list": ns.neighbour_list, "natoms": natoms, "steps": steps,
                "ase_s_per_step": t_ase, "lammps_s_per_step": t_lmp, "speedup_lammps": t_ase / t_lmp,
                "ase_cpu_s_per_step": c_ase, "lammps_cpu_s_per_step": c_lmp,
                "cpu_speedup_lammps": c_ase / c_lmp, "ase_nl_fraction": nl, "ase_calculator_fraction": calc,

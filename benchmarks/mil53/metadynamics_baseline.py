@@ -22,8 +22,8 @@ away). The MLIP is ``pair_style ubmd`` with the uncertainty bias switched off (b
 the only enhanced sampling is the metadynamics.
 
 Outputs in ``--out``: ``frames.extxyz`` (every ``--dump-every`` steps: positions, cell,
-info step, time_fs, volume_per_fu, metad_bias_eV, max_atomic_uncertainty (eV/A; the model's
-calibrated per-atom uncertainty, if it has one)), ``colvar.dat`` (step, time, s, bias, deposited
+info step, time_fs, volume_per_fu, metad_bias_eV; the model's calibrated max atomic
+uncertainty is in the thermo output, column v_umax), ``colvar.dat`` (step, time, s, bias, deposited
 height), ``hills.dat`` (step, centre, height, sigma), ``log.lammps``, ``summary.json``.
 Files are flushed as they are written, so a stopped run keeps its frames.
 Serial (one MPI rank): the callback builds frames from the rank's atoms.
@@ -190,6 +190,9 @@ def run(args) -> dict:
     if has_u:
         cmds += ["compute uatom all ubmd/atom", "compute umax all reduce max c_uatom",
                  "variable umax equal c_umax"]
+    if args.halt_temp > 0:  # a poor model blowing up: stop, keep the frames written so far
+        cmds += ["variable tnow equal temp",
+                 f"fix blowup all halt 10 v_tnow > {args.halt_temp:g} error continue message yes"]
     cmds += [f"thermo_style custom step time temp pe f_mtd press vol"
              + (" v_umax" if has_u else ""), f"thermo {args.thermo_every}", "thermo_modify flush yes"]
     for c in cmds:
@@ -236,11 +239,6 @@ def run(args) -> dict:
             atoms.wrap()
             atoms.info.update(step=int(step), time_fs=step * args.timestep, volume_per_fu=s,
                               metad_bias_eV=b, temperature_K=T, pressure_bar=P)
-            if has_u:
-                try:
-                    atoms.info["max_atomic_uncertainty"] = float(lmp.extract_variable("umax"))
-                except Exception:  # noqa: BLE001 - compute not current on this step
-                    pass
             write(str(frames_path), atoms, format="extxyz", append=True)
             state["n_frames"] += 1
 
@@ -252,15 +250,16 @@ def run(args) -> dict:
     except Exception as exc:  # noqa: BLE001 - keep what was written; report
         error = f"{exc.__class__.__name__}: {exc}"
     wall = time.perf_counter() - t0
+    steps_done = int(lmp.get_thermo("step"))
     colvar.close()
     hills.close()
     lmp.close()
     s = np.asarray(state["s_trace"])
     summary = {
-        "steps": args.steps, "timestep_fs": args.timestep, "temperature_K": T, "pressure_bar": P,
+        "steps": args.steps, "steps_done": steps_done, "timestep_fs": args.timestep, "temperature_K": T, "pressure_bar": P,
         "height_eV": args.height, "sigma_A3_per_fu": args.sigma, "biasfactor": args.biasfactor,
         "pace": args.pace, "n_hills": len(metad.heights), "n_frames": state["n_frames"],
-        "wall_s": wall, "ms_per_step": 1000 * wall / max(args.steps, 1), "error": error,
+        "wall_s": wall, "ms_per_step": 1000 * wall / max(steps_done, 1), "error": error,
         "volume_per_fu": {"mean": float(s.mean()), "std": float(s.std()), "min": float(s.min()),
                           "max": float(s.max())} if len(s) else None,
     }
@@ -295,6 +294,8 @@ def parse_args(argv=None):
     ap.add_argument("--dump-every", type=int, default=200)
     ap.add_argument("--colvar-every", type=int, default=10)
     ap.add_argument("--thermo-every", type=int, default=100)
+    ap.add_argument("--halt-temp", type=float, default=2000.0,
+                    help="stop the run when the temperature exceeds this (K; 0: never)")
     ap.add_argument("--skin", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=4928)
     ap.add_argument("--pair-style", default=None, help=argparse.SUPPRESS)

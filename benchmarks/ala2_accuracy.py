@@ -1,0 +1,90 @@
+"""Accuracy bar of the MLIP on GFN2-xTB alanine dipeptide (issue: foundation).
+
+500 training structures drawn from MD at 300, 600 and 1200 K (+50 for validation / early
+stopping), 200 held-out 600 K structures for the test; training limited to --minutes of wall
+time on this CPU. Prints a table and writes benchmarks/results/ala2_accuracy.json.
+
+    .venv/bin/python benchmarks/ala2_accuracy.py [--minutes 18] [--dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ubmd.config import TrainRunConfig, from_dict
+from ubmd.data import read_structures
+from ubmd.evaluation import evaluate_model_file
+from ubmd.workflow import train_from_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "examples" / "ala2" / "data"
+
+
+def main(args=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--minutes", type=float, default=18.0)
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    p.add_argument("--n-train", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "runs" / "ala2_accuracy"))
+    a = p.parse_args(args)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    frames = {t: read_structures(DATA / f"ala2_gfn2_{t}K.extxyz") for t in (300, 600, 1200)}
+    rng = np.random.default_rng(a.seed)
+    test = frames[600][-200:]  # held out: never seen in training or validation
+    pool = frames[300] + frames[600][:-200] + frames[1200]
+    idx = rng.permutation(len(pool))
+    n_valid = 50
+    chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
+    cfg = from_dict(TrainRunConfig, {
+        "model": {"cutoff": 5.0, "n_radial": 8, "n_basis": 12, "hidden": a.hidden},
+        "training": {"max_epochs": 2000, "batch_size": 8, "lr": 3e-3, "lr_final": 3e-5,
+                     "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
+                     "seed": a.seed},
+        "uncertainty": {"kind": "posterior", "features": "last_layer"},
+        "data": {"valid_fraction": n_valid / len(chosen), "split_seed": a.seed},
+        "output": a.out,
+    })
+    t0 = time.perf_counter()
+    summary = train_from_config(cfg, chosen)
+    train_s = time.perf_counter() - t0
+    res = evaluate_model_file(Path(a.out) / "model.pt", test, out_dir=Path(a.out) / "test600")
+    res300 = evaluate_model_file(Path(a.out) / "model.pt", frames[300][-200:], progress=False)
+    out = {
+        "n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": len(test),
+        "dtype": a.dtype, "hidden": a.hidden, "train_wall_s": train_s,
+        "best_epochs": summary["best_epochs"],
+        "test600": {k: res[k] for k in ("energy_rmse", "energy_mae", "forces_rmse", "forces_mae",
+                                          "forces_max")},
+        "test600_spearman_atomic": res.get("uncertainty_atomic", {}).get("spearman"),
+        "test600_spearman_total": res.get("uncertainty_total", {}).get("spearman"),
+        "test600_coverage_total": res.get("uncertainty_total", {}).get("coverage"),
+        "test300_note": "the last 200 frames of the 300 K file may overlap the training pool",
+        "goal": {"forces_rmse_eV_per_A": 0.06, "energy_rmse_meV_per_atom": 1.5,
+                 "train_minutes": 20},
+    }
+    out["goal_met"] = (out["test600"]["forces_rmse"] <= 0.06
+                       and out["test600"]["energy_rmse"] * 1000 <= 1.5 and train_s <= 1200)
+    print(f"{'quantity':32s} {'value':>12s}")
+    print(f"{'energy RMSE (meV/atom)':32s} {1000 * out['test600']['energy_rmse']:12.3f}")
+    print(f"{'force RMSE (eV/Å)':32s} {out['test600']['forces_rmse']:12.4f}")
+    print(f"{'force MAE (eV/Å)':32s} {out['test600']['forces_mae']:12.4f}")
+    print(f"{'training wall time (s)':32s} {train_s:12.1f}")
+    print(f"{'Spearman u_i vs |dF_i|':32s} {out['test600_spearman_atomic']!s:>12s}")
+    print(f"{'goal met':32s} {out['goal_met']!s:>12s}")
+    res_dir = ROOT / "benchmarks" / "results"
+    res_dir.mkdir(parents=True, exist_ok=True)
+    with open(res_dir / "ala2_accuracy.json", "w") as fh:
+        json.dump(out, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,9 +26,9 @@ campaign with the same command), then measures
   round summaries.
 
 Sizes (``--size``, ``--quick`` = ``--size quick``): ``tiny`` (smoke test, ~2 min),
-``quick`` (64 labels = 8 initial + 7 rounds of 8, walkers of at most 1000 steps = 0.5 ps,
-20 s training cap per round; meant to take < 15 min for the three campaigns on 2 free cores) and
-``full``
+``quick`` (48 labels = 8 initial + 5 rounds of B = 8, 4 walkers of at most 1000 steps =
+0.5 ps, stop threshold 5 eV/Å instead of 1.5 (see SIZES), 15 s training cap per round; about
+15-20 min for the three campaigns on a shared 2-core machine) and ``full``
 (256 labels, B = 8, 8 walkers, 10 ps walkers as in the paper's 20 000-step cap, seeds 0 1 2).
 
     python benchmarks/ala2_campaigns.py --quick                     # 3 campaigns, seed 0
@@ -72,9 +72,13 @@ SIZES = {
     "tiny": {"label_budget": 16, "walkers.n_walkers": 4, "walkers.max_steps": 400,
              "walkers.sample_every": 50, "walkers.max_time_s": 60,
              "training.max_time_s": 10, "training.max_epochs": 500, "training.patience": 100},
-    "quick": {"label_budget": 64, "walkers.max_steps": 1000, "walkers.sample_every": 50,
-              "walkers.max_time_s": 120, "training.max_time_s": 20, "training.max_epochs": 2000,
-              "training.patience": 300},
+    # quick: the paper's threshold (1.5 eV/A) stops every walker within 1-5 steps with models
+    # trained for 20 s (validation atomic force errors ~0.4 eV/A at the 95 % quantile): a
+    # 64-label run never leaves the start basin (coverage 0.067 for 4 rounds, see
+    # docs/benchmarks.md). The quick size therefore uses 5 eV/A, the same for every campaign.
+    "quick": {"label_budget": 48, "walkers.n_walkers": 4, "walkers.max_steps": 1000,
+              "walkers.sample_every": 50, "walkers.threshold": 5.0, "walkers.max_time_s": 120,
+              "training.max_time_s": 15, "training.max_epochs": 2000, "training.patience": 300},
     "full": {"label_budget": 256, "walkers.max_steps": 20000, "walkers.sample_every": 200,
              "walkers.max_time_s": 1800, "training.max_time_s": 120, "training.max_epochs": 1000,
              "training.patience": 200},
@@ -318,7 +322,7 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
             curve.append({"round": r, "labels": rounds[r]["labels_used"],
                           **evaluate(m, sets, m / "test_errors.json", check_model_file=r == last["round"])})
     cli = analyze_cli_coverage(out, rounds, runs / size / "analysis", f"{name}_s{seed}")
-    if cli and seed == 0:
+    if cli and seed == 0 and figdir is not None:
         figdir.mkdir(parents=True, exist_ok=True)
         shutil.copy(cli["png"], figdir / f"ala2_{size}_coverage_{name}.png")
     stage = {k: float(np.nansum([(p["timings_s"].get(k) or 0.0) for p in per_round]))
@@ -338,6 +342,8 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
                      "n_models": cfg["training"].get("n_models", 1),
                      "selection": cfg["selection"]["method"], "batch_size": cfg["selection"]["batch_size"],
                      "n_walkers": cfg["walkers"]["n_walkers"], "max_steps": cfg["walkers"]["max_steps"],
+                     "threshold": cfg["walkers"]["threshold"],
+                     "sample_every": cfg["walkers"]["sample_every"],
                      "log_every": cfg["walkers"]["log_every"], "label_budget": cfg["label_budget"],
                      "hidden": cfg["model"]["hidden"], "train_cap_s": cfg["training"]["max_time_s"]},
         "coverage": {"final": cov["cumulative"][str(max(pts))] if cov else None,
@@ -502,7 +508,7 @@ def main(argv=None) -> int:
                 continue
             print(f"[{name} s{seed}] analysing", flush=True)
             campaigns.setdefault(name, {})[str(seed)] = analyze_campaign(
-                name, a.size, seed, runs, sets, figdir)
+                name, a.size, seed, runs, sets, None if a.no_figures else figdir)
     results_path = Path(a.results) if a.results else (
         runs / "tiny" / "ala2_campaigns_tiny.json" if a.size == "tiny"
         else RESULTS / f"ala2_campaigns_{a.size}.json")

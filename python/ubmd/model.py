@@ -62,6 +62,12 @@ class GaussianMoments(nn.Module):
             "mult3", torch.tensor([1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 6.0]))
         self.register_buffer("pairs", _sym_indices(n_radial, 2))
         self.register_buffer("triples", _sym_indices(n_radial, 3))
+        # flat indices of the a <= b (<= c) entries of [nr, nr] ([nr, nr, nr]) products
+        # (non-persistent: derived, state dicts unchanged)
+        p, t = self.pairs, self.triples
+        self.register_buffer("pair_flat", p[:, 0] * n_radial + p[:, 1], persistent=False)
+        self.register_buffer("triple_flat", (t[:, 0] * n_radial + t[:, 1]) * n_radial + t[:, 2],
+                             persistent=False)
         self.dim = (n_radial + 3 * self.pairs.shape[0] + self.triples.shape[0]
                     + n_radial * self.pairs.shape[0])
 
@@ -91,35 +97,37 @@ class GaussianMoments(nn.Module):
         # neighbour slots (no [E, nr, 20] intermediate, no scatter in the backward pass)
         counts = torch.bincount(i, minlength=n_centres)
         n_slots = int(counts.max()) if i.numel() > 0 else 1
-        order = torch.argsort(i, stable=True)
         starts = torch.cumsum(counts, 0) - counts
-        slot = torch.empty_like(i)
-        slot[order] = torch.arange(i.numel(), device=i.device) - starts[i[order]]
+        if i.numel() < 2 or bool((i[1:] >= i[:-1]).all()):
+            slot = torch.arange(i.numel(), device=i.device) - starts[i]  # already grouped
+        else:
+            order = torch.argsort(i, stable=True)
+            slot = torch.empty_like(i)
+            slot[order] = torch.arange(i.numel(), device=i.device) - starts[i[order]]
         flat = i * n_slots + slot
         rpad = torch.zeros(n_centres * n_slots, nr, dtype=edge_vec.dtype, device=edge_vec.device)
         rpad = rpad.index_copy(0, flat, radial).view(n_centres, n_slots, nr)
         apad = torch.zeros(n_centres * n_slots, 20, dtype=edge_vec.dtype, device=edge_vec.device)
         apad = apad.index_copy(0, flat, ang).view(n_centres, n_slots, 20)
         a = torch.bmm(rpad.transpose(1, 2), apad)  # [n, nr, 20]
+        n = n_centres
         a0 = a[:, :, 0]
         a1 = a[:, :, 1:4]
         a2s = a[:, :, 4:10]
         a3s = a[:, :, 10:20]
-        p0 = self.pairs[:, 0]
-        p1 = self.pairs[:, 1]
-        g1 = (a1[:, p0] * a1[:, p1]).sum(-1)
-        g2 = (a2s[:, p0] * a2s[:, p1] * self.mult2).sum(-1)
-        g3 = (a3s[:, p0] * a3s[:, p1] * self.mult3).sum(-1)
-        # full 3x3 rank-2 moments for the three-body contractions
-        xx, yy, zz, xy, xz, yz = a2s.unbind(-1)
-        a2 = torch.stack([xx, xy, xz, xy, yy, yz, xz, yz, zz], dim=-1).view(n_centres, nr, 3, 3)
-        t = self.triples
+        # all [nr, nr] Gram matrices with one bmm each, then the a <= b entries by flat index
+        g1 = torch.bmm(a1, a1.transpose(1, 2)).reshape(n, nr * nr).index_select(1, self.pair_flat)
+        # symmetric storage: weight one factor by the (exact, integer) multiplicities
+        g2 = torch.bmm(a2s * self.mult2, a2s.transpose(1, 2)).reshape(n, nr * nr).index_select(1, self.pair_flat)
+        g3 = torch.bmm(a3s * self.mult3, a3s.transpose(1, 2)).reshape(n, nr * nr).index_select(1, self.pair_flat)
+        xx, yy, zz, xy, xz, yz = a[:, :, 4:10].unbind(-1)
+        a2 = torch.stack([xx, xy, xz, xy, yy, yz, xz, yz, zz], dim=-1).view(n, nr, 3, 3)
         m_ab = torch.einsum("naij,nbjk->nabik", a2, a2)  # [n, nr, nr, 3, 3]
         tr3 = torch.einsum("nabik,ncki->nabc", m_ab, a2)
-        g4 = tr3[:, t[:, 0], t[:, 1], t[:, 2]]
-        a2a1 = torch.einsum("nbij,ncj->nbci", a2, a1)  # [n, nr(b), nr(c), 3]
-        g5full = torch.einsum("nai,nbci->nabc", a1, a2a1)  # [n, a, b, c]
-        g5 = g5full.permute(0, 2, 1, 3)[:, :, p0, p1]  # [n, b, pairs(a<=c)]
+        g4 = tr3.reshape(n, nr * nr * nr).index_select(1, self.triple_flat)
+        a2a1 = torch.einsum("nbij,ncj->nbci", a2, a1)  # [n, b, c, 3]
+        g5full = torch.einsum("nai,nbci->nbac", a1, a2a1)  # [n, b, a, c]: A1_a . A2_b . A1_c
+        g5 = g5full.reshape(n, nr, nr * nr).index_select(2, self.pair_flat)  # a <= c
         return torch.cat([a0, g1, g2, g3, g4, g5.reshape(n_centres, -1)], dim=-1)
 
 

@@ -207,10 +207,11 @@ void Evaluation::edges_to_nodes(const std::vector<double> &g, std::vector<double
   }
 }
 
-void Evaluation::forward(const Graph &graph, bool with_features)
+void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph)
 {
   graph_ = graph;
   have_features_ = false;
+  graph_kept_ = false;
   features_ = torch::Tensor();
   u_ = 0.0;
   n_global_ = 0.0;
@@ -281,7 +282,8 @@ void Evaluation::forward(const Graph &graph, bool with_features)
                 "training domain?)");
 
   if (graph.n_edges > 0 && energies.requires_grad()) {
-    auto grads = torch::autograd::grad({energies.sum()}, {ev}, {}, /*retain_graph=*/with_features,
+    graph_kept_ = with_features && keep_graph;
+    auto grads = torch::autograd::grad({energies.sum()}, {ev}, {}, /*retain_graph=*/graph_kept_,
                                        /*create_graph=*/false, /*allow_unused=*/true);
     if (grads[0].defined()) to_host(grads[0], gE_);
   }
@@ -305,7 +307,7 @@ void Evaluation::atomic_uncertainty(std::vector<double> &out)
   to_host(au, out);
 }
 
-double Evaluation::total_uncertainty(Reducer &reducer)
+double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
 {
   if (!have_features_) throw Error("total_uncertainty needs forward(..., with_features=true)");
   const int64_t K = model_.metadata().feature_dim;
@@ -334,7 +336,10 @@ double Evaluation::total_uncertainty(Reducer &reducer)
                 std::to_string(v.numel()) + " values, expected feature_dim = " + std::to_string(K));
   u_ = u.detach().to(torch::kCPU, torch::kFloat64).item<double>();
 
+  if (!with_gradient) return u_;
   if (graph_.n_local > 0 && graph_.n_edges > 0 && local_sum.requires_grad()) {
+    if (!graph_kept_)
+      throw Error("total_uncertainty with a gradient needs forward(..., keep_graph=true)");
     auto g = torch::autograd::grad({(local_sum * v.reshape({K})).sum()}, {edge_vec_}, {},
                                    /*retain_graph=*/false, /*create_graph=*/false,
                                    /*allow_unused=*/true);

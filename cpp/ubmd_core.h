@@ -108,8 +108,10 @@ class Evaluation {
   explicit Evaluation(Model &model) : model_(model) {}
 
   /* Runs `atomic`, back-propagates the local energy: fills energies, forces, virial.
-     with_features: also keep the per-atom features (needed for any uncertainty). */
-  void forward(const Graph &graph, bool with_features);
+     with_features: also keep the per-atom features (needed for any uncertainty).
+     keep_graph: keep the autograd graph for the du/dR back-propagation of total_uncertainty
+     (needed only for a bias; false saves the memory and lets total_uncertainty skip it). */
+  void forward(const Graph &graph, bool with_features, bool keep_graph = true);
 
   double energy() const { return energy_; }                        // sum of local E_i, eV
   const std::vector<double> &atomic_energies() const { return eatom_; }   // [n_local]
@@ -121,8 +123,9 @@ class Evaluation {
 
   /* Global total uncertainty: one allreduce_sum of (local feature sum, n_local), the model's
      total_uncertainty on the global sum, then back-propagation of v . (local feature sum).
-     Every process must call it (also with n_local == 0). Returns u. */
-  double total_uncertainty(Reducer &reducer);
+     Every process must call it (also with n_local == 0). Returns u.
+     with_gradient = false: u only (no backward pass; du/dR and du/deps stay zero). */
+  double total_uncertainty(Reducer &reducer, bool with_gradient = true);
 
   double uncertainty() const { return u_; }
   double global_atoms() const { return n_global_; }
@@ -144,6 +147,7 @@ class Evaluation {
   Graph graph_;
   torch::Tensor edge_vec_, features_;
   bool have_features_ = false;
+  bool graph_kept_ = false;    // autograd graph retained after the energy backward
   double energy_ = 0.0;
   std::vector<double> eatom_, forces_, gE_, gU_, dudr_;
   std::array<double, 9> virial_{}, dudeps_{};

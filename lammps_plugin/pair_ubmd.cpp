@@ -456,7 +456,7 @@ void PairUBMD::compute(int eflag, int vflag)
   const bool need_atomic = (unc_mode & UNC_ATOMIC) && monitor;
 
   try {
-    eval->forward(g, need_total || need_atomic);
+    eval->forward(g, need_total || need_atomic, /*keep_graph=*/bias);
   } catch (std::exception &e) {
     error->one(FLERR, "Pair style ubmd: model evaluation failed on step {}: {}", step, what_of(e));
   }
@@ -479,7 +479,7 @@ void PairUBMD::compute(int eflag, int vflag)
     }
   } else {
     try {
-      u_total = eval->total_uncertainty(reducer);
+      u_total = eval->total_uncertainty(reducer, /*with_gradient=*/bias);
     } catch (std::exception &e) {
       error->one(FLERR, "Pair style ubmd: total uncertainty failed on step {}: {}", step,
                  what_of(e));

@@ -44,8 +44,8 @@ class GaussianMomentsFlat(GaussianMoments):
         t = self.triples
         self.register_buffer("pair_flat", p[:, 0] * nr + p[:, 1])
         self.register_buffer("triple_flat", (t[:, 0] * nr + t[:, 1]) * nr + t[:, 2])
-        self.register_buffer("sqrt_mult2", self.mult2.sqrt())
-        self.register_buffer("sqrt_mult3", self.mult3.sqrt())
+        self.register_buffer("sqrt_mult2", self.mult2.double().sqrt())
+        self.register_buffer("sqrt_mult3", self.mult3.double().sqrt())
 
     def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
 

@@ -12,13 +12,14 @@ import argparse
 import md_speed as M
 ap = argparse.ArgumentParser()
 ap.add_argument("--natoms", type=int, default=1000)
+ap.add_argument("--system", default="cual", choices=["cual", "mil53"])
 ap.add_argument("--steps", type=int, default=20)
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--modes", nargs="+", default=["none", "bias_f"])
 ns = ap.parse_args()
 plugin = M.plugin_copy()
-spec = {"plugin": str(plugin), "data": str(M.data_file("cual", ns.natoms)), "elements": M.ELEMENTS["cual"],
-        "model": str(M.model_path("cual", "float32")), "modes": ns.modes, "steps": ns.steps, "warmup": 2, "repeats": 1 if ns.natoms > 8000 else 2}
+spec = {"plugin": str(plugin), "data": str(M.data_file(ns.system, ns.natoms)), "elements": M.ELEMENTS[ns.system],
+        "model": str(M.model_path(ns.system, "float32")), "modes": ns.modes, "steps": ns.steps, "warmup": 2, "repeats": 1 if ns.natoms > 8000 else 2}
 tun = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295:glibc.malloc.top_pad=268435456"
 res = {"default": [], "tuned": []}
 for rnd in range(ns.rounds):
@@ -30,6 +31,6 @@ for rnd in range(ns.rounds):
         res[label].append({m: s[m]["cpu_us_per_atom_step"] for m in s} | {"rss_" + m: s[m]["max_rss_mib"] for m in s})
         print(label, res[label][-1], M.load_average(), flush=True)
 out = {"glibc_tunables": tun, "rounds": res, "load": M.load_average(),
-       "median_cpu_us_per_atom_step": {l: {m: statistics.median(x[m] for x in v) for m in ns.modes} for l, v in res.items()}, "natoms": ns.natoms}
+       "median_cpu_us_per_atom_step": {l: {m: statistics.median(x[m] for x in v) for m in ns.modes} for l, v in res.items()}, "natoms": ns.natoms, "system": ns.system}
 print(out["median_cpu_us_per_atom_step"])
-json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"malloc_tunables_{ns.natoms}.json" if ns.natoms != 1000 else "malloc_tunables.json"), "w"), indent=1)
+json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"malloc_tunables_{ns.system}_{ns.natoms}.json"), "w"), indent=1)

@@ -69,11 +69,11 @@ def mpi():
                   f"{s['max_rss_mib_1']:.0f} | {s['max_rss_mib_2_per_rank']:.0f} | {loads} |")
 
 
-def ase():
-    d = load("ase_vs_lammps.json")
+def ase(name="ase_vs_lammps.json"):
+    d = load(name)
     if not d:
         return
-    print("\n### Biased MD: ASE (reference way) vs LAMMPS\n")
+    print(f"\n### Biased MD: ASE (reference way) vs LAMMPS ({name})\n")
     print("| system | dtype | atoms | steps | ASE ms/step | LAMMPS ms/step | ratio (wall) | ratio (CPU) | "
           "ASE neighbour-list share | ASE RSS MiB | LAMMPS RSS MiB | loads |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -139,6 +139,23 @@ def profile():
         break
 
 
+def malloc():
+    files = sorted(R.glob("malloc_tunables_*.json"))
+    if not files:
+        return
+    print("\n### glibc malloc tunables (CPU µs/atom-step, median over rounds)\n")
+    print("| system | atoms | mode | default | tuned | ratio | peak RSS default → tuned MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for f in files:
+        d = json.loads(f.read_text())
+        med = d["median_cpu_us_per_atom_step"]
+        for mode in med["default"]:
+            rd = max(x["rss_" + mode] for x in d["rounds"]["default"])
+            rt = max(x["rss_" + mode] for x in d["rounds"]["tuned"])
+            print(f"| {d.get('system', 'cual')} | {d.get('natoms', 1000)} | {mode} | {med['default'][mode]:.1f} | "
+                  f"{med['tuned'][mode]:.1f} | {med['tuned'][mode] / med['default'][mode]:.3f} | {rd:.0f} → {rt:.0f} |")
+
+
 def variants():
     d = load("descriptor_variants.json")
     if not d:
@@ -157,7 +174,9 @@ if __name__ == "__main__":
     md_speed("md_speed_quick.json")
     mpi()
     ase()
+    ase("ase_vs_lammps_asenl.json")
     train()
     profile()
     variants()
+    malloc()
     sys.exit(0)

@@ -30,25 +30,30 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: list[str] | None = None) -> int:
     ns = _parser().parse_args(args)
     from ..al import load_al_config, resume_campaign, run_campaign
+    from ..al.signals import terminate_children_on_exit
 
     try:
-        if ns.command == "run":
-            cfg = load_al_config(ns.config)
-            if ns.output:
-                cfg.output = ns.output
-            result = run_campaign(cfg)
-        elif ns.command == "resume":
-            result = resume_campaign(ns.directory)
-        else:
-            from ..al.report import write_report
-
-            paths = write_report(ns.directory, ns.out)
-            for path in paths:
-                print(path)
-            return 0
+        with terminate_children_on_exit():
+            return _dispatch(ns, load_al_config, resume_campaign, run_campaign)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"ubmd al {ns.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _dispatch(ns, load_al_config, resume_campaign, run_campaign) -> int:
+    if ns.command == "report":
+        from ..al.report import write_report
+
+        for path in write_report(ns.directory, ns.out):
+            print(path)
+        return 0
+    if ns.command == "run":
+        cfg = load_al_config(ns.config)
+        if ns.output:
+            cfg.output = ns.output
+        result = run_campaign(cfg)
+    else:
+        result = resume_campaign(ns.directory)
     print(f"campaign {'finished' if result.get('finished') else 'stopped'}: "
           f"{result.get('n_rounds')} rounds, {result.get('labels_used')} labels")
     return 0

@@ -26,6 +26,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/mil53/smoke_model")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--max-time", type=float, default=300.0, help="s per model")
+    ap.add_argument("--weight-virial", type=float, default=0.5,
+                    help="virial loss weight (NPT needs a usable stress)")
     ap.add_argument("--extra", nargs="*", default=[], help="more labelled extxyz files")
     args = ap.parse_args()
     frames = []
@@ -38,7 +40,8 @@ def main() -> None:
     cfg = from_dict(TrainRunConfig, {
         "model": {"cutoff": 4.5, "n_radial": 6, "n_basis": 8, "hidden": [32, 32]},
         "training": {"max_epochs": args.epochs, "batch_size": 4, "lr": 5e-3, "dtype": "float32",
-                     "patience": 30, "progress": False, "max_time_s": args.max_time},
+                     "patience": 30, "progress": False, "max_time_s": args.max_time,
+                     "weight_virial": args.weight_virial},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
         "data": {"valid_fraction": 0.2}, "output": args.out})
     summary = train_from_config(cfg, frames)

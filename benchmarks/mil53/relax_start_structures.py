@@ -44,7 +44,7 @@ from ase.optimize import BFGS  # noqa: E402
 
 from ubmd.labelling import make_calculator  # noqa: E402
 
-DATA = Path("/work/shared/data/mil53")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mil53"
 LP_SRC = DATA / "derived_MIL-53Al_lp_conventional_GFN1-xTB_fixedcell_relaxed.extxyz"
 NP_CHAIN_RECT = (19.0, 7.8)  # long, short chain-lattice rectangle sides (exp. np: 18.98, 7.62 A)
 N_FU = 4  # Al4(OH)4(BDC)4 units per 76 atoms

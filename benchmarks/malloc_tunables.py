@@ -16,6 +16,8 @@ ap.add_argument("--system", default="cual", choices=["cual", "mil53"])
 ap.add_argument("--steps", type=int, default=20)
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--modes", nargs="+", default=["none", "bias_f"])
+ap.add_argument("--env-tunables", action="store_true", help="tuned side: GLIBC_TUNABLES (old plugin builds)")
+ap.add_argument("--tag", default="")
 ns = ap.parse_args()
 plugin = M.plugin_copy()
 spec = {"plugin": str(plugin), "data": str(M.data_file(ns.system, ns.natoms)), "elements": M.ELEMENTS[ns.system],
@@ -24,13 +26,21 @@ tun = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=429496
 res = {"default": [], "tuned": []}
 for rnd in range(ns.rounds):
     for label in ("default", "tuned"):
-        if label == "tuned": os.environ["GLIBC_TUNABLES"] = tun
-        else: os.environ.pop("GLIBC_TUNABLES", None)
+        # the plugin calls mallopt itself since commit 730334b (opt-out UBMD_NO_MALLOPT=1): the
+        # default side opts out, the tuned side uses the plugin's mallopt (or GLIBC_TUNABLES with
+        # --env-tunables, for plugins built before that commit)
+        if label == "tuned":
+            os.environ.pop("UBMD_NO_MALLOPT", None)
+            if ns.env_tunables:
+                os.environ["GLIBC_TUNABLES"] = tun
+        else:
+            os.environ.pop("GLIBC_TUNABLES", None)
+            os.environ["UBMD_NO_MALLOPT"] = "1"
         r = M.run_worker(spec)
         s = M.summarise(r, ns.steps)
         res[label].append({m: s[m]["cpu_us_per_atom_step"] for m in s} | {"rss_" + m: s[m]["max_rss_mib"] for m in s})
         print(label, res[label][-1], M.load_average(), flush=True)
-out = {"glibc_tunables": tun, "rounds": res, "load": M.load_average(),
+out = {"glibc_tunables": tun if ns.env_tunables else "plugin mallopt (UBMD_NO_MALLOPT=1 on the default side)", "rounds": res, "load": M.load_average(),
        "median_cpu_us_per_atom_step": {l: {m: statistics.median(x[m] for x in v) for m in ns.modes} for l, v in res.items()}, "natoms": ns.natoms, "system": ns.system}
 print(out["median_cpu_us_per_atom_step"])
-json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"malloc_tunables_{ns.system}_{ns.natoms}.json"), "w"), indent=1)
+json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"malloc_tunables_{ns.system}_{ns.natoms}{ns.tag}.json"), "w"), indent=1)

@@ -385,7 +385,7 @@ def cmd_lammps(ns) -> None:
         out = {"benchmark": "md_speed", "device": "cuda", "skipped": "no GPU visible"}
         (RESULTS / "md_speed_cuda.json").write_text(json.dumps(out, indent=1))
         return
-    sizes = ns.sizes or ([1000, 4000] if ns.quick else [1000, 4000, 16000, 32000])
+    sizes = ns.sizes or ([1000] if ns.quick else [1000, 4000, 16000, 32000])
     rows = []
     t_start = time.time()
     for system in ns.systems:
@@ -424,7 +424,8 @@ def _save(ns, rows, t_start) -> None:
     """Merge into the existing JSON: rows of the same (system, dtype, natoms) are replaced, so
     the matrix can be filled by several invocations (e.g. --systems/--dtypes/--sizes subsets)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "md_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
+    name = ("md_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
+            + (ns.tag or ""))
     path = RESULTS / f"{name}.json"
     key = lambda r: (r["system"], r["dtype"], r["natoms"])  # noqa: E731
     old = json.loads(path.read_text()).get("results", []) if path.exists() else []
@@ -722,6 +723,7 @@ def main(argv=None) -> int:
         s.add_argument("--train-time", type=float, default=120.0)
         s.add_argument("--input", default=None)
         s.add_argument("--all-modes", action="store_true", help="all modes also at >= 16k atoms")
+        s.add_argument("--tag", default="", help="suffix of the results file name (e.g. _after)")
     w = sub.add_parser("_worker")
     w.add_argument("spec")
     ns = p.parse_args(argv)

@@ -149,6 +149,7 @@ def malloc():
     for f in files:
         d = json.loads(f.read_text())
         med = d["median_cpu_us_per_atom_step"]
+        print(f"| {f.name}: tuned = {d['glibc_tunables'][:60]} | | | | | | |")
         for mode in med["default"]:
             rd = max(x["rss_" + mode] for x in d["rounds"]["default"])
             rt = max(x["rss_" + mode] for x in d["rounds"]["tuned"])
@@ -171,6 +172,7 @@ def variants():
 
 if __name__ == "__main__":
     md_speed()
+    md_speed("md_speed_after.json")
     md_speed("md_speed_quick.json")
     mpi()
     ase()

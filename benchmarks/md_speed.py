@@ -687,6 +687,16 @@ def cmd_plot(ns) -> None:
                 if mode in ("none", "bias_fs"):
                     ax.plot(x, wall, ":", marker=marker, color=color, alpha=0.4, mfc="none",
                             label=f"{mode} {dtype} (wall)")
+        after = RESULTS / "md_speed_after.json"
+        if after.exists():  # current code (after the P1-P3 commits), float32
+            da = json.loads(after.read_text())
+            for mode in ("none", "bias_fs"):
+                rows = sorted((r for r in da["results"] if r["system"] == system
+                               and r["dtype"] == "float32" and mode in r["modes"]), key=lambda r: r["natoms"])
+                if rows:
+                    ax.plot([r["natoms"] for r in rows],
+                            [r["modes"][mode]["cpu_us_per_atom_step"] for r in rows], "--", marker="D",
+                            color=colors[mode], lw=2, label=f"{mode} float32 AFTER (CPU)")
         ax.set_xscale("log")
         ax.set_xlabel("atoms")
         ax.set_ylabel("µs per atom-step (1 rank, 1 thread)")
@@ -695,8 +705,8 @@ def cmd_plot(ns) -> None:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6.5, ncol=2, loc="upper left")
-    fig.suptitle("pair_style ubmd: time per atom-step (shared 2-core machine, load 3.5-9: "
-                 "wall inflated, CPU time robust)", fontsize=9)
+    fig.suptitle("pair_style ubmd: time per atom-step; before = commit 65ceb05 (load 3.5-9, wall "
+                 "inflated), AFTER = with P1-P3 (load ~2.2)", fontsize=9)
     fig.tight_layout()
     out = ROOT / "docs" / "performance_scaling.png"
     fig.savefig(out, dpi=110)

@@ -33,6 +33,10 @@ def main(args=None) -> int:
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     p.add_argument("--n-train", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n-radial", type=int, default=8)
+    p.add_argument("--results", default="ala2_accuracy.json", help="file name in benchmarks/results")
     p.add_argument("--out", default=str(ROOT / "runs" / "ala2_accuracy"))
     a = p.parse_args(args)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -44,8 +48,9 @@ def main(args=None) -> int:
     n_valid = 50
     chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
     cfg = from_dict(TrainRunConfig, {
-        "model": {"cutoff": 5.0, "n_radial": 8, "n_basis": 12, "hidden": a.hidden},
-        "training": {"max_epochs": 2000, "batch_size": 8, "lr": 3e-3, "lr_final": 3e-5,
+        "model": {"cutoff": 5.0, "n_radial": a.n_radial, "n_basis": 12, "hidden": a.hidden},
+        "training": {"max_epochs": 2000, "batch_size": a.batch_size, "lr": a.lr,
+                     "lr_final": a.lr / 100,
                      "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
                      "seed": a.seed},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
@@ -59,7 +64,8 @@ def main(args=None) -> int:
     res300 = evaluate_model_file(Path(a.out) / "model.pt", frames[300][-200:], progress=False)
     out = {
         "n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": len(test),
-        "dtype": a.dtype, "hidden": a.hidden, "train_wall_s": train_s,
+        "dtype": a.dtype, "hidden": a.hidden, "lr": a.lr, "batch_size": a.batch_size,
+        "n_radial": a.n_radial, "train_wall_s": train_s, "minutes": a.minutes,
         "best_epochs": summary["best_epochs"],
         "test600": {k: res[k] for k in ("energy_rmse", "energy_mae", "forces_rmse", "forces_mae",
                                           "forces_max")},
@@ -81,7 +87,7 @@ def main(args=None) -> int:
     print(f"{'goal met':32s} {out['goal_met']!s:>12s}")
     res_dir = ROOT / "benchmarks" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
-    with open(res_dir / "ala2_accuracy.json", "w") as fh:
+    with open(res_dir / a.results, "w") as fh:
         json.dump(out, fh, indent=1)
     return 0
 

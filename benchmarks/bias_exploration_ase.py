@@ -52,7 +52,7 @@ def run_pair(model: Path, start: Path, out: Path, args: list[str]) -> dict:
         u = tr["uncertainty"] if "uncertainty" in tr else tr["u"]
         row = {"mean_u": float(np.nanmean(u)), "max_u": float(np.nanmax(u)),
                "n_records": int(len(u))}
-        if "volume" in tr:
+        if "volume" in tr and np.isfinite(tr["volume"]).any():
             v = tr["volume"]
             row.update(volume_min=float(np.nanmin(v)), volume_max=float(np.nanmax(v)))
         res[label] = row

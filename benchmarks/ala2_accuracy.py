@@ -33,7 +33,7 @@ def main(args=None) -> int:
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     p.add_argument("--n-train", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=3e-2)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-radial", type=int, default=8)
     p.add_argument("--results", default="ala2_accuracy.json", help="file name in benchmarks/results")

@@ -469,15 +469,8 @@ void PairUBMD::compute(int eflag, int vflag)
   const auto &fn = eval->forces();
   double sf_now = 0.0, ss_now = 0.0;
 
-  if (!need_total) {
-    // plain potential: forces on local and ghost atoms, LAMMPS sums the ghosts (newton on)
-    for (int64_t n = 0; n < g.n_nodes; n++) {
-      const int i = node_atom[n];
-      f[i][0] += fn[3 * n];
-      f[i][1] += fn[3 * n + 1];
-      f[i][2] += fn[3 * n + 2];
-    }
-  } else {
+  if (need_total) {
+    // collective on every rank; the du/dR back-propagation only when a bias uses it
     try {
       u_total = eval->total_uncertainty(reducer, /*with_gradient=*/bias);
     } catch (std::exception &e) {
@@ -485,6 +478,17 @@ void PairUBMD::compute(int eflag, int vflag)
                  what_of(e));
     }
     total_step = step;
+  }
+
+  if (!bias) {
+    // plain forces on local and ghost atoms, LAMMPS sums the ghosts (newton on)
+    for (int64_t n = 0; n < g.n_nodes; n++) {
+      const int i = node_atom[n];
+      f[i][0] += fn[3 * n];
+      f[i][1] += fn[3 * n + 1];
+      f[i][2] += fn[3 * n + 2];
+    }
+  } else {
     const auto &du = eval->uncertainty_gradient();
 
     // unbiased forces and du/dR on every atom, ghosts summed into their owners

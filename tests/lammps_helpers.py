@@ -112,20 +112,12 @@ def real_model_file(path, zs=(1, 6, 8), cutoff=4.0, seed=0, dtype="float64", kin
     non-trivial weights, last-layer gradient features and a posterior-type uncertainty head with
     a random SPD-like transform (what fitting would produce, without the data)."""
     import torch
+    from conftest import random_model
     from ubmd.export import ExportedModel, export_model
     from ubmd.features import FeatureModel
-    from ubmd.model import MLIP
     from ubmd.uncertainty import UncertaintyHead
 
-    torch.manual_seed(seed)
-    m = MLIP(list(zs), cutoff, 4, 6, [16, 16], seed=seed).double()
-    with torch.no_grad():
-        for layer in m.layers:
-            layer.bias.normal_()
-        m.species_scale.copy_(torch.linspace(0.5, 1.5, len(zs), dtype=torch.float64))
-        m.species_shift.copy_(torch.linspace(-2.0, 1.0, len(zs), dtype=torch.float64))
-        m.desc_inv_std.fill_(0.3)
-    fm = FeatureModel([m.eval()], kind="last_layer")
+    fm = FeatureModel([random_model(zs=zs, cutoff=cutoff, seed=seed)], kind="last_layer")
     head = None
     if kind != "none":
         g = torch.Generator().manual_seed(seed + 1)

@@ -81,11 +81,13 @@ def raw_uncertainties(fm: FeatureModel, head: UncertaintyHead, data: GraphDatase
 
 
 def calibrate(fm: FeatureModel, head: UncertaintyHead, valid: GraphDataset,
-              cfg: UncertaintyConfig) -> Calibration:
-    """Fit calibration constants on the validation split and store them in ``head``."""
+              cfg: UncertaintyConfig, raw: dict | None = None) -> Calibration:
+    """Fit calibration constants on the validation split and store them in ``head``.
+
+    ``raw``: :func:`raw_uncertainties` of ``valid`` if the caller already has them."""
     if len(valid) == 0:
         raise ValueError("calibration needs a non-empty validation split (data.valid_fraction > 0)")
-    r = raw_uncertainties(fm, head, valid)
+    r = raw if raw is not None else raw_uncertainties(fm, head, valid)
     if "r_total" not in r:
         raise ValueError("calibration needs reference energies in the validation data")
     cal = Calibration.fit(r["u_total"], r["r_total"], r.get("u_atomic") if "r_atomic" in r else None,

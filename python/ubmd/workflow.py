@@ -95,11 +95,12 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     head = None
     if cfg.uncertainty.kind != "none":
         head = fit_head(fm, train, cfg.uncertainty)
-        cal = calibrate(fm, head, valid, cfg.uncertainty)
+        r_valid = raw_uncertainties(fm, head, valid)
+        cal = calibrate(fm, head, valid, cfg.uncertainty, raw=r_valid)
         cal.save(out / "calibration.json")
         summary_out["calibration"] = cal.to_dict()
-        held = test if len(test) else valid
-        r = raw_uncertainties(fm, head, held)
+        # held-out quality on the test split, else on the validation split (already computed)
+        r = raw_uncertainties(fm, head, test) if len(test) else r_valid
         summary_out["uncertainty_quality_total"] = summary(
             cal.total * r["u_total"], r["r_total"], cfg.uncertainty.alpha)
         if "r_atomic" in r and cal.atomic:

@@ -36,6 +36,11 @@ def main(args=None) -> int:
     p.add_argument("--lr", type=float, default=3e-2)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-radial", type=int, default=8)
+    p.add_argument("--n-basis", type=int, default=12)
+    p.add_argument("--weight-energy", type=float, default=1.0)
+    p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--lr-final-ratio", type=float, default=0.01)
     p.add_argument("--results", default="ala2_accuracy.json", help="file name in benchmarks/results")
     p.add_argument("--out", default=str(ROOT / "runs" / "ala2_accuracy"))
     a = p.parse_args(args)
@@ -48,9 +53,11 @@ def main(args=None) -> int:
     n_valid = 50
     chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
     cfg = from_dict(TrainRunConfig, {
-        "model": {"cutoff": 5.0, "n_radial": a.n_radial, "n_basis": 12, "hidden": a.hidden},
+        "model": {"cutoff": 5.0, "n_radial": a.n_radial, "n_basis": a.n_basis, "hidden": a.hidden},
         "training": {"max_epochs": 2000, "batch_size": a.batch_size, "lr": a.lr,
-                     "lr_final": a.lr / 100,
+                     "lr_final": a.lr * a.lr_final_ratio,
+                     "weight_energy": a.weight_energy, "ema_decay": a.ema,
+                     "weight_decay": a.weight_decay,
                      "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
                      "seed": a.seed},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
@@ -65,7 +72,9 @@ def main(args=None) -> int:
     out = {
         "n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": len(test),
         "dtype": a.dtype, "hidden": a.hidden, "lr": a.lr, "batch_size": a.batch_size,
-        "n_radial": a.n_radial, "train_wall_s": train_s, "minutes": a.minutes,
+        "n_radial": a.n_radial, "n_basis": a.n_basis,
+        "weight_energy": a.weight_energy, "ema_decay": a.ema, "weight_decay": a.weight_decay,
+        "lr_final": a.lr * a.lr_final_ratio, "train_wall_s": train_s, "minutes": a.minutes,
         "best_epochs": summary["best_epochs"],
         "test600": {k: res[k] for k in ("energy_rmse", "energy_mae", "forces_rmse", "forces_mae",
                                           "forces_max")},

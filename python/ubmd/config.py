@@ -34,6 +34,9 @@ class TrainingConfig:
     patience: int = 100  # early stopping (epochs without validation improvement)
     max_time_s: Optional[float] = None  # wall-clock budget per model
     valid_every: int = 1
+    ema_decay: float = 0.0  # >0: validate, keep and export an exponential moving average of the
+    # weights (updated every optimiser step; 0.99 is typical); 0 = the raw weights
+    weight_decay: float = 0.0  # decoupled (AdamW-style) weight decay on the readout weights
     dtype: str = "float32"
     seed: int = 0
     n_models: int = 1  # ensemble size (members get seeds seed, seed+1, ...)

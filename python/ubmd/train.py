@@ -144,6 +144,45 @@ def _score(errors: dict) -> float:
     return errors.get("energy_mae", 0.0) + errors.get("forces_mae", 0.0)
 
 
+def _optimizer(model: MLIP, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """AMSGrad Adam; with ``weight_decay`` > 0, decoupled decay on the readout weight matrices only
+    (not on biases or the descriptor's radial coefficients)."""
+    if cfg.weight_decay <= 0:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True)
+    decay = [layer.weight for layer in model.layers]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, amsgrad=True)
+
+
+class _Ema:
+    """Exponential moving average of the trainable parameters, theta_ema <- d theta_ema +
+    (1 - d) theta, with the usual warm-up d_t = min(d, (1 + t) / (10 + t))."""
+
+    def __init__(self, model: MLIP, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.steps = 0
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: MLIP) -> None:
+        self.steps += 1
+        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        for s, p in zip(self.shadow, model.parameters()):
+            s.mul_(d).add_(p.detach(), alpha=1.0 - d)
+
+    @torch.no_grad()
+    def swap(self, model: MLIP) -> None:
+        """Exchange the model's parameters with the averaged ones (call twice to restore)."""
+        for s, p in zip(self.shadow, model.parameters()):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+
+
 def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
                 cfg: TrainingConfig, seed: int | None = None, desc: str = "train",
                 init_state: dict | None = None) -> TrainResult:
@@ -163,7 +202,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     else:
         fit_statistics(model, train)
     has_virial = any(K.VIRIAL in g for g in train.graphs)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True)
+    opt = _optimizer(model, cfg)
+    ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     def set_lr(progress: float) -> float:
         """Exponential decay lr -> lr_final over the run; progress in [0, 1] is the larger of
@@ -193,9 +233,13 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             tot += float(loss.detach())
             nb += 1
         if epoch % cfg.valid_every == 0 or epoch == cfg.max_epochs - 1:
+            if ema is not None:
+                ema.swap(model)  # validate (and keep) the averaged weights
             errs = evaluate_errors(model, valid if len(valid) else train)
             score = _score(errs)
             rec = {"epoch": epoch, "loss": tot / max(nb, 1), "lr": lr_now, **errs}
@@ -203,6 +247,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
             if score < result.best_valid:
                 result.best_valid, result.best_epoch = score, epoch
                 best_state = copy.deepcopy(model.state_dict())
+            if ema is not None:
+                ema.swap(model)
                 since_best = 0
             else:
                 since_best += cfg.valid_every

@@ -37,6 +37,9 @@ def main(args=None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-radial", type=int, default=8)
     p.add_argument("--n-basis", type=int, default=12)
+    p.add_argument("--cutoff", type=float, default=5.0)
+    p.add_argument("--n-models", type=int, default=1,
+                   help="ensemble size; --minutes is then the budget of each member")
     p.add_argument("--weight-energy", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -53,11 +56,11 @@ def main(args=None) -> int:
     n_valid = 50
     chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
     cfg = from_dict(TrainRunConfig, {
-        "model": {"cutoff": 5.0, "n_radial": a.n_radial, "n_basis": a.n_basis, "hidden": a.hidden},
+        "model": {"cutoff": a.cutoff, "n_radial": a.n_radial, "n_basis": a.n_basis, "hidden": a.hidden},
         "training": {"max_epochs": 2000, "batch_size": a.batch_size, "lr": a.lr,
                      "lr_final": a.lr * a.lr_final_ratio,
                      "weight_energy": a.weight_energy, "ema_decay": a.ema,
-                     "weight_decay": a.weight_decay,
+                     "weight_decay": a.weight_decay, "n_models": a.n_models,
                      "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
                      "seed": a.seed},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
@@ -72,9 +75,9 @@ def main(args=None) -> int:
     out = {
         "n_train": summary["n_train"], "n_valid": summary["n_valid"], "n_test": len(test),
         "dtype": a.dtype, "hidden": a.hidden, "lr": a.lr, "batch_size": a.batch_size,
-        "n_radial": a.n_radial, "n_basis": a.n_basis,
+        "n_radial": a.n_radial, "n_basis": a.n_basis, "cutoff": a.cutoff,
         "weight_energy": a.weight_energy, "ema_decay": a.ema, "weight_decay": a.weight_decay,
-        "lr_final": a.lr * a.lr_final_ratio, "train_wall_s": train_s, "minutes": a.minutes,
+        "lr_final": a.lr * a.lr_final_ratio, "n_models": a.n_models, "train_wall_s": train_s, "minutes": a.minutes,
         "best_epochs": summary["best_epochs"],
         "test600": {k: res[k] for k in ("energy_rmse", "energy_mae", "forces_rmse", "forces_mae",
                                           "forces_max")},

@@ -80,7 +80,7 @@ SIZES = {
               "walkers.sample_every": 50, "walkers.threshold": 5.0, "walkers.max_time_s": 120,
               "training.max_time_s": 15, "training.max_epochs": 2000, "training.patience": 300},
     "full": {"label_budget": 256, "walkers.max_steps": 20000, "walkers.sample_every": 200,
-             "walkers.max_time_s": 1800, "training.max_time_s": 120, "training.max_epochs": 1000,
+             "walkers.max_time_s": 600, "training.max_time_s": 90, "training.max_epochs": 1000,
              "training.patience": 200},
 }
 DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0, 1, 2]}

@@ -38,8 +38,12 @@ def main(args=None) -> int:
     p.add_argument("--n-radial", type=int, default=8)
     p.add_argument("--n-basis", type=int, default=12)
     p.add_argument("--cutoff", type=float, default=5.0)
+    p.add_argument("--epochs", type=int, default=2000,
+                   help="epoch cap (the learning rate decays over min(epochs, minutes))")
     p.add_argument("--n-models", type=int, default=1,
                    help="ensemble size; --minutes is then the budget of each member")
+    p.add_argument("--n-workers", type=int, default=1,
+                   help="ensemble members trained at once (one process and thread each)")
     p.add_argument("--weight-energy", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -57,10 +61,10 @@ def main(args=None) -> int:
     chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
     cfg = from_dict(TrainRunConfig, {
         "model": {"cutoff": a.cutoff, "n_radial": a.n_radial, "n_basis": a.n_basis, "hidden": a.hidden},
-        "training": {"max_epochs": 2000, "batch_size": a.batch_size, "lr": a.lr,
+        "training": {"max_epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
                      "lr_final": a.lr * a.lr_final_ratio,
                      "weight_energy": a.weight_energy, "ema_decay": a.ema,
-                     "weight_decay": a.weight_decay, "n_models": a.n_models,
+                     "weight_decay": a.weight_decay, "n_models": a.n_models, "n_workers": a.n_workers,
                      "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
                      "seed": a.seed},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},

@@ -13,23 +13,27 @@ import yaml
 from conftest import emt_frames
 from ubmd.config import ModelConfig, TrainingConfig, TrainRunConfig, from_dict
 from ubmd.data import GraphDataset, species_map_from, split_indices, write_structures
-from ubmd.train import evaluate_errors, fit_statistics, train_model
+from ubmd.train import _Ema, evaluate_errors, fit_statistics, train_ensemble, train_model
 from ubmd.model import MLIP
 
 
-def test_training_lowers_validation_error(cu_frames):
+def _train_cu(cu_frames, **training):
+    """Errors of an untrained model (fitted statistics) and of one trained for 40 epochs."""
     sm = species_map_from(cu_frames)
     data = GraphDataset(cu_frames, 4.0, sm)
     split = split_indices(len(data), 6, seed=0)
     train, valid = data.subset(split.train), data.subset(split.valid)
     mcfg = ModelConfig(cutoff=4.0, n_radial=4, n_basis=6, hidden=[16, 16])
     tcfg = TrainingConfig(max_epochs=40, batch_size=6, lr=1e-2, lr_final=1e-3, dtype="float64",
-                          progress=False)
+                          progress=False, **training)
     init = MLIP([13, 29], 4.0, 4, 6, [16, 16], seed=0).double()
     fit_statistics(init, train)
-    before = evaluate_errors(init, valid)
     res = train_model(train, valid, mcfg, tcfg, seed=0)
-    after = evaluate_errors(res.model, valid)
+    return evaluate_errors(init, valid), evaluate_errors(res.model, valid), res
+
+
+def test_training_lowers_validation_error(cu_frames):
+    before, after, res = _train_cu(cu_frames)
     # an untrained model with fitted shifts predicts forces ~ noise of RMS |F|;
     # a few dozen epochs must cut the validation force error at least 3x
     assert after["forces_rmse"] < before["forces_rmse"] / 3, (before, after)
@@ -48,6 +52,56 @@ def test_early_stopping_restores_best(cu_frames):
     score = evaluate_errors(res.model, va)
     best = min(h["energy_mae"] + h["forces_mae"] for h in res.history)
     assert abs(score["energy_mae"] + score["forces_mae"] - best) < 1e-9
+
+
+def test_parallel_ensemble_equals_sequential(cu_frames):
+    """Members trained in 2 processes are bit-identical to members trained one after another."""
+    sm = species_map_from(cu_frames)
+    data = GraphDataset(cu_frames[:12], 4.0, sm)
+    tr, va = data.subset(range(9)), data.subset(range(9, 12))
+    mcfg = ModelConfig(cutoff=4.0, n_radial=3, n_basis=5, hidden=[8])
+    seq = TrainingConfig(max_epochs=6, batch_size=3, dtype="float64", progress=False, n_models=2)
+    par = TrainingConfig(**{**seq.__dict__, "n_workers": 2})
+    a = train_ensemble(tr, va, mcfg, seq)
+    b = train_ensemble(tr, va, mcfg, par)
+    assert len(a) == len(b) == 2
+    for ra, rb in zip(a, b):
+        assert ra.best_epoch == rb.best_epoch and len(ra.history) == len(rb.history)
+        for (k, ta), tb in zip(ra.model.state_dict().items(), rb.model.state_dict().values()):
+            assert torch.equal(ta, tb), k
+    # the two members differ (different seeds)
+    assert not torch.equal(a[0].model.layers[0].weight, a[1].model.layers[0].weight)
+
+
+def test_ema_averages_and_swaps():
+    """EMA with the warm-up decay d_t = min(d, (1+t)/(10+t)) against a hand computation, and
+    swap() twice restores the raw weights."""
+    model = MLIP([29], 3.0, 2, 3, [4], seed=0).double()
+    ema = _Ema(model, 0.9)
+    p0 = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model)  # t = 1: d = min(0.9, 2/11)
+    d = 2.0 / 11.0
+    for s, a in zip(ema.shadow, p0):
+        assert torch.allclose(s, d * a + (1 - d) * (a + 1.0))
+    raw = [p.detach().clone() for p in model.parameters()]
+    ema.swap(model)
+    assert all(torch.allclose(p, s) for p, s in zip(model.parameters(), [d * a + (1 - d) * (a + 1)
+                                                                           for a in p0]))
+    ema.swap(model)
+    assert all(torch.equal(p, r) for p, r in zip(model.parameters(), raw))
+    with pytest.raises(ValueError):
+        _Ema(model, 1.5)
+
+
+def test_ema_and_weight_decay_train(cu_frames):
+    """Training with EMA and weight decay runs, lowers the error and keeps the EMA weights."""
+    before, after, res = _train_cu(cu_frames, ema_decay=0.9, weight_decay=1e-3)
+    assert after["forces_rmse"] < before["forces_rmse"] / 3, (before, after)
+    best = min(h["energy_mae"] + h["forces_mae"] for h in res.history)
+    assert abs(after["energy_mae"] + after["forces_mae"] - best) < 1e-9
 
 
 def test_pipeline_outputs(tiny_trained):

@@ -40,6 +40,7 @@ class TrainingConfig:
     dtype: str = "float32"
     seed: int = 0
     n_models: int = 1  # ensemble size (members get seeds seed, seed+1, ...)
+    n_workers: int = 1  # ensemble members trained at once, one process each (1: in this process)
     progress: bool = True
     num_threads: Optional[int] = 1  # torch intra-op threads while training (None: torch default).
     # One thread is fastest for these small per-atom models on a shared machine (measured 5-70x

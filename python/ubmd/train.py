@@ -266,12 +266,64 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     return result
 
 
+def _graphs_only(data: GraphDataset) -> GraphDataset:
+    """The dataset without its ASE frames (training needs only the graphs)."""
+    new = GraphDataset.__new__(GraphDataset)
+    new.frames = []
+    new.cutoff, new.species_map, new.dtype, new.graphs = (data.cutoff, data.species_map,
+                                                          data.dtype, data.graphs)
+    return new
+
+
+def _train_member_job(job: tuple) -> dict:
+    """Worker of :func:`train_ensemble` (a separate process): one member, returned as plain data."""
+    train, valid, model_cfg, cfg, seed, desc, init_state = job
+    res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state)
+    return {"state": res.model.state_dict(), "history": res.history, "best_epoch": res.best_epoch,
+            "best_valid": res.best_valid, "time_s": res.time_s}
+
+
 def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
                    cfg: TrainingConfig, init_states: list | None = None) -> list[TrainResult]:
-    """M models with seeds seed, seed+1, ... (member m warm-started from ``init_states[m]``)."""
+    """M models with seeds seed, seed+1, ... (member m warm-started from ``init_states[m]``).
+
+    With ``cfg.n_workers`` > 1 the members train in that many processes at once (each with
+    ``cfg.num_threads`` threads); the results are identical to training them one after another
+    (same seeds, same data order), only the wall time differs."""
     if init_states is not None and len(init_states) != cfg.n_models:
         raise ValueError(f"warm start needs {cfg.n_models} member states, got {len(init_states)}")
-    return [train_model(train, valid, model_cfg, cfg, seed=cfg.seed + m,
-                        desc=f"train {m + 1}/{cfg.n_models}" if cfg.n_models > 1 else "train",
-                        init_state=None if init_states is None else init_states[m])
+    if cfg.n_workers < 1:
+        raise ValueError(f"training.n_workers must be >= 1, got {cfg.n_workers}")
+    descs = [f"train {m + 1}/{cfg.n_models}" if cfg.n_models > 1 else "train"
+             for m in range(cfg.n_models)]
+    inits = [None if init_states is None else init_states[m] for m in range(cfg.n_models)]
+    n_workers = min(cfg.n_workers, cfg.n_models)
+    if n_workers == 1:
+        return [train_model(train, valid, model_cfg, cfg, seed=cfg.seed + m, desc=descs[m],
+                            init_state=inits[m]) for m in range(cfg.n_models)]
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    quiet = copy.deepcopy(cfg)
+    quiet.progress = False  # one bar here (members done) instead of interleaved worker bars
+    tr, va = _graphs_only(train), _graphs_only(valid)  # ASE frames (and calculators) stay here
+    jobs = [(tr, va, model_cfg, quiet, cfg.seed + m, descs[m], inits[m])
             for m in range(cfg.n_models)]
+    outs: list = [None] * cfg.n_models
+    with cf.ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool, \
+            tqdm(total=cfg.n_models, desc=f"train ensemble ({n_workers} processes)",
+                 disable=not cfg.progress, leave=False) as bar:
+        futures = {pool.submit(_train_member_job, job): m for m, job in enumerate(jobs)}
+        for fut in cf.as_completed(futures):
+            outs[futures[fut]] = fut.result()
+            bar.update(1)
+    zs = sorted(train.species_map, key=lambda z: train.species_map[z])
+    results = []
+    for m, o in enumerate(outs):
+        model = MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,
+                     list(model_cfg.hidden), seed=cfg.seed + m).to(torch_dtype(cfg.dtype))
+        model.load_state_dict(o["state"])
+        model.eval()
+        results.append(TrainResult(model=model, history=o["history"], best_epoch=o["best_epoch"],
+                                   best_valid=o["best_valid"], time_s=o["time_s"]))
+    return results

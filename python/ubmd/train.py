@@ -277,7 +277,10 @@ def _graphs_only(data: GraphDataset) -> GraphDataset:
 
 def _train_member_job(job: tuple) -> dict:
     """Worker of :func:`train_ensemble` (a separate process): one member, returned as plain data."""
-    train, valid, model_cfg, cfg, seed, desc, init_state = job
+    import pickle
+
+    data, model_cfg, cfg, seed, desc, init_state = job
+    train, valid = pickle.loads(data)
     res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state)
     return {"state": res.model.state_dict(), "history": res.history, "best_epoch": res.best_epoch,
             "best_valid": res.best_valid, "time_s": res.time_s}
@@ -306,8 +309,12 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
 
     quiet = copy.deepcopy(cfg)
     quiet.progress = False  # one bar here (members done) instead of interleaved worker bars
-    tr, va = _graphs_only(train), _graphs_only(valid)  # ASE frames (and calculators) stay here
-    jobs = [(tr, va, model_cfg, quiet, cfg.seed + m, descs[m], inits[m])
+    import pickle
+
+    # graphs only (ASE frames and calculators stay here), pickled to plain bytes: the default
+    # multiprocessing reduction would share every tensor through its own file descriptor
+    data = pickle.dumps((_graphs_only(train), _graphs_only(valid)))
+    jobs = [(data, model_cfg, quiet, cfg.seed + m, descs[m], inits[m])
             for m in range(cfg.n_models)]
     outs: list = [None] * cfg.n_models
     with cf.ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool, \

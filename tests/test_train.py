@@ -54,6 +54,28 @@ def test_early_stopping_restores_best(cu_frames):
     assert abs(score["energy_mae"] + score["forces_mae"] - best) < 1e-9
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.5])
+def test_patience_counts_epochs_since_last_improvement(cu_frames, ema):
+    """Training stops exactly when ``patience`` epochs have passed without a new best validation
+    score (recomputed from the recorded history), or at max_epochs."""
+    sm = species_map_from(cu_frames)
+    data = GraphDataset(cu_frames[:10], 4.0, sm)
+    tr, va = data.subset(range(7)), data.subset(range(7, 10))
+    patience, max_epochs = 4, 25
+    tcfg = TrainingConfig(max_epochs=max_epochs, batch_size=7, lr=2e-2, lr_final=2e-2,
+                          dtype="float64", progress=False, patience=patience, ema_decay=ema)
+    res = train_model(tr, va, ModelConfig(cutoff=4.0, n_radial=3, n_basis=5, hidden=[8]), tcfg)
+    best, since, stop = float("inf"), 0, max_epochs - 1
+    for h in res.history:
+        score = h["energy_mae"] + h["forces_mae"]
+        best, since = (score, 0) if score < best else (best, since + 1)
+        if since >= patience:
+            stop = h["epoch"]
+            break
+    assert res.history[-1]["epoch"] == stop
+    assert res.best_epoch >= patience  # improved after the first epochs: a real test of the count
+
+
 def test_parallel_ensemble_equals_sequential(cu_frames):
     """Members trained in 2 processes are bit-identical to members trained one after another."""
     sm = species_map_from(cu_frames)

@@ -247,11 +247,11 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
             if score < result.best_valid:
                 result.best_valid, result.best_epoch = score, epoch
                 best_state = copy.deepcopy(model.state_dict())
-            if ema is not None:
-                ema.swap(model)
                 since_best = 0
             else:
                 since_best += cfg.valid_every
+            if ema is not None:
+                ema.swap(model)
             bar.set_postfix(loss=f"{rec['loss']:.3g}",
                             E=f"{1000 * errs.get('energy_rmse', 0):.2f}meV/at",
                             F=f"{errs.get('forces_rmse', 0):.3f}eV/A")

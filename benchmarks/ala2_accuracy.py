@@ -59,10 +59,11 @@ def main(args=None) -> int:
     idx = rng.permutation(len(pool))
     n_valid = 50
     chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
+    lr_final = a.lr * a.lr_final_ratio
     cfg = from_dict(TrainRunConfig, {
         "model": {"cutoff": a.cutoff, "n_radial": a.n_radial, "n_basis": a.n_basis, "hidden": a.hidden},
         "training": {"max_epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
-                     "lr_final": a.lr * a.lr_final_ratio,
+                     "lr_final": lr_final,
                      "weight_energy": a.weight_energy, "ema_decay": a.ema,
                      "weight_decay": a.weight_decay, "n_models": a.n_models, "n_workers": a.n_workers,
                      "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
@@ -81,7 +82,7 @@ def main(args=None) -> int:
         "dtype": a.dtype, "hidden": a.hidden, "lr": a.lr, "batch_size": a.batch_size,
         "n_radial": a.n_radial, "n_basis": a.n_basis, "cutoff": a.cutoff,
         "weight_energy": a.weight_energy, "ema_decay": a.ema, "weight_decay": a.weight_decay,
-        "lr_final": a.lr * a.lr_final_ratio, "n_models": a.n_models, "train_wall_s": train_s, "minutes": a.minutes,
+        "lr_final": lr_final, "n_models": a.n_models, "train_wall_s": train_s, "minutes": a.minutes,
         "best_epochs": summary["best_epochs"],
         "test600": {k: res[k] for k in ("energy_rmse", "energy_mae", "forces_rmse", "forces_mae",
                                           "forces_max")},

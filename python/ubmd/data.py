@@ -157,12 +157,19 @@ class GraphDataset:
     def __len__(self) -> int:
         return len(self.graphs)
 
-    def subset(self, idx: Sequence[int]) -> "GraphDataset":
+    def _derived(self, frames: list, graphs: list) -> "GraphDataset":
         new = GraphDataset.__new__(GraphDataset)
-        new.frames = [self.frames[i] for i in idx]
+        new.frames, new.graphs = frames, graphs
         new.cutoff, new.species_map, new.dtype = self.cutoff, self.species_map, self.dtype
-        new.graphs = [self.graphs[i] for i in idx]
         return new
+
+    def subset(self, idx: Sequence[int]) -> "GraphDataset":
+        return self._derived([self.frames[i] for i in idx], [self.graphs[i] for i in idx])
+
+    def without_frames(self) -> "GraphDataset":
+        """The same graphs without the ASE frames (and their calculators): what training needs,
+        cheap to pickle to another process."""
+        return self._derived([], self.graphs)
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int | None = None
                 ) -> Iterator[dict[str, torch.Tensor]]:

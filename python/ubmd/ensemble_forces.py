@@ -11,30 +11,19 @@ force-based alternative of the paper for ranking, calibration and stopping in Py
 from __future__ import annotations
 
 import numpy as np
-import torch
 from ase import Atoms
 
-from .compute import forces_from_edge_grad
-from .neighbours import neighbour_list
+from . import keys as K
+from .compute import predict
+from .data import atoms_to_graph, collate
 
 
 def member_forces(members, atoms: Atoms) -> np.ndarray:
     """Forces [M, N, 3] (eV/Å) of every member (eager MLIPs or a FeatureModel's members)."""
-    zs = list(members[0].atomic_numbers)
-    smap = {z: k for k, z in enumerate(zs)}
-    dtype = members[0].desc_mean.dtype
-    pos = atoms.get_positions()
-    cell = np.asarray(atoms.get_cell())
-    i, j, s = neighbour_list(pos, cell, atoms.get_pbc(), members[0].cutoff)
-    ei = torch.tensor(np.stack([i, j]), dtype=torch.long)
-    sp = torch.tensor([smap[int(z)] for z in atoms.get_atomic_numbers()], dtype=torch.long)
-    out = []
-    for m in members:
-        ev = torch.tensor(pos[j] - pos[i] + s @ cell, dtype=dtype).requires_grad_(True)
-        e = m.atomic_energies(ev, ei, sp, len(atoms)).sum()
-        (g,) = torch.autograd.grad(e, ev)
-        out.append(forces_from_edge_grad(g, ei, len(atoms)).detach().double().numpy())
-    return np.stack(out)
+    smap = {int(z): k for k, z in enumerate(members[0].atomic_numbers)}
+    batch = collate([atoms_to_graph(atoms, members[0].cutoff, smap, members[0].desc_mean.dtype)])
+    return np.stack([predict(m, batch, forces=True, virial=False)[K.FORCES].detach().double().numpy()
+                     for m in members])
 
 
 def force_variance_uncertainty(members, atoms: Atoms, calib_total: float = 1.0,

@@ -7,8 +7,11 @@ i.e. SSE(E) + 4 SSE(F) (+ 0.01 SSE(virial)) as in the paper with default weights
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import copy
 import math
+import multiprocessing as mp
+import pickle
 import time
 from dataclasses import dataclass, field
 
@@ -183,6 +186,13 @@ class _Ema:
             s.copy_(tmp)
 
 
+def _new_model(train: GraphDataset, model_cfg: ModelConfig, seed: int, dtype: torch.dtype) -> MLIP:
+    """An untrained model for the species of ``train`` (model species ordered as in its map)."""
+    zs = sorted(train.species_map, key=lambda z: train.species_map[z])
+    return MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,
+                list(model_cfg.hidden), seed=seed).to(dtype)
+
+
 def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
                 cfg: TrainingConfig, seed: int | None = None, desc: str = "train",
                 init_state: dict | None = None) -> TrainResult:
@@ -194,9 +204,7 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     if cfg.num_threads is not None:
         torch.set_num_threads(int(cfg.num_threads))
     dtype = torch_dtype(cfg.dtype)
-    zs = sorted(train.species_map, key=lambda z: train.species_map[z])
-    model = MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,
-                 list(model_cfg.hidden), seed=seed).to(dtype)
+    model = _new_model(train, model_cfg, seed, dtype)
     if init_state is not None:
         model.load_state_dict(init_state)
     else:
@@ -266,19 +274,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     return result
 
 
-def _graphs_only(data: GraphDataset) -> GraphDataset:
-    """The dataset without its ASE frames (training needs only the graphs)."""
-    new = GraphDataset.__new__(GraphDataset)
-    new.frames = []
-    new.cutoff, new.species_map, new.dtype, new.graphs = (data.cutoff, data.species_map,
-                                                          data.dtype, data.graphs)
-    return new
-
-
 def _train_member_job(job: tuple) -> dict:
     """Worker of :func:`train_ensemble` (a separate process): one member, returned as plain data."""
-    import pickle
-
     data, model_cfg, cfg, seed, desc, init_state = job
     train, valid = pickle.loads(data)
     res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state)
@@ -304,16 +301,11 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
     if n_workers == 1:
         return [train_model(train, valid, model_cfg, cfg, seed=cfg.seed + m, desc=descs[m],
                             init_state=inits[m]) for m in range(cfg.n_models)]
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
     quiet = copy.deepcopy(cfg)
     quiet.progress = False  # one bar here (members done) instead of interleaved worker bars
-    import pickle
-
     # graphs only (ASE frames and calculators stay here), pickled to plain bytes: the default
     # multiprocessing reduction would share every tensor through its own file descriptor
-    data = pickle.dumps((_graphs_only(train), _graphs_only(valid)))
+    data = pickle.dumps((train.without_frames(), valid.without_frames()))
     jobs = [(data, model_cfg, quiet, cfg.seed + m, descs[m], inits[m])
             for m in range(cfg.n_models)]
     outs: list = [None] * cfg.n_models
@@ -324,11 +316,9 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
         for fut in cf.as_completed(futures):
             outs[futures[fut]] = fut.result()
             bar.update(1)
-    zs = sorted(train.species_map, key=lambda z: train.species_map[z])
     results = []
     for m, o in enumerate(outs):
-        model = MLIP(zs, model_cfg.cutoff, model_cfg.n_radial, model_cfg.n_basis,
-                     list(model_cfg.hidden), seed=cfg.seed + m).to(torch_dtype(cfg.dtype))
+        model = _new_model(train, model_cfg, cfg.seed + m, torch_dtype(cfg.dtype))
         model.load_state_dict(o["state"])
         model.eval()
         results.append(TrainResult(model=model, history=o["history"], best_epoch=o["best_epoch"],

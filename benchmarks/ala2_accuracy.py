@@ -24,6 +24,17 @@ from ubmd.workflow import train_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "ala2" / "data"
+N_VALID = 50
+
+
+def draw_sets(seed: int = 0, n_train: int = 500):
+    """(frames by temperature, the n_train + N_VALID structures drawn for training, the test set)."""
+    frames = {t: read_structures(DATA / f"ala2_gfn2_{t}K.extxyz") for t in (300, 600, 1200)}
+    rng = np.random.default_rng(seed)
+    test = frames[600][-200:]  # held out: never seen in training or validation
+    pool = frames[300] + frames[600][:-200] + frames[1200]
+    idx = rng.permutation(len(pool))
+    return frames, [pool[i] for i in idx[: n_train + N_VALID]], test
 
 
 def main(args=None) -> int:
@@ -52,13 +63,7 @@ def main(args=None) -> int:
     p.add_argument("--out", default=str(ROOT / "runs" / "ala2_accuracy"))
     a = p.parse_args(args)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    frames = {t: read_structures(DATA / f"ala2_gfn2_{t}K.extxyz") for t in (300, 600, 1200)}
-    rng = np.random.default_rng(a.seed)
-    test = frames[600][-200:]  # held out: never seen in training or validation
-    pool = frames[300] + frames[600][:-200] + frames[1200]
-    idx = rng.permutation(len(pool))
-    n_valid = 50
-    chosen = [pool[i] for i in idx[: a.n_train + n_valid]]
+    frames, chosen, test = draw_sets(a.seed, a.n_train)
     lr_final = a.lr * a.lr_final_ratio
     cfg = from_dict(TrainRunConfig, {
         "model": {"cutoff": a.cutoff, "n_radial": a.n_radial, "n_basis": a.n_basis, "hidden": a.hidden},
@@ -69,7 +74,7 @@ def main(args=None) -> int:
                      "dtype": a.dtype, "patience": 300, "max_time_s": 60 * a.minutes,
                      "seed": a.seed},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
-        "data": {"valid_fraction": n_valid / len(chosen), "split_seed": a.seed},
+        "data": {"valid_fraction": N_VALID / len(chosen), "split_seed": a.seed},
         "output": a.out,
     })
     t0 = time.perf_counter()

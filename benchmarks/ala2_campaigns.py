@@ -44,10 +44,7 @@ campaign directories under ``runs/ala2_campaigns/<size>/`` (not in git).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -56,6 +53,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from campaign_common import (curve_rounds, deep_update, load_rounds, merged_campaigns, predict_frames,
+                             results_record, run_campaigns, run_dir, run_sized_campaign,
+                             seed_stat, sized_config, ubmd_exe, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -89,85 +90,18 @@ CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8}
 
 
 # ---------------------------------------------------------------------------------- configs
-def deep_update(base: dict, new: dict) -> dict:
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            deep_update(base[k], v)
-        else:
-            base[k] = copy.deepcopy(v)
-    return base
-
-
-def set_dotted(cfg: dict, key: str, value) -> None:
-    node = cfg
-    parts = key.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-
-
 def campaign_config(name: str, size: str, seed: int) -> dict:
     """Merged config: common + campaign + size preset + seed; paths made absolute."""
     cfg = yaml.safe_load((CONFIGS / "ala2_common.yaml").read_text())
     deep_update(cfg, yaml.safe_load((CONFIGS / f"ala2_{name}.yaml").read_text()) or {})
-    for key, value in SIZES[size].items():
-        set_dotted(cfg, key, value)
-    start = Path(cfg["initial"]["structures"])
-    cfg["initial"]["structures"] = str((CONFIGS / start).resolve() if not start.is_absolute() else start)
-    # seeds: start-structure perturbations, walker velocities/thermostat, training, selection
-    cfg["initial"]["seed"] = int(seed)
-    cfg["walkers"]["seed"] = 100_000 * int(seed)
-    cfg["training"]["seed"] = 100_000 * int(seed)
-    cfg["selection"]["seed"] = int(seed)
-    cfg["data"]["split_seed"] = int(seed)
-    return cfg
-
-
-def run_dir(runs: Path, size: str, name: str, seed: int) -> Path:
-    return runs / size / f"{name}_s{seed}"
-
-
-def ubmd_exe() -> str:
-    exe = Path(sys.executable).with_name("ubmd")
-    return str(exe) if exe.exists() else "ubmd"
+    return sized_config(cfg, SIZES[size], CONFIGS, seed)
 
 
 def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:
-    """``ubmd al run`` (continues a campaign already in the directory)."""
-    out = run_dir(runs, size, name, seed)
-    cfg_path = runs / size / "configs" / f"{name}_s{seed}.yaml"
-    cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    cfg = campaign_config(name, size, seed)
-    cfg["output"] = str(out)
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    camp = out / "campaign.json"
-    if camp.exists() and json.loads(camp.read_text()).get("finished"):
-        print(f"[{name} s{seed}] finished earlier: {out}", flush=True)
-        return {"command": None}
-    cmd = [ubmd_exe(), "al", "run", str(cfg_path), "--output", str(out)]
-    print(f"[{name} s{seed}] $ {' '.join(cmd)}", flush=True)
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f"{name}_s{seed}.log", "a") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} s{seed}: ubmd al run failed (rc {proc.returncode}); see "
-                           f"{out.parent / f'{name}_s{seed}.log'}")
-    print(f"[{name} s{seed}] done in {wall:.0f} s", flush=True)
-    return {"command": " ".join(cmd), "wall_s_this_call": wall}
+    return run_sized_campaign(campaign_config(name, size, seed), name, size, seed, runs)
 
 
 # ---------------------------------------------------------------------------------- analysis
-def load_rounds(out: Path) -> list[dict]:
-    rounds, r = [], 0
-    while (out / f"round_{r:03d}" / "summary.json").exists():
-        rounds.append(json.loads((out / f"round_{r:03d}" / "summary.json").read_text()))
-        r += 1
-    return rounds
-
-
 def traced_points(out: Path, rounds: list[dict]) -> dict:
     """{round: [cvs of each walker]} from trace.npz (every log_every steps)."""
     pts = {}
@@ -217,33 +151,6 @@ def test_sets() -> dict:
             "1200K": read_structures(DATA / "ala2_gfn2_1200K.extxyz")}
 
 
-def predict_frames(train_dir: Path, frames) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies [n] and forces of ``frames`` from the round's members (float64, batched;
-    ensembles: the member mean, as in the exported model)."""
-    import torch
-
-    from ubmd import keys as K
-    from ubmd.compute import predict
-    from ubmd.data import GraphDataset
-    from ubmd.workflow import load_members
-
-    torch.set_num_threads(1)
-    members = load_members(train_dir / "members.pt", dtype=torch.float64)
-    species = {int(z): k for k, z in enumerate(members[0].atomic_numbers)}
-    data = GraphDataset(frames, float(members[0].cutoff), species, dtype=torch.float64)
-    energies, forces = [], []
-    for batch in data.batches(50):
-        e_sum, f_sum = 0.0, 0.0
-        for m in members:
-            pred = predict(m, batch, forces=True, virial=False)
-            e_sum = e_sum + pred[K.ENERGY].detach()
-            f_sum = f_sum + pred[K.FORCES].detach()
-        energies.append((e_sum / len(members)).numpy())
-        counts = batch[K.N_ATOMS].tolist()
-        forces.extend(np.split((f_sum / len(members)).numpy(), np.cumsum(counts)[:-1]))
-    return np.concatenate(energies), forces
-
-
 def evaluate(train_dir: Path, sets: dict, cache: Path, check_model_file: bool = False) -> dict:
     """Energy RMSE (meV/atom), force RMSE and max |force error| (eV/Å) of one round's model on
     every test set (cached). With ``check_model_file`` the first 5 frames of each set are also
@@ -276,11 +183,6 @@ def evaluate(train_dir: Path, sets: dict, cache: Path, check_model_file: bool = 
                 "forces_rmse_model_file": ref["forces_rmse"]}
     cache.write_text(json.dumps(res, indent=1))
     return res
-
-
-def curve_rounds(n_rounds: int, n_points: int) -> list[int]:
-    idx = np.unique(np.round(np.linspace(0, n_rounds - 1, max(2, n_points))).astype(int))
-    return [int(i) for i in idx]
 
 
 def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, figdir: Path) -> dict:
@@ -447,10 +349,9 @@ def summarize(campaigns: dict) -> dict:
         vals = list(by_seed.values())
 
         def stat(get):
-            x = np.array([get(v) for v in vals], dtype=float)
-            return {"mean": float(np.nanmean(x)), "std": float(np.nanstd(x)), "n": int(np.isfinite(x).sum())}
+            return seed_stat([get(v) for v in vals])
 
-        s = {"coverage": stat(lambda v: v["coverage"]["final"] if v["coverage"]["final"] is not None else np.nan),
+        s = {"coverage": stat(lambda v: v["coverage"]["final"]),
              "labels": stat(lambda v: v["labels_used"])}
         for t in ("300K", "600K", "1200K"):
             for q in ("energy_rmse_meV_atom", "forces_rmse", "forces_max"):
@@ -459,14 +360,6 @@ def summarize(campaigns: dict) -> dict:
             s[f"time_{k}_s"] = stat(lambda v, k=k: v["stage_totals_s"][k])
         out[name] = s
     return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip() or None
-    except OSError:
-        return None
 
 
 def main(argv=None) -> int:
@@ -489,16 +382,8 @@ def main(argv=None) -> int:
     names = list(a.campaigns or (MAIN + (EXTRAS if a.extras else ())))
     runs = Path(a.runs)
     t_start = time.perf_counter()
-    commands, errors = {}, {}
-    if not a.analyze_only:
-        for name in names:
-            for seed in seeds:
-                try:
-                    commands[f"{name}_s{seed}"] = run_campaign(name, a.size, seed, runs)
-                except RuntimeError as exc:
-                    print(exc, file=sys.stderr)
-                    errors[f"{name}_s{seed}"] = str(exc)
-    run_s = time.perf_counter() - t_start
+    commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
+        names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     sets = test_sets()
     figdir = runs / a.size / "figures" if a.size == "tiny" else FIGURES
     campaigns = {}
@@ -512,33 +397,19 @@ def main(argv=None) -> int:
     results_path = Path(a.results) if a.results else (
         runs / "tiny" / "ala2_campaigns_tiny.json" if a.size == "tiny"
         else RESULTS / f"ala2_campaigns_{a.size}.json")
-    old = json.loads(results_path.read_text()) if results_path.exists() else {}
-    merged = dict(old.get("campaigns", {}))
-    merged.update(campaigns)  # keep campaigns measured by earlier calls with other --campaigns
-    import torch
-
-    results = {
-        "benchmark": "ala2_campaigns", "size": a.size, "size_preset": SIZES[a.size],
-        "seeds": sorted({int(s) for c in merged.values() for s in c}),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_avg_at_end": list(os.getloadavg()), "torch": torch.__version__},
-        "git_commit": git_commit(),
-        "wall_s_campaign_runs_this_call": run_s,
-        "test_sets": {"300K": "last 200 frames of ala2_gfn2_300K.extxyz",
-                      "600K": "last 200 frames of ala2_gfn2_600K.extxyz",
-                      "1200K": "all 600 frames of ala2_gfn2_1200K.extxyz"},
-        "coverage_metric": "multiscale grid over (phi, psi) in [-180,180)^2, 2^k x 2^k cells for "
-                           "k = 1..5, mean visited fraction; all traced MD frames (every "
-                           "walkers.log_every steps) of all walkers, accumulated over rounds",
-        "errors": errors or old.get("errors") or {},
-        "campaigns": merged,
-        "summary": summarize(merged),
-        "commands": {**old.get("commands", {}), **{k: v["command"] for k, v in commands.items() if v.get("command")}},
-    }
+    old, merged = merged_campaigns(results_path, campaigns)
+    results = results_record(
+        "ala2_campaigns", a.size, SIZES[a.size], merged, old, commands, errors, run_s,
+        test_sets={"300K": "last 200 frames of ala2_gfn2_300K.extxyz",
+                   "600K": "last 200 frames of ala2_gfn2_600K.extxyz",
+                   "1200K": "all 600 frames of ala2_gfn2_1200K.extxyz"},
+        coverage_metric="multiscale grid over (phi, psi) in [-180,180)^2, 2^k x 2^k cells for "
+                        "k = 1..5, mean visited fraction; all traced MD frames (every "
+                        "walkers.log_every steps) of all walkers, accumulated over rounds",
+        summary=summarize(merged))
     if not a.no_figures and merged:
         results["figures"] = figures(results, a.size, runs, figdir)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(results, indent=1, default=float))
+    write_results(results_path, results)
     print_table(results)
     print(f"wrote {results_path} ({time.perf_counter() - t_start:.0f} s)")
     return 1 if errors else 0

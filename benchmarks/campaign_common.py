@@ -1,0 +1,225 @@
+"""Helpers shared by the AL campaign drivers (``ala2_campaigns.py``, ``mil53_campaigns.py``).
+
+Config merging (dotted-key size presets on top of a campaign config), running one
+``ubmd al run`` campaign (resumable: rerunning the same command continues it), reading the round
+summaries of a campaign directory, and batched float64 predictions of a round's model
+(``members.pt``) for test-set errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------- configs
+def deep_update(base: dict, new: dict) -> dict:
+    """Merge ``new`` into ``base`` recursively (dicts merged, everything else replaced)."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def set_dotted(cfg: dict, key: str, value) -> None:
+    """``set_dotted(cfg, "walkers.max_steps", 400)`` sets ``cfg["walkers"]["max_steps"]``."""
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def ubmd_exe() -> str:
+    exe = Path(sys.executable).with_name("ubmd")
+    return str(exe) if exe.exists() else "ubmd"
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def run_al(cfg: dict, cfg_path: Path, out: Path, log_path: Path, tag: str) -> dict:
+    """Write ``cfg`` (with ``output`` = ``out``) to ``cfg_path`` and run ``ubmd al run`` on it.
+
+    A campaign already in ``out`` is continued; a finished one (``campaign.json`` says so) is
+    skipped. Output of the run is appended to ``log_path``. Raises ``RuntimeError`` on failure.
+    """
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = dict(cfg, output=str(out))
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    camp = out / "campaign.json"
+    if camp.exists() and json.loads(camp.read_text()).get("finished"):
+        print(f"[{tag}] finished earlier: {out}", flush=True)
+        return {"command": None}
+    cmd = [ubmd_exe(), "al", "run", str(cfg_path), "--output", str(out)]
+    print(f"[{tag}] $ {' '.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tag}: ubmd al run failed (rc {proc.returncode}); see {log_path}")
+    print(f"[{tag}] done in {wall:.0f} s", flush=True)
+    return {"command": " ".join(cmd), "wall_s_this_call": wall}
+
+
+# ---------------------------------------------------------------------------------- analysis
+def load_rounds(out: Path) -> list[dict]:
+    """The ``summary.json`` of every finished round of a campaign directory, in order."""
+    rounds, r = [], 0
+    while (out / f"round_{r:03d}" / "summary.json").exists():
+        rounds.append(json.loads((out / f"round_{r:03d}" / "summary.json").read_text()))
+        r += 1
+    return rounds
+
+
+def campaign_finished(out: Path) -> bool:
+    camp = out / "campaign.json"
+    return bool(json.loads(camp.read_text()).get("finished")) if camp.exists() else False
+
+
+def curve_rounds(n_rounds: int, n_points: int) -> list[int]:
+    """About ``n_points`` round indices spread over 0 .. n_rounds - 1 (first and last included)."""
+    idx = np.unique(np.round(np.linspace(0, n_rounds - 1, max(2, n_points))).astype(int))
+    return [int(i) for i in idx]
+
+
+def predict_frames(train_dir: Path, frames, stress: bool = False):
+    """Energies [n] and per-frame forces of ``frames`` from the round's members (float64,
+    batched; ensembles: the member mean, as in the exported model). With ``stress`` also the
+    per-frame stress tensors [n, 3, 3] (eV/Å^3, ASE sign: positive = tensile) as a third item."""
+    import torch
+
+    from ubmd import keys as K
+    from ubmd.compute import predict
+    from ubmd.data import GraphDataset
+    from ubmd.workflow import load_members
+
+    torch.set_num_threads(1)
+    members = load_members(train_dir / "members.pt", dtype=torch.float64)
+    species = {int(z): k for k, z in enumerate(members[0].atomic_numbers)}
+    data = GraphDataset(frames, float(members[0].cutoff), species, dtype=torch.float64)
+    energies, forces, stresses = [], [], []
+    for batch in data.batches(50):
+        e_sum, f_sum, s_sum = 0.0, 0.0, 0.0
+        for m in members:
+            pred = predict(m, batch, forces=True, virial=stress)
+            e_sum = e_sum + pred[K.ENERGY].detach()
+            f_sum = f_sum + pred[K.FORCES].detach()
+            if stress:
+                s_sum = s_sum + pred[K.STRESS].detach()
+        energies.append((e_sum / len(members)).numpy())
+        counts = batch[K.N_ATOMS].tolist()
+        forces.extend(np.split((f_sum / len(members)).numpy(), np.cumsum(counts)[:-1]))
+        if stress:
+            stresses.append((s_sum / len(members)).numpy())
+    if stress:
+        return np.concatenate(energies), forces, np.concatenate(stresses)
+    return np.concatenate(energies), forces
+
+
+# ---------------------------------------------------------------------------------- driver
+def run_campaigns(names, seeds, run_one) -> tuple[dict, dict, float]:
+    """``run_one(name, seed)`` for every campaign and seed; a failed one is recorded, not fatal.
+
+    Returns (commands by ``<name>_s<seed>``, errors by the same key, wall seconds)."""
+    t0 = time.perf_counter()
+    commands, errors = {}, {}
+    for name in names:
+        for seed in seeds:
+            try:
+                commands[f"{name}_s{seed}"] = run_one(name, seed)
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                errors[f"{name}_s{seed}"] = str(exc)
+    return commands, errors, time.perf_counter() - t0
+
+
+def merged_campaigns(results_path: Path, campaigns: dict) -> tuple[dict, dict]:
+    """(the previous results JSON or {}, its campaigns updated with ``campaigns``): campaigns
+    measured by earlier calls with other ``--campaigns`` are kept."""
+    old = json.loads(results_path.read_text()) if results_path.exists() else {}
+    merged = dict(old.get("campaigns", {}))
+    merged.update(campaigns)
+    return old, merged
+
+
+def results_record(benchmark: str, size: str, preset: dict, merged: dict, old: dict,
+                   commands: dict, errors: dict, run_s: float, **fields) -> dict:
+    """The results JSON common to the drivers: what ran where, plus the driver's ``fields``."""
+    import platform
+
+    import torch
+
+    return {
+        "benchmark": benchmark, "size": size, "size_preset": preset,
+        "seeds": sorted({int(s) for c in merged.values() for s in c}),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_avg_at_end": list(os.getloadavg()), "torch": torch.__version__},
+        "git_commit": git_commit(),
+        "wall_s_campaign_runs_this_call": run_s,
+        **fields,
+        "errors": errors or old.get("errors") or {},
+        "campaigns": merged,
+        "commands": {**old.get("commands", {}),
+                     **{k: v["command"] for k, v in commands.items() if v.get("command")}},
+    }
+
+
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=float))
+
+
+def sized_config(cfg: dict, preset: dict, config_dir: Path, seed: int) -> dict:
+    """Apply a size preset (dotted keys), make the start structure's path absolute (relative
+    paths are relative to ``config_dir``) and set every seed of a campaign from ``seed``: start
+    perturbations, walker velocities/thermostat, training, selection, split."""
+    for key, value in preset.items():
+        set_dotted(cfg, key, value)
+    start = Path(cfg["initial"]["structures"])
+    cfg["initial"]["structures"] = str(start if start.is_absolute() else (config_dir / start).resolve())
+    set_dotted(cfg, "initial.seed", int(seed))
+    set_dotted(cfg, "walkers.seed", 100_000 * int(seed))
+    set_dotted(cfg, "training.seed", 100_000 * int(seed))
+    set_dotted(cfg, "selection.seed", int(seed))
+    set_dotted(cfg, "data.split_seed", int(seed))
+    return cfg
+
+
+def run_dir(runs: Path, size: str, name: str, seed: int) -> Path:
+    return runs / size / f"{name}_s{seed}"
+
+
+def run_sized_campaign(cfg: dict, name: str, size: str, seed: int, runs: Path) -> dict:
+    """``ubmd al run`` of a merged config (continues a campaign already in the directory)."""
+    out = run_dir(runs, size, name, seed)
+    return run_al(cfg, runs / size / "configs" / f"{name}_s{seed}.yaml", out,
+                  out.parent / f"{name}_s{seed}.log", f"{name} s{seed}")
+
+
+def seed_stat(values) -> dict:
+    """Mean, standard deviation and count over seeds of the finite values (None counts as missing)."""
+    x = np.array([np.nan if v is None else v for v in values], dtype=float)
+    ok = np.isfinite(x)
+    return {"mean": float(np.mean(x[ok])) if ok.any() else None,
+            "std": float(np.std(x[ok])) if ok.any() else None, "n": int(ok.sum())}

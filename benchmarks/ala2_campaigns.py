@@ -54,9 +54,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (curve_rounds, deep_update, load_rounds, merged_campaigns, predict_frames,
-                             results_record, run_campaigns, run_dir, run_sized_campaign,
-                             seed_stat, sized_config, ubmd_exe, write_results)
+from campaign_common import (campaign_finished, curve_rounds, deep_update, load_rounds,
+                             merged_campaigns, predict_frames, results_record, run_campaigns,
+                             run_dir, run_sized_campaign, seed_stat, sized_config, ubmd_exe,
+                             write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -171,11 +172,8 @@ def evaluate(train_dir: Path, sets: dict, cache: Path, check_model_file: bool = 
         if check_model_file:
             from ubmd.evaluation import evaluate_model_file
 
-            sub = frames[:5]
-            ref = evaluate_model_file(train_dir / "model.pt", sub, progress=False)
-            mine_e, mine_f = predict_frames(train_dir, sub)
-            de5 = (mine_e - np.array([a.get_potential_energy() for a in sub])) / 22.0
-            df5 = np.concatenate([f - a.get_forces() for f, a in zip(mine_f, sub)])
+            ref = evaluate_model_file(train_dir / "model.pt", frames[:5], progress=False)
+            de5, df5 = de[:5], np.concatenate([f - a.get_forces() for f, a in zip(f_pred[:5], frames)])
             res[key]["check_model_file"] = {
                 "energy_rmse_batched": float(np.sqrt(np.mean(de5 ** 2))),
                 "energy_rmse_model_file": ref["energy_rmse"],
@@ -232,8 +230,7 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
     md_steps = int(sum(sum(x for x in p["walker_steps"] if x) for p in per_round))
     return {
         "directory": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
-        "finished": bool(json.loads((out / "campaign.json").read_text()).get("finished"))
-        if (out / "campaign.json").exists() else False,
+        "finished": campaign_finished(out),
         "n_rounds": len(rounds), "labels_used": last["labels_used"], "n_dataset": last["n_dataset"],
         "engine": next((s.get("engine") for s in rounds if s.get("engine")), None),
         "settings": {"temperature_K": cfg["walkers"]["temperature"],

@@ -64,8 +64,7 @@ def run_al(cfg: dict, cfg_path: Path, out: Path, log_path: Path, tag: str) -> di
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg = dict(cfg, output=str(out))
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    camp = out / "campaign.json"
-    if camp.exists() and json.loads(camp.read_text()).get("finished"):
+    if campaign_finished(out):
         print(f"[{tag}] finished earlier: {out}", flush=True)
         return {"command": None}
     cmd = [ubmd_exe(), "al", "run", str(cfg_path), "--output", str(out)]

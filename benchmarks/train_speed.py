@@ -37,15 +37,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--compile", nargs="+", default=["off", "on"], choices=["off", "on"],
+                   help="training.compile settings to time (on: torch.compile'd step)")
     ns = p.parse_args(argv)
 
     import torch
     from ubmd import keys as K
-    from ubmd.compute import predict
     from ubmd.config import ModelConfig, TrainingConfig
     from ubmd.data import GraphDataset, read_structures, species_map_from, split_indices
     from ubmd.model import MLIP
-    from ubmd.train import _loss, _to_dtype, fit_statistics, train_model
+    from ubmd.train import _StepLoss, _to_dtype, fit_statistics, train_model
 
     name = "train_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
     if ns.device == "cuda":
@@ -70,36 +71,38 @@ def main(argv=None) -> int:
     print(f"load average {M.load_average()}; {len(train)} train / {len(valid)} valid structures of "
           f"{len(frames[0])} atoms, {epochs} epochs, {ns.threads} torch thread(s)")
     rows = []
-    for dtype in ns.dtypes:
+    for dtype, comp in [(d, c) for d in ns.dtypes for c in ns.compile]:
         la0 = M.load_average()
-        tcfg = TrainingConfig(max_epochs=epochs, dtype=dtype, progress=False, patience=10 ** 6)
+        tcfg = TrainingConfig(max_epochs=epochs, dtype=dtype, progress=False, patience=10 ** 6,
+                              compile=comp == "on")
         Path("/proc/self/clear_refs").write_text("5")
         res = train_model(train, valid, mcfg, tcfg)
         per_epoch = res.time_s / epochs
         # step-only timing: forward + forces (create_graph) + loss backward + Adam, per batch
+        # (after 3 warm-up batches, which include the compilation with compile on)
         torch.manual_seed(0)
         zs = sorted(smap, key=smap.get)
         model = MLIP(zs, mcfg.cutoff, mcfg.n_radial, mcfg.n_basis, list(mcfg.hidden)).to(getattr(torch, dtype))
         fit_statistics(model, train)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
+        step_loss = _StepLoss(model, tcfg, has_virial=False)
         times = []
         for k, batch in enumerate(train.batches(tcfg.batch_size, shuffle=True, seed=0)):
             batch = _to_dtype(batch, getattr(torch, dtype))
             t0 = time.perf_counter()
-            pred = predict(model, batch, forces=True, virial=False, create_graph=True)
-            loss = _loss(pred, batch, tcfg, False)
+            loss = step_loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
-            if k >= 20:
+            if k >= 23:
                 break
-        step_med = statistics.median(times[1:])
+        step_med = statistics.median(times[3:])
         hwm = 0.0
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM"):
                 hwm = int(line.split()[1]) / 1024.0
-        row = {"dtype": dtype, "n_train": len(train), "n_valid": len(valid), "epochs": epochs,
+        row = {"dtype": dtype, "compile": comp, "n_train": len(train), "n_valid": len(valid), "epochs": epochs,
                "batch_size": tcfg.batch_size, "train_time_s": res.time_s,
                "structures_per_s_epoch": len(train) / per_epoch,
                "structures_per_s_step_only": tcfg.batch_size / step_med,
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
                "load_after": M.load_average(),
                "final_errors": {k: v for k, v in res.history[-1].items() if k != "epoch"}}
         rows.append(row)
-        print(f"{dtype:8s} {row['structures_per_s_epoch']:7.1f} structures/s (epochs incl. validation)  "
+        print(f"{dtype:8s} compile {comp:3s} {row['structures_per_s_epoch']:7.1f} structures/s (epochs incl. validation)  "
               f"{row['structures_per_s_step_only']:7.1f} structures/s (training step only, batch "
               f"{tcfg.batch_size})  peak RSS {hwm:.0f} MiB  load {row['load_after']}", flush=True)
     sel = M.RESULTS / "selection_speed.json"

@@ -42,6 +42,8 @@ class TrainingConfig:
     n_models: int = 1  # ensemble size (members get seeds seed, seed+1, ...)
     n_workers: int = 1  # ensemble members trained at once, one process each (1: in this process)
     progress: bool = True
+    compile: bool = False  # torch.compile the training step (inductor; needs a C++ compiler):
+    # about 1.5x faster per epoch on CPU after a 30-60 s warm-up; worth it for runs of minutes
     num_threads: Optional[int] = 1  # torch intra-op threads while training (None: torch default).
     # One thread is fastest for these small per-atom models on a shared machine (measured 5-70x
     # faster than 2 threads on a loaded 2-core box); raise it for big models on idle many-core nodes.

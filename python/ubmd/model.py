@@ -73,6 +73,29 @@ class GaussianMoments(nn.Module):
 
     def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
         """Descriptor [n_centres, dim] of centres 0..n_centres-1 from the edges (i, j)."""
+        flat, n_slots = self.slot_index(edge_index[0], n_centres)
+        return self.from_slots(edge_vec, edge_index, species, n_centres, flat, n_slots)
+
+    def slot_index(self, i: Tensor, n_centres: int) -> Tuple[Tensor, int]:
+        """Padded neighbour-slot index of every edge: ``flat[e] = i_e * n_slots + k`` with k the
+        rank of e among the edges of its centre, and ``n_slots`` the largest neighbour count.
+        Depends only on the graph (not on positions), so it can be computed once per batch outside
+        a compiled region (its output shape depends on data)."""
+        counts = torch.bincount(i, minlength=n_centres)
+        n_slots = int(counts.max()) if i.numel() > 0 else 1
+        starts = torch.cumsum(counts, 0) - counts
+        if i.numel() < 2 or bool((i[1:] >= i[:-1]).all()):
+            slot = torch.arange(i.numel(), device=i.device) - starts[i]  # already grouped
+        else:
+            order = torch.argsort(i, stable=True)
+            slot = torch.empty_like(i)
+            slot[order] = torch.arange(i.numel(), device=i.device) - starts[i[order]]
+        return i * n_slots + slot, n_slots
+
+    def from_slots(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                   flat: Tensor, n_slots: int) -> Tensor:
+        """:meth:`forward` with the slot index of :meth:`slot_index` given (no data-dependent
+        shapes inside: what ``training.compile`` traces)."""
         i = edge_index[0]
         j = edge_index[1]
         nr = self.n_radial
@@ -95,16 +118,6 @@ class GaussianMoments(nn.Module):
              x * z * z, y * z * z, x * y * z], dim=-1)  # [E, 20]
         # moments A[i] = sum_{e: i_e = i} radial_e (x) ang_e as a batched GEMM over padded
         # neighbour slots (no [E, nr, 20] intermediate, no scatter in the backward pass)
-        counts = torch.bincount(i, minlength=n_centres)
-        n_slots = int(counts.max()) if i.numel() > 0 else 1
-        starts = torch.cumsum(counts, 0) - counts
-        if i.numel() < 2 or bool((i[1:] >= i[:-1]).all()):
-            slot = torch.arange(i.numel(), device=i.device) - starts[i]  # already grouped
-        else:
-            order = torch.argsort(i, stable=True)
-            slot = torch.empty_like(i)
-            slot[order] = torch.arange(i.numel(), device=i.device) - starts[i[order]]
-        flat = i * n_slots + slot
         rpad = torch.zeros(n_centres * n_slots, nr, dtype=edge_vec.dtype, device=edge_vec.device)
         rpad = rpad.index_copy(0, flat, radial).view(n_centres, n_slots, nr)
         apad = torch.zeros(n_centres * n_slots, 20, dtype=edge_vec.dtype, device=edge_vec.device)
@@ -233,6 +246,13 @@ class MLIP(nn.Module):
             if k < n_layers - 1:
                 h = torch.nn.functional.silu(h)
         return h.squeeze(-1) * self.species_scale[sp] + self.species_shift[sp]
+
+    def atomic_energies_from_slots(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                                   n_centres: int, flat: Tensor, n_slots: int) -> Tensor:
+        """:meth:`atomic_energies` with the descriptor's slot index given (see
+        :meth:`GaussianMoments.slot_index`)."""
+        desc = self.descriptor.from_slots(edge_vec, edge_index, species, n_centres, flat, n_slots)
+        return self.readout(desc, species[:n_centres])
 
     def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
         return self.atomic_energies(edge_vec, edge_index, species, n_centres)

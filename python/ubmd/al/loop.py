@@ -88,6 +88,7 @@ class Campaign:
     # ------------------------------------------------------------------ driver
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
+        lock = acquire_campaign_lock(self.out)
         save_al_config(self.cfg, self.out / CONFIG_NAME)
         try:
             r = 0
@@ -101,6 +102,7 @@ class Campaign:
             if self._executor is not None:
                 self._executor.close()
                 self._executor = None
+            lock.close()
         return self.read_campaign()
 
     def _run_round(self, r: int) -> bool:
@@ -300,6 +302,32 @@ class Campaign:
 
     def read_campaign(self) -> dict:
         return _load_json(self.out / "campaign.json")
+
+
+LOCK_NAME = ".campaign.lock"
+
+
+def acquire_campaign_lock(out: Path):
+    """An exclusive ``flock`` on ``out/.campaign.lock`` for as long as the returned file is open
+    (the kernel drops it when the process dies, so a killed run leaves no stale lock). Two
+    drivers on one directory would label, train and write the same rounds over each other."""
+    import fcntl
+    import os
+
+    fh = open(out / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RuntimeError(f"{out} is in use by {holder}: one campaign directory takes one "
+                           "driver at a time (wait for it, or stop it and `ubmd al resume` it)")
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    fh.flush()
+    return fh
 
 
 def absolute_paths(cfg: ALConfig) -> ALConfig:

@@ -58,6 +58,9 @@ def main(args=None) -> int:
     p.add_argument("--weight-energy", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--final-fraction", type=float, default=0.0,
+                   help="training.final_fraction: energy-weighted final stage (0: off)")
+    p.add_argument("--final-weight-energy", type=float, default=100.0)
     p.add_argument("--compile", action="store_true", help="training.compile (torch.compile'd step)")
     p.add_argument("--lr-final-ratio", type=float, default=0.01)
     p.add_argument("--results", default="ala2_accuracy.json", help="file name in benchmarks/results")
@@ -72,7 +75,9 @@ def main(args=None) -> int:
                      "lr_final": lr_final,
                      "weight_energy": a.weight_energy, "ema_decay": a.ema,
                      "weight_decay": a.weight_decay, "n_models": a.n_models, "n_workers": a.n_workers,
-                     "dtype": a.dtype, "compile": a.compile, "patience": 300, "max_time_s": 60 * a.minutes,
+                     "dtype": a.dtype, "compile": a.compile, "patience": 300,
+                     "final_fraction": a.final_fraction,
+                     "final_weight_energy": a.final_weight_energy, "max_time_s": 60 * a.minutes,
                      "seed": a.seed},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
         "data": {"valid_fraction": N_VALID / len(chosen), "split_seed": a.seed},
@@ -88,7 +93,9 @@ def main(args=None) -> int:
         "dtype": a.dtype, "hidden": a.hidden, "lr": a.lr, "batch_size": a.batch_size,
         "n_radial": a.n_radial, "n_basis": a.n_basis, "cutoff": a.cutoff,
         "weight_energy": a.weight_energy, "ema_decay": a.ema, "weight_decay": a.weight_decay,
-        "lr_final": lr_final, "n_models": a.n_models, "compile": a.compile, "train_wall_s": train_s, "minutes": a.minutes,
+        "lr_final": lr_final, "n_models": a.n_models, "compile": a.compile,
+        "final_fraction": a.final_fraction, "final_weight_energy": a.final_weight_energy,
+        "final_stage_epochs": summary.get("final_stage_epochs"), "train_wall_s": train_s, "minutes": a.minutes,
         "best_epochs": summary["best_epochs"],
         "test600": {k: res[k] for k in ("energy_rmse", "energy_mae", "forces_rmse", "forces_mae",
                                           "forces_max")},

@@ -68,16 +68,7 @@ class GaussianMomentsFlat(GaussianMoments):
              x * x, y * y, z * z, x * y, x * z, y * z,
              x * x * x, y * y * y, z * z * z, x * x * y, x * x * z, x * y * y, y * y * z,
              x * z * z, y * z * z, x * y * z], dim=-1)
-        counts = torch.bincount(i, minlength=n_centres)
-        n_slots = int(counts.max()) if i.numel() > 0 else 1
-        starts = torch.cumsum(counts, 0) - counts
-        if i.numel() < 2 or bool((i[1:] >= i[:-1]).all()):
-            slot = torch.arange(i.numel(), device=i.device) - starts[i]  # already grouped
-        else:
-            order = torch.argsort(i, stable=True)
-            slot = torch.empty_like(i)
-            slot[order] = torch.arange(i.numel(), device=i.device) - starts[i[order]]
-        flat = i * n_slots + slot
+        flat, n_slots = self.slot_index(i, n_centres)
         rpad = torch.zeros(n_centres * n_slots, nr, dtype=edge_vec.dtype, device=edge_vec.device)
         rpad = rpad.index_copy(0, flat, radial).view(n_centres, n_slots, nr)
         apad = torch.zeros(n_centres * n_slots, 20, dtype=edge_vec.dtype, device=edge_vec.device)

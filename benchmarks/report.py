@@ -91,11 +91,11 @@ def train():
             continue
         print(f"\n### Training throughput ({name}; {d['threads']} thread(s), default model "
               f"{d['model']})\n")
-        print("| dtype | train structures | epochs | structures/s (epoch incl. validation) | "
-              "structures/s (training step only) | peak RSS MiB | load |")
-        print("|---|---|---|---|---|---|---|")
+        print("| dtype | training.compile | train structures | epochs | structures/s (epoch incl. "
+              "validation and warm-up) | structures/s (training step only) | peak RSS MiB | load |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in d["results"]:
-            print(f"| {r['dtype']} | {r['n_train']} | {r['epochs']} | {r['structures_per_s_epoch']:.1f} | "
+            print(f"| {r['dtype']} | {r.get('compile', 'off')} | {r['n_train']} | {r['epochs']} | {r['structures_per_s_epoch']:.1f} | "
                   f"{r['structures_per_s_step_only']:.1f} | {r['max_rss_mib']:.0f} | "
                   f"{r['load_before'][0]}–{r['load_after'][0]} |")
         break

@@ -165,3 +165,32 @@ def test_cli_train_export_evaluate(tmp_path, capsys):
 def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="valid keys"):
         from_dict(TrainRunConfig, {"training": {"max_epoch": 3}})
+
+
+def test_energy_weighted_final_stage(cu_frames):
+    """final_fraction 0.4 of 10 epochs: epochs 6-9 train with w_E = final_weight_energy (the
+    training loss jumps by about that factor's share at the switch) and the kept checkpoint is
+    the best of that stage; an early stop before it still ends with the stage; bad values fail."""
+    from ubmd.train import train_model
+
+    sm = species_map_from(cu_frames)
+    data = GraphDataset(cu_frames, 4.0, sm)
+    train, valid = data.subset(range(18)), data.subset(range(18, 24))
+    mc = ModelConfig(cutoff=4.0, n_radial=4, n_basis=6, hidden=[16, 16])
+    base = dict(max_epochs=10, batch_size=6, lr=5e-3, dtype="float64", progress=False,
+                patience=100)
+    res = train_model(train, valid, mc, TrainingConfig(**base, final_fraction=0.4,
+                                                       final_weight_energy=1e4))
+    assert res.final_stage_epoch == 6 and res.best_epoch >= 6
+    loss = [h["loss"] for h in res.history]
+    assert loss[6] > 20 * loss[5], loss
+    plain = train_model(train, valid, mc, TrainingConfig(**base))
+    assert plain.final_stage_epoch is None
+    assert [h["loss"] for h in plain.history][:6] == loss[:6]  # identical before the switch
+    # frozen weights (lr 1e-30): no epoch improves, patience 1 stops after epoch 1, the final
+    # stage runs from epoch 2 (its first epoch is its best) and stops after epoch 3
+    frozen = {**base, "patience": 1, "max_epochs": 40, "lr": 1e-30, "lr_final": 1e-31}
+    early = train_model(train, valid, mc, TrainingConfig(**frozen, final_fraction=0.1))
+    assert early.final_stage_epoch == 2 and early.best_epoch == 2 and len(early.history) == 4
+    with pytest.raises(ValueError, match="final_fraction"):
+        train_model(train, valid, mc, TrainingConfig(**base, final_fraction=1.0))

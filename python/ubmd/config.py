@@ -31,6 +31,11 @@ class TrainingConfig:
     weight_energy: float = 1.0  # loss = w_E SSE(E) + w_F SSE(F) + w_W SSE(virial), per structure
     weight_forces: float = 4.0
     weight_virial: float = 0.01
+    final_fraction: float = 0.0  # >0: the last fraction of the epoch/time budget (or, after an
+    # early stop, `patience` more epochs) trains with weight_energy = final_weight_energy and keeps
+    # the best checkpoint of that stage: an energy-weighted final stage after force-dominated
+    # training, as in MACE's second stage (0 = off)
+    final_weight_energy: float = 100.0
     patience: int = 100  # early stopping (epochs without validation improvement)
     max_time_s: Optional[float] = None  # wall-clock budget per model
     valid_every: int = 1

@@ -83,23 +83,37 @@ class TrainResult:
     model: MLIP
     history: list = field(default_factory=list)
     best_epoch: int = 0
+    final_stage_epoch: int | None = None  # first epoch of the energy-weighted final stage
     best_valid: float = math.inf
     time_s: float = 0.0
 
 
-def _loss(pred, batch, cfg: TrainingConfig, has_virial: bool):
-    nb = batch[K.N_ATOMS].shape[0]
-    loss = 0.0
+def _sse(pred, batch, has_virial: bool) -> tuple:
+    """Sums of squared errors of the batch: (energies, forces, virials); None where unlabelled."""
+    sse_e = sse_f = sse_w = None
     if K.ENERGY in batch:
-        loss = loss + cfg.weight_energy * ((pred[K.ENERGY] - batch[K.ENERGY]) ** 2).sum()
+        sse_e = ((pred[K.ENERGY] - batch[K.ENERGY]) ** 2).sum()
     if K.FORCES in batch:
-        loss = loss + cfg.weight_forces * ((pred[K.FORCES] - batch[K.FORCES]) ** 2).sum()
-    if has_virial and cfg.weight_virial > 0:
+        sse_f = ((pred[K.FORCES] - batch[K.FORCES]) ** 2).sum()
+    if has_virial:
         # masked by multiplication, not by indexing: no data-dependent shape (compile-friendly)
         mask = batch["virial_mask"].to(pred[K.VIRIAL].dtype).view(-1, 1, 1)
-        diff = (pred[K.VIRIAL] - batch[K.VIRIAL]) * mask
-        loss = loss + cfg.weight_virial * (diff ** 2).sum()
-    return loss / nb
+        sse_w = (((pred[K.VIRIAL] - batch[K.VIRIAL]) * mask) ** 2).sum()
+    return sse_e, sse_f, sse_w
+
+
+def _weighted(sse: tuple, batch, cfg: TrainingConfig, weight_energy: float | None = None):
+    """w_E SSE(E) + w_F SSE(F) + w_W SSE(W), per structure of the batch."""
+    w_e = cfg.weight_energy if weight_energy is None else weight_energy
+    loss = 0.0
+    for w, term in zip((w_e, cfg.weight_forces, cfg.weight_virial), sse):
+        if term is not None and w > 0:
+            loss = loss + w * term
+    return loss / batch[K.N_ATOMS].shape[0]
+
+
+def _loss(pred, batch, cfg: TrainingConfig, has_virial: bool):
+    return _weighted(_sse(pred, batch, has_virial), batch, cfg)
 
 
 class _StepLoss:
@@ -108,10 +122,13 @@ class _StepLoss:
     forces and virial come from ``torch.func.grad`` of the energy w.r.t. the edge vectors; the
     data-dependent neighbour-slot index is computed outside it. Same loss, same gradients (up to
     rounding); about 1.5x faster per step on CPU after a warm-up of about 30-60 s (first batch
-    shapes). If compilation fails (e.g. no C++ compiler), warns once and continues eagerly."""
+    shapes). If compilation fails (e.g. no C++ compiler), warns once and continues eagerly.
+    The loss weights are applied outside the compiled part, so ``weight_energy`` can change
+    (the final stage) without a recompilation."""
 
     def __init__(self, model: MLIP, cfg: TrainingConfig, has_virial: bool):
         self.model, self.cfg, self.has_virial = model, cfg, has_virial
+        self.weight_energy = cfg.weight_energy
         self.compiled = None
         if cfg.compile:
             self.compiled = torch.compile(self._loss_from_slots, dynamic=True)
@@ -130,14 +147,15 @@ class _StepLoss:
             pred[K.FORCES] = forces_from_edge_grad(grad, ei, n)
         if self.has_virial:
             pred[K.VIRIAL] = virial_from_edge_grad(grad, ev, batch[K.BATCH][ei[0]], nb)
-        return _loss(pred, batch, self.cfg, self.has_virial)
+        return _sse(pred, batch, self.has_virial)
 
     def __call__(self, batch: dict) -> torch.Tensor:
         if self.compiled is not None:
             flat, n_slots = self.model.descriptor.slot_index(batch[K.EDGE_INDEX][0],
                                                              batch[K.SPECIES].shape[0])
             try:
-                return self.compiled(batch, edge_vectors(batch).detach(), flat, n_slots)
+                sse = self.compiled(batch, edge_vectors(batch).detach(), flat, n_slots)
+                return _weighted(sse, batch, self.cfg, self.weight_energy)
             except Exception as exc:  # compiler missing or unsupported: same loss, eagerly
                 warnings.warn(f"training.compile: torch.compile failed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}); training "
@@ -145,7 +163,7 @@ class _StepLoss:
                 self.compiled = None
         pred = predict(self.model, batch, forces=K.FORCES in batch, virial=self.has_virial,
                        create_graph=True)
-        return _loss(pred, batch, self.cfg, self.has_virial)
+        return _weighted(_sse(pred, batch, self.has_virial), batch, self.cfg, self.weight_energy)
 
 
 def model_dtype(model) -> torch.dtype:
@@ -248,6 +266,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     model with the same architecture and species: a warm start, which keeps that model's
     descriptor and energy statistics); returns the best-on-validation model."""
     seed = cfg.seed if seed is None else seed
+    if not 0.0 <= cfg.final_fraction < 1.0:
+        raise ValueError(f"training.final_fraction must be in [0, 1), got {cfg.final_fraction}")
     torch.manual_seed(seed)
     if cfg.num_threads is not None:
         torch.set_num_threads(int(cfg.num_threads))
@@ -275,11 +295,24 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     bar = tqdm(range(cfg.max_epochs), desc=desc, disable=not cfg.progress, leave=False)
     since_best = 0
     lr_now = cfg.lr
+    final_stage = False
+
+    def start_final_stage(epoch: int) -> None:
+        """Energy-weighted final stage: from here on w_E = final_weight_energy, and the best
+        checkpoint is the best of this stage (not of the force-dominated stage before)."""
+        nonlocal final_stage, since_best
+        final_stage, since_best = True, 0
+        step_loss.weight_energy = cfg.final_weight_energy
+        result.best_valid = math.inf
+        result.final_stage_epoch = epoch
+
     for epoch in bar:
         frac = epoch / max(1, cfg.max_epochs)
         if cfg.max_time_s:
             frac = max(frac, (time.perf_counter() - t0) / cfg.max_time_s)
         lr_now = set_lr(frac)
+        if cfg.final_fraction > 0 and not final_stage and frac >= 1.0 - cfg.final_fraction:
+            start_final_stage(epoch)
         model.train()
         tot, nb = 0.0, 0
         for batch in train.batches(cfg.batch_size, shuffle=True, seed=seed * 100003 + epoch):
@@ -311,7 +344,10 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
                             E=f"{1000 * errs.get('energy_rmse', 0):.2f}meV/at",
                             F=f"{errs.get('forces_rmse', 0):.3f}eV/A")
             if since_best >= cfg.patience:
-                break
+                if cfg.final_fraction > 0 and not final_stage:
+                    start_final_stage(epoch + 1)  # stopped early: still end with the final stage
+                else:
+                    break
         if cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s:
             break
     bar.close()
@@ -327,7 +363,8 @@ def _train_member_job(job: tuple) -> dict:
     train, valid = pickle.loads(data)
     res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state)
     return {"state": res.model.state_dict(), "history": res.history, "best_epoch": res.best_epoch,
-            "best_valid": res.best_valid, "time_s": res.time_s}
+            "final_stage_epoch": res.final_stage_epoch, "best_valid": res.best_valid,
+            "time_s": res.time_s}
 
 
 def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
@@ -369,5 +406,6 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
         model.load_state_dict(o["state"])
         model.eval()
         results.append(TrainResult(model=model, history=o["history"], best_epoch=o["best_epoch"],
+                                   final_stage_epoch=o["final_stage_epoch"],
                                    best_valid=o["best_valid"], time_s=o["time_s"]))
     return results

@@ -88,7 +88,8 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     save_members(members, out / "members.pt")
     summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),
                    "train_time_s": sum(r.time_s for r in results),
-                   "best_epochs": [r.best_epoch for r in results]}
+                   "best_epochs": [r.best_epoch for r in results],
+                   "final_stage_epochs": [r.final_stage_epoch for r in results]}
     with open(out / "history.json", "w") as fh:
         json.dump([r.history for r in results], fh)
     fm = build_feature_model(members, cfg)

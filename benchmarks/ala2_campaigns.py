@@ -43,7 +43,6 @@ campaign directories under ``runs/ala2_campaigns/<size>/`` (not in git).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -54,10 +53,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (campaign_finished, curve_rounds, deep_update, load_rounds,
-                             merged_campaigns, predict_frames, results_record, run_campaigns,
-                             run_dir, run_sized_campaign, seed_stat, sized_config, ubmd_exe,
-                             write_results)
+from campaign_common import (analyze_started, campaign_finished, curve_rounds, deep_update,
+                             driver_parser, load_rounds, merged_campaigns, output_paths,
+                             predict_frames, results_record, run_campaigns, run_dir,
+                             run_sized_campaign, seed_stat, sized_config, ubmd_exe, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -360,20 +359,11 @@ def summarize(campaigns: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=tuple(SIZES), default="full")
-    p.add_argument("--quick", action="store_const", const="quick", dest="size",
-                   help="= --size quick (64 labels, < 15 min for the three campaigns)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--campaigns", nargs="+", default=None, choices=MAIN + EXTRAS,
-                   help=f"default: {' '.join(MAIN)} (+ extras with --extras)")
+    p = driver_parser(__doc__, SIZES, "64 labels, < 15 min for the three campaigns", MAIN + EXTRAS,
+                      f"default: {' '.join(MAIN)} (+ extras with --extras)",
+                      ROOT / "runs" / "ala2_campaigns",
+                      "default benchmarks/results/ala2_campaigns_<size>.json")
     p.add_argument("--extras", action="store_true", help=f"also run {' '.join(EXTRAS)}")
-    p.add_argument("--runs", default=str(ROOT / "runs" / "ala2_campaigns"))
-    p.add_argument("--analyze-only", action="store_true", help="no campaign runs, only measurements")
-    p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--results", default=None, help="JSON path (default benchmarks/results/"
-                   "ala2_campaigns_<size>.json)")
     a = p.parse_args(argv)
     seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
     names = list(a.campaigns or (MAIN + (EXTRAS if a.extras else ())))
@@ -382,18 +372,9 @@ def main(argv=None) -> int:
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     sets = test_sets()
-    figdir = runs / a.size / "figures" if a.size == "tiny" else FIGURES
-    campaigns = {}
-    for name in names:
-        for seed in seeds:
-            if not (run_dir(runs, a.size, name, seed) / "round_000" / "summary.json").exists():
-                continue
-            print(f"[{name} s{seed}] analysing", flush=True)
-            campaigns.setdefault(name, {})[str(seed)] = analyze_campaign(
-                name, a.size, seed, runs, sets, None if a.no_figures else figdir)
-    results_path = Path(a.results) if a.results else (
-        runs / "tiny" / "ala2_campaigns_tiny.json" if a.size == "tiny"
-        else RESULTS / f"ala2_campaigns_{a.size}.json")
+    results_path, figdir = output_paths("ala2_campaigns", a.size, runs, a.results, RESULTS, FIGURES)
+    campaigns = analyze_started(names, seeds, runs, a.size, lambda name, seed: analyze_campaign(
+        name, a.size, seed, runs, sets, None if a.no_figures else figdir))
     old, merged = merged_campaigns(results_path, campaigns)
     results = results_record(
         "ala2_campaigns", a.size, SIZES[a.size], merged, old, commands, errors, run_s,

@@ -209,6 +209,48 @@ def run_dir(runs: Path, size: str, name: str, seed: int) -> Path:
     return runs / size / f"{name}_s{seed}"
 
 
+def driver_parser(doc: str, sizes, quick_help: str, campaign_choices, campaigns_help: str,
+                  default_runs: Path, results_help: str):
+    """The command line common to the campaign drivers (a driver adds its own options)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=tuple(sizes), default="full")
+    p.add_argument("--quick", action="store_const", const="quick", dest="size",
+                   help=f"= --size quick ({quick_help})")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--campaigns", nargs="+", default=None, choices=campaign_choices,
+                   help=campaigns_help)
+    p.add_argument("--runs", default=str(default_runs))
+    p.add_argument("--analyze-only", action="store_true", help="no campaign runs, only measurements")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--results", default=None, help=f"JSON path ({results_help})")
+    return p
+
+
+def analyze_started(names, seeds, runs: Path, size: str, analyze_one) -> dict:
+    """``{name: {seed: analyze_one(name, seed)}}`` for every campaign that finished round 0."""
+    campaigns: dict = {}
+    for name in names:
+        for seed in seeds:
+            if not (run_dir(runs, size, name, seed) / "round_000" / "summary.json").exists():
+                continue
+            print(f"[{name} s{seed}] analysing", flush=True)
+            campaigns.setdefault(name, {})[str(seed)] = analyze_one(name, seed)
+    return campaigns
+
+
+def output_paths(benchmark: str, size: str, runs: Path, results: str | None, results_dir: Path,
+                 figures_dir: Path) -> tuple[Path, Path]:
+    """(results JSON, figure folder): the tiny size writes under ``runs``, not into the repo."""
+    if size == "tiny":
+        default, figdir = runs / "tiny" / f"{benchmark}_tiny.json", runs / size / "figures"
+    else:
+        default, figdir = results_dir / f"{benchmark}_{size}.json", figures_dir
+    return (Path(results) if results else default), figdir
+
+
 def run_sized_campaign(cfg: dict, name: str, size: str, seed: int, runs: Path) -> dict:
     """``ubmd al run`` of a merged config (continues a campaign already in the directory)."""
     out = run_dir(runs, size, name, seed)

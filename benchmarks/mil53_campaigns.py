@@ -80,7 +80,6 @@ Writes ``benchmarks/results/mil53_campaigns_<size>.json`` and ``docs/figures/mil
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -89,9 +88,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (campaign_finished, curve_rounds, load_rounds, merged_campaigns,
-                             predict_frames, results_record, run_campaigns, run_dir,
-                             run_sized_campaign, seed_stat, sized_config, write_results)
+from campaign_common import (analyze_started, campaign_finished, curve_rounds, driver_parser,
+                             load_rounds, merged_campaigns, output_paths, predict_frames,
+                             results_record, run_campaigns, run_dir, run_sized_campaign, seed_stat,
+                             sized_config, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
@@ -570,19 +570,10 @@ def print_table(results: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=tuple(SIZES), default="full")
-    p.add_argument("--quick", action="store_const", const="quick", dest="size",
-                   help="= --size quick (24 labels, 10-20 min for the three campaigns)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--campaigns", nargs="+", default=None, choices=ALL,
-                   help=f"default: {' '.join(MAIN)} (tiny: {DEFAULT_CAMPAIGNS['tiny'][0]})")
-    p.add_argument("--runs", default=str(ROOT / "runs" / "mil53_campaigns"))
-    p.add_argument("--analyze-only", action="store_true", help="no campaign runs, only measurements")
-    p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--results", default=None, help="JSON path (default benchmarks/results/"
-                   "mil53_campaigns_<size>.json; tiny: under --runs)")
+    p = driver_parser(__doc__, SIZES, "24 labels, 10-20 min for the three campaigns", ALL,
+                      f"default: {' '.join(MAIN)} (tiny: {DEFAULT_CAMPAIGNS['tiny'][0]})",
+                      ROOT / "runs" / "mil53_campaigns",
+                      "default benchmarks/results/mil53_campaigns_<size>.json; tiny: under --runs")
     p.add_argument("--closed-max", type=float, default=CLOSED_MAX, help="A^3 per unit")
     p.add_argument("--large-min", type=float, default=LARGE_MIN, help="A^3 per unit")
     p.add_argument("--large-max", type=float, default=LARGE_MAX, help="A^3 per unit")
@@ -596,18 +587,9 @@ def main(argv=None) -> int:
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     frames = load_test_set()
-    campaigns = {}
-    for name in names:
-        for seed in seeds:
-            if not (run_dir(runs, a.size, name, seed) / "round_000" / "summary.json").exists():
-                continue
-            print(f"[{name} s{seed}] analysing", flush=True)
-            campaigns.setdefault(name, {})[str(seed)] = analyze_campaign(
-                name, a.size, seed, runs, frames, thresholds)
-    results_path = Path(a.results) if a.results else (
-        runs / "tiny" / "mil53_campaigns_tiny.json" if a.size == "tiny"
-        else RESULTS / f"mil53_campaigns_{a.size}.json")
-    figdir = runs / a.size / "figures" if a.size == "tiny" else FIGURES
+    campaigns = analyze_started(names, seeds, runs, a.size, lambda name, seed: analyze_campaign(
+        name, a.size, seed, runs, frames, thresholds))
+    results_path, figdir = output_paths("mil53_campaigns", a.size, runs, a.results, RESULTS, FIGURES)
     old, merged = merged_campaigns(results_path, campaigns)
     hist = volume_histograms({name: campaign_volumes(res["0"]) for name, res in merged.items()
                               if "0" in res and "volumes" in res["0"]})

@@ -112,12 +112,8 @@ def _weighted(sse: tuple, batch, cfg: TrainingConfig, weight_energy: float | Non
     return loss / batch[K.N_ATOMS].shape[0]
 
 
-def _loss(pred, batch, cfg: TrainingConfig, has_virial: bool):
-    return _weighted(_sse(pred, batch, has_virial), batch, cfg)
-
-
 class _StepLoss:
-    """The training loss of one batch, eager (``predict`` + :func:`_loss`) or, with
+    """The training loss of one batch, eager (``predict``, then :func:`_sse` and :func:`_weighted`) or, with
     ``training.compile``, one ``torch.compile``d function (inductor, dynamic shapes) in which
     forces and virial come from ``torch.func.grad`` of the energy w.r.t. the edge vectors; the
     data-dependent neighbour-slot index is computed outside it. Same loss, same gradients (up to

@@ -90,6 +90,9 @@ class WalkerConfig:
     sample_every: int = 200  # steps between candidate frames
     log_every: int = 10  # steps between trace records (u, max u_i, energies, volume, CVs)
     threshold: float = 1.5  # eV/Å; stop once any calibrated atomic uncertainty exceeds it
+    # k: a round's threshold becomes max(threshold, k * median over the labelled structures of
+    # their largest calibrated atomic uncertainty) (AL campaigns only; see ubmd.al.threshold)
+    threshold_relative: Optional[float] = None
     tau_forces: float = 0.25
     tau_stress: float = 0.0
     window: int = 100  # adaptive-scale window W (evaluations)
@@ -199,6 +202,15 @@ def validate_walker(w: WalkerConfig) -> WalkerConfig:
                          "or tau_stress: 0")
     if w.max_time_s is not None and not float(w.max_time_s) > 0:
         raise ValueError(f"walkers.max_time_s must be > 0 or null, got {w.max_time_s}")
+    if w.threshold_relative is not None:
+        try:
+            w.threshold_relative = float(w.threshold_relative)
+        except (TypeError, ValueError):
+            raise ValueError("walkers.threshold_relative must be a number > 0 or null, got "
+                             f"{w.threshold_relative!r}") from None
+        if not w.threshold_relative > 0:
+            raise ValueError("walkers.threshold_relative must be > 0 or null (a multiple of the "
+                             f"model's own uncertainty level), got {w.threshold_relative}")
     return w
 
 

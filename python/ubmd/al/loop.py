@@ -171,8 +171,9 @@ class Campaign:
                 n_train=result["n_train"], n_valid=result["n_valid"],
                 initialisation=result.get("initialisation"))
 
-    def walker_tasks(self, r: int, st: RoundState) -> list[WalkerTask]:
-        w = self.cfg.walkers
+    def walker_tasks(self, r: int, st: RoundState, params=None) -> list[WalkerTask]:
+        """The round's walker jobs; ``params`` replaces ``cfg.walkers`` (the round's threshold)."""
+        w = params if params is not None else self.cfg.walkers
         src = 0 if w.start_from == "initial" else r
         starts = _read_frames(round_dir(self.out, src) / "labelled.extxyz") or self._dataset(r)
         if not starts:
@@ -197,10 +198,20 @@ class Campaign:
         species = meta[K.META_SPECIES]
         return species.split() if isinstance(species, str) else list(species)
 
+    def _threshold(self, r: int, st: RoundState) -> dict:
+        from .threshold import load_or_compute
+
+        return load_or_compute(st.dir / "walkers", self.cfg.walkers,
+                               st.dir / "train" / "model.pt", self._dataset(r),
+                               seed=self.cfg.walkers.seed + r)
+
     def _sample(self, r: int, st: RoundState) -> None:
-        tasks = self.walker_tasks(r, st)
-        todo = [t for t in tasks if not _walker_finished(Path(t.workdir))]  # failed ones rerun
+        from .threshold import walker_params
+
         t0 = time.perf_counter()
+        thr = self._threshold(r, st)
+        tasks = self.walker_tasks(r, st, walker_params(self.cfg.walkers, thr))
+        todo = [t for t in tasks if not _walker_finished(Path(t.workdir))]  # failed ones rerun
         for i, res in self.executor.map_unordered(run_walker, todo):
             if isinstance(res, BaseException):  # the worker process itself died
                 write_json_atomic({"index": todo[i].index, "engine": todo[i].engine,
@@ -225,7 +236,7 @@ class Campaign:
             self.log(msg)
         _write_frames(pool, st.dir / "pool.extxyz")
         st.mark("sample", wall_s=time.perf_counter() - t0, engine=tasks[0].engine,
-                n_pool=len(pool), walkers=[_walker_brief(s) for s in walkers])
+                n_pool=len(pool), walkers=[_walker_brief(s) for s in walkers], threshold=thr)
 
     def _select(self, r: int, st: RoundState) -> None:
         from .pool import RoundModel, select_from_pool
@@ -288,6 +299,7 @@ class Campaign:
             "calibration": tr.get("calibration"), "quality_total": tr.get("quality_total"),
             "quality_atomic": tr.get("quality_atomic"),
             "engine": smp.get("engine"), "walkers": smp.get("walkers"), "n_pool": smp.get("n_pool"),
+            "threshold": smp.get("threshold"),
             "n_selected": sel.get("n_selected"), "coverage": self._coverage(r) if not last else None,
         }
         write_json_atomic(summary, st.dir / "summary.json")
@@ -382,8 +394,10 @@ def format_log_line(s: dict) -> str:
     if s.get("walkers"):
         steps = [w.get("n_steps", 0) for w in s["walkers"]]
         n_thr = sum(1 for w in s["walkers"] if w.get("stop_reason") == "threshold")
+        thr = s.get("threshold") or {}
+        by = f" > {thr['threshold']:.3g} eV/Å" if thr.get("relative") is not None else ""
         parts.append(f"{s['engine']} walkers stop {np.mean(steps):.0f}±{np.std(steps):.0f} steps "
-                     f"({n_thr}/{len(steps)} by u), pool {s.get('n_pool')}")
+                     f"({n_thr}/{len(steps)} by u{by}), pool {s.get('n_pool')}")
     if s.get("coverage"):
         parts.append(f"coverage {s['coverage']['this_round']:.3f} "
                      f"(cum. {s['coverage']['cumulative']:.3f})")

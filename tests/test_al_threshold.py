@@ -1,0 +1,102 @@
+"""walkers.threshold_relative: a round's stop threshold scaled to the model's own uncertainty."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_al import campaign_dict, rounds
+from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
+from ubmd.al.config import WalkerConfig, validate_walker
+from ubmd.al.threshold import load_or_compute, max_atomic_uncertainties, round_threshold
+
+
+def test_round_threshold_is_k_times_the_median_with_the_absolute_as_floor(tiny_trained, cu_frames):
+    cfg, summary = tiny_trained
+    model = Path(cfg.output) / "model.pt"
+    frames = cu_frames[:10]
+    umax = max_atomic_uncertainties(model, frames)
+    assert umax.shape == (10,) and (umax > 0).all()
+    # per structure: the largest per-atom value the calculator reports for it
+    from ubmd.calculator import UBMDCalculator
+
+    calc = UBMDCalculator(model, uncertainty="atomic")
+    b = frames[3].copy()
+    b.calc = calc
+    b.get_potential_energy()
+    assert umax[3] == pytest.approx(calc.results["atomic_uncertainty"].max(), rel=1e-12)
+
+    low = WalkerConfig(threshold=1e-9, threshold_relative=2.5)
+    rec = round_threshold(low, model, frames)
+    assert rec["reference_level"] == pytest.approx(np.median(umax), rel=1e-12)
+    assert rec["threshold"] == pytest.approx(2.5 * np.median(umax), rel=1e-12)
+    assert rec["n_structures"] == 10 and rec["absolute"] == 1e-9
+    assert (umax < rec["threshold"]).mean() >= 0.5
+    high = WalkerConfig(threshold=1e6, threshold_relative=2.5)
+    assert round_threshold(high, model, frames)["threshold"] == 1e6  # the floor wins
+    plain = WalkerConfig(threshold=1.5)
+    assert round_threshold(plain, model, []) == {"threshold": 1.5, "absolute": 1.5,
+                                                 "relative": None}
+    with pytest.raises(ValueError, match="labelled structures"):
+        round_threshold(low, model, [])
+
+
+def test_threshold_record_is_reused_and_recomputed_when_settings_change(tiny_trained, cu_frames,
+                                                                        tmp_path):
+    cfg, _ = tiny_trained
+    model = Path(cfg.output) / "model.pt"
+    p = WalkerConfig(threshold=1e-9, threshold_relative=2.0)
+    rec = load_or_compute(tmp_path, p, model, cu_frames[:6])
+    stored = json.loads((tmp_path / "threshold.json").read_text())
+    assert stored == rec
+    # a resumed round uses the stored value, even if the data at hand differ
+    assert load_or_compute(tmp_path, p, model, cu_frames[6:12]) == rec
+    p2 = WalkerConfig(threshold=1e-9, threshold_relative=4.0)
+    rec2 = load_or_compute(tmp_path, p2, model, cu_frames[:6])
+    assert rec2["threshold"] == pytest.approx(2 * rec["threshold"], rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "x"])
+def test_threshold_relative_validation(bad):
+    with pytest.raises(ValueError, match="threshold_relative"):
+        validate_walker(WalkerConfig(threshold_relative=bad))
+    assert validate_walker(WalkerConfig(threshold_relative="3")).threshold_relative == 3.0
+
+
+def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):
+    """An absolute threshold far below the model's own level stops every walker at its first
+    step; the relative one moves the threshold to k times that level, so walkers run, each one
+    stops only above the round's threshold, and the round records which threshold it used."""
+    walkers = {"threshold": 1e-6, "max_steps": 40, "sample_every": 5}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "r").mkdir()
+    d_abs = campaign_dict(tmp_path / "a", label_budget=16, max_rounds=2, walkers=walkers,
+                          training={"max_epochs": 10})
+    d_rel = campaign_dict(tmp_path / "r", label_budget=16, max_rounds=2,
+                          walkers={**walkers, "threshold_relative": 3.0},
+                          training={"max_epochs": 10})
+    run_campaign(al_config_from_dict(d_abs), log=lambda s: None)
+    lines = []
+    run_campaign(al_config_from_dict(d_rel), log=lines.append)
+    r_abs, r_rel = rounds(d_abs["output"])[0], rounds(d_rel["output"])[0]
+    assert all(w["n_steps"] == 1 and w["stop_reason"] == "threshold" for w in r_abs["walkers"])
+    assert r_abs["threshold"]["threshold"] == 1e-6
+    thr = r_rel["threshold"]
+    assert thr["relative"] == 3.0 and thr["threshold"] == pytest.approx(3 * thr["reference_level"])
+    assert max(w["n_steps"] for w in r_rel["walkers"]) > 5
+    for w in r_rel["walkers"]:
+        if w["stop_reason"] == "threshold":
+            assert w["max_atomic_uncertainty"] > thr["threshold"]
+        trace = np.load(Path(d_rel["output"]) / "round_000" / "walkers" / f"w{w['index']:02d}"
+                        / "trace.npz")
+        before = trace["max_atomic_uncertainty"][trace["step"] < w["n_steps"]]
+        assert (before <= thr["threshold"]).all()
+    assert f"by u > {thr['threshold']:.3g} eV/Å" in lines[0]
+    # resume after the end keeps the record
+    assert resume_campaign(d_rel["output"], log=lambda s: None)["finished"]
+    again = json.loads((Path(d_rel["output"]) / "round_000" / "walkers" / "threshold.json")
+                       .read_text())
+    assert again["threshold"] == thr["threshold"]

@@ -125,8 +125,9 @@ SIZES = {
               "walkers.max_time_s": 20, "training.max_time_s": 20, "training.max_epochs": 1000,
               "training.patience": 200},
     "full": {"label_budget": 128, "walkers.n_walkers": 4, "walkers.max_steps": 10000,
-             "walkers.sample_every": 100, "walkers.log_every": 20, "walkers.max_time_s": 60,
-             "training.max_time_s": 90, "training.max_epochs": 1000, "training.patience": 200},
+             "walkers.sample_every": 50, "walkers.log_every": 10, "walkers.max_time_s": 60,
+             "training.max_time_s": 120, "training.max_epochs": 1000, "training.patience": 200,
+             "training.compile": True},
 }
 DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0]}
 # models evaluated for the error-vs-labels curves (the final model is always evaluated)

@@ -58,12 +58,15 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
   loaded, 8-12 min idle.
 * ``full`` (the three default campaigns, seed 0): 128 labels, 4 walkers (2 at +2500, 2 at
   -2500 bar) of at most 10 000 steps (5 ps) and 60 s wall time each (~0.6-1 ps idle),
-  a candidate every 100 steps, the paper's threshold 1.5 eV/A, 90 s training cap per round
-  (max 1000 epochs). About 19 rounds (early rounds add 4 labels, later ones B = 8). Per round
-  at most: labels 8 x 5.5-9.4 s / 2 = 25-40 s, training ~95 s, sampling 2 waves x (60 + 5) s =
-  130 s, selection ~10 s: <= 4.6 min; early rounds ~2.5 min. So ~60-75 min per campaign idle and
-  3-3.75 h for the three run one after the other (more on a loaded machine; the walkers' wall
-  cap keeps sampling bounded). Against the paper: 512 labels and 8 walkers of 20 000 steps; the
+  a candidate every 50 steps, threshold max(1.5 eV/A, 2 x the model's own level:
+  ``walkers.threshold_relative`` 2 from the campaign configs), 120 s compiled training per round
+  (max 1000 epochs). Early rounds add 4-5 labels (the walkers stop after 20-100 steps), later
+  ones B = 8: about 20 rounds. Per round at most: labels 8 x 5.5-9.4 s / 2 = 25-40 s, training
+  ~125 s, sampling 2 waves x (60 + 5) s = 130 s, selection ~10 s: <= 5 min; early rounds
+  ~3 min. So ~70-90 min per campaign idle and 3.5-4.5 h for the three run one after the other
+  (more on a loaded machine; the walkers' wall cap keeps sampling bounded). The first full run
+  (v1: 90 s eager training, a candidate every 100 steps, absolute threshold) stalled with
+  walkers stopping within 1-21 steps; docs/benchmarks_mil53.md section 5 has the diagnosis. Against the paper: 512 labels and 8 walkers of 20 000 steps; the
   configs' own settings (``ubmd al run benchmarks/mil53/campaigns/<file>``) are that size.
 
     python benchmarks/mil53_campaigns.py --size tiny                      # smoke test, minutes

@@ -403,6 +403,7 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, frames, thresh
                      "selection": cfg["selection"]["method"], "batch_size": cfg["selection"]["batch_size"],
                      "n_walkers": w["n_walkers"], "max_steps": w["max_steps"],
                      "max_time_s": w.get("max_time_s"), "threshold": w["threshold"],
+                     "threshold_relative": w.get("threshold_relative"),
                      "sample_every": w["sample_every"], "log_every": w["log_every"],
                      "timestep_fs": w["timestep"], "label_budget": cfg["label_budget"],
                      "hidden": cfg["model"]["hidden"], "lr": cfg["training"]["lr"],

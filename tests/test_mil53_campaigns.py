@@ -179,3 +179,15 @@ def test_curve_rounds():
     assert cc.curve_rounds(1, 3) == [0]
     assert cc.curve_rounds(16, 5) == [0, 4, 8, 11, 15]
     assert cc.curve_rounds(2, 2) == [0, 1]
+
+
+def test_metadynamics_driver_selection_and_missing_campaign(tmp_path, capsys):
+    import mil53_metadynamics as md
+
+    assert md.select_frames(list(range(5)), 8, "uniform", None, {}, [], 0) == [0, 1, 2, 3, 4]
+    idx = md.select_frames(list(range(101)), 5, "uniform", None, {}, [], 0)
+    assert idx == [0, 25, 50, 75, 100]
+    # pressures alternate between runs like the campaign's walkers
+    assert [md._cyclic([2500.0, -2500.0], k) for k in range(3)] == [2500.0, -2500.0, 2500.0]
+    assert md.main(["--size", "tiny", "--runs", str(tmp_path)]) == 2
+    assert "has not finished" in capsys.readouterr().err

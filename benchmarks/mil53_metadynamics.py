@@ -1,0 +1,209 @@
+"""MIL-53(Al): the metadynamics baseline at the AL campaigns' label budget.
+
+The paper compares the data of uncertainty-biased NPT with data from metadynamics on the
+breathing CV (the cell volume). This driver builds that data set with the same label budget,
+reference, start data and training settings as one AL campaign of ``mil53_campaigns.py``, and
+measures it the same way. Steps (each resumable from the files it leaves in
+``runs/mil53_campaigns/<size>/metad_<campaign>_s<seed>/``):
+
+1. **Model for the MD**: the final model of the campaign named by ``--model-from`` (default
+   ``unbiased_300K_pm2500``, same size and seed), which must have finished. Metadynamics needs a
+   model that is stable in NPT, and a model trained on the 8 start structures is not
+   (docs/benchmarks_mil53.md, section 3); the unbiased campaign's data involve no uncertainty bias.
+2. **Runs**: ``walkers.n_walkers`` well-tempered metadynamics NPT runs on the volume per formula
+   unit (``mil53/metadynamics_baseline.py``: ``fix external`` on the barostat, ``pair_style ubmd``
+   without uncertainty bias), from the lp start structure, at the campaign's temperature, with the
+   campaign's pressures alternating between runs, ``walkers.max_steps`` steps each, a frame every
+   ``walkers.sample_every`` steps, two runs at a time.
+3. **Selection**: ``label_budget`` minus the campaign's round-0 labels, from all frames of all
+   runs, with the campaign's selection method on the MD model's features (``--selection
+   uniform``: evenly spaced in time instead).
+4. **Labels**: the campaign's reference (GFN1-xTB), checkpointed per structure.
+5. **Training**: the campaign's round-0 labelled structures + these labels, with the campaign's
+   model and training settings (one training, from scratch).
+6. **Measurements**: test errors on ``mil53_test_gfn1.extxyz`` as for the campaigns (overall and
+   per kind), pore-state fractions of all metadynamics frames and of the labelled set, costs.
+
+    python benchmarks/mil53_metadynamics.py --size full
+    python benchmarks/mil53_metadynamics.py --size tiny --model-from bias_forces_stress_300K_pm2500
+
+Writes ``benchmarks/results/mil53_metadynamics_<size>.json`` (tiny: under the run directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from campaign_common import git_commit, load_rounds, campaign_finished, run_dir  # noqa: E402
+from mil53_campaigns import (ATOMS_PER_FU, RESULTS, ROOT, SIZES, campaign_config,  # noqa: E402
+                             evaluate, load_test_set, state_summary)
+
+METAD_SCRIPT = ROOT / "benchmarks" / "mil53" / "metadynamics_baseline.py"
+# metadynamics settings (docs/benchmarks_mil53.md, section 3)
+METAD = {"height": 0.1, "sigma": 20.0, "biasfactor": 20.0, "pace": 100, "wall_lo": 800.0,
+         "wall_hi": 1700.0}
+
+
+def _cyclic(value, k: int) -> float:
+    return float(value[k % len(value)]) if isinstance(value, (list, tuple)) else float(value)
+
+
+def run_metad(model: Path, cfg: dict, out: Path, seed: int) -> list[dict]:
+    """The metadynamics runs (finished ones are skipped); returns their summaries."""
+    w = cfg["walkers"]
+    start = cfg["initial"]["structures"]
+    jobs = []
+    for k in range(int(w["n_walkers"])):
+        d = out / "runs" / f"m{k:02d}"
+        if (d / "summary.json").exists():
+            continue
+        cmd = [sys.executable, str(METAD_SCRIPT), "--model", str(model), "--start", str(start),
+               "--out", str(d), "--temperature", str(_cyclic(w["temperature"], k)),
+               "--pressure", str(_cyclic(w["pressure"], k)), "--steps", str(w["max_steps"]),
+               "--timestep", str(w["timestep"]), "--tdamp", str(w["tdamp"]),
+               "--pdamp", str(w["pdamp"]), "--dump-every", str(w["sample_every"]),
+               "--seed", str(1 + 1000 * seed + k), "--height", str(METAD["height"]),
+               "--sigma", str(METAD["sigma"]), "--biasfactor", str(METAD["biasfactor"]),
+               "--pace", str(METAD["pace"]), "--wall-lo", str(METAD["wall_lo"]),
+               "--wall-hi", str(METAD["wall_hi"])]
+        jobs.append((d, cmd))
+    running: list = []
+    while jobs or running:
+        while jobs and len(running) < 2:
+            d, cmd = jobs.pop(0)
+            d.mkdir(parents=True, exist_ok=True)
+            log = open(d / "driver.out", "w")
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, d))
+        time.sleep(2)
+        for item in list(running):
+            if item[0].poll() is not None:
+                item[1].close()
+                running.remove(item)
+    summaries = []
+    for k in range(int(w["n_walkers"])):
+        p = out / "runs" / f"m{k:02d}" / "summary.json"
+        summaries.append(json.loads(p.read_text()) if p.exists() else {"error": f"no {p}"})
+    return summaries
+
+
+def select_frames(frames, n: int, method: str, model_dir: Path, cfg: dict, initial, seed: int):
+    if n >= len(frames):
+        return list(range(len(frames)))
+    if method == "uniform":
+        return [int(i) for i in np.linspace(0, len(frames) - 1, n).round().astype(int)]
+    from ubmd.al.config import al_config_from_dict
+    from ubmd.al.pool import RoundModel, select_from_pool
+
+    acfg = al_config_from_dict(cfg)
+    model = RoundModel(model_dir, acfg.train_config(model_dir))
+    idx = select_from_pool(model, frames, initial, initial, acfg.selection.method, n, seed=seed)
+    return [int(i) for i in idx]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=tuple(SIZES), default="full")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--campaign", default="unbiased_300K_pm2500",
+                    help="campaign whose budget, reference, pressures and training settings are used")
+    ap.add_argument("--model-from", default=None,
+                    help="campaign whose final model runs the MD (default: --campaign)")
+    ap.add_argument("--selection", choices=("campaign", "uniform"), default="campaign")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "mil53_campaigns"))
+    ap.add_argument("--results", default=None)
+    args = ap.parse_args(argv)
+    runs = Path(args.runs)
+    src_name = args.model_from or args.campaign
+    src = run_dir(runs, args.size, src_name, args.seed)
+    base = run_dir(runs, args.size, args.campaign, args.seed)
+    for d, what in ((src, "--model-from"), (base, "--campaign")):
+        if not campaign_finished(d):
+            print(f"{what}: campaign {d} has not finished; run mil53_campaigns.py first",
+                  file=sys.stderr)
+            return 2
+    cfg = campaign_config(args.campaign, args.size, args.seed)
+    last = load_rounds(src)[-1]["round"]
+    model_dir = src / f"round_{last:03d}" / "train"
+    out = runs / args.size / f"metad_{args.campaign}_s{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    from ubmd.al.config import al_config_from_dict
+    from ubmd.al.labels import collect_labels, label_checkpointed
+    from ubmd.al.training import train_round
+    from ubmd.data import read_structures, write_structures
+    from ubmd.analysis import volume_per_fu
+
+    t0 = time.perf_counter()
+    summaries = run_metad(model_dir / "model.pt", cfg, out, args.seed)
+    t_md = time.perf_counter() - t0
+    frames = []
+    for k in range(len(summaries)):
+        p = out / "runs" / f"m{k:02d}" / "frames.extxyz"
+        if p.exists():
+            for f in read_structures(p):
+                f.info["metad_run"] = k
+                frames.append(f)
+    if not frames:
+        print(f"no metadynamics frame in {out / 'runs'}", file=sys.stderr)
+        return 1
+    initial = read_structures(base / "round_000" / "labelled.extxyz")
+    n_new = int(cfg["label_budget"]) - len(read_structures(base / "round_000" / "to_label.extxyz"))
+    sel_path = out / "selected.extxyz"
+    t1 = time.perf_counter()
+    if not sel_path.exists():
+        idx = select_frames(frames, n_new, args.selection, model_dir, cfg, initial, args.seed)
+        write_structures(sel_path, [frames[i] for i in idx])
+    t_sel = time.perf_counter() - t1
+    selected = read_structures(sel_path)
+    acfg = al_config_from_dict(cfg)
+    info = label_checkpointed(selected, out / "labels", acfg.reference)
+    got = collect_labels(out / "labels", len(selected), acfg.reference.max_force)
+    dataset = initial + got["kept"]
+    train_dir = out / "train"
+    if not (train_dir / "members.pt").exists():
+        t2 = time.perf_counter()
+        train_summary = train_round(acfg, dataset, train_dir, None, 0)
+        train_summary["wall_s"] = time.perf_counter() - t2
+        (out / "train_summary.json").write_text(json.dumps(train_summary, indent=1, default=str))
+    train_summary = json.loads((out / "train_summary.json").read_text())
+    test = evaluate(train_dir, load_test_set(), train_dir / "test_errors.json", check_model_file=True)
+    n_fu = len(frames[0]) // ATOMS_PER_FU
+    v_md = np.array([f.info.get("volume_per_fu", f.get_volume() / n_fu) for f in frames])
+    v_data = np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in dataset])
+    result = {
+        "benchmark": "mil53_metadynamics", "size": args.size, "seed": args.seed,
+        "commit": git_commit(), "campaign": args.campaign, "model_from": str(model_dir),
+        "selection": args.selection, "metad": METAD,
+        "runs": [{k: s.get(k) for k in ("temperature_K", "pressure_bar", "steps_done", "error",
+                                        "wall_s", "ms_per_step", "volume_per_fu", "n_frames",
+                                        "n_hills") if k in s} for s in summaries],
+        "n_frames": len(frames), "n_selected": len(selected), "n_labelled": len(got["kept"]),
+        "n_failed": len(got["failures"]), "n_dropped": len(got["dropped"]),
+        "n_dataset": len(dataset),
+        "volumes": {"md_frames": state_summary(v_md), "dataset": state_summary(v_data)},
+        "test_errors_final": test,
+        "valid_errors": train_summary.get("errors_valid"),
+        "costs_s": {"md_wall": t_md, "selection": t_sel, "reference_cpu": got["reference_s"],
+                    "reference_wall_this_call": info["wall_s"],
+                    "training": train_summary.get("wall_s")},
+    }
+    path = Path(args.results) if args.results else (
+        out / "results.json" if args.size == "tiny" else RESULTS / f"mil53_metadynamics_{args.size}.json")
+    path.write_text(json.dumps(result, indent=1, default=float))
+    a = test["all"]
+    print(f"metadynamics baseline ({args.size}, {len(dataset)} labels): energy "
+          f"{a['energy_rmse_meV_atom']:.2f} meV/atom, forces {a['forces_rmse']:.3f} eV/Å, stress "
+          f"{a['stress_rmse_GPa']:.3f} GPa; MD frames by state {result['volumes']['md_frames']['fractions']}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

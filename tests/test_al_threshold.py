@@ -95,6 +95,14 @@ def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):
         before = trace["max_atomic_uncertainty"][trace["step"] < w["n_steps"]]
         assert (before <= thr["threshold"]).all()
     assert f"by u > {thr['threshold']:.3g} eV/Å" in lines[0]
+    # the report draws the threshold panel next to the stop times (a two-panel, wider figure)
+    from ubmd.al.report import plot_walker_stops
+
+    wide = plot_walker_stops(rounds(d_rel["output"]), tmp_path / "rel.png")
+    narrow = plot_walker_stops(rounds(d_abs["output"]), tmp_path / "abs.png")
+    from PIL import Image
+
+    assert Image.open(wide).size[0] > 1.8 * Image.open(narrow).size[0]
     # resume after the end keeps the record
     assert resume_campaign(d_rel["output"], log=lambda s: None)["finished"]
     again = json.loads((Path(d_rel["output"]) / "round_000" / "walkers" / "threshold.json")

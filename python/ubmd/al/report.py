@@ -83,7 +83,23 @@ def plot_calibration(rounds: list[dict], path: Path) -> Path:
 
 
 def plot_walker_stops(rounds: list[dict], path: Path) -> Path:
-    fig, (ax,) = _figure(1)
+    """Walker stop times per round; with ``walkers.threshold_relative`` a second panel shows the
+    round's threshold, the model's own level (median max u_i of the labelled structures) and the
+    absolute floor."""
+    thr = [(r["round"], r["threshold"]) for r in rounds
+           if (r.get("threshold") or {}).get("relative") is not None]
+    fig, axes = _figure(2 if thr else 1)
+    ax = axes[0]
+    if thr:
+        ax_t = axes[1]
+        x = [q for q, _ in thr]
+        ax_t.plot(x, [t["threshold"] for _, t in thr], "-o", label="threshold")
+        ax_t.plot(x, [t["relative"] * t.get("reference_level", np.nan) for _, t in thr], "--",
+                  label="k × model level")
+        ax_t.plot(x, [t.get("reference_level", np.nan) for _, t in thr], ":", label="model level")
+        ax_t.plot(x, [t["absolute"] for _, t in thr], "k-", lw=0.8, label="absolute floor")
+        ax_t.set(xlabel="round", ylabel="max calibrated atomic u (eV/Å)")
+        ax_t.legend(fontsize=7)
     markers = {"threshold": "o", "max_steps": "^", "time_limit": "s", "error": "x"}
     seen = set()
     for r in rounds:

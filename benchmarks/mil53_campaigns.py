@@ -47,11 +47,13 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
 
 * ``tiny`` (smoke test; default campaign ``bias_forces_stress_300K_pm2500`` only): label budget
   16, at most 3 rounds, 2 walkers (one at +2500, one at -2500 bar) of at most 200 steps, a
-  candidate every 50 steps, stop threshold 5 eV/A, 20 s training cap. Early walkers give 2
+  candidate every 50 steps, stop threshold max(5 eV/A, 2 x the model's level), 20 s training
+  cap. Early walkers give 2
   labels per round, so it ends at 12 labels after 3 rounds: ~40 s labelling + 3 x 25 s training
   + 2 x 11 s sampling + ~40 s analysis = about 3 min loaded.
 * ``quick`` (the three default campaigns): 24 labels = 3 rounds of B = 8, 8 walkers of at most
-  600 steps and 20 s, a candidate every 50 steps, threshold 5 eV/A (as for the alanine quick
+  600 steps and 20 s, a candidate every 50 steps, threshold max(5 eV/A, 2 x the model's level)
+  (5 eV/A as for the alanine quick
   size: with a 20 s training cap the paper's 1.5 eV/A stops walkers within a few steps), 20 s
   training cap. Per campaign (loaded): labels 24 x 9.4 s / 2 = 115 s, training 3 x 25 s,
   sampling 2 x 4 waves x ~5-25 s = 40-200 s, analysis ~30 s: 4-7 min; 12-20 min for the three

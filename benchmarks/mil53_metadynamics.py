@@ -6,8 +6,8 @@ reference, start data and training settings as one AL campaign of ``mil53_campai
 measures it the same way. Steps (each resumable from the files it leaves in
 ``runs/mil53_campaigns/<size>/metad_<campaign>_s<seed>/``):
 
-1. **Model for the MD**: the final model of the campaign named by ``--model-from`` (default
-   ``unbiased_300K_pm2500``, same size and seed), which must have finished. Metadynamics needs a
+1. **Model for the MD**: the final model of the campaign named by ``--model-from`` (default: the
+   ``--campaign`` itself, ``unbiased_300K_pm2500``; same size and seed), which must have finished. Metadynamics needs a
    model that is stable in NPT, and a model trained on the 8 start structures is not
    (docs/benchmarks_mil53.md, section 3); the unbiased campaign's data involve no uncertainty bias.
 2. **Runs**: ``walkers.n_walkers`` well-tempered metadynamics NPT runs on the volume per formula
@@ -25,15 +25,19 @@ measures it the same way. Steps (each resumable from the files it leaves in
    per kind), pore-state fractions of all metadynamics frames and of the labelled set, costs.
 
     python benchmarks/mil53_metadynamics.py --size full
-    python benchmarks/mil53_metadynamics.py --size tiny --model-from bias_forces_stress_300K_pm2500
+    python benchmarks/mil53_metadynamics.py --size tiny --campaign bias_forces_stress_300K_pm2500
 
-Writes ``benchmarks/results/mil53_metadynamics_<size>.json`` (tiny: under the run directory).
+Writes ``benchmarks/results/mil53_metadynamics_<size>_<tag>.json`` (tiny: ``results.json`` in the
+run directory), with tag = ``<campaign>[_md-<model-from>][_uniform]_s<seed>``, also the name of
+the run directory. Frames of runs halted by the 2000 K guard are kept up to the halt; labels with
+forces above ``reference.max_force`` are dropped (and count against the budget), as in the AL loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -75,13 +79,15 @@ def run_metad(model: Path, cfg: dict, out: Path, seed: int) -> list[dict]:
                "--pace", str(METAD["pace"]), "--wall-lo", str(METAD["wall_lo"]),
                "--wall-hi", str(METAD["wall_hi"])]
         jobs.append((d, cmd))
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # two runs at a time on their own cores
     running: list = []
     while jobs or running:
         while jobs and len(running) < 2:
             d, cmd = jobs.pop(0)
             d.mkdir(parents=True, exist_ok=True)
             log = open(d / "driver.out", "w")
-            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, d))
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                            log, d))
         time.sleep(2)
         for item in list(running):
             if item[0].poll() is not None:
@@ -132,17 +138,23 @@ def main(argv=None) -> int:
     cfg = campaign_config(args.campaign, args.size, args.seed)
     last = load_rounds(src)[-1]["round"]
     model_dir = src / f"round_{last:03d}" / "train"
-    out = runs / args.size / f"metad_{args.campaign}_s{args.seed}"
+    tag = args.campaign + (f"_md-{src_name}" if src_name != args.campaign else "") + (
+        "_uniform" if args.selection == "uniform" else "") + f"_s{args.seed}"
+    out = runs / args.size / f"metad_{tag}"
     out.mkdir(parents=True, exist_ok=True)
     from ubmd.al.config import al_config_from_dict
     from ubmd.al.labels import collect_labels, label_checkpointed
     from ubmd.al.training import train_round
-    from ubmd.data import read_structures, write_structures
+    from ubmd.al.walkers import write_candidates, write_json_atomic
     from ubmd.analysis import volume_per_fu
+    from ubmd.data import read_structures
 
-    t0 = time.perf_counter()
     summaries = run_metad(model_dir / "model.pt", cfg, out, args.seed)
-    t_md = time.perf_counter() - t0
+    unfinished = [k for k, s in enumerate(summaries) if "steps_done" not in s]
+    if unfinished:
+        print(f"metadynamics runs {unfinished} did not finish (see {out / 'runs'}/m*/driver.out); "
+              "rerun this command to redo them", file=sys.stderr)
+        return 1
     frames = []
     for k in range(len(summaries)):
         p = out / "runs" / f"m{k:02d}" / "frames.extxyz"
@@ -155,31 +167,39 @@ def main(argv=None) -> int:
         return 1
     initial = read_structures(base / "round_000" / "labelled.extxyz")
     n_new = int(cfg["label_budget"]) - len(read_structures(base / "round_000" / "to_label.extxyz"))
-    sel_path = out / "selected.extxyz"
-    t1 = time.perf_counter()
-    if not sel_path.exists():
+    if n_new < 1:
+        print(f"the label budget ({cfg['label_budget']}) leaves nothing beyond round 0",
+              file=sys.stderr)
+        return 2
+    sel_path, sel_info = out / "selected.extxyz", out / "selection.json"
+    if not sel_info.exists():  # written after selected.extxyz: marks the selection as done
+        t1 = time.perf_counter()
         idx = select_frames(frames, n_new, args.selection, model_dir, cfg, initial, args.seed)
-        write_structures(sel_path, [frames[i] for i in idx])
-    t_sel = time.perf_counter() - t1
+        write_candidates([frames[i] for i in idx], sel_path)
+        write_json_atomic({"indices": idx, "n_frames": len(frames), "wall_s": time.perf_counter() - t1},
+                          sel_info)
+    selection = json.loads(sel_info.read_text())
     selected = read_structures(sel_path)
     acfg = al_config_from_dict(cfg)
     info = label_checkpointed(selected, out / "labels", acfg.reference)
     got = collect_labels(out / "labels", len(selected), acfg.reference.max_force)
     dataset = initial + got["kept"]
     train_dir = out / "train"
-    if not (train_dir / "members.pt").exists():
+    summary_path = out / "train_summary.json"  # written last: marks the training as done
+    if not (summary_path.exists() and (train_dir / "model.pt").exists()):
         t2 = time.perf_counter()
         train_summary = train_round(acfg, dataset, train_dir, None, 0)
         train_summary["wall_s"] = time.perf_counter() - t2
-        (out / "train_summary.json").write_text(json.dumps(train_summary, indent=1, default=str))
-    train_summary = json.loads((out / "train_summary.json").read_text())
+        write_json_atomic(json.loads(json.dumps(train_summary, default=str)), summary_path)
+    train_summary = json.loads(summary_path.read_text())
     test = evaluate(train_dir, load_test_set(), train_dir / "test_errors.json", check_model_file=True)
     n_fu = len(frames[0]) // ATOMS_PER_FU
     v_md = np.array([f.info.get("volume_per_fu", f.get_volume() / n_fu) for f in frames])
     v_data = np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in dataset])
     result = {
         "benchmark": "mil53_metadynamics", "size": args.size, "seed": args.seed,
-        "commit": git_commit(), "campaign": args.campaign, "model_from": str(model_dir),
+        "commit": git_commit(), "tag": tag, "campaign": args.campaign,
+        "model_from": str(model_dir),
         "selection": args.selection, "metad": METAD,
         "runs": [{k: s.get(k) for k in ("temperature_K", "pressure_bar", "steps_done", "error",
                                         "wall_s", "ms_per_step", "volume_per_fu", "n_frames",
@@ -190,12 +210,13 @@ def main(argv=None) -> int:
         "volumes": {"md_frames": state_summary(v_md), "dataset": state_summary(v_data)},
         "test_errors_final": test,
         "valid_errors": train_summary.get("errors_valid"),
-        "costs_s": {"md_wall": t_md, "selection": t_sel, "reference_cpu": got["reference_s"],
-                    "reference_wall_this_call": info["wall_s"],
+        "costs_s": {"md_wall_sum": float(sum(s.get("wall_s") or 0.0 for s in summaries)),
+                    "selection": selection["wall_s"], "reference_cpu": got["reference_s"],
+                    "reference_wall_last_call": info["wall_s"],
                     "training": train_summary.get("wall_s")},
     }
     path = Path(args.results) if args.results else (
-        out / "results.json" if args.size == "tiny" else RESULTS / f"mil53_metadynamics_{args.size}.json")
+        out / "results.json" if args.size == "tiny" else RESULTS / f"mil53_metadynamics_{args.size}_{tag}.json")
     path.write_text(json.dumps(result, indent=1, default=float))
     a = test["all"]
     print(f"metadynamics baseline ({args.size}, {len(dataset)} labels): energy "

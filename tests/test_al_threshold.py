@@ -49,14 +49,49 @@ def test_threshold_record_is_reused_and_recomputed_when_settings_change(tiny_tra
     cfg, _ = tiny_trained
     model = Path(cfg.output) / "model.pt"
     p = WalkerConfig(threshold=1e-9, threshold_relative=2.0)
-    rec = load_or_compute(tmp_path, p, model, cu_frames[:6])
+    rec, fresh = load_or_compute(tmp_path, p, model, cu_frames[:6])
+    assert fresh
     stored = json.loads((tmp_path / "threshold.json").read_text())
     assert stored == rec
-    # a resumed round uses the stored value, even if the data at hand differ
-    assert load_or_compute(tmp_path, p, model, cu_frames[6:12]) == rec
+    # a resumed round uses the stored value, even if the data at hand differ (never read them)
+    def fail():
+        raise AssertionError("the data must not be read when the record is reused")
+    assert load_or_compute(tmp_path, p, model, fail) == (rec, False)
     p2 = WalkerConfig(threshold=1e-9, threshold_relative=4.0)
-    rec2 = load_or_compute(tmp_path, p2, model, cu_frames[:6])
-    assert rec2["threshold"] == pytest.approx(2 * rec["threshold"], rel=1e-12)
+    rec2, fresh2 = load_or_compute(tmp_path, p2, model, cu_frames[:6])
+    assert fresh2 and rec2["threshold"] == pytest.approx(2 * rec["threshold"], rel=1e-12)
+    p3 = WalkerConfig(threshold=1e3, threshold_relative=4.0)  # the floor changed: recomputed
+    rec3, fresh3 = load_or_compute(tmp_path, p3, model, cu_frames[:6])
+    assert fresh3 and rec3["threshold"] == 1e3
+
+
+def test_level_is_measured_on_a_seeded_subset_of_large_datasets(tiny_trained, cu_frames,
+                                                               monkeypatch):
+    import ubmd.al.threshold as T
+
+    cfg, _ = tiny_trained
+    model = Path(cfg.output) / "model.pt"
+    monkeypatch.setattr(T, "MAX_STRUCTURES", 5)
+    p = WalkerConfig(threshold=1e-9, threshold_relative=1.0)
+    a = T.round_threshold(p, model, cu_frames[:12], seed=3)
+    b = T.round_threshold(p, model, cu_frames[:12], seed=3)
+    assert a == b and a["n_structures"] == 5
+    umax = T.max_atomic_uncertainties(model, cu_frames[:12])
+    assert any(a["reference_level"] == pytest.approx(x, rel=1e-12) for x in umax)  # odd count
+
+
+def test_lammps_deck_stops_at_the_round_threshold_to_full_precision(tmp_path):
+    from test_al import start_cell
+    from ubmd.al.threshold import walker_params
+    from ubmd.al.walkers import WalkerTask
+    from ubmd.al.walkers_lammps import deck_text
+
+    p = walker_params(WalkerConfig(engine="lammps", threshold=1.5, threshold_relative=2.0),
+                      {"threshold": 2.123456789012345})
+    task = WalkerTask(0, "lammps", "/m/model.pt", start_cell(), str(tmp_path), 300.0, 0.0, 1, p,
+                      species=["Al", "Cu"])
+    deck = deck_text(task, Path("/p/ubmdplugin.so"), True, "p p p")
+    assert "fix stop all halt 1 v_umax > 2.123456789012345 error continue" in deck
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, "x"])
@@ -92,7 +127,8 @@ def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):
             assert w["max_atomic_uncertainty"] > thr["threshold"]
         trace = np.load(Path(d_rel["output"]) / "round_000" / "walkers" / f"w{w['index']:02d}"
                         / "trace.npz")
-        before = trace["max_atomic_uncertainty"][trace["step"] < w["n_steps"]]
+        tested = (trace["step"] > 0) & (trace["step"] < w["n_steps"])  # step 0 is not tested
+        before = trace["max_atomic_uncertainty"][tested]
         assert (before <= thr["threshold"]).all()
     assert f"by u > {thr['threshold']:.3g} eV/Å" in lines[0]
     # the report draws the threshold panel next to the stop times (a two-panel, wider figure)
@@ -103,8 +139,20 @@ def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):
     from PIL import Image
 
     assert Image.open(wide).size[0] > 1.8 * Image.open(narrow).size[0]
-    # resume after the end keeps the record
-    assert resume_campaign(d_rel["output"], log=lambda s: None)["finished"]
-    again = json.loads((Path(d_rel["output"]) / "round_000" / "walkers" / "threshold.json")
-                       .read_text())
-    assert again["threshold"] == thr["threshold"]
+    # an interrupted sample stage resumes with the stored threshold: w00 is rerun (its summary
+    # removed, the stage unmarked) under a stored record changed to a huge value, so it must run
+    # to max_steps; the record itself is not recomputed
+    out = Path(d_rel["output"])
+    rec_path = out / "round_000" / "walkers" / "threshold.json"
+    rec = json.loads(rec_path.read_text())
+    rec_path.write_text(json.dumps({**rec, "threshold": 1e9}))
+    state_path = out / "round_000" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["stages"]["sample"]
+    state_path.write_text(json.dumps(state))
+    (out / "round_000" / "walkers" / "w00" / "summary.json").unlink()
+    assert resume_campaign(out, log=lambda s: None)["finished"]
+    w00 = json.loads((out / "round_000" / "walkers" / "w00" / "summary.json").read_text())
+    assert w00["stop_reason"] == "max_steps" and w00["n_steps"] == 40
+    assert json.loads(rec_path.read_text())["threshold"] == 1e9
+    assert rounds(out)[0]["threshold"]["threshold"] == 1e9

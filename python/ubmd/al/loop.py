@@ -199,11 +199,17 @@ class Campaign:
         return species.split() if isinstance(species, str) else list(species)
 
     def _threshold(self, r: int, st: RoundState) -> dict:
+        """The round's stop threshold (``ubmd.al.threshold``); when it is new, walkers left by an
+        interrupted sample stage under another threshold are marked unfinished, so they rerun."""
         from .threshold import load_or_compute
 
-        return load_or_compute(st.dir / "walkers", self.cfg.walkers,
-                               st.dir / "train" / "model.pt", self._dataset(r),
-                               seed=self.cfg.walkers.seed + r)
+        rec, fresh = load_or_compute(st.dir / "walkers", self.cfg.walkers,
+                                     st.dir / "train" / "model.pt", lambda: self._dataset(r),
+                                     seed=self.cfg.walkers.seed + r)
+        if fresh:
+            for done in (st.dir / "walkers").glob(f"w*/{SUMMARY}"):
+                done.unlink()
+        return rec
 
     def _sample(self, r: int, st: RoundState) -> None:
         from .threshold import walker_params

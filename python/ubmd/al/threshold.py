@@ -47,12 +47,16 @@ def max_atomic_uncertainties(model_file: str | Path, frames: Sequence[Atoms]) ->
     return np.asarray(out)
 
 
-def round_threshold(params, model_file: str | Path, frames: Sequence[Atoms], seed: int = 0) -> dict:
-    """The round's threshold record: ``threshold`` (eV/Å, what the walkers use) and how it arose."""
+def round_threshold(params, model_file: str | Path, frames, seed: int = 0) -> dict:
+    """The round's threshold record: ``threshold`` (eV/Å, what the walkers use) and how it arose.
+
+    ``frames``: the labelled structures, or a callable returning them (read only when needed).
+    """
     rec = {"threshold": float(params.threshold), "absolute": float(params.threshold),
            "relative": params.threshold_relative}
     if params.threshold_relative is None:
         return rec
+    frames = frames() if callable(frames) else frames
     if not frames:
         raise ValueError("walkers.threshold_relative needs labelled structures to measure the "
                          "model's uncertainty level on; the round has none")
@@ -60,6 +64,10 @@ def round_threshold(params, model_file: str | Path, frames: Sequence[Atoms], see
     if len(idx) > MAX_STRUCTURES:
         idx = np.sort(np.random.default_rng(seed).choice(idx, MAX_STRUCTURES, replace=False))
     umax = max_atomic_uncertainties(model_file, [frames[i] for i in idx])
+    if not np.isfinite(umax).all():
+        raise ValueError(f"the model in {model_file} gives non-finite atomic uncertainties on "
+                         f"{int((~np.isfinite(umax)).sum())} labelled structure(s): cannot set a "
+                         "relative threshold")
     level = float(np.median(umax))
     rec.update(reference_level=level, n_structures=int(len(idx)),
                reference_quartiles=[float(np.quantile(umax, 0.25)), float(np.quantile(umax, 0.75))],
@@ -72,17 +80,18 @@ def walker_params(params, record: dict):
     return dataclasses.replace(params, threshold=float(record["threshold"]))
 
 
-def load_or_compute(walker_dir: Path, params, model_file, frames, seed: int = 0) -> dict:
-    """The record in ``walker_dir/threshold.json``, computed and written on the first call (and
-    again when ``threshold`` or ``threshold_relative`` was changed before a resume)."""
+def load_or_compute(walker_dir: Path, params, model_file, frames, seed: int = 0) -> tuple[dict, bool]:
+    """``(record, fresh)``: the record in ``walker_dir/threshold.json``, or, on the first call
+    and when ``threshold`` or ``threshold_relative`` changed before a resume, a new one (written
+    there; ``fresh`` is True). Walkers that finished under an older record must then rerun."""
     path = Path(walker_dir) / FILE
     if path.exists():
         with open(path) as fh:
             rec = json.load(fh)
         if (rec.get("absolute") == float(params.threshold)
                 and rec.get("relative") == params.threshold_relative):
-            return rec
+            return rec, False
     rec = round_threshold(params, model_file, frames, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(rec, path)
-    return rec
+    return rec, True

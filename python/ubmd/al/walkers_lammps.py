@@ -164,7 +164,7 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
     if task.dihedrals:
         lines += [f"dump trace all custom {p.log_every} {TRACE_DUMP} id type x y z",
                   "dump_modify trace sort id"]
-    lines += [f"fix stop all halt 1 v_umax > {p.threshold:g} error continue message yes",
+    lines += [f"fix stop all halt 1 v_umax > {float(p.threshold)!r} error continue message yes",
               *[str(c) for c in p.lammps.extra_commands],
               f"run {p.max_steps}",
               f"write_dump all custom {LAST_DUMP} {dump_cols} modify sort id"]

@@ -48,8 +48,7 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
 * ``tiny`` (smoke test; default campaign ``bias_forces_stress_300K_pm2500`` only): label budget
   16, at most 3 rounds, 2 walkers (one at +2500, one at -2500 bar) of at most 200 steps, a
   candidate every 50 steps, stop threshold max(5 eV/A, 2 x the model's level), 20 s training
-  cap. Early walkers give 2
-  labels per round, so it ends at 12 labels after 3 rounds: ~40 s labelling + 3 x 25 s training
+  cap. Early walkers give 2 labels per round, so it ends at 12 labels after 3 rounds: ~40 s labelling + 3 x 25 s training
   + 2 x 11 s sampling + ~40 s analysis = about 3 min loaded.
 * ``quick`` (the three default campaigns): 24 labels = 3 rounds of B = 8, 8 walkers of at most
   600 steps and 20 s, a candidate every 50 steps, threshold max(5 eV/A, 2 x the model's level)
@@ -68,8 +67,8 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
   ~3 min. So ~70-90 min per campaign idle and 3.5-4.5 h for the three run one after the other
   (more on a loaded machine; the walkers' wall cap keeps sampling bounded). The first full run
   (v1: 90 s eager training, a candidate every 100 steps, absolute threshold) stalled with
-  walkers stopping within 1-21 steps; docs/benchmarks_mil53.md section 5 has the diagnosis. Against the paper: 512 labels and 8 walkers of 20 000 steps; the
-  configs' own settings (``ubmd al run benchmarks/mil53/campaigns/<file>``) are that size.
+  walkers stopping within 1-21 steps; docs/benchmarks_mil53.md section 5 has the diagnosis.
+  Against the paper: 512 labels and 8 walkers of 20 000 steps; the configs' own settings (``ubmd al run benchmarks/mil53/campaigns/<file>``) are that size.
 
     python benchmarks/mil53_campaigns.py --size tiny                      # smoke test, minutes
     python benchmarks/mil53_campaigns.py --quick                          # 3 campaigns, 10-20 min

@@ -41,6 +41,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign_common import git_commit, load_rounds, campaign_finished, run_dir  # noqa: E402
 from mil53_campaigns import (ATOMS_PER_FU, RESULTS, ROOT, SIZES, campaign_config,  # noqa: E402
                              evaluate, load_test_set, state_summary)
+from ubmd.al.loop import _cyclic  # noqa: E402  (walker i gets entry i mod len, as in the AL loop)
 
 METAD_SCRIPT = ROOT / "benchmarks" / "mil53" / "metadynamics_baseline.py"
 # metadynamics settings (docs/benchmarks_mil53.md, section 3)
 METAD = {"height": 0.1, "sigma": 20.0, "biasfactor": 20.0, "pace": 100, "wall_lo": 800.0,
          "wall_hi": 1700.0}
-
-
-def _cyclic(value, k: int) -> float:
-    return float(value[k % len(value)]) if isinstance(value, (list, tuple)) else float(value)
 
 
 def run_metad(model: Path, cfg: dict, out: Path, seed: int) -> list[dict]:
@@ -80,19 +78,15 @@ def run_metad(model: Path, cfg: dict, out: Path, seed: int) -> list[dict]:
                "--wall-hi", str(METAD["wall_hi"])]
         jobs.append((d, cmd))
     env = dict(os.environ, OMP_NUM_THREADS="1")  # two runs at a time on their own cores
-    running: list = []
-    while jobs or running:
-        while jobs and len(running) < 2:
-            d, cmd = jobs.pop(0)
-            d.mkdir(parents=True, exist_ok=True)
-            log = open(d / "driver.out", "w")
-            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
-                            log, d))
-        time.sleep(2)
-        for item in list(running):
-            if item[0].poll() is not None:
-                item[1].close()
-                running.remove(item)
+
+    def run_one(job) -> None:
+        d, cmd = job
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "driver.out", "w") as log:
+            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(run_one, jobs))
     summaries = []
     for k in range(int(w["n_walkers"])):
         p = out / "runs" / f"m{k:02d}" / "summary.json"
@@ -193,9 +187,10 @@ def main(argv=None) -> int:
         write_json_atomic(json.loads(json.dumps(train_summary, default=str)), summary_path)
     train_summary = json.loads(summary_path.read_text())
     test = evaluate(train_dir, load_test_set(), train_dir / "test_errors.json", check_model_file=True)
-    n_fu = len(frames[0]) // ATOMS_PER_FU
-    v_md = np.array([f.info.get("volume_per_fu", f.get_volume() / n_fu) for f in frames])
-    v_data = np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in dataset])
+    def volumes(structures):
+        return np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in structures])
+
+    v_md, v_data = volumes(frames), volumes(dataset)
     result = {
         "benchmark": "mil53_metadynamics", "size": args.size, "seed": args.seed,
         "commit": git_commit(), "tag": tag, "campaign": args.campaign,

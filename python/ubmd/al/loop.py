@@ -171,9 +171,9 @@ class Campaign:
                 n_train=result["n_train"], n_valid=result["n_valid"],
                 initialisation=result.get("initialisation"))
 
-    def walker_tasks(self, r: int, st: RoundState, params=None) -> list[WalkerTask]:
-        """The round's walker jobs; ``params`` replaces ``cfg.walkers`` (the round's threshold)."""
-        w = params if params is not None else self.cfg.walkers
+    def walker_tasks(self, r: int, st: RoundState, w) -> list[WalkerTask]:
+        """The round's walker jobs with walker settings ``w`` (``cfg.walkers`` with the round's
+        threshold)."""
         src = 0 if w.start_from == "initial" else r
         starts = _read_frames(round_dir(self.out, src) / "labelled.extxyz") or self._dataset(r)
         if not starts:

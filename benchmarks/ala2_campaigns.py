@@ -36,6 +36,19 @@ Sizes (``--size``, ``--quick`` = ``--size quick``): ``tiny`` (smoke test, ~2 min
     python benchmarks/ala2_campaigns.py --size full --seeds 0 1 2   # resumable; hours
     python benchmarks/ala2_campaigns.py --quick --analyze-only      # re-measure, no new MD
 
+Branch size (``--size branch``): the extras compared on equal footing at a realistic stage. Each
+variant continues one finished campaign (default: ``full/biased_300K_s0``) from the data set it
+had at round R (default 15: 128 labels): its round 0 relabels the 8 structures the parent
+labelled in round R (``initial.structures``, no perturbed copies) on top of the parent's
+round R-1 data set (``initial.data``), so every variant starts from the same 128 labels and
+the same walker starts as the parent's round R, then runs ``--branch-labels`` (40) more labels
+with the full settings and its own uncertainty. Measured as above, plus the parent's own
+continuation over the same rounds (a second sample of the sketch setting: seed noise) and the
+LAMMPS cost per MD step of each variant's final model, measured in one call, interleaved:
+
+    python benchmarks/ala2_campaigns.py --size branch                         # 3 variants
+    python benchmarks/ala2_campaigns.py --size branch --branch-round 20 --branch-labels 24
+
 Writes ``benchmarks/results/ala2_campaigns_<size>.json`` and ``docs/figures/ala2_<size>_*.png``
 (tiny: figures stay under runs/);
 campaign directories under ``runs/ala2_campaigns/<size>/`` (not in git).
@@ -54,8 +67,8 @@ import numpy as np
 import yaml
 
 from campaign_common import (analyze_started, campaign_finished, curve_rounds, deep_update,
-                             driver_parser, load_rounds, merged_campaigns, output_paths,
-                             predict_frames, results_record, run_campaigns, run_dir,
+                             driver_parser, lammps_loop_time, load_rounds, merged_campaigns,
+                             output_paths, predict_frames, results_record, run_campaigns, run_dir,
                              run_sized_campaign, seed_stat, sized_config, ubmd_exe, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,17 +97,46 @@ SIZES = {
              "walkers.max_time_s": 600, "training.max_time_s": 90, "training.max_epochs": 1000,
              "training.patience": 200},
 }
-DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0, 1, 2]}
+# branch: full settings; the label budget is the parent's labels at the branch round + new ones
+SIZES["branch"] = {k: v for k, v in SIZES["full"].items() if k != "label_budget"}
+BRANCH = {"parent": ROOT / "runs" / "ala2_campaigns" / "full" / "biased_300K_s0", "round": 15,
+          "labels": 40}
+BRANCH_CAMPAIGNS = ("biased_300K",) + EXTRAS
+DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0, 1, 2], "branch": [0]}
 # models evaluated for the error-vs-labels curves (the final model is always evaluated)
-CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8}
+CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8, "branch": 3}
 
 
 # ---------------------------------------------------------------------------------- configs
 def campaign_config(name: str, size: str, seed: int) -> dict:
-    """Merged config: common + campaign + size preset + seed; paths made absolute."""
+    """Merged config: common + campaign + size preset + seed; paths made absolute. The branch
+    size also points the round-0 data at the parent campaign (``BRANCH``)."""
     cfg = yaml.safe_load((CONFIGS / "ala2_common.yaml").read_text())
     deep_update(cfg, yaml.safe_load((CONFIGS / f"ala2_{name}.yaml").read_text()) or {})
+    if size == "branch":
+        deep_update(cfg, branch_settings(Path(BRANCH["parent"]), int(BRANCH["round"]),
+                                         int(BRANCH["labels"])))
     return sized_config(cfg, SIZES[size], CONFIGS, seed)
+
+
+def branch_settings(parent: Path, r: int, new_labels: int) -> dict:
+    """Config keys of a branch from round ``r`` of the campaign in ``parent``: round 0 labels
+    the structures the parent labelled in round r (the walker starts of its round r) on top of
+    the parent's round r-1 data set."""
+    if r < 1:
+        raise SystemExit("--branch-round must be >= 1 (round 0 of a campaign has no earlier data set)")
+    new = parent / f"round_{r:03d}" / "labelled.extxyz"
+    data = parent / f"round_{r - 1:03d}" / "dataset.extxyz"
+    summ = parent / f"round_{r:03d}" / "summary.json"
+    for f in (new, data, summ):
+        if not f.exists():
+            raise SystemExit(f"branch: {f} not found; --branch-from must be a campaign directory "
+                             f"whose round {r} has finished")
+    # the budget counts the labels a campaign makes (initial.data is not counted): the parent's
+    # round-r structures, relabelled, plus the new ones
+    relabelled = int(json.loads(summ.read_text())["n_new_labels"])
+    return {"label_budget": relabelled + int(new_labels),
+            "initial": {"structures": str(new.resolve()), "n_perturbed": 0, "data": str(data.resolve())}}
 
 
 def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:
@@ -227,10 +269,34 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
     stage = {k: float(np.nansum([(p["timings_s"].get(k) or 0.0) for p in per_round]))
              for k in ("reference", "training", "sampling", "selection")}
     md_steps = int(sum(sum(x for x in p["walker_steps"] if x) for p in per_round))
+    return {**campaign_record(out, rounds, cfg, stage, md_steps),
+            "coverage": {"final": cov["cumulative"][str(max(pts))] if cov else None,
+                         "final_per_level": cov["cumulative_per_level"][str(max(pts))] if cov else None,
+                         "n_md_frames": n_frames, "md_steps": md_steps,
+                         "md_time_ps": md_steps * cfg["walkers"]["timestep"] / 1000.0,
+                         "cli": cli},
+            "test_errors_final": final,
+            "test_errors_curve": curve,
+            "rounds": per_round}
+
+
+def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_steps: int) -> dict:
+    """Settings, costs and uncertainty quality of one campaign (everything but coverage and
+    test errors)."""
+    md_wall = float(sum(w.get("wall_s") or 0.0 for s in rounds for w in (s.get("walkers") or [])))
+    loops = [lt for s in rounds for lt in (lammps_loop_time(wd / "log.lammps") for wd in
+             sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*"))) if lt and lt[1] > 0]
+    quality = [s.get("quality_atomic") or {} for s in rounds]
+
+    def mean_of(key):
+        x = [q[key] for q in quality if q.get(key) is not None]
+        return float(np.mean(x)) if x else None
+
     return {
         "directory": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
         "finished": campaign_finished(out),
-        "n_rounds": len(rounds), "labels_used": last["labels_used"], "n_dataset": last["n_dataset"],
+        "n_rounds": len(rounds), "labels_used": rounds[-1]["labels_used"],
+        "n_dataset": rounds[-1]["n_dataset"],
         "engine": next((s.get("engine") for s in rounds if s.get("engine")), None),
         "settings": {"temperature_K": cfg["walkers"]["temperature"],
                      "tau_forces": cfg["walkers"]["tau_forces"],
@@ -243,17 +309,114 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
                      "threshold": cfg["walkers"]["threshold"],
                      "sample_every": cfg["walkers"]["sample_every"],
                      "log_every": cfg["walkers"]["log_every"], "label_budget": cfg["label_budget"],
-                     "hidden": cfg["model"]["hidden"], "train_cap_s": cfg["training"]["max_time_s"]},
-        "coverage": {"final": cov["cumulative"][str(max(pts))] if cov else None,
-                     "final_per_level": cov["cumulative_per_level"][str(max(pts))] if cov else None,
-                     "n_md_frames": n_frames, "md_steps": md_steps,
-                     "md_time_ps": md_steps * cfg["walkers"]["timestep"] / 1000.0,
-                     "cli": cli},
-        "test_errors_final": final,
-        "test_errors_curve": curve,
+                     "hidden": cfg["model"]["hidden"], "train_cap_s": cfg["training"]["max_time_s"],
+                     "initial": cfg["initial"]},
         "stage_totals_s": stage,
-        "rounds": per_round,
+        "costs": {"training_s_per_round": stage["training"] / len(rounds),
+                  "selection_s_per_round": stage["selection"] / len(rounds),
+                  "md_walker_wall_s": md_wall,
+                  # walker wall time (LAMMPS start-up and model loading included) per MD step
+                  "md_wall_ms_per_step": 1000 * md_wall / md_steps if md_steps else None,
+                  # LAMMPS "Loop time" per step of the walkers that ended normally (no start-up)
+                  "md_loop_ms_per_step": 1000 * sum(t for t, _ in loops) / sum(n for _, n in loops)
+                  if loops else None},
+        # calibrated atomic uncertainty against the atomic force error on the validation set,
+        # mean over rounds (ubmd.calibration_metrics)
+        "uncertainty_quality_atomic": {"spearman": mean_of("spearman"),
+                                       "miscalibration_area": mean_of("miscalibration_area"),
+                                       "coverage": mean_of("coverage"), "nll": mean_of("nll")},
     }
+
+
+# ---------------------------------------------------------------------------------- branch
+def parent_continuation(parent: Path, r: int, new_labels: int, sets: dict) -> dict:
+    """What the parent campaign itself did over the branch's label range: coverage of the
+    frames its walkers traced in the rounds whose models had [L, L + new_labels) labels (L = its
+    labels at round ``r``), and the test errors of its model at L + new_labels labels."""
+    from ubmd.analysis.coverage import coverage_by_round
+
+    rounds = load_rounds(parent)
+    if len(rounds) <= r:
+        return {"error": f"{parent} has no round {r}"}
+    first = rounds[r]["labels_used"]
+    span = [s for s in rounds[r:] if s["labels_used"] < first + new_labels]
+    pts = {k: v for k, v in traced_points(parent, span).items()}
+    cov = coverage_by_round(pts) if pts else None
+    md_steps = int(sum(w.get("n_steps") or 0 for s in span for w in (s.get("walkers") or [])))
+    end = next((s for s in rounds if s["labels_used"] >= first + new_labels), None)
+    errors = None
+    if end is not None:
+        m = parent / f"round_{end['round']:03d}" / "train"
+        if (m / "members.pt").exists():
+            errors = {"round": end["round"], "labels": end["labels_used"],
+                      **evaluate(m, sets, m / "test_errors.json")}
+    stage = {k: float(sum((s.get("timings_s") or {}).get(k) or 0.0 for s in span))
+             for k in ("training", "sampling", "selection")}
+    return {"rounds": [s["round"] for s in span], "labels_first": first,
+            "coverage": cov["cumulative"][str(max(pts))] if cov else None,
+            "coverage_per_level": cov["cumulative_per_level"][str(max(pts))] if cov else None,
+            "n_md_frames": int(sum(len(p) for ws in pts.values() for p in ws)),
+            "md_steps": md_steps, "test_errors_end": errors,
+            **campaign_record(parent, span, yaml.safe_load((parent / "config.yaml").read_text()),
+                              {**stage, "reference": 0.0}, md_steps)}
+
+
+COST_MODES = {"none": "uncertainty none",
+              "biased": "bias_forces 0.25 window 2 weights H 0"}
+
+
+def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -> dict:
+    """LAMMPS cost per MD step of each campaign's final model (``models``: name -> campaign
+    directory), without uncertainty (``uncertainty none``) and biased as the walkers are; the
+    runs are interleaved (repeat x model x mode) in this one call, median of ``repeats`` loop
+    times after a 100-step warm-up, 22-atom molecule, one process, one thread each."""
+    import os
+    import statistics
+
+    from ubmd.al.walkers_lammps import default_plugin_path, find_executable
+
+    lmp = find_executable("lmp")
+    plugin = default_plugin_path()
+    if lmp is None or not plugin.is_file():
+        return {"error": "LAMMPS (lmp) or the ubmd plugin not found; build with scripts/build_plugin.sh"}
+    work = runs / "branch" / "cost"
+    work.mkdir(parents=True, exist_ok=True)
+    jobs = {}
+    for name, out in models.items():
+        rounds = load_rounds(out)
+        if not rounds:
+            continue
+        model = out / f"round_{rounds[-1]['round']:03d}" / "train" / "model.pt"
+        deck0 = out / "round_000" / "walkers" / "w00" / "in.walker.lmp"
+        coeff = next(line for line in deck0.read_text().splitlines() if line.startswith("pair_coeff"))
+        elements = coeff.split()[4:]
+        for mode, style in COST_MODES.items():
+            deck = work / f"in.{name}.{mode}.lmp"
+            deck.write_text("\n".join([
+                "units metal", "atom_style atomic", "atom_modify map array", "boundary s s s",
+                f"plugin load {plugin}", f"read_data {deck0.parent / 'start.data'}",
+                f"pair_style ubmd {style}", f"pair_coeff * * {model} {' '.join(elements)}",
+                "neighbor 1 bin", "timestep 0.0005",
+                "velocity all create 300 4928 mom yes rot yes dist gaussian",
+                "fix integrate all nve", "fix thermostat all langevin 300 300 0.1 4928 zero yes",
+                "thermo 100", "run 100", f"run {steps}", ""]))
+            jobs[(name, mode)] = deck
+    times: dict = {k: [] for k in jobs}
+    for rep in range(repeats):
+        for (name, mode), deck in jobs.items():
+            log = deck.with_suffix(f".{rep}.log")
+            subprocess.run([lmp, "-in", str(deck), "-log", str(log), "-screen", "none", "-nocite"],
+                           check=False, cwd=work, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            lt = lammps_loop_time(log, which=-1)
+            if lt and lt[1] == steps:
+                times[(name, mode)].append(1000.0 * lt[0] / steps)
+    res: dict = {"steps": steps, "repeats": repeats, "modes": COST_MODES, "ms_per_step": {}}
+    for (name, mode), t in times.items():
+        res["ms_per_step"].setdefault(name, {})[mode] = statistics.median(t) if t else None
+    base = res["ms_per_step"].get("biased_300K", {}).get("biased")
+    res["biased_relative_to_sketch"] = {n: (v.get("biased") / base if base and v.get("biased") else None)
+                                        for n, v in res["ms_per_step"].items()}
+    return res
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -364,9 +527,18 @@ def main(argv=None) -> int:
                       ROOT / "runs" / "ala2_campaigns",
                       "default benchmarks/results/ala2_campaigns_<size>.json")
     p.add_argument("--extras", action="store_true", help=f"also run {' '.join(EXTRAS)}")
+    b = p.add_argument_group("branch size (--size branch; default campaigns: "
+                             f"{' '.join(BRANCH_CAMPAIGNS)})")
+    b.add_argument("--branch-from", default=str(BRANCH["parent"]), help="parent campaign directory")
+    b.add_argument("--branch-round", type=int, default=BRANCH["round"],
+                   help="continue from the parent's data set at this round")
+    b.add_argument("--branch-labels", type=int, default=BRANCH["labels"], help="new labels per branch")
+    b.add_argument("--no-cost", action="store_true", help="skip the LAMMPS cost measurement")
     a = p.parse_args(argv)
+    BRANCH.update(parent=Path(a.branch_from).resolve(), round=a.branch_round, labels=a.branch_labels)
     seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
-    names = list(a.campaigns or (MAIN + (EXTRAS if a.extras else ())))
+    default = BRANCH_CAMPAIGNS if a.size == "branch" else MAIN + (EXTRAS if a.extras else ())
+    names = list(a.campaigns or default)
     runs = Path(a.runs)
     t_start = time.perf_counter()
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
@@ -385,6 +557,14 @@ def main(argv=None) -> int:
                         "k = 1..5, mean visited fraction; all traced MD frames (every "
                         "walkers.log_every steps) of all walkers, accumulated over rounds",
         summary=summarize(merged))
+    if a.size == "branch":
+        results["branch"] = {"parent": str(BRANCH["parent"]), "round": BRANCH["round"],
+                             "new_labels": BRANCH["labels"],
+                             "parent_continuation": parent_continuation(
+                                 Path(BRANCH["parent"]), BRANCH["round"], BRANCH["labels"], sets)}
+        if not a.no_cost:
+            results["branch"]["lammps_cost"] = lammps_cost(
+                {n: run_dir(runs, a.size, n, seeds[0]) for n in merged}, runs)
     if not a.no_figures and merged:
         results["figures"] = figures(results, a.size, runs, figdir)
     write_results(results_path, results)
@@ -403,6 +583,28 @@ def print_table(results: dict) -> None:
         row += " | ".join(f"{s[f'{t}_energy_rmse_meV_atom']['mean']:14.2f} {s[f'{t}_forces_rmse']['mean']:7.3f} "
                           f"{s[f'{t}_forces_max']['mean']:5.2f}" for t in ("300K", "600K", "1200K"))
         print(row)
+    br = results.get("branch")
+    if br:
+        pc = br["parent_continuation"]
+        print(f"\nbranch from {br['parent']} round {br['round']} (+{br['new_labels']} labels)")
+        print(f"{'campaign':24s} {'cover':>6s} {'frames':>7s} {'steps':>7s} {'train s/rd':>10s} "
+              f"{'spearman':>8s} {'MA':>6s} | LAMMPS ms/step none / biased")
+        cost = (br.get("lammps_cost") or {}).get("ms_per_step", {})
+
+        def row(name, r, c):
+            q = r["uncertainty_quality_atomic"]
+            ms = " / ".join(f"{c.get(m):.2f}" if c.get(m) else "-" for m in COST_MODES)
+            return (f"{name:24s} {r['cov']:6.3f} {r['frames']:7d} {r['steps']:7d} "
+                    f"{r['costs']['training_s_per_round']:10.1f} {q['spearman'] or float('nan'):8.3f} "
+                    f"{q['miscalibration_area'] or float('nan'):6.3f} | {ms}")
+        if "coverage" in pc:
+            print(row("parent (continued)", {**pc, "cov": pc["coverage"] or 0.0,
+                                             "frames": pc["n_md_frames"], "steps": pc["md_steps"]}, {}))
+        for name, by_seed in results["campaigns"].items():
+            for seed, r in by_seed.items():
+                print(row(f"{name} s{seed}", {**r, "cov": r["coverage"]["final"] or 0.0,
+                                              "frames": r["coverage"]["n_md_frames"],
+                                              "steps": r["coverage"]["md_steps"]}, cost.get(name, {})))
 
 
 if __name__ == "__main__":

@@ -136,6 +136,21 @@ def predict_frames(train_dir: Path, frames, stress: bool = False):
     return np.concatenate(energies), forces
 
 
+def lammps_loop_time(log: Path, which: int = 0) -> tuple[float, int] | None:
+    """(seconds, steps) of a ``Loop time of X on N procs for S steps`` line of a LAMMPS log
+    (the MD loop alone, without start-up and model loading; ``which``: index among the ``run``
+    commands, -1 = the last); None when absent (killed walker)."""
+    if not log.exists():
+        return None
+    loops = [line.split() for line in log.read_text(errors="replace").splitlines()
+             if line.startswith("Loop time of ")]
+    try:
+        parts = loops[which]
+    except IndexError:
+        return None
+    return float(parts[3]), int(parts[8])
+
+
 # ---------------------------------------------------------------------------------- driver
 def run_campaigns(names, seeds, run_one) -> tuple[dict, dict, float]:
     """``run_one(name, seed)`` for every campaign and seed; a failed one is recorded, not fatal.

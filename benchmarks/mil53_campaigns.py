@@ -93,9 +93,9 @@ import numpy as np
 import yaml
 
 from campaign_common import (analyze_started, campaign_finished, curve_rounds, driver_parser,
-                             load_rounds, merged_campaigns, output_paths, predict_frames,
-                             results_record, run_campaigns, run_dir, run_sized_campaign, seed_stat,
-                             sized_config, write_results)
+                             lammps_loop_time, load_rounds, merged_campaigns, output_paths,
+                             predict_frames, results_record, run_campaigns, run_dir,
+                             run_sized_campaign, seed_stat, sized_config, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
@@ -217,18 +217,6 @@ def _walker_volumes(wdir: Path) -> np.ndarray | None:
             return np.asarray(read_thermo_log(log).get("Volume"), dtype=float)
         except (KeyError, ValueError):
             return None
-    return None
-
-
-def lammps_loop_time(log: Path) -> tuple[float, int] | None:
-    """(seconds, steps) of the ``Loop time of X on N procs for S steps`` line of a LAMMPS log
-    (the MD loop alone, without start-up and model loading); None when absent (killed walker)."""
-    if not log.exists():
-        return None
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("Loop time of "):
-            parts = line.split()
-            return float(parts[3]), int(parts[8])
     return None
 
 

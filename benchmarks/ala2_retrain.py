@@ -4,14 +4,16 @@ The AL campaigns of ``ala2_campaigns.py`` retrain their model every round under 
 (90 s at full size), so a campaign's final test errors mix two things: the data it chose and how
 many epochs its last round got on a loaded machine. This script separates them: it takes each
 campaign's data set at the same number of labels (default: the largest count every campaign
-reached), trains one model per data set with the same settings and the same time budget (the
-campaign's architecture, learning-rate schedule, the campaign's validation split; compiled
-training step and the energy-weighted final stage of docs/accuracy.md; ``--minutes`` each,
-two at a time in separate processes), and evaluates them on the 300 K, 600 K and 1200 K test
+reached), trains one model per data set with the same settings and the same number of epochs
+(the campaign's architecture, learning-rate schedule decaying over ``--epochs``, the campaign's
+validation split; compiled training step and the energy-weighted final stage of
+docs/accuracy.md; two at a time in separate processes; equal epochs rather than equal wall
+time, so the comparison does not depend on the machine's load; ``--minutes`` is only a safety
+cap), and evaluates them on the 300 K, 600 K and 1200 K test
 sets (energy RMSE meV/atom, force RMSE and max |force error| eV/Å).
 
     python benchmarks/ala2_retrain.py                          # the three full seed-0 campaigns
-    python benchmarks/ala2_retrain.py --labels 216 --minutes 10
+    python benchmarks/ala2_retrain.py --labels 216 --epochs 1000
     python benchmarks/ala2_retrain.py --campaigns runs/ala2_campaigns/branch/biased_300K*_s0
 
 Writes ``benchmarks/results/ala2_retrain_<--tag>.json`` (default tag ``full``); models under
@@ -29,8 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ala2_campaigns import evaluate, test_sets
 from campaign_common import load_rounds, write_results
 
@@ -47,7 +47,7 @@ def pick_round(out: Path, labels: int) -> dict:
     return rounds[-1]
 
 
-def train_one(out: str, round_index: int, dest: str, minutes: float, seed: int) -> dict:
+def train_one(out: str, round_index: int, dest: str, epochs: int, minutes: float, seed: int) -> dict:
     """Train one model on round ``round_index``'s data set of campaign ``out`` (own process)."""
     import torch
 
@@ -60,13 +60,15 @@ def train_one(out: str, round_index: int, dest: str, minutes: float, seed: int) 
     cfg = load_al_config(out_p / "config.yaml")
     tcfg = cfg.train_config(dest)
     tcfg.training = dataclasses.replace(
-        tcfg.training, max_time_s=60.0 * minutes, max_epochs=100_000, patience=100_000,
+        tcfg.training, max_time_s=60.0 * minutes, max_epochs=int(epochs), patience=100_000,
         compile=True, final_fraction=0.2, final_weight_energy=100.0, n_models=1, n_workers=1,
         seed=seed, progress=False)
     frames = read_structures(out_p / f"round_{round_index:03d}" / "dataset.extxyz")
     t0 = time.perf_counter()
     summary = train_from_config(tcfg, frames)
+    hist = json.loads((Path(dest) / "history.json").read_text())
     return {"train_wall_s": time.perf_counter() - t0, "n_train": summary["n_train"],
+            "epochs_run": int(hist[0][-1]["epoch"]) + 1 if hist and hist[0] else 0,
             "n_valid": summary["n_valid"], "best_epochs": summary.get("best_epochs"),
             "errors_valid": summary.get("errors_valid")}
 
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
                    help="AL campaign directories")
     p.add_argument("--labels", type=int, default=None,
                    help="data-set size to retrain (default: the smallest final size of the campaigns)")
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget per model")
+    p.add_argument("--epochs", type=int, default=1500, help="training epochs per model")
+    p.add_argument("--minutes", type=float, default=40.0, help="wall-time cap per model (safety)")
     p.add_argument("--workers", type=int, default=2, help="models trained at once")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="full")
@@ -98,9 +101,9 @@ def main(argv=None) -> int:
                 continue
             dest.mkdir(parents=True, exist_ok=True)
             print(f"[{o.name}] training on round {picks[o.name]['round']} "
-                  f"({picks[o.name]['n_dataset']} structures), {a.minutes} min", flush=True)
+                  f"({picks[o.name]['n_dataset']} structures), {a.epochs} epochs", flush=True)
             jobs[o.name] = pool.submit(train_one, str(o), picks[o.name]["round"], str(dest),
-                                       a.minutes, a.seed)
+                                       a.epochs, a.minutes, a.seed)
         for name, fut in jobs.items():
             (work / name / "retrain.json").write_text(json.dumps(fut.result(), indent=1, default=float))
     sets = test_sets()
@@ -113,13 +116,14 @@ def main(argv=None) -> int:
                        "n_dataset": picks[o.name]["n_dataset"], **info,
                        "test_errors": evaluate(dest, sets, dest / "test_errors.json"),
                        "test_errors_campaign_model": evaluate(capped, sets, capped / "test_errors.json")}
-    out = {"benchmark": "ala2_retrain", "labels": labels, "minutes_per_model": a.minutes,
+    out = {"benchmark": "ala2_retrain", "labels": labels, "epochs": a.epochs,
+           "minutes_cap_per_model": a.minutes,
            "seed": a.seed, "settings": "campaign architecture and lr schedule; compile; final_fraction "
                                        "0.2 x energy weight 100; one model; the campaign's split",
            "campaigns": res}
     path = ROOT / "benchmarks" / "results" / f"ala2_retrain_{a.tag}.json"
     write_results(path, out)
-    print(f"\nretrained on {labels} labels, {a.minutes} min each (campaign model in brackets)")
+    print(f"\nretrained on {labels} labels, {a.epochs} epochs each (campaign model in brackets)")
     print(f"{'campaign':28s} {'n':>4s} {'epochs':>6s} | " + " | ".join(
         f"{t:>5s} E meV/at   F eV/Å" for t in ("300K", "600K", "1200K")))
     for name, r in res.items():
@@ -127,8 +131,7 @@ def main(argv=None) -> int:
         cells = " | ".join(f"{te[t]['energy_rmse_meV_atom']:5.2f} ({tc[t]['energy_rmse_meV_atom']:5.2f}) "
                            f"{te[t]['forces_rmse']:.3f} ({tc[t]['forces_rmse']:.3f})"
                            for t in ("300K", "600K", "1200K"))
-        ep = r.get("best_epochs")
-        ep = int(np.max(ep)) if ep else -1
+        ep = r.get("epochs_run", -1)
         print(f"{name:28s} {r['n_dataset']:4d} {ep:6d} | {cells}")
     print(f"wrote {path}")
     return 0

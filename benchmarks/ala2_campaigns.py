@@ -476,6 +476,28 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     p = figdir / f"ala2_{size}_coverage_vs_labels.png"
     fig.savefig(p, dpi=110)
     paths.append(str(p))
+    # 2b. coverage vs MD steps and vs sampling wall time (accumulated): what a label costs in MD
+    fig, axes2 = _fig(2, (4.6, 3.8))
+    for k, name in enumerate(names):
+        for seed, res in results["campaigns"][name].items():
+            steps, wall, xs, ws, ys = 0, 0.0, [], [], []
+            for q in res["rounds"]:
+                steps += sum(x for x in q["walker_steps"] if x)
+                wall += q["timings_s"].get("sampling") or 0.0
+                if q["coverage_cumulative"] is not None:
+                    xs.append(max(steps, 1))
+                    ws.append(max(wall, 1.0))
+                    ys.append(q["coverage_cumulative"])
+            lab = LABELS.get(name, name) if seed == "0" else None
+            axes2[0].plot(xs, ys, "-o", ms=3, color=f"C{k}", label=lab)
+            axes2[1].plot(ws, ys, "-o", ms=3, color=f"C{k}")
+    axes2[0].set(xscale="log", xlabel="MD steps, all walkers, accumulated", ylabel="accumulated coverage",
+                 ylim=(0, 1.02))
+    axes2[1].set(xscale="log", xlabel="sampling wall time, accumulated (s)", ylim=(0, 1.02))
+    axes2[0].legend(fontsize=8)
+    p = figdir / f"ala2_{size}_coverage_vs_md.png"
+    fig.savefig(p, dpi=110)
+    paths.append(str(p))
     # 3. test errors vs labels
     sets = ("300K", "600K", "1200K")
     fig = _fig(3, (4.0, 3.4))[0]

@@ -1,0 +1,159 @@
+"""Retrain each AL campaign's data set with equal compute (alanine dipeptide or MIL-53(Al)).
+
+The AL campaigns of ``ala2_campaigns.py`` and ``mil53_campaigns.py`` retrain their model every round under a wall-time cap
+(90 s / 120 s at full size), so a campaign's final test errors mix two things: the data it chose and how
+many epochs its last round got on a loaded machine. This script separates them: it takes each
+campaign's data set at the same number of labels (default: the largest count every campaign
+reached), trains one model per data set with the same settings and the same number of epochs
+(the campaign's architecture, learning-rate schedule decaying over ``--epochs``, the campaign's
+validation split; compiled training step and the energy-weighted final stage of
+docs/accuracy.md; two at a time in separate processes; equal epochs rather than equal wall
+time, so the comparison does not depend on the machine's load; ``--minutes`` is only a safety
+cap), and evaluates them on the system's test sets: alanine dipeptide at 300 K, 600 K and
+1200 K (energy RMSE meV/atom, force RMSE and max |force error| eV/Å, as ``ala2_campaigns.py``);
+MIL-53(Al) on ``mil53_test_gfn1.extxyz`` overall and per kind (lp / np perturbations,
+interpolations; also stress RMSE in GPa, as ``mil53_campaigns.py``).
+
+    python benchmarks/retrain_datasets.py ala2                   # the three full seed-0 campaigns
+    python benchmarks/retrain_datasets.py ala2 --labels 216 --epochs 500
+    python benchmarks/retrain_datasets.py mil53 --epochs 200    # the three 300 K +-2500 bar ones
+
+Writes ``benchmarks/results/retrain_<system>_<--tag>.json`` (default tag ``full``); models under
+``runs/retrain/<system>_<tag>/<campaign>/`` (not in git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+from campaign_common import load_rounds, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = {
+    "ala2": [ROOT / "runs" / "ala2_campaigns" / "full" / f"{n}_s0"
+             for n in ("unbiased_300K", "biased_300K", "unbiased_1200K")],
+    "mil53": [ROOT / "runs" / "mil53_campaigns" / "full" / f"{n}_300K_pm2500_s0"
+              for n in ("unbiased", "bias_forces", "bias_forces_stress")],
+}
+SETS = {"ala2": ("300K", "600K", "1200K"), "mil53": ("all", "perturb_lp", "perturb_np", "interp")}
+
+
+def test_frames(system: str):
+    """(test data, evaluate(train_dir, data, cache) -> errors) of a system's campaign driver."""
+    if system == "ala2":
+        from ala2_campaigns import evaluate, test_sets
+
+        return test_sets(), evaluate
+    from mil53_campaigns import evaluate, load_test_set
+
+    return load_test_set(), evaluate
+
+
+def pick_round(out: Path, labels: int) -> dict:
+    """The round of campaign ``out`` whose data set is the largest with at most ``labels``."""
+    rounds = [s for s in load_rounds(out) if s["n_dataset"] <= labels]
+    if not rounds:
+        raise SystemExit(f"{out}: no round with at most {labels} labels")
+    return rounds[-1]
+
+
+def train_one(out: str, round_index: int, dest: str, epochs: int, minutes: float, seed: int) -> dict:
+    """Train one model on round ``round_index``'s data set of campaign ``out`` (own process)."""
+    import torch
+
+    from ubmd.al.config import load_al_config
+    from ubmd.data import read_structures
+    from ubmd.workflow import train_from_config
+
+    torch.set_num_threads(1)
+    out_p = Path(out)
+    cfg = load_al_config(out_p / "config.yaml")
+    tcfg = cfg.train_config(dest)
+    tcfg.training = dataclasses.replace(
+        tcfg.training, max_time_s=60.0 * minutes, max_epochs=int(epochs), patience=100_000,
+        compile=True, final_fraction=0.2, final_weight_energy=100.0, n_models=1, n_workers=1,
+        seed=seed, progress=False)
+    frames = read_structures(out_p / f"round_{round_index:03d}" / "dataset.extxyz")
+    t0 = time.perf_counter()
+    summary = train_from_config(tcfg, frames)
+    hist = json.loads((Path(dest) / "history.json").read_text())
+    return {"train_wall_s": time.perf_counter() - t0, "n_train": summary["n_train"],
+            "epochs_run": int(hist[0][-1]["epoch"]) + 1 if hist and hist[0] else 0,
+            "n_valid": summary["n_valid"], "best_epochs": summary.get("best_epochs"),
+            "errors_valid": summary.get("errors_valid")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("system", choices=tuple(DEFAULT))
+    p.add_argument("--campaigns", nargs="+", default=None,
+                   help="AL campaign directories (default: the system's full seed-0 campaigns)")
+    p.add_argument("--labels", type=int, default=None,
+                   help="data-set size to retrain (default: the smallest final size of the campaigns)")
+    p.add_argument("--epochs", type=int, default=1500, help="training epochs per model")
+    p.add_argument("--minutes", type=float, default=40.0, help="wall-time cap per model (safety)")
+    p.add_argument("--workers", type=int, default=2, help="models trained at once")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="full")
+    a = p.parse_args(argv)
+    outs = [Path(c).resolve() for c in (a.campaigns or DEFAULT[a.system])]
+    for o in outs:
+        if not load_rounds(o):
+            raise SystemExit(f"{o}: not an AL campaign directory with a finished round")
+    labels = a.labels or min(load_rounds(o)[-1]["n_dataset"] for o in outs)
+    picks = {o.name: pick_round(o, labels) for o in outs}
+    work = ROOT / "runs" / "retrain" / f"{a.system}_{a.tag}"
+    jobs = {}
+    with cf.ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:
+        for o in outs:
+            dest = work / o.name
+            if (dest / "members.pt").exists() and (dest / "retrain.json").exists():
+                continue
+            dest.mkdir(parents=True, exist_ok=True)
+            print(f"[{o.name}] training on round {picks[o.name]['round']} "
+                  f"({picks[o.name]['n_dataset']} structures), {a.epochs} epochs", flush=True)
+            jobs[o.name] = pool.submit(train_one, str(o), picks[o.name]["round"], str(dest),
+                                       a.epochs, a.minutes, a.seed)
+        for name, fut in jobs.items():
+            (work / name / "retrain.json").write_text(json.dumps(fut.result(), indent=1, default=float))
+    sets, evaluate = test_frames(a.system)
+    res = {}
+    for o in outs:
+        dest = work / o.name
+        info = json.loads((dest / "retrain.json").read_text())
+        capped = o / f"round_{picks[o.name]['round']:03d}" / "train"
+        res[o.name] = {"campaign": str(o), "round": picks[o.name]["round"],
+                       "n_dataset": picks[o.name]["n_dataset"], **info,
+                       "test_errors": evaluate(dest, sets, dest / "test_errors.json"),
+                       "test_errors_campaign_model": evaluate(capped, sets, capped / "test_errors.json")}
+    out = {"benchmark": "retrain_datasets", "system": a.system, "labels": labels, "epochs": a.epochs,
+           "minutes_cap_per_model": a.minutes,
+           "seed": a.seed, "settings": "campaign architecture and lr schedule; compile; final_fraction "
+                                       "0.2 x energy weight 100; one model; the campaign's split",
+           "campaigns": res}
+    path = ROOT / "benchmarks" / "results" / f"retrain_{a.system}_{a.tag}.json"
+    write_results(path, out)
+    print(f"\nretrained on {labels} labels, {a.epochs} epochs each (campaign model in brackets)")
+    print(f"{'campaign':28s} {'n':>4s} {'epochs':>6s} | " + " | ".join(
+        f"{t:>10s} E meV/at   F eV/Å" for t in SETS[a.system]))
+    for name, r in res.items():
+        te, tc = r["test_errors"], r["test_errors_campaign_model"]
+        cells = " | ".join(f"{te[t]['energy_rmse_meV_atom']:5.2f} ({tc[t]['energy_rmse_meV_atom']:5.2f}) "
+                           f"{te[t]['forces_rmse']:.3f} ({tc[t]['forces_rmse']:.3f})"
+                           for t in SETS[a.system])
+        ep = r.get("epochs_run", -1)
+        print(f"{name:28s} {r['n_dataset']:4d} {ep:6d} | {cells}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Config building of benchmarks/ala2_campaigns.py (the branch size) and the shared LAMMPS-log
+parser. Fast: a synthetic parent campaign directory, no labels, no LAMMPS."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from ase import Atoms
+from ase.io import write
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import ala2_campaigns as ac  # noqa: E402
+import campaign_common as cc  # noqa: E402
+
+
+def _parent(tmp_path: Path, r: int = 3, n_new: int = 5) -> Path:
+    parent = tmp_path / "parent"
+    for k in range(r + 1):
+        d = parent / f"round_{k:03d}"
+        d.mkdir(parents=True)
+        write(d / "dataset.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.01 * i]])
+                                     for i in range(4 * (k + 1))])
+        write(d / "labelled.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.8]])] * n_new)
+        (d / "summary.json").write_text(json.dumps({"round": k, "n_new_labels": n_new,
+                                                    "n_dataset": 4 * (k + 1)}))
+    return parent
+
+
+def test_branch_settings_point_round0_at_the_parent(tmp_path):
+    parent = _parent(tmp_path)
+    s = ac.branch_settings(parent, 3, 40)
+    # the budget counts the labels the branch makes: the relabelled round-3 structures + 40
+    assert s["label_budget"] == 5 + 40
+    assert s["initial"]["n_perturbed"] == 0
+    assert Path(s["initial"]["structures"]) == (parent / "round_003" / "labelled.extxyz").resolve()
+    assert Path(s["initial"]["data"]) == (parent / "round_002" / "dataset.extxyz").resolve()
+
+
+def test_branch_config_merges_campaign_and_branch(tmp_path, monkeypatch):
+    parent = _parent(tmp_path)
+    monkeypatch.setitem(ac.BRANCH, "parent", parent)
+    monkeypatch.setitem(ac.BRANCH, "round", 2)
+    monkeypatch.setitem(ac.BRANCH, "labels", 16)
+    cfg = ac.campaign_config("biased_300K_ensemble", "branch", seed=1)
+    assert cfg["label_budget"] == 5 + 16
+    assert cfg["uncertainty"]["kind"] == "ensemble" and cfg["training"]["n_models"] == 3
+    assert cfg["initial"]["data"].endswith("round_001/dataset.extxyz")
+    # full-size walker and training settings, the seed applied everywhere
+    assert cfg["walkers"]["max_steps"] == ac.SIZES["full"]["walkers.max_steps"]
+    assert cfg["training"]["max_time_s"] == ac.SIZES["full"]["training.max_time_s"]
+    assert cfg["walkers"]["seed"] == 100_000 and cfg["selection"]["seed"] == 1
+
+
+def test_branch_settings_refuse_missing_rounds(tmp_path):
+    parent = _parent(tmp_path, r=1)
+    with pytest.raises(SystemExit, match="round 2 has finished"):
+        ac.branch_settings(parent, 2, 8)
+    with pytest.raises(SystemExit, match=">= 1"):
+        ac.branch_settings(parent, 0, 8)
+
+
+def test_lammps_loop_time_picks_the_requested_run(tmp_path):
+    log = tmp_path / "log.lammps"
+    log.write_text("Step Temp\n"
+                   "Loop time of 0.5 on 1 procs for 100 steps with 22 atoms\n"
+                   "more\n"
+                   "Loop time of 4.25 on 1 procs for 1000 steps with 22 atoms\n")
+    assert cc.lammps_loop_time(log) == (0.5, 100)
+    assert cc.lammps_loop_time(log, which=-1) == (4.25, 1000)
+    assert cc.lammps_loop_time(log, which=5) is None
+    assert cc.lammps_loop_time(tmp_path / "missing.log") is None

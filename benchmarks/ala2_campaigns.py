@@ -280,6 +280,19 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
             "rounds": per_round}
 
 
+def walker_temperatures(out: Path, rounds: list[dict]) -> np.ndarray:
+    """Every thermo-row temperature (K) of every walker of ``rounds`` (LAMMPS logs)."""
+    from ubmd.al.walkers_lammps import parse_thermo
+
+    temps = []
+    for s in rounds:
+        for log in sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*/log.lammps")):
+            cols, _ = parse_thermo(log)
+            if len(cols.get("Temp", [])) > 1:
+                temps.append(cols["Temp"][1:])  # row 0: the velocities drawn at the target
+    return np.concatenate(temps) if temps else np.zeros(0)
+
+
 def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_steps: int) -> dict:
     """Settings, costs and uncertainty quality of one campaign (everything but coverage and
     test errors)."""
@@ -287,6 +300,7 @@ def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_st
     loops = [lt for s in rounds for lt in (lammps_loop_time(wd / "log.lammps") for wd in
              sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*"))) if lt and lt[1] > 0]
     quality = [s.get("quality_atomic") or {} for s in rounds]
+    temps = walker_temperatures(out, rounds)
 
     def mean_of(key):
         x = [q[key] for q in quality if q.get(key) is not None]
@@ -320,6 +334,10 @@ def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_st
                   # LAMMPS "Loop time" per step of the walkers that ended normally (no start-up)
                   "md_loop_ms_per_step": 1000 * sum(t for t, _ in loops) / sum(n for _, n in loops)
                   if loops else None},
+        # kinetic temperature of the walkers (thermo rows every log_every steps; the bias does work)
+        "walker_temperature_K": {"mean": float(np.mean(temps)) if len(temps) else None,
+                                 "p95": float(np.percentile(temps, 95)) if len(temps) else None,
+                                 "n_rows": int(len(temps))},
         # calibrated atomic uncertainty against the atomic force error on the validation set,
         # mean over rounds (ubmd.calibration_metrics)
         "uncertainty_quality_atomic": {"spearman": mean_of("spearman"),
@@ -398,7 +416,8 @@ def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -
                 f"pair_style ubmd {style}", f"pair_coeff * * {model} {' '.join(elements)}",
                 "neighbor 1 bin", "timestep 0.0005",
                 "velocity all create 300 4928 mom yes rot yes dist gaussian",
-                "fix integrate all nve", "fix thermostat all langevin 300 300 0.1 4928 zero yes",
+                "fix integrate all nve", "fix thermostat all langevin 300 300 0.1 4928",
+                "fix zeromom all momentum 10 linear 1 1 1",
                 "thermo 100", "run 100", f"run {steps}", ""]))
             jobs[(name, mode)] = deck
     times: dict = {k: [] for k in jobs}
@@ -610,7 +629,7 @@ def print_table(results: dict) -> None:
         pc = br["parent_continuation"]
         print(f"\nbranch from {br['parent']} round {br['round']} (+{br['new_labels']} labels)")
         print(f"{'campaign':24s} {'cover':>6s} {'frames':>7s} {'steps':>7s} {'train s/rd':>10s} "
-              f"{'spearman':>8s} {'MA':>6s} | LAMMPS ms/step none / biased")
+              f"{'spearman':>8s} {'MA':>6s} {'T mean':>6s} | LAMMPS ms/step none / biased")
         cost = (br.get("lammps_cost") or {}).get("ms_per_step", {})
 
         def row(name, r, c):
@@ -618,7 +637,8 @@ def print_table(results: dict) -> None:
             ms = " / ".join(f"{c.get(m):.2f}" if c.get(m) else "-" for m in COST_MODES)
             return (f"{name:24s} {r['cov']:6.3f} {r['frames']:7d} {r['steps']:7d} "
                     f"{r['costs']['training_s_per_round']:10.1f} {q['spearman'] or float('nan'):8.3f} "
-                    f"{q['miscalibration_area'] or float('nan'):6.3f} | {ms}")
+                    f"{q['miscalibration_area'] or float('nan'):6.3f} "
+                    f"{r['walker_temperature_K']['mean'] or float('nan'):6.0f} | {ms}")
         if "coverage" in pc:
             print(row("parent (continued)", {**pc, "cov": pc["coverage"] or 0.0,
                                              "frames": pc["n_md_frames"], "steps": pc["md_steps"]}, {}))

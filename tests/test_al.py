@@ -148,6 +148,40 @@ def test_lammps_deck_and_dump_reader(tmp_path):
     assert list(cols["Step"]) == [0, 10] and halted == {"step": 13, "value": 1.5}
 
 
+def test_lammps_langevin_walker_keeps_the_target_temperature(tmp_path):
+    """The Langevin lines of a walker deck thermostat a mixed-mass molecule (the composition of
+    alanine dipeptide, H12C6N2O2) at the target: mean kinetic temperature over 200 ps within
+    8 K of 300 K (standard error about 1 K). Forces are switched off (``pair_style zero``) so only
+    the thermostat acts; ``fix langevin ... zero yes`` fails this with 339 K."""
+    from ase import Atoms
+
+    from ubmd.al.walkers import WalkerTask
+    from ubmd.al.walkers_lammps import deck_text, find_executable, parse_thermo, write_data_file
+
+    lmp = find_executable("lmp")
+    if lmp is None:
+        pytest.skip("LAMMPS executable lmp not found")
+    rng = np.random.default_rng(0)
+    mol = Atoms("H12C6N2O2", positions=rng.uniform(0, 8, (22, 3)))
+    species = ["H", "C", "N", "O"]
+    p = WalkerConfig(engine="lammps", ensemble="nvt", thermostat="langevin", max_steps=400_000,
+                     log_every=50, threshold=1.5)
+    task = WalkerTask(0, "lammps", "/m/model.pt", mol, str(tmp_path), 300.0, 0.0, 11, p,
+                      species=species)
+    keep = ("units", "atom_style", "atom_modify", "boundary", "read_data", "timestep", "velocity",
+            "fix integrate", "fix thermostat", "fix zeromom")
+    deck = [line for line in deck_text(task, Path("/p/ubmdplugin.so"), False, "s s s").splitlines()
+            if line.startswith(keep)]
+    deck += ["pair_style zero 5.0", "pair_coeff * *", "thermo 50", "run 400000"]
+    (tmp_path / "in.lmp").write_text("\n".join(deck) + "\n")
+    write_data_file(mol, tmp_path / "start.data", species, 5.0)
+    subprocess.run([lmp, "-in", "in.lmp", "-log", "log.lammps", "-screen", "none", "-nocite"],
+                   cwd=tmp_path, check=True)
+    temp = parse_thermo(tmp_path / "log.lammps")[0]["Temp"][100:]
+    assert len(temp) > 7000
+    assert abs(temp.mean() - 300.0) < 8.0, temp.mean()
+
+
 # ---------------------------------------------------------------------------------- campaigns
 def _test_set(n=6, seed=5):
     rng = np.random.default_rng(seed)

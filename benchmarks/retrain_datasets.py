@@ -138,6 +138,8 @@ def main(argv=None) -> int:
            "minutes_cap_per_model": a.minutes,
            "seed": a.seed, "settings": "campaign architecture and lr schedule; compile; final_fraction "
                                        "0.2 x energy weight 100; one model; the campaign's split",
+           "command": "python benchmarks/retrain_datasets.py " + " ".join(
+               sys.argv[1:] if argv is None else argv),
            "campaigns": res}
     path = ROOT / "benchmarks" / "results" / f"retrain_{a.system}_{a.tag}.json"
     write_results(path, out)

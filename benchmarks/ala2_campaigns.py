@@ -125,6 +125,8 @@ def branch_settings(parent: Path, r: int, new_labels: int) -> dict:
     the parent's round r-1 data set."""
     if r < 1:
         raise SystemExit("--branch-round must be >= 1 (round 0 of a campaign has no earlier data set)")
+    if new_labels < 1:
+        raise SystemExit(f"--branch-labels must be >= 1, got {new_labels}")
     new = parent / f"round_{r:03d}" / "labelled.extxyz"
     data = parent / f"round_{r - 1:03d}" / "dataset.extxyz"
     summ = parent / f"round_{r:03d}" / "summary.json"
@@ -347,6 +349,22 @@ def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_st
 
 
 # ---------------------------------------------------------------------------------- branch
+def check_branch_dir(out: Path, cfg: dict) -> None:
+    """Refuse a branch directory made from another parent, round or label count (the run would
+    be skipped as finished, or analysed, under the wrong settings)."""
+    old = out / "config.yaml"
+    if not old.exists():
+        return
+    prev = yaml.safe_load(old.read_text())
+    for key in ("data", "structures"):
+        if str(prev["initial"].get(key)) != str(cfg["initial"].get(key)):
+            raise SystemExit(f"{out} was branched from {prev['initial'].get(key)}, not "
+                             f"{cfg['initial'].get(key)}; use another --runs folder")
+    if int(prev["label_budget"]) != int(cfg["label_budget"]):
+        raise SystemExit(f"{out} was run with label_budget {prev['label_budget']}, not "
+                         f"{cfg['label_budget']} (--branch-labels); use another --runs folder")
+
+
 def parent_continuation(parent: Path, r: int, new_labels: int, sets: dict) -> dict:
     """What the parent campaign itself did over the branch's label range: coverage of the
     frames its walkers traced in the rounds whose models had [L, L + new_labels) labels (L = its
@@ -385,7 +403,8 @@ COST_MODES = {"none": "uncertainty none",
 
 def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -> dict:
     """LAMMPS cost per MD step of each campaign's final model (``models``: name -> campaign
-    directory), without uncertainty (``uncertainty none``) and biased as the walkers are; the
+    directory), without uncertainty (``uncertainty none``) and with the walkers' bias forces
+    (``window 2``, so the bias is on from the third step rather than after 100 steps); the
     runs are interleaved (repeat x model x mode) in this one call, median of ``repeats`` loop
     times after a 100-step warm-up, 22-atom molecule, one process, one thread each."""
     import os
@@ -406,7 +425,10 @@ def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -
             continue
         model = out / f"round_{rounds[-1]['round']:03d}" / "train" / "model.pt"
         deck0 = out / "round_000" / "walkers" / "w00" / "in.walker.lmp"
-        coeff = next(line for line in deck0.read_text().splitlines() if line.startswith("pair_coeff"))
+        coeff = next((line for line in deck0.read_text().splitlines() if line.startswith("pair_coeff")),
+                     None) if deck0.exists() else None
+        if coeff is None:  # no LAMMPS walker (ASE engine, or no sampling round): nothing to time
+            continue
         elements = coeff.split()[4:]
         for mode, style in COST_MODES.items():
             deck = work / f"in.{name}.{mode}.lmp"
@@ -424,8 +446,12 @@ def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -
     for rep in range(repeats):
         for (name, mode), deck in jobs.items():
             log = deck.with_suffix(f".{rep}.log")
-            subprocess.run([lmp, "-in", str(deck), "-log", str(log), "-screen", "none", "-nocite"],
-                           check=False, cwd=work, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            try:
+                subprocess.run([lmp, "-in", str(deck), "-log", str(log), "-screen", "none", "-nocite"],
+                               check=False, cwd=work, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                               timeout=600)
+            except subprocess.TimeoutExpired:
+                continue
             lt = lammps_loop_time(log, which=-1)
             if lt and lt[1] == steps:
                 times[(name, mode)].append(1000.0 * lt[0] / steps)
@@ -582,6 +608,10 @@ def main(argv=None) -> int:
     names = list(a.campaigns or default)
     runs = Path(a.runs)
     t_start = time.perf_counter()
+    if a.size == "branch":
+        for name in names:
+            for seed in seeds:
+                check_branch_dir(run_dir(runs, a.size, name, seed), campaign_config(name, a.size, seed))
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     sets = test_sets()

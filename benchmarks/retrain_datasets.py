@@ -115,23 +115,31 @@ def main(argv=None) -> int:
     with cf.ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:
         for o in outs:
             dest = work / o.name
-            if (dest / "members.pt").exists() and (dest / "retrain.json").exists():
-                continue
+            want = {"round": picks[o.name]["round"], "epochs": a.epochs, "seed": a.seed}
+            done = dest / "retrain.json"
+            if (dest / "members.pt").exists() and done.exists() and all(
+                    json.loads(done.read_text()).get(k) == v for k, v in want.items()):
+                continue  # the same model was trained before
             dest.mkdir(parents=True, exist_ok=True)
+            for stale in ("retrain.json", "test_errors.json"):
+                (dest / stale).unlink(missing_ok=True)
             print(f"[{o.name}] training on round {picks[o.name]['round']} "
                   f"({picks[o.name]['n_dataset']} structures), {a.epochs} epochs", flush=True)
             jobs[o.name] = pool.submit(train_one, str(o), picks[o.name]["round"], str(dest),
                                        a.epochs, a.minutes, a.seed)
         for name, fut in jobs.items():
-            (work / name / "retrain.json").write_text(json.dumps(fut.result(), indent=1, default=float))
+            o = next(x for x in outs if x.name == name)
+            info = {"round": picks[name]["round"], "epochs": a.epochs, "seed": a.seed,
+                    "campaign": str(o), **fut.result()}
+            (work / name / "retrain.json").write_text(json.dumps(info, indent=1, default=float))
     sets, evaluate = test_frames(a.system)
     res = {}
     for o in outs:
         dest = work / o.name
         info = json.loads((dest / "retrain.json").read_text())
         capped = o / f"round_{picks[o.name]['round']:03d}" / "train"
-        res[o.name] = {"campaign": str(o), "round": picks[o.name]["round"],
-                       "n_dataset": picks[o.name]["n_dataset"], **info,
+        res[o.name] = {**info, "campaign": str(o), "round": picks[o.name]["round"],
+                       "n_dataset": picks[o.name]["n_dataset"],
                        "test_errors": evaluate(dest, sets, dest / "test_errors.json"),
                        "test_errors_campaign_model": evaluate(capped, sets, capped / "test_errors.json")}
     out = {"benchmark": "retrain_datasets", "system": a.system, "labels": labels, "epochs": a.epochs,

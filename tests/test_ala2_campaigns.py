@@ -74,3 +74,31 @@ def test_lammps_loop_time_picks_the_requested_run(tmp_path):
     assert cc.lammps_loop_time(log, which=-1) == (4.25, 1000)
     assert cc.lammps_loop_time(log, which=5) is None
     assert cc.lammps_loop_time(tmp_path / "missing.log") is None
+
+
+def test_branch_settings_refuse_no_new_labels(tmp_path):
+    with pytest.raises(SystemExit, match="branch-labels"):
+        ac.branch_settings(_parent(tmp_path), 2, 0)
+
+
+def test_branch_dir_from_other_settings_is_refused(tmp_path):
+    import yaml
+
+    parent = _parent(tmp_path)
+    cfg = {"initial": ac.branch_settings(parent, 3, 40)["initial"], "label_budget": 45}
+    out = tmp_path / "branch" / "biased_300K_s0"
+    ac.check_branch_dir(out, cfg)  # nothing there yet
+    out.mkdir(parents=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ac.check_branch_dir(out, cfg)  # the same settings: fine
+    other = {"initial": ac.branch_settings(parent, 2, 40)["initial"], "label_budget": 45}
+    with pytest.raises(SystemExit, match="branched from"):
+        ac.check_branch_dir(out, other)
+    with pytest.raises(SystemExit, match="label_budget"):
+        ac.check_branch_dir(out, {**cfg, "label_budget": 29})
+
+
+def test_lammps_cost_skips_campaigns_without_lammps_walkers(tmp_path):
+    parent = _parent(tmp_path)  # rounds with summaries but no walker decks
+    res = ac.lammps_cost({"x": parent}, tmp_path / "runs", steps=10, repeats=1)
+    assert res.get("ms_per_step", {}) == {} or "error" in res

@@ -69,7 +69,8 @@ import yaml
 from campaign_common import (analyze_started, campaign_finished, curve_rounds, deep_update,
                              driver_parser, lammps_loop_time, load_rounds, merged_campaigns,
                              output_paths, predict_frames, results_record, run_campaigns, run_dir,
-                             run_sized_campaign, seed_stat, sized_config, ubmd_exe, write_results)
+                             run_sized_campaign, seed_stat, sized_config, ubmd_exe,
+                             walker_md_costs, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -298,9 +299,6 @@ def walker_temperatures(out: Path, rounds: list[dict]) -> np.ndarray:
 def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_steps: int) -> dict:
     """Settings, costs and uncertainty quality of one campaign (everything but coverage and
     test errors)."""
-    md_wall = float(sum(w.get("wall_s") or 0.0 for s in rounds for w in (s.get("walkers") or [])))
-    loops = [lt for s in rounds for lt in (lammps_loop_time(wd / "log.lammps") for wd in
-             sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*"))) if lt and lt[1] > 0]
     quality = [s.get("quality_atomic") or {} for s in rounds]
     temps = walker_temperatures(out, rounds)
 
@@ -330,12 +328,7 @@ def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_st
         "stage_totals_s": stage,
         "costs": {"training_s_per_round": stage["training"] / len(rounds),
                   "selection_s_per_round": stage["selection"] / len(rounds),
-                  "md_walker_wall_s": md_wall,
-                  # walker wall time (LAMMPS start-up and model loading included) per MD step
-                  "md_wall_ms_per_step": 1000 * md_wall / md_steps if md_steps else None,
-                  # LAMMPS "Loop time" per step of the walkers that ended normally (no start-up)
-                  "md_loop_ms_per_step": 1000 * sum(t for t, _ in loops) / sum(n for _, n in loops)
-                  if loops else None},
+                  **walker_md_costs(out, rounds, md_steps)},
         # kinetic temperature of the walkers (thermo rows every log_every steps; the bias does work)
         "walker_temperature_K": {"mean": float(np.mean(temps)) if len(temps) else None,
                                  "p95": float(np.percentile(temps, 95)) if len(temps) else None,
@@ -376,7 +369,7 @@ def parent_continuation(parent: Path, r: int, new_labels: int, sets: dict) -> di
         return {"error": f"{parent} has no round {r}"}
     first = rounds[r]["labels_used"]
     span = [s for s in rounds[r:] if s["labels_used"] < first + new_labels]
-    pts = {k: v for k, v in traced_points(parent, span).items()}
+    pts = traced_points(parent, span)
     cov = coverage_by_round(pts) if pts else None
     md_steps = int(sum(w.get("n_steps") or 0 for s in span for w in (s.get("walkers") or [])))
     end = next((s for s in rounds if s["labels_used"] >= first + new_labels), None)

@@ -151,6 +151,19 @@ def lammps_loop_time(log: Path, which: int = 0) -> tuple[float, int] | None:
     return float(parts[3]), int(parts[8])
 
 
+def walker_md_costs(out: Path, rounds: list[dict], md_steps: int) -> dict:
+    """MD cost of the walkers of ``rounds`` of campaign ``out``: summed walker wall time, and
+    per MD step both with start-up (wall) and without (LAMMPS ``Loop time`` of the walkers that
+    ended normally)."""
+    md_wall = float(sum(w.get("wall_s") or 0.0 for s in rounds for w in (s.get("walkers") or [])))
+    loops = [lt for s in rounds for lt in (lammps_loop_time(wd / "log.lammps") for wd in
+             sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*"))) if lt and lt[1] > 0]
+    return {"md_walker_wall_s": md_wall,
+            "md_wall_ms_per_step": 1000 * md_wall / md_steps if md_steps else None,
+            "md_loop_ms_per_step": 1000 * sum(t for t, _ in loops) / sum(n for _, n in loops)
+            if loops else None}
+
+
 # ---------------------------------------------------------------------------------- driver
 def run_campaigns(names, seeds, run_one) -> tuple[dict, dict, float]:
     """``run_one(name, seed)`` for every campaign and seed; a failed one is recorded, not fatal.

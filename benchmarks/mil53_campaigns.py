@@ -93,9 +93,9 @@ import numpy as np
 import yaml
 
 from campaign_common import (analyze_started, campaign_finished, curve_rounds, driver_parser,
-                             lammps_loop_time, load_rounds, merged_campaigns, output_paths,
-                             predict_frames, results_record, run_campaigns, run_dir,
-                             run_sized_campaign, seed_stat, sized_config, write_results)
+                             load_rounds, merged_campaigns, output_paths, predict_frames,
+                             results_record, run_campaigns, run_dir, run_sized_campaign, seed_stat,
+                             sized_config, walker_md_costs, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
@@ -375,9 +375,6 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, frames, thresh
     stage = {k: float(np.nansum([(p["timings_s"].get(k) or 0.0) for p in per_round]))
              for k in ("reference", "reference_wall", "training", "sampling", "selection")}
     md_steps = int(sum(sum(x for x in p["walker_steps"] if x) for p in per_round))
-    md_wall = float(sum(w.get("wall_s") or 0.0 for s in rounds for w in (s.get("walkers") or [])))
-    loops = [lt for s in rounds for lt in (lammps_loop_time(wd / "log.lammps") for wd in
-             sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*"))) if lt and lt[1] > 0]
     w = cfg["walkers"]
     return {
         "directory": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
@@ -403,12 +400,7 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, frames, thresh
         "costs": {"stage_totals_s": stage,
                   "campaign_wall_s": float(sum(stage[k] for k in ("reference_wall", "training",
                                                                    "sampling", "selection"))),
-                  "md_walker_wall_s": md_wall,
-                  # walker wall time (LAMMPS start-up and model loading included) per MD step
-                  "md_wall_ms_per_step": 1000 * md_wall / md_steps if md_steps else None,
-                  # LAMMPS "Loop time" per step of the walkers that ended normally (no start-up)
-                  "md_loop_ms_per_step": 1000 * sum(t for t, _ in loops) / sum(n for _, n in loops)
-                  if loops else None},
+                  **walker_md_costs(out, rounds, md_steps)},
         "test_errors_final": final,
         "test_errors_curve": curve,
         "rounds": per_round,

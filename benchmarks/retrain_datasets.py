@@ -125,13 +125,11 @@ def main(argv=None) -> int:
                 (dest / stale).unlink(missing_ok=True)
             print(f"[{o.name}] training on round {picks[o.name]['round']} "
                   f"({picks[o.name]['n_dataset']} structures), {a.epochs} epochs", flush=True)
-            jobs[o.name] = pool.submit(train_one, str(o), picks[o.name]["round"], str(dest),
-                                       a.epochs, a.minutes, a.seed)
-        for name, fut in jobs.items():
-            o = next(x for x in outs if x.name == name)
-            info = {"round": picks[name]["round"], "epochs": a.epochs, "seed": a.seed,
-                    "campaign": str(o), **fut.result()}
-            (work / name / "retrain.json").write_text(json.dumps(info, indent=1, default=float))
+            jobs[o.name] = (want, pool.submit(train_one, str(o), want["round"], str(dest),
+                                              a.epochs, a.minutes, a.seed))
+        for name, (want, fut) in jobs.items():
+            (work / name / "retrain.json").write_text(
+                json.dumps({**want, **fut.result()}, indent=1, default=float))
     sets, evaluate = test_frames(a.system)
     res = {}
     for o in outs:

@@ -3,7 +3,8 @@
 The deck (``in.walker.lmp`` in the walker directory, kept for inspection and reruns by hand):
 ``units metal``, the start structure from ``start.data``, ``pair_style ubmd bias_forces tau_F
 [bias_stress tau_sigma] window W [weights El w ...]``, fresh Gaussian velocities, the thermostat
-(``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix nvt``, or ``fix npt ... tri`` with full cell freedom),
+(``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix
+nvt``, or ``fix npt ... tri`` with full cell freedom),
 ``compute pair ubmd`` (u, bias energy, scales, max u_i), ``compute ubmd/atom`` + ``compute reduce
 max`` + ``fix halt 1`` on the threshold, ``dump custom`` of candidate frames with per-atom
 uncertainties every ``sample_every`` steps, and after the run a ``write_dump`` of the last

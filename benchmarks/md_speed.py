@@ -89,14 +89,21 @@ def machine_info() -> dict:
 
 
 def plugin_copy() -> Path:
-    """A private copy of the plugin (others may rebuild build/lammps_plugin while we run)."""
-    if not PLUGIN_SRC.exists():
-        sys.exit(f"plugin {PLUGIN_SRC} not built: run scripts/build_plugin.sh")
-    dst = WORK / "ubmdplugin_bench.so"
-    WORK.mkdir(parents=True, exist_ok=True)
-    if not dst.exists() or dst.stat().st_mtime < PLUGIN_SRC.stat().st_mtime:
-        dst.write_bytes(PLUGIN_SRC.read_bytes())
-    return dst
+    """A private copy of the plugin: the loader and the library it opens, side by side (others
+    may rebuild build/lammps_plugin while we run)."""
+    impl = PLUGIN_SRC.parent / "libubmd_lammps.so"
+    if not PLUGIN_SRC.exists() or not impl.exists():
+        sys.exit(f"plugin {PLUGIN_SRC} (with {impl.name}) not built: run scripts/build_plugin.sh")
+    dst_dir = WORK / "plugin"
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    for src in (PLUGIN_SRC, impl):
+        dst = dst_dir / src.name
+        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
+            tmp = dst.with_suffix(".tmp")
+            tmp.write_bytes(src.read_bytes())
+            tmp.chmod(0o755)
+            tmp.replace(dst)
+    return dst_dir / PLUGIN_SRC.name
 
 
 def unit_cell(system: str):
@@ -251,8 +258,9 @@ def prepare(ns) -> None:
 def _worker(spec_path: str) -> None:
     """Runs inside `[mpirun -np P] python md_speed.py _worker spec.json`; prints one JSON line."""
     from mpi4py import MPI
-    import lammps
+    from ubmd.lammps_python import import_lammps
 
+    lammps = import_lammps()  # torch before liblammps: libtorch keeps its own BLAS
     spec = json.loads(Path(spec_path).read_text())
     comm = MPI.COMM_WORLD
     lmp = lammps.lammps(cmdargs=["-nocite", "-screen", "none", "-log", spec.get("log", "none")],

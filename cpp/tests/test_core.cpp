@@ -1,6 +1,7 @@
 /* Unit tests of the ubmd core (no LAMMPS, no MPI). usage: test_ubmd_core MODELDIR
    MODELDIR is written by cpp/tests/make_models.py (a ctest fixture). */
 
+#include "blas_binding.h"
 #include "ubmd_core.h"
 
 #include <torch/cuda.h>
@@ -154,6 +155,16 @@ int main(int argc, char **argv)
   }
   const std::string dir = argv[1];
   const Reference ref = read_reference(dir + "/reference.txt");
+
+  // --- BLAS binding check: without LAMMPS in the process, libtorch's dgemm_ is its own
+  {
+    SymbolBinding b = symbol_binding("libtorch_cpu", "dgemm_");
+    EXPECT(b.found);
+    EXPECT(b.self);
+    EXPECT(b.provider.find("libtorch_cpu") != std::string::npos);
+    EXPECT(!symbol_binding("libtorch_cpu", "no_such_symbol_ubmd").found);
+    EXPECT(!symbol_binding("no_such_library_ubmd", "dgemm_").found);
+  }
 
   // --- loading and metadata
   Model model(dir + "/toy.pt");

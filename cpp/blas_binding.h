@@ -28,8 +28,8 @@ struct SymbolBinding {
 };
 
 /* Binding of `symbol` as imported by the first loaded object whose path contains
-   `caller_substring`. Takes no loader lock while iterating (safe beside a dlopen in another
-   thread). Linux/glibc ELF only; elsewhere `found` is false. */
+   `caller_substring`. Makes no dl* call inside the dl_iterate_phdr callback (which holds the
+   loader's lock), so it is safe beside a dlopen in another thread. Linux/glibc ELF only; elsewhere `found` is false. */
 SymbolBinding symbol_binding(const std::string &caller_substring, const std::string &symbol);
 
 }    // namespace ubmd

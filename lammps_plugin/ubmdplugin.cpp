@@ -90,8 +90,8 @@ extern "C" void lammpsplugin_init(void *lmp_ptr, void *handle, void *regfunc)
   tune_malloc();
   const std::string path = impl_path();
   if (path.empty())
-    lmp->error->one(FLERR, "ubmd plugin: {} not found next to ubmdplugin.so or in the build "
-                    "directory {}; rebuild with scripts/build_plugin.sh and keep both files "
+    lmp->error->one(FLERR, "ubmd plugin: {} not found next to ubmdplugin.so (or its symlink "
+                    "target) or at {}; rebuild with scripts/build_plugin.sh and keep both files "
                     "together", IMPL_NAME, UBMD_IMPL_FALLBACK);
   int flags = RTLD_NOW | RTLD_LOCAL;
 #if defined(RTLD_DEEPBIND)

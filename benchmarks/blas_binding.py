@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import md_speed as M  # noqa: E402
+from campaign_common import lammps_loop_time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench" / "blas"
@@ -85,13 +86,12 @@ def deck(plugin: Path, data: Path, model: Path, elements, boundary, style, dtype
 
 
 def loop_ms(log: Path, steps: int) -> tuple[float | None, str]:
+    """(ms per step of the last ``run``, or None if it did not finish; the logged dgemm_ binding)."""
     text = log.read_text() if log.exists() else ""
-    times = [line.split() for line in text.splitlines() if line.startswith("Loop time of")]
     binding = next((line.split("->")[1].strip() for line in text.splitlines()
                     if "libtorch dgemm_ ->" in line), "?")
-    if not times or int(times[-1][8]) != steps:
-        return None, binding
-    return 1000.0 * float(times[-1][3]) / steps, binding
+    lt = lammps_loop_time(log, which=-1)
+    return (1000.0 * lt[0] / steps if lt and lt[1] == steps else None), binding
 
 
 def main(args=None) -> None:

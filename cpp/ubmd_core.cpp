@@ -179,6 +179,16 @@ Model::Model(const std::string &path, const std::string &device, const std::stri
     throw Error("model file declares uncertainty '" + meta_.uncertainty +
                 "' but has no method 'total_uncertainty'" + reexport);
   has_atomic_unc_method_ = static_cast<bool>(module_.find_method(keys::METHOD_ATOMIC_UNCERTAINTY));
+  has_parts_methods_ = module_.find_method(keys::METHOD_ATOMIC_PARTS).has_value() &&
+                       module_.find_method(keys::METHOD_FEATURE_CONTRACTION).has_value();
+}
+
+/* ---------------------------------------------------------------------- */
+
+Evaluation::Evaluation(Model &model) : model_(model)
+{
+  const char *env = std::getenv("UBMD_FEATURE_CONTRACTION");
+  if (env && std::string(env) == "0") use_contraction_ = false;
 }
 
 int Model::species_index(const std::string &symbol) const
@@ -207,12 +217,17 @@ void Evaluation::edges_to_nodes(const std::vector<double> &g, std::vector<double
   }
 }
 
-void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph)
+void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph,
+                         bool atomic_features)
 {
   graph_ = graph;
   have_features_ = false;
+  have_sum_ = false;
+  contracted_ = false;
   graph_kept_ = false;
   features_ = torch::Tensor();
+  local_sum_ = torch::Tensor();
+  parts_.clear();
   u_ = 0.0;
   n_global_ = 0.0;
   dudr_.assign(3 * graph.n_nodes, 0.0);
@@ -233,7 +248,7 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
     // nothing to evaluate here; features of zero atoms
     if (with_features) {
       features_ = torch::zeros({0, K}, torch::TensorOptions().dtype(dt).device(dev));
-      have_features_ = true;
+      have_features_ = have_sum_ = true;
     }
     edge_vec_ = torch::Tensor();
     return;
@@ -259,21 +274,51 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
   ev.requires_grad_(true);
   edge_vec_ = ev;
 
-  auto out = model_.module()
-                 .get_method(keys::METHOD_ATOMIC)({ev, idx, species, graph.n_local, with_features})
-                 .toTuple();
-  torch::Tensor energies = out->elements()[0].toTensor();
-  if (energies.dim() != 1 || energies.size(0) != graph.n_local)
-    throw Error("model method 'atomic' returned energies of shape " +
-                c10::str(energies.sizes()) + ", expected [" + std::to_string(graph.n_local) + "]");
-  if (with_features) {
-    features_ = out->elements()[1].toTensor();
-    if (features_.dim() != 2 || features_.size(0) != graph.n_local || features_.size(1) != K)
-      throw Error("model method 'atomic' returned features of shape " +
-                  c10::str(features_.sizes()) + ", expected [" + std::to_string(graph.n_local) +
-                  ", " + std::to_string(K) + "] (feature_dim in the metadata)");
-    have_features_ = true;
+  torch::Tensor energies;
+  contracted_ = with_features && uses_contraction();
+  if (contracted_) {
+    auto out = model_.module()
+                   .get_method(keys::METHOD_ATOMIC_PARTS)(
+                       {ev, idx, species, graph.n_local, atomic_features})
+                   .toTuple();
+    if (out->elements().size() != 4)
+      throw Error("model method 'atomic_parts' must return (energies, feature sum, per-atom "
+                  "features, parts)");
+    energies = out->elements()[0].toTensor();
+    local_sum_ = out->elements()[1].toTensor().detach();
+    if (local_sum_.numel() != K)
+      throw Error("model method 'atomic_parts' returned a feature sum of " +
+                  std::to_string(local_sum_.numel()) + " values, expected feature_dim = " +
+                  std::to_string(K));
+    if (atomic_features) {
+      features_ = out->elements()[2].toTensor().detach();
+      if (features_.dim() != 2 || features_.size(0) != graph.n_local || features_.size(1) != K)
+        throw Error("model method 'atomic_parts' returned per-atom features of shape " +
+                    c10::str(features_.sizes()) + ", expected [" +
+                    std::to_string(graph.n_local) + ", " + std::to_string(K) + "]");
+      have_features_ = true;
+    }
+    if (keep_graph) parts_ = out->elements()[3].toTensorVector();
+    have_sum_ = true;
+  } else {
+    auto out = model_.module()
+                   .get_method(keys::METHOD_ATOMIC)({ev, idx, species, graph.n_local, with_features})
+                   .toTuple();
+    energies = out->elements()[0].toTensor();
+    if (with_features) {
+      features_ = out->elements()[1].toTensor();
+      if (features_.dim() != 2 || features_.size(0) != graph.n_local || features_.size(1) != K)
+        throw Error("model method 'atomic' returned features of shape " +
+                    c10::str(features_.sizes()) + ", expected [" + std::to_string(graph.n_local) +
+                    ", " + std::to_string(K) + "] (feature_dim in the metadata)");
+      have_features_ = have_sum_ = true;
+    }
   }
+  if (energies.dim() != 1 || energies.size(0) != graph.n_local)
+    throw Error("model method '" +
+                std::string(contracted_ ? keys::METHOD_ATOMIC_PARTS : keys::METHOD_ATOMIC) +
+                "' returned energies of shape " + c10::str(energies.sizes()) + ", expected [" +
+                std::to_string(graph.n_local) + "]");
 
   to_host(energies, eatom_);
   energy_ = std::accumulate(eatom_.begin(), eatom_.end(), 0.0);
@@ -309,12 +354,12 @@ void Evaluation::atomic_uncertainty(std::vector<double> &out)
 
 double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
 {
-  if (!have_features_) throw Error("total_uncertainty needs forward(..., with_features=true)");
+  if (!have_sum_) throw Error("total_uncertainty needs forward(..., with_features=true)");
   const int64_t K = model_.metadata().feature_dim;
   std::vector<double> buf(K + 1, 0.0);
   torch::Tensor local_sum;
   if (graph_.n_local > 0) {
-    local_sum = features_.sum(0);
+    local_sum = contracted_ ? local_sum_ : features_.sum(0);
     std::vector<double> h;
     to_host(local_sum, h);
     std::copy(h.begin(), h.end(), buf.begin());
@@ -337,13 +382,23 @@ double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
   u_ = u.detach().to(torch::kCPU, torch::kFloat64).item<double>();
 
   if (!with_gradient) return u_;
-  if (graph_.n_local > 0 && graph_.n_edges > 0 && local_sum.requires_grad()) {
-    if (!graph_kept_)
-      throw Error("total_uncertainty with a gradient needs forward(..., keep_graph=true)");
-    auto g = torch::autograd::grad({(local_sum * v.reshape({K})).sum()}, {edge_vec_}, {},
-                                   /*retain_graph=*/false, /*create_graph=*/false,
-                                   /*allow_unused=*/true);
-    if (g[0].defined()) to_host(g[0], gU_);
+  if (graph_.n_local > 0 && graph_.n_edges > 0) {
+    torch::Tensor target;
+    if (contracted_ && !parts_.empty()) {
+      target = model_.module()
+                   .get_method(keys::METHOD_FEATURE_CONTRACTION)({parts_, v.reshape({K})})
+                   .toTensor();
+    } else if (!contracted_ && local_sum.requires_grad()) {
+      target = (local_sum * v.reshape({K})).sum();
+    }
+    if (target.defined() && target.requires_grad()) {
+      if (!graph_kept_)
+        throw Error("total_uncertainty with a gradient needs forward(..., keep_graph=true)");
+      auto g = torch::autograd::grad({target}, {edge_vec_}, {}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+      if (g[0].defined()) to_host(g[0], gU_);
+    }
+    parts_.clear();
   }
   edges_to_nodes(gU_, dudr_, 1.0);
   for (int64_t e = 0; e < graph_.n_edges; e++)

@@ -71,6 +71,8 @@ class Model {
   int species_index(const std::string &symbol) const;
   bool has_uncertainty() const { return meta_.uncertainty != "none" && meta_.feature_dim > 0; }
   bool has_atomic_uncertainty() const { return has_uncertainty() && has_atomic_unc_method_; }
+  // the optional atomic_parts / feature_contraction pair (docs/model_file.md)
+  bool has_feature_contraction() const { return has_uncertainty() && has_parts_methods_; }
   const std::string &path() const { return path_; }
   torch::Device device() const { return device_; }
   torch::Dtype dtype() const { return dtype_; }
@@ -87,6 +89,7 @@ class Model {
   torch::Device device_;
   torch::Dtype dtype_;
   bool has_atomic_unc_method_ = false;
+  bool has_parts_methods_ = false;
 };
 
 /* The neighbour graph of one process: nodes 0..n_local-1 are the centres (atoms whose energy
@@ -105,20 +108,29 @@ struct Graph {
 /* One evaluation of the model on one process's graph. Reuses its buffers between steps. */
 class Evaluation {
  public:
-  explicit Evaluation(Model &model) : model_(model) {}
+  explicit Evaluation(Model &model);
 
-  /* Runs `atomic`, back-propagates the local energy: fills energies, forces, virial.
-     with_features: also keep the per-atom features (needed for any uncertainty).
+  /* Runs the model, back-propagates the local energy: fills energies, forces, virial.
+     with_features: also evaluate the features (needed for any uncertainty).
      keep_graph: keep the autograd graph for the du/dR back-propagation of total_uncertainty
-     (needed only for a bias; false saves the memory and lets total_uncertainty skip it). */
-  void forward(const Graph &graph, bool with_features, bool keep_graph = true);
+     (needed only for a bias; false saves the memory and lets total_uncertainty skip it).
+     atomic_features: keep the per-atom features for atomic_uncertainty. When false and the
+     model has atomic_parts / feature_contraction, only the feature sum is formed and the bias
+     gradient goes through feature_contraction (cheaper for sketched features). */
+  void forward(const Graph &graph, bool with_features, bool keep_graph = true,
+               bool atomic_features = true);
+  /* Use the model's atomic_parts / feature_contraction when it has them (default true; the
+     environment variable UBMD_FEATURE_CONTRACTION=0 turns it off for new Evaluations). */
+  void set_use_contraction(bool on) { use_contraction_ = on; }
+  bool uses_contraction() const { return use_contraction_ && model_.has_feature_contraction(); }
 
   double energy() const { return energy_; }                        // sum of local E_i, eV
   const std::vector<double> &atomic_energies() const { return eatom_; }   // [n_local]
   const std::vector<double> &forces() const { return forces_; }    // [n_nodes][3] = -dE/dr, eV/Å
   const std::array<double, 9> &virial() const { return virial_; } // -sum_e r_e (x) dE/dr_e, eV
 
-  /* Per-atom calibrated uncertainties of the centres (after forward with features). */
+  /* Per-atom calibrated uncertainties of the centres (after forward with features and
+     atomic_features; zeros otherwise). */
   void atomic_uncertainty(std::vector<double> &out);
 
   /* Global total uncertainty: one allreduce_sum of (local feature sum, n_local), the model's
@@ -145,8 +157,12 @@ class Evaluation {
 
   Model &model_;
   Graph graph_;
-  torch::Tensor edge_vec_, features_;
-  bool have_features_ = false;
+  torch::Tensor edge_vec_, features_, local_sum_;
+  std::vector<torch::Tensor> parts_;    // atomic_parts' graph-carrying parts (contraction path)
+  bool have_features_ = false;          // per-atom features_ available
+  bool have_sum_ = false;               // feature sum available (features_ or local_sum_)
+  bool contracted_ = false;             // this step went through atomic_parts
+  bool use_contraction_ = true;
   bool graph_kept_ = false;    // autograd graph retained after the energy backward
   double energy_ = 0.0;
   std::vector<double> eatom_, forces_, gE_, gU_, dudr_;

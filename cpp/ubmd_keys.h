@@ -25,6 +25,9 @@ constexpr const char *META_JSON = "metadata.json";
 constexpr const char *METHOD_ATOMIC = "atomic";
 constexpr const char *METHOD_TOTAL_UNCERTAINTY = "total_uncertainty";
 constexpr const char *METHOD_ATOMIC_UNCERTAINTY = "atomic_uncertainty";
+// optional pair: feature sum + parts, and v . sum_i phi_i from the parts (cheaper bias gradient)
+constexpr const char *METHOD_ATOMIC_PARTS = "atomic_parts";
+constexpr const char *METHOD_FEATURE_CONTRACTION = "feature_contraction";
 
 // uncertainty kinds
 constexpr const char *UNCERTAINTY_NONE = "none";

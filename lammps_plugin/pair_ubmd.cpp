@@ -216,9 +216,6 @@ void PairUBMD::settings(int narg, char **arg)
   }
 
   const bool bias = (tau_f > 0.0 || tau_s > 0.0);
-  if (bias && every != 1)
-    error->all(FLERR, "pair_style ubmd every {} cannot be used with bias_forces/bias_stress: "
-               "the bias needs the uncertainty on every step", every);
   if (bias && !(unc_request & UNC_TOTAL))
     error->all(FLERR, "pair_style ubmd bias_forces/bias_stress needs uncertainty total");
   if (fixed_scale && !bias)
@@ -322,6 +319,10 @@ void PairUBMD::coeff(int narg, char **arg)
                                                                      : std::string("unresolved"));
     msg += fmt::format("  torch threads {} per process, styles from {}\n", at::get_num_threads(),
                        styles_path());
+    if (model->has_uncertainty())
+      msg += fmt::format("  feature sum and bias gradient through {}\n",
+                         eval->uses_contraction() ? "atomic_parts / feature_contraction"
+                                                  : "per-atom features of atomic");
     utils::logmesg(lmp, msg);
     if (blas.found && blas.resolved && !blas.own)
       error->warning(FLERR, "pair ubmd: libtorch's dgemm_ is bound to {} instead of {}, so float64 "
@@ -487,7 +488,8 @@ void PairUBMD::compute(int eflag, int vflag)
   const bool need_atomic = (unc_mode & UNC_ATOMIC) && monitor;
 
   try {
-    eval->forward(g, need_total || need_atomic, /*keep_graph=*/bias);
+    eval->forward(g, need_total || need_atomic, /*keep_graph=*/bias,
+                  /*atomic_features=*/need_atomic);
   } catch (std::exception &e) {
     error->one(FLERR, "Pair style ubmd: model evaluation failed on step {}: {}", step, what_of(e));
   }

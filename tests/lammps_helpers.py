@@ -108,17 +108,20 @@ def random_cell(symbols, n_atoms, box, seed=0, min_dist=1.0, tilt=(0.0, 0.0, 0.0
 
 # ------------------------------------------------------------------ model files
 
-def real_model_file(path, zs=(1, 6, 8), cutoff=4.0, seed=0, dtype="float64", kind="posterior"):
+def real_model_file(path, zs=(1, 6, 8), cutoff=4.0, seed=0, dtype="float64", kind="posterior",
+                    features="last_layer", n_sketch=64):
     """A model file written by the real exporter (python/ubmd/export.py): an untrained MLIP with
-    non-trivial weights, last-layer gradient features and a posterior-type uncertainty head with
-    a random SPD-like transform (what fitting would produce, without the data)."""
+    non-trivial weights, gradient features (``features``: last_layer or sketch with ``n_sketch``
+    columns) and a posterior-type uncertainty head with a random SPD-like transform (what
+    fitting would produce, without the data)."""
     import torch
     from conftest import random_model
     from ubmd.export import ExportedModel, export_model
     from ubmd.features import FeatureModel
     from ubmd.uncertainty import UncertaintyHead
 
-    fm = FeatureModel([random_model(zs=zs, cutoff=cutoff, seed=seed)], kind="last_layer")
+    fm = FeatureModel([random_model(zs=zs, cutoff=cutoff, seed=seed)], kind=features,
+                      n_sketch=n_sketch)
     head = None
     if kind != "none":
         g = torch.Generator().manual_seed(seed + 1)

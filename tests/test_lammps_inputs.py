@@ -65,7 +65,6 @@ def lammps_error(text) -> str:
     ("unknown_keyword", "Unknown pair_style ubmd keyword: bias"),
     ("cuda_without_cuda", "CUDA"),
     ("bias_without_uncertainty", "need a model with uncertainty"),
-    ("every_with_bias", "cannot be used with bias_forces"),
     ("weights_unknown_element", "weights: element Cu is not in the model"),
     ("wrong_number_of_elements", "followed by 3 element symbols"),
     ("bad_dtype", "dtype must be float32 or float64"),
@@ -83,7 +82,6 @@ def test_bad_input_gives_clear_error(files, case, expect):
         "cuda_without_cuda": deck(files, style="ubmd device cuda"),
         "bias_without_uncertainty": deck(files, style="ubmd bias_forces 0.1",
                                          coeff=f"* * {files['plain']} H C O"),
-        "every_with_bias": deck(files, style="ubmd bias_forces 0.1 every 10"),
         "weights_unknown_element": deck(files, style="ubmd bias_forces 0.1 weights Cu 0.0"),
         "wrong_number_of_elements": deck(files, coeff=f"* * {m} H C"),
         "bad_dtype": deck(files, style="ubmd dtype float16"),
@@ -158,3 +156,39 @@ compute mx all reduce max f_fp
 variable umax equal c_mx
 fix stop all halt 5 v_umax > 1e-6 error continue"""
     assert _halt_run(files, lines, style="ubmd every 1000") == 5
+
+
+def _bias_md(files, style):
+    """20 steps of biased MD; returns (final positions, u_total and max u_i of steps 0..20)."""
+    lmp = new_lammps()
+    lmp.commands_string(deck(files, style=style).replace("run 0\n", "") + """
+velocity all create 300.0 4928459 loop geom
+timestep 0.0005
+fix nve all nve
+compute g all pair ubmd
+variable u equal c_g[1]
+variable ua equal c_g[5]
+fix rec all vector 1 v_u v_ua
+run 20
+""")
+    import numpy as np
+
+    x = np.array(lmp.numpy.extract_atom("x")[: lmp.get_natoms()])
+    rec = np.array([[lmp.extract_fix("rec", 0, 2, i, j) for j in range(2)] for i in range(21)])
+    lmp.close()
+    return x, rec[:, 0], rec[:, 1]
+
+
+def test_every_with_bias_monitors_atoms_every_n_steps(files):
+    """With a bias, `every N` thins only the per-atom monitoring: the bias (total u and its
+    gradient) acts on every step, so the trajectory is the one of `every 1`, while the maximum
+    atomic uncertainty is refreshed on multiples of N only."""
+    import numpy as np
+
+    x1, u1, ua1 = _bias_md(files, "ubmd bias_forces 0.3 window 1")
+    x7, u7, ua7 = _bias_md(files, "ubmd bias_forces 0.3 window 1 every 7")
+    assert np.allclose(x7, x1, rtol=0, atol=1e-10)
+    assert np.allclose(u7, u1, rtol=1e-10, atol=0) and np.ptp(u1) > 0
+    last_monitor = (np.arange(len(ua1)) // 7) * 7
+    assert np.allclose(ua7, ua1[last_monitor], rtol=1e-10, atol=0)
+    assert len(set(np.round(ua1, 12))) > 15 and len(set(np.round(ua7, 12))) == 3

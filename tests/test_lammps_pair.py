@@ -22,6 +22,15 @@ def model_path(tmp_path_factory):
     return real_model_file(tmp_path_factory.mktemp("ubmd_model") / "model.pt")
 
 
+@pytest.fixture(scope="module", params=["last_layer", "sketch"])
+def bias_model(request, tmp_path_factory):
+    """Both feature kinds for the bias tests. The sketched model (K = 64) takes the per-atom
+    route in its first layer below 18 atoms per rank and the U diag(v) V^T route above
+    (ubmd.features.matrix_route_cheaper), so 1 vs 4 ranks also compares the two routes."""
+    d = tmp_path_factory.mktemp(f"ubmd_model_{request.param}")
+    return real_model_file(d / "model.pt", features=request.param)
+
+
 @pytest.fixture(scope="module")
 def cell_atoms():
     # triclinic (lower-triangular) periodic cell, smaller than 2 cutoffs: several images of
@@ -65,9 +74,9 @@ pair_coeff * * {model_path} {' '.join(ELEMENTS)}
     ("bias_forces 0.3 bias_stress 0.2 window 1 weights H 0.5 O 2.0",
      dict(tau_forces=0.3, tau_stress=0.2, window=1, weights={"H": 0.5, "O": 2.0})),
 ], ids=["plain", "uncertainty", "bias"])
-def test_matches_python_reference(model_path, cell_atoms, tmp_path, style_args, kw):
-    ref = reference(model_path, cell_atoms, **kw)
-    got = lammps_single_point(model_path, cell_atoms, tmp_path, style_args)
+def test_matches_python_reference(bias_model, cell_atoms, tmp_path, style_args, kw):
+    ref = reference(bias_model, cell_atoms, **kw)
+    got = lammps_single_point(bias_model, cell_atoms, tmp_path, style_args)
     assert rel_err(got["energy"], ref["energy"]) < 1e-8
     assert rel_err(got["forces"], ref["forces"]) < 1e-8
     assert rel_err(got["virial"], ref["virial"]) < 1e-8
@@ -79,7 +88,7 @@ def test_matches_python_reference(model_path, cell_atoms, tmp_path, style_args, 
         from ubmd.calculator import UBMDCalculator
 
         a = cell_atoms.copy()
-        a.calc = UBMDCalculator(model_path)
+        a.calc = UBMDCalculator(bias_model)
         assert rel_err(got["forces"], a.get_forces()) > 1e-3
         assert ref["s_f"] > 0 and ref["s_s"] > 0
 
@@ -92,7 +101,7 @@ def _compare_runs(a, b, tol):
 
 
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
-def test_mpi_ranks_agree_periodic(model_path, cell_atoms, tmp_path):
+def test_mpi_ranks_agree_periodic(bias_model, cell_atoms, tmp_path):
     """1, 2 and 4 ranks, every rank owning atoms, bias on: same numbers to 1e-10."""
     atoms = cell_atoms.repeat((2, 1, 1))
     args = "bias_forces 0.3 bias_stress 0.2 window 1 weights H 0.5"
@@ -100,8 +109,8 @@ def test_mpi_ranks_agree_periodic(model_path, cell_atoms, tmp_path):
     for n in (1, 2, 4):
         d = tmp_path / f"np{n}"
         d.mkdir()
-        runs[n] = lammps_single_point(model_path, atoms, d, args, nprocs=n)
-    ref = reference(model_path, atoms, tau_forces=0.3, tau_stress=0.2, window=1,
+        runs[n] = lammps_single_point(bias_model, atoms, d, args, nprocs=n)
+    ref = reference(bias_model, atoms, tau_forces=0.3, tau_stress=0.2, window=1,
                     weights={"H": 0.5})
     assert rel_err(runs[1]["forces"], ref["forces"]) < 1e-8
     for n in (2, 4):
@@ -109,7 +118,7 @@ def test_mpi_ranks_agree_periodic(model_path, cell_atoms, tmp_path):
 
 
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
-def test_mpi_rank_without_atoms(model_path, tmp_path):
+def test_mpi_rank_without_atoms(bias_model, tmp_path):
     """A molecule in a big box on 4 ranks (processors 4 1 1): 3 ranks own no atom, all take part
     in the collective calls and the result equals the serial one and Python's."""
     from ase.build import molecule
@@ -124,10 +133,10 @@ def test_mpi_rank_without_atoms(model_path, tmp_path):
     for n in (1, 4):
         d = tmp_path / f"np{n}"
         d.mkdir()
-        runs[n] = lammps_single_point(model_path, box, d, args, nprocs=n,
+        runs[n] = lammps_single_point(bias_model, box, d, args, nprocs=n,
                                       extra_pre="processors 4 1 1" if n == 4 else "")
     _compare_runs(runs[4], runs[1], 1e-10)
-    ref = reference(model_path, mol, tau_forces=0.25, window=1)   # non-periodic in Python
+    ref = reference(bias_model, mol, tau_forces=0.25, window=1)   # non-periodic in Python
     assert rel_err(runs[1]["forces"], ref["forces"]) < 1e-8
     assert rel_err(runs[1]["extra"][:3], [ref["u"], ref["bias_energy"], ref["s_f"]]) < 1e-8
 
@@ -159,14 +168,14 @@ print "UBMD fdvirial $(f_nv[1]:%.17g) $(f_nv[2]:%.17g) $(f_nv[3]:%.17g) $(f_nv[4
     assert rel_err(res["virial"], [fdv[0], fdv[1], fdv[2], fdv[5], fdv[4], fdv[3]]) < 1e-6
 
 
-def test_bias_forces_are_minus_gradient_of_biased_energy(model_path, cell_atoms, tmp_path):
+def test_bias_forces_are_minus_gradient_of_biased_energy(bias_model, cell_atoms, tmp_path):
     """With fixed scales the bias is a conservative force: F_b = tau s du/dR; compared with a
     central difference of the reported bias energy (-tau s u) under displace_atoms."""
     write_data(tmp_path / "data.lmp", cell_atoms, ELEMENTS)
     h = 1e-4
     deck = header() + f"""
 pair_style ubmd bias_forces 0.5 fixed_scales 40.0 0.0
-pair_coeff * * {model_path} H C O
+pair_coeff * * {bias_model} H C O
 compute g all pair ubmd
 thermo_style custom step pe c_g[2]
 thermo_modify format float %.17g

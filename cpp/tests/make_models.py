@@ -15,12 +15,37 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", 
 from toy_model import write_toy_model  # noqa: E402
 
 
+def write_sketch_model(path):
+    """A real exported model (python/ubmd/export.py) with sketched gradient features (K = 64) and
+    a random posterior head: it has atomic_parts / feature_contraction, so the C++ test can
+    compare the contraction path with the per-atom path of the same file."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+    from ubmd.export import ExportedModel, export_model
+    from ubmd.features import FeatureModel
+    from ubmd.model import MLIP
+    from ubmd.uncertainty import UncertaintyHead
+
+    members = [MLIP([1, 6, 8], 4.0, n_radial=4, n_basis=6, hidden=[16, 16], seed=s) for s in (0, 1)]
+    g = torch.Generator().manual_seed(5)
+    for m in members:  # non-trivial biases and species scales (zero / one by default)
+        with torch.no_grad():
+            for layer in m.layers:
+                layer.bias.copy_(torch.randn(layer.bias.shape, generator=g))
+            m.species_scale.copy_(torch.rand(3, generator=g) + 0.5)
+    fm = FeatureModel(members, "sketch", 64, seed=2)
+    t = torch.randn(fm.dim, fm.dim, generator=g, dtype=torch.float64) / fm.dim ** 0.5
+    head = UncertaintyHead("posterior", fm.dim, transform=t, atomic_transform=t.T.clone(),
+                           calib_total=0.7, calib_atomic=1.1)
+    export_model(ExportedModel(fm, head), path, torch.float64)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     path = write_toy_model(os.path.join(out, "toy.pt"), ["H", "C", "O"], 4.0)
     write_toy_model(os.path.join(out, "toy_v99.pt"), ["H", "C", "O"], 4.0, format_version=99)
     write_toy_model(os.path.join(out, "toy_none.pt"), ["H", "C", "O"], 4.0, uncertainty="none")
     write_toy_model(os.path.join(out, "toy_f32.pt"), ["H", "C", "O"], 4.0, dtype="float32")
+    write_sketch_model(os.path.join(out, "sketch.pt"))
     with open(os.path.join(out, "not_a_model.pt"), "w") as f:
         f.write("not a zip archive\n")
 

@@ -263,6 +263,67 @@ int main(int argc, char **argv)
     EXPECT(ee.forces().empty() && ee.energy() == 0.0);
   }
 
+  // --- sketched features: atomic_parts / feature_contraction against the per-atom path of the
+  // same file (plain autograd of v . sum_i phi_i), whole cluster and partitions; the first
+  // layer takes the per-atom route for 3-4 atoms and the U diag(v) V^T route for 7 (K = 64)
+  {
+    Model ms(dir + "/sketch.pt");
+    EXPECT(ms.has_feature_contraction());
+    EXPECT(!model.has_feature_contraction());    // the toy model has only the required methods
+    Evaluation on(ms), off(ms);
+    off.set_use_contraction(false);
+    EXPECT(on.uses_contraction() && !off.uses_contraction());
+    SerialReducer sr;
+    for (bool atomic : {false, true}) {
+      on.forward(full.g, true, true, atomic);
+      off.forward(full.g, true, true, true);
+      EXPECT(close(on.energy(), off.energy(), 1e-13));
+      EXPECT(all_close(on.forces(), off.forces(), 1e-12));
+      const double u_on = on.total_uncertainty(sr), u_off = off.total_uncertainty(sr);
+      EXPECT(u_on > 0 && close(u_on, u_off, 1e-12));
+      EXPECT(all_close(on.uncertainty_gradient(), off.uncertainty_gradient(), 1e-10));
+      EXPECT(all_close(std::vector<double>(on.uncertainty_strain_derivative().begin(),
+                                          on.uncertainty_strain_derivative().end()),
+                      std::vector<double>(off.uncertainty_strain_derivative().begin(),
+                                          off.uncertainty_strain_derivative().end()), 1e-10));
+      std::vector<double> a_on, a_off;
+      on.atomic_uncertainty(a_on);
+      off.atomic_uncertainty(a_off);
+      if (atomic) EXPECT(all_close(a_on, a_off, 1e-12));
+      else EXPECT(a_on == std::vector<double>(ref.n, 0.0));    // not requested: zeros
+    }
+    // two partitions through the contraction: the global u and the summed du/dR are the
+    // full-cluster ones (total_uncertainty's reduction seen through AddReducer)
+    off.forward(full.g, true, true, true);
+    const double u_full = off.total_uncertainty(sr);
+    std::vector<int> pa = {0, 2, 4}, pb = {1, 3, 5, 6};
+    OwnedGraph ga = build_graph(ref, pa, 4.0), gb = build_graph(ref, pb, 4.0);
+    Evaluation ea(ms), eb(ms);
+    AddReducer ra, rb;
+    {
+      Evaluation t(ms);
+      AddReducer rec;
+      t.forward(ga.g, true, false, false);
+      t.total_uncertainty(rec, false);
+      rb.other = rec.seen;
+      t.forward(gb.g, true, false, false);
+      t.total_uncertainty(rec, false);
+      ra.other = rec.seen;
+    }
+    ea.forward(ga.g, true, true, false);
+    eb.forward(gb.g, true, true, false);
+    EXPECT(close(ea.total_uncertainty(ra), u_full, 1e-12));
+    EXPECT(close(eb.total_uncertainty(rb), u_full, 1e-12));
+    std::vector<double> g(3 * ref.n, 0.0);
+    for (auto *p : {&ga, &gb}) {
+      const Evaluation &e = (p == &ga) ? ea : eb;
+      for (int64_t node = 0; node < p->g.n_nodes; node++)
+        for (int k = 0; k < 3; k++)
+          g[3 * p->node_atom[node] + k] += e.uncertainty_gradient()[3 * node + k];
+    }
+    EXPECT(all_close(g, off.uncertainty_gradient(), 1e-10));
+  }
+
   // --- float32 evaluation of a float64 file
   {
     Model m32(dir + "/toy.pt", "cpu", "float32");

@@ -10,7 +10,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from ase.data import chemical_symbols
@@ -22,7 +22,8 @@ from .uncertainty import UncertaintyHead
 
 
 class ExportedModel(nn.Module):
-    """Implements the model-file contract: ``atomic``, ``total_uncertainty``, ``atomic_uncertainty``."""
+    """Implements the model-file contract: ``atomic``, ``total_uncertainty``, ``atomic_uncertainty``,
+    and the optional ``atomic_parts`` / ``feature_contraction`` pair (cheaper bias gradients)."""
 
     def __init__(self, features: FeatureModel, head: Optional[UncertaintyHead]):
         super().__init__()
@@ -36,6 +37,15 @@ class ExportedModel(nn.Module):
                with_features: bool) -> Tuple[Tensor, Tensor]:
         return self.features.atomic(edge_vec, edge_index, species, n_local,
                                     with_features and self.has_uncertainty)
+
+    @torch.jit.export
+    def atomic_parts(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_local: int,
+                     atomic_features: bool) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        return self.features.atomic_parts(edge_vec, edge_index, species, n_local, atomic_features)
+
+    @torch.jit.export
+    def feature_contraction(self, parts: List[Tensor], v: Tensor) -> Tensor:
+        return self.features.contract(parts, v)
 
     @torch.jit.export
     def total_uncertainty(self, phi_sum: Tensor, n_atoms: float) -> Tuple[Tensor, Tensor]:

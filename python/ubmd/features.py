@@ -11,6 +11,14 @@ parameter gradient is g_l (x) x~_l. Feature kinds:
 
 Ensembles concatenate their members' features. Everything here is TorchScript-able and keeps the
 autograd graph to the edge vectors (bias forces and bias stress are derivatives of these).
+
+The bias needs only the gradient of v . sum_i phi_i for a fixed v = du/dphi_sum. For sketches,
+sum_i phi_i . v = sum_l sum_i x~_l,i^T M_l g_l,i with M_l = U_l diag(v_l) V_l^T / sqrt(K), so
+:meth:`FeatureModel.atomic_parts` returns the layer inputs and output gradients (graph kept) and
+:meth:`FeatureModel.contract` back-propagates through x M g at d_in d_out per atom instead of
+K (d_in + d_out) (plus d_in K d_out once per evaluation); the feature sum itself is
+diag(U^T (sum_i x~_i g_i^T) V) / sqrt(K). Each layer takes the cheaper of the two routes for the
+atom count at hand (``FeatureModel.route``: ``auto``; ``atoms`` / ``matrix`` force one), so small systems keep the per-atom projection.
 """
 
 from __future__ import annotations
@@ -24,6 +32,13 @@ from torch import Tensor, nn
 from .model import MLIP
 
 FEATURE_KINDS = ("last_layer", "sketch", "energies")
+SKETCH_ROUTES = ("auto", "atoms", "matrix")  # how a sketch layer is contracted (see above)
+
+
+def matrix_route_cheaper(n: int, d_in: int, d_out: int, k: int) -> bool:
+    """True when U diag(v) V^T (d_in K d_out, once) + n d_in d_out multiply-adds beat the
+    per-atom projections n K (d_in + d_out)."""
+    return d_in * d_out * (k + n) < n * k * (d_in + d_out)
 
 
 class Sketch(nn.Module):
@@ -59,6 +74,8 @@ class FeatureModel(nn.Module):
         self.sketches = nn.ModuleList(sketches if kind == "sketch" else [])
         n_layers = len(members[0].layers)
         self.n_layers = n_layers
+        self.n_sketch = int(n_sketch)
+        self.route = "auto"
         if kind == "last_layer":
             self.dim = sum(m.layers[n_layers - 1].d_in + 1 for m in members)
         elif kind == "sketch":
@@ -98,3 +115,79 @@ class FeatureModel(nn.Module):
         if not with_features:
             return energy, torch.zeros(n_centres, 0, dtype=energy.dtype, device=energy.device)
         return energy, torch.cat(feats, dim=-1)
+
+    def _use_matrix(self, n: int, d_in: int, d_out: int) -> bool:
+        if self.route == "matrix":
+            return True
+        if self.route == "atoms":
+            return False
+        return matrix_route_cheaper(n, d_in, d_out, self.n_sketch)
+
+    def atomic_parts(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                     atomic_features: bool) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        """Per-atom energies [n] (graph kept), the feature sum [dim] and, if ``atomic_features``,
+        the per-atom features [n, dim] (both without graph), and ``parts`` (graph kept) from
+        which :meth:`contract` builds v . sum_i phi_i."""
+        sp = species[:n_centres]
+        energies: List[Tensor] = []
+        parts: List[Tensor] = []
+        sums: List[Tensor] = []
+        atoms: List[Tensor] = []
+        for member in self.members:
+            desc = member.descriptor(edge_vec, edge_index, species, n_centres)
+            if self.kind == "sketch":
+                e, xs, gs = member.readout_with_grads(desc, sp)
+                for layer in range(self.n_layers):
+                    parts.append(xs[layer])
+                    parts.append(gs[layer])
+            elif self.kind == "last_layer":
+                e, phi = member.readout_last_layer(desc, sp)
+                parts.append(phi)
+            else:
+                e = member.readout(desc, sp)
+                parts.append(e.unsqueeze(-1))
+            energies.append(e)
+        energy = torch.stack(energies, 0).mean(0)
+        if self.kind != "sketch":
+            phi = torch.cat(parts, dim=-1).detach()
+            phi_atoms = phi if atomic_features else phi[:, :0]
+            return energy, phi.sum(0), phi_atoms, parts
+        # parts per layer: (x~ U, g V) on the per-atom route, (x~, g) on the matrix route
+        k = self.n_sketch
+        phi_sum = torch.zeros(self.dim, dtype=energy.dtype, device=energy.device)
+        phi_atoms = torch.zeros(n_centres, self.dim if atomic_features else 0, dtype=energy.dtype,
+                                device=energy.device)
+        for idx, sk in enumerate(self.sketches):
+            x = parts[2 * idx]
+            g = parts[2 * idx + 1]
+            lo = (idx // self.n_layers) * k
+            if not self._use_matrix(n_centres, x.shape[1], g.shape[1]):
+                parts[2 * idx] = x @ sk.u
+                parts[2 * idx + 1] = g @ sk.v
+                term = parts[2 * idx].detach() * parts[2 * idx + 1].detach()
+            elif atomic_features:
+                term = (x.detach() @ sk.u) * (g.detach() @ sk.v)
+            else:
+                term = torch.zeros(0, k, dtype=x.dtype, device=x.device)
+                phi_sum[lo:lo + k] += ((sk.u.t() @ (x.detach().t() @ g.detach())) * sk.v.t()).sum(-1)
+            if term.shape[0] > 0:
+                phi_sum[lo:lo + k] += term.sum(0)
+                if atomic_features:
+                    phi_atoms[:, lo:lo + k] += term
+        return energy, phi_sum * self.sketch_norm, phi_atoms * self.sketch_norm, parts
+
+    def contract(self, parts: List[Tensor], v: Tensor) -> Tensor:
+        """v . sum_i phi_i as a differentiable scalar from :meth:`atomic_parts`' ``parts``."""
+        if self.kind != "sketch":
+            return (torch.cat(parts, dim=-1).sum(0) * v).sum()
+        out = torch.zeros((), dtype=v.dtype, device=v.device)
+        k = self.n_sketch
+        for idx, sk in enumerate(self.sketches):
+            a = parts[2 * idx]
+            b = parts[2 * idx + 1]
+            vl = v[(idx // self.n_layers) * k:(idx // self.n_layers + 1) * k] * self.sketch_norm
+            if self._use_matrix(a.shape[0], sk.u.shape[0], sk.v.shape[0]):
+                out = out + ((a @ ((sk.u * vl) @ sk.v.t())) * b).sum()
+            else:
+                out = out + (a * b * vl).sum()
+        return out

@@ -1,0 +1,89 @@
+"""FeatureModel.atomic_parts / contract (the model file's atomic_parts / feature_contraction):
+the feature sum, the per-atom features and the gradient of v . sum_i phi_i must equal what plain
+autograd through ``atomic`` gives, for every feature kind, both sketch routes, ensembles,
+periodic cells, eager and scripted, float64 and float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from conftest import random_model
+from ubmd.export import ExportedModel
+from ubmd.features import SKETCH_ROUTES, FeatureModel, matrix_route_cheaper
+from ubmd.neighbours import neighbour_list
+
+ZS = (1, 6, 8)
+
+
+def _graph(periodic: bool):
+    a = molecule("CH3CH2OH")
+    a.rattle(0.05, seed=2)
+    if periodic:
+        a.set_cell([5.5, 6.0, 5.0])
+        a.center()
+        a.pbc = True
+    i, j, s = neighbour_list(a.positions, np.asarray(a.cell), a.pbc, 4.0)
+    ev = a.positions[j] - a.positions[i] + s @ np.asarray(a.cell)
+    smap = {z: k for k, z in enumerate(ZS)}
+    sp = torch.tensor([smap[int(z)] for z in a.numbers])
+    return torch.tensor(ev), torch.tensor(np.stack([i, j])), sp, len(a)
+
+
+def _reference(fm, ev0, ei, sp, n, v):
+    ev = ev0.clone().requires_grad_(True)
+    e, phi = fm.atomic(ev, ei, sp, n, True)
+    (g,) = torch.autograd.grad((phi.sum(0) * v).sum(), ev)
+    return e.detach(), phi.detach(), g
+
+
+@pytest.mark.parametrize("periodic", [False, True], ids=["molecule", "periodic"])
+@pytest.mark.parametrize("kind, members", [("sketch", 1), ("sketch", 2), ("last_layer", 2),
+                                           ("energies", 3)])
+def test_contraction_equals_autograd_of_feature_sum(kind, members, periodic):
+    ev0, ei, sp, n = _graph(periodic)
+    fm = FeatureModel([random_model(zs=ZS, seed=s) for s in range(members)], kind, 32, seed=3)
+    v = torch.randn(fm.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    e_ref, phi_ref, g_ref = _reference(fm, ev0, ei, sp, n, v)
+    assert g_ref.abs().max() > 1e-3
+    for route in SKETCH_ROUTES:
+        fm.route = route
+        scripted = torch.jit.script(ExportedModel(fm, None))
+        for parts_fn, contract_fn in ((fm.atomic_parts, fm.contract),
+                                      (scripted.atomic_parts, scripted.feature_contraction)):
+            for atomic in (False, True):
+                ev = ev0.clone().requires_grad_(True)
+                e, phi_sum, phi_atoms, parts = parts_fn(ev, ei, sp, n, atomic)
+                (g,) = torch.autograd.grad(contract_fn(parts, v), ev)
+                torch.testing.assert_close(e.detach(), e_ref, rtol=1e-12, atol=1e-12)
+                torch.testing.assert_close(phi_sum, phi_ref.sum(0), rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+                assert not phi_sum.requires_grad and not phi_atoms.requires_grad
+                if atomic:
+                    torch.testing.assert_close(phi_atoms, phi_ref, rtol=1e-10, atol=1e-12)
+                else:
+                    assert phi_atoms.shape == (n, 0)
+
+
+def test_contraction_float32():
+    ev0, ei, sp, n = _graph(True)
+    fm = FeatureModel([random_model(zs=ZS, seed=0)], "sketch", 32, seed=3)
+    v = torch.randn(fm.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    _, _, g_ref = _reference(fm, ev0, ei, sp, n, v)
+    fm32 = fm.float()
+    fm32.route = "matrix"
+    ev = ev0.float().requires_grad_(True)
+    _, _, _, parts = fm32.atomic_parts(ev, ei, sp, n, False)
+    (g,) = torch.autograd.grad(fm32.contract(parts, v.float()), ev)
+    torch.testing.assert_close(g.double(), g_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_route_choice_counts_multiply_adds():
+    # per atom K (d_in + d_out) against d_in d_out, plus d_in K d_out once
+    assert matrix_route_cheaper(1, 129, 1, 512)            # output layer: always
+    assert not matrix_route_cheaper(22, 525, 128, 512)      # alanine-sized, first layer
+    assert matrix_route_cheaper(1000, 525, 128, 512)
+    n_star = next(n for n in range(1, 10_000) if matrix_route_cheaper(n, 525, 128, 512))
+    assert 100 < n_star < 200

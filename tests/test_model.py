@@ -174,3 +174,29 @@ def test_old_format_version_is_refused(tmp_path, cu_model):
                    _extra_files={"metadata.json": json.dumps(meta), "format_version": "0"})
     with pytest.raises(ValueError, match="re-export"):
         load_model_file(tmp_path / "old.pt")
+
+
+@pytest.mark.parametrize("n_species", [1, 3])
+def test_radial_pair_mixing_paths_agree(n_species):
+    """The two ways to mix the radial basis by species pair (one GEMM to all pair channels,
+    or each edge's own pair weights) give the same descriptor and edge gradient."""
+    from ubmd.neighbours import neighbour_list
+
+    zs = (1, 6, 8)[:n_species]
+    mol = small_molecule()
+    mol.numbers = np.array([zs[k % n_species] for k in range(len(mol))])
+    m = random_model(zs=zs, seed=3)
+    i, j, s = neighbour_list(mol.positions, np.zeros((3, 3)), False, m.cutoff)
+    ei = torch.tensor(np.stack([i, j]))
+    sp = torch.tensor([zs.index(int(z)) for z in mol.numbers])
+    weights = torch.randn(m.descriptor.dim, dtype=torch.float64)
+    out = {}
+    for gemm in (True, False):
+        m.descriptor.pair_gemm = gemm
+        ev = torch.tensor(mol.positions[j] - mol.positions[i]).requires_grad_(True)
+        d = m.descriptor(ev, ei, sp, len(mol))
+        (g,) = torch.autograd.grad((d * weights).sum(), ev)
+        out[gemm] = (d.detach(), g)
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-12, atol=1e-12)
+    assert out[True][1].abs().max() > 1e-3

@@ -42,8 +42,9 @@ SYSTEMS = {  # name: (structure, replication, elements, boundary, steps full, st
 }
 
 
-def make_model(path: Path, elements: list[str], kind: str) -> Path:
-    """Untrained MLIP of the campaigns' size with ``kind`` features and a posterior head."""
+def make_model(path: Path, elements: list[str], kind: str, pair_gemm: bool | None = None) -> Path:
+    """Untrained MLIP of the campaigns' size with ``kind`` features and a posterior head
+    (``pair_gemm``: force the descriptor's radial pair-mixing path, see ubmd.model)."""
     import torch
     from ase.data import atomic_numbers
     from ubmd.export import ExportedModel, export_model
@@ -55,6 +56,8 @@ def make_model(path: Path, elements: list[str], kind: str) -> Path:
         return path
     zs = [atomic_numbers[e] for e in elements]
     mlip = MLIP(zs, 5.0, n_radial=8, n_basis=8, hidden=[128, 128], seed=0).double().eval()
+    if pair_gemm is not None:
+        mlip.descriptor.pair_gemm = pair_gemm
     fm = FeatureModel([mlip], kind=kind, n_sketch=512, seed=0)
     g = torch.Generator().manual_seed(1)
     t = torch.randn(fm.dim, fm.dim, generator=g, dtype=torch.float64) / fm.dim ** 0.5

@@ -64,6 +64,8 @@ def main(args=None) -> None:
     lmp = str(Path(sys.executable).parent / "lmp")
     plugin = M.plugin_copy()
     WORK.mkdir(parents=True, exist_ok=True)
+    for old in WORK.glob("*.pt"):   # exported by the code now checked out, not an older one
+        old.unlink()
 
     jobs = []
     for system in systems:

@@ -22,13 +22,16 @@ def cu_data(cu_frames):
     return ds
 
 
-def test_compiled_step_matches_eager_loss_and_gradients(cu_data):
+@pytest.mark.parametrize("pair_gemm", [True, False], ids=["pair_gemm", "pair_weights"])
+def test_compiled_step_matches_eager_loss_and_gradients(cu_data, pair_gemm):
     """float64, periodic cells with virial labels, one structure's virial masked out: the
     compiled loss (forces and virial from torch.func.grad) and every parameter gradient equal
-    the eager path's (predict + autograd.grad with create_graph)."""
+    the eager path's (predict + autograd.grad with create_graph). Both radial pair-mixing paths
+    of the descriptor (Cu/Al has 2 species: the per-edge pair weights are forced)."""
     torch.manual_seed(0)
     mc = ModelConfig(cutoff=4.0, n_radial=4, n_basis=6, hidden=[16, 16])
     model = _new_model(cu_data, mc, 0, torch.float64)
+    model.descriptor.pair_gemm = pair_gemm
     fit_statistics(model, cu_data)
     cfg = TrainingConfig(weight_energy=3.0, weight_forces=4.0, weight_virial=0.5, compile=False)
     batches = list(cu_data.batches(5))

@@ -117,7 +117,7 @@ class GaussianMoments(nn.Module):
             allpairs = (basis @ w).view(-1, ns * ns, nr)  # [E, S*S, nr]
             radial = allpairs.gather(1, pair.view(-1, 1, 1).expand(-1, 1, nr)).squeeze(1)
         else:
-            radial = (basis.unsqueeze(-1) * self.radial_weights[pair]).sum(1)  # [E, nr]
+            radial = torch.bmm(basis.unsqueeze(1), self.radial_weights[pair]).squeeze(1)  # [E, nr]
         x, y, z = u[:, 0], u[:, 1], u[:, 2]
         ang = torch.stack(
             [torch.ones_like(x), x, y, z,

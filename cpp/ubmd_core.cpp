@@ -382,25 +382,27 @@ double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
   u_ = u.detach().to(torch::kCPU, torch::kFloat64).item<double>();
 
   if (!with_gradient) return u_;
-  if (graph_.n_local > 0 && graph_.n_edges > 0) {
-    torch::Tensor target;
-    if (contracted_ && !parts_.empty()) {
-      target = model_.module()
-                   .get_method(keys::METHOD_FEATURE_CONTRACTION)({parts_, v.reshape({K})})
-                   .toTensor();
-    } else if (!contracted_ && local_sum.requires_grad()) {
-      target = (local_sum * v.reshape({K})).sum();
-    }
-    if (target.defined() && target.requires_grad()) {
-      if (!graph_kept_)
-        throw Error("total_uncertainty with a gradient needs forward(..., keep_graph=true)");
+  if (graph_.n_local > 0 && graph_.n_edges > 0 && (contracted_ || local_sum.requires_grad())) {
+    // the graph (and atomic_parts' parts) exist only after forward(..., keep_graph=true) and
+    // are used up by one back-propagation
+    if (!graph_kept_ || (contracted_ && parts_.empty()))
+      throw Error("total_uncertainty with a gradient needs forward(..., keep_graph=true), once "
+                  "per forward");
+    torch::Tensor target =
+        contracted_ ? model_.module()
+                          .get_method(keys::METHOD_FEATURE_CONTRACTION)({parts_, v.reshape({K})})
+                          .toTensor()
+                    : (local_sum * v.reshape({K})).sum();
+    if (target.requires_grad()) {
       auto g = torch::autograd::grad({target}, {edge_vec_}, {}, /*retain_graph=*/false,
                                      /*create_graph=*/false, /*allow_unused=*/true);
       if (g[0].defined()) to_host(g[0], gU_);
     }
+    graph_kept_ = false;
     parts_.clear();
   }
   edges_to_nodes(gU_, dudr_, 1.0);
+  dudeps_.fill(0.0);
   for (int64_t e = 0; e < graph_.n_edges; e++)
     for (int a = 0; a < 3; a++)
       for (int b = 0; b < 3; b++) dudeps_[3 * a + b] += graph_.edge_vec[3 * e + a] * gU_[3 * e + b];

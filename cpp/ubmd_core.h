@@ -129,8 +129,8 @@ class Evaluation {
   const std::vector<double> &forces() const { return forces_; }    // [n_nodes][3] = -dE/dr, eV/Å
   const std::array<double, 9> &virial() const { return virial_; } // -sum_e r_e (x) dE/dr_e, eV
 
-  /* Per-atom calibrated uncertainties of the centres (after forward with features and
-     atomic_features; zeros otherwise). */
+  /* Per-atom calibrated uncertainties of the centres (after forward with features; zeros when
+     forward went through atomic_parts without atomic_features). */
   void atomic_uncertainty(std::vector<double> &out);
 
   /* Global total uncertainty: one allreduce_sum of (local feature sum, n_local), the model's

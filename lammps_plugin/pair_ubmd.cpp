@@ -613,6 +613,10 @@ void PairUBMD::compute(int eflag, int vflag)
     reducer.allreduce_max(&mx, 1);
     max_atomic_unc = mx;
     unc_step = step;
+  } else if (unc_mode & UNC_ATOMIC) {
+    // not monitored on this step: no stale values under indices that sorting may have moved
+    // (compute ubmd/atom refuses such steps; compute pair keeps the last maximum)
+    for (int i = 0; i < nlocal; i++) uncatom[i] = 0.0;
   }
   unc_trigger = 0;
 

@@ -18,7 +18,9 @@ from ubmd.neighbours import neighbour_list
 ZS = (1, 6, 8)
 
 
-def _graph(periodic: bool):
+def _graph(periodic: bool, n_centres: int | None = None):
+    """Edges of a rattled ethanol (in a small periodic cell if ``periodic``); with ``n_centres``
+    only the edges of the first n_centres atoms, the others being neighbours only (ghosts)."""
     a = molecule("CH3CH2OH")
     a.rattle(0.05, seed=2)
     if periodic:
@@ -29,7 +31,9 @@ def _graph(periodic: bool):
     ev = a.positions[j] - a.positions[i] + s @ np.asarray(a.cell)
     smap = {z: k for k, z in enumerate(ZS)}
     sp = torch.tensor([smap[int(z)] for z in a.numbers])
-    return torch.tensor(ev), torch.tensor(np.stack([i, j])), sp, len(a)
+    n = len(a) if n_centres is None else n_centres
+    keep = i < n
+    return torch.tensor(ev[keep]), torch.tensor(np.stack([i[keep], j[keep]])), sp, n
 
 
 def _reference(fm, ev0, ei, sp, n, v):
@@ -39,17 +43,25 @@ def _reference(fm, ev0, ei, sp, n, v):
     return e.detach(), phi.detach(), g
 
 
-@pytest.mark.parametrize("periodic", [False, True], ids=["molecule", "periodic"])
-@pytest.mark.parametrize("kind, members", [("sketch", 1), ("sketch", 2), ("last_layer", 2),
-                                           ("energies", 3)])
-def test_contraction_equals_autograd_of_feature_sum(kind, members, periodic):
-    ev0, ei, sp, n = _graph(periodic)
-    fm = FeatureModel([random_model(zs=ZS, seed=s) for s in range(members)], kind, 32, seed=3)
+WIDTHS = {1: [(16, 16)], 2: [(16, 16), (24, 8)], 3: [(16, 16), (8, 24), (5, 3)]}
+
+
+@pytest.mark.parametrize("periodic, n_centres", [(False, None), (True, None), (True, 1),
+                                                 (False, 4)],
+                         ids=["molecule", "periodic", "one_centre", "4_centres_ghosts"])
+@pytest.mark.parametrize("kind, members", [("sketch", 1), ("sketch", 2), ("sketch", 3),
+                                           ("last_layer", 2), ("energies", 3)])
+def test_contraction_equals_autograd_of_feature_sum(kind, members, periodic, n_centres):
+    """Members of different widths; all atoms as centres, one centre (a C atom: H and O only
+    among its neighbours), or 4 centres with the other atoms as neighbours only."""
+    ev0, ei, sp, n = _graph(periodic, n_centres)
+    fm = FeatureModel([random_model(zs=ZS, seed=s, hidden=w)
+                       for s, w in enumerate(WIDTHS[members])], kind, 32, seed=3)
     v = torch.randn(fm.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     e_ref, phi_ref, g_ref = _reference(fm, ev0, ei, sp, n, v)
     assert g_ref.abs().max() > 1e-3
     for route in SKETCH_ROUTES:
-        fm.route = route
+        fm.set_route(route)
         scripted = torch.jit.script(ExportedModel(fm, None))
         for parts_fn, contract_fn in ((fm.atomic_parts, fm.contract),
                                       (scripted.atomic_parts, scripted.feature_contraction)):
@@ -72,8 +84,7 @@ def test_contraction_float32():
     fm = FeatureModel([random_model(zs=ZS, seed=0)], "sketch", 32, seed=3)
     v = torch.randn(fm.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     _, _, g_ref = _reference(fm, ev0, ei, sp, n, v)
-    fm32 = fm.float()
-    fm32.route = "matrix"
+    fm32 = fm.float().set_route("matrix")
     ev = ev0.float().requires_grad_(True)
     _, _, _, parts = fm32.atomic_parts(ev, ei, sp, n, False)
     (g,) = torch.autograd.grad(fm32.contract(parts, v.float()), ev)
@@ -87,3 +98,12 @@ def test_route_choice_counts_multiply_adds():
     assert matrix_route_cheaper(1000, 525, 128, 512)
     n_star = next(n for n in range(1, 10_000) if matrix_route_cheaper(n, 525, 128, 512))
     assert 100 < n_star < 200
+
+
+def test_members_must_have_the_same_depth_and_routes_are_checked():
+    with pytest.raises(ValueError, match="same number of layers"):
+        FeatureModel([random_model(zs=ZS, hidden=(16, 16)), random_model(zs=ZS, hidden=(16,))],
+                     "sketch", 8)
+    fm = FeatureModel([random_model(zs=ZS)], "sketch", 8)
+    with pytest.raises(ValueError, match="unknown sketch route"):
+        fm.set_route("matirx")

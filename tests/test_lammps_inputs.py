@@ -158,10 +158,10 @@ fix stop all halt 5 v_umax > 1e-6 error continue"""
     assert _halt_run(files, lines, style="ubmd every 1000") == 5
 
 
-def _bias_md(files, style):
+def _bias_md(files, style, extra=""):
     """20 steps of biased MD; returns (final positions, u_total and max u_i of steps 0..20)."""
     lmp = new_lammps()
-    lmp.commands_string(deck(files, style=style).replace("run 0\n", "") + """
+    lmp.commands_string(deck(files, style=style).replace("run 0\n", "") + extra + """
 velocity all create 300.0 4928459 loop geom
 timestep 0.0005
 fix nve all nve
@@ -192,3 +192,19 @@ def test_every_with_bias_monitors_atoms_every_n_steps(files):
     last_monitor = (np.arange(len(ua1)) // 7) * 7
     assert np.allclose(ua7, ua1[last_monitor], rtol=1e-10, atol=0)
     assert len(set(np.round(ua1, 12))) > 15 and len(set(np.round(ua7, 12))) == 3
+
+
+def test_fix_pair_triggers_atomic_uncertainty_under_bias_with_every(files):
+    """Bias + `every 1000` + fix pair every 4 steps: the trajectory is the one of `every 1`, and
+    on the fix's steps the per-atom uncertainties (their maximum) are the ones `every 1` gives."""
+    import numpy as np
+
+    x1, _, ua1 = _bias_md(files, "ubmd bias_forces 0.3 window 1")
+    fp = "fix fp all pair 4 ubmd uncertainty 1\n"
+    x4, _, ua4 = _bias_md(files, "ubmd bias_forces 0.3 window 1 every 1000", extra=fp)
+    assert np.allclose(x4, x1, rtol=0, atol=1e-10)
+    steps = np.arange(len(ua1))
+    fix_steps = steps % 4 == 0
+    assert np.allclose(ua4[fix_steps], ua1[fix_steps], rtol=1e-10, atol=0)
+    last = (steps // 4) * 4                      # compute pair keeps the last maximum
+    assert np.allclose(ua4, ua1[last], rtol=1e-10, atol=0)

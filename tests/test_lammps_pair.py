@@ -56,11 +56,13 @@ def reference(model_path, atoms, **kw):
     return out
 
 
-def lammps_single_point(model_path, atoms, workdir, style_args, nprocs=1, extra_pre=""):
+def lammps_single_point(model_path, atoms, workdir, style_args, nprocs=1, extra_pre="",
+                        extra_post=""):
     write_data(workdir / "data.lmp", atoms, ELEMENTS)
     deck = header(extra_pre=extra_pre) + f"""
 pair_style ubmd {style_args}
 pair_coeff * * {model_path} {' '.join(ELEMENTS)}
+{extra_post}
 """ + report_block()
     _, out, res = run_lmp(deck, workdir, nprocs)
     _, f = read_dump_forces(workdir / "forces.dump")
@@ -115,6 +117,28 @@ def test_mpi_ranks_agree_periodic(bias_model, cell_atoms, tmp_path):
     assert rel_err(runs[1]["forces"], ref["forces"]) < 1e-8
     for n in (2, 4):
         _compare_runs(runs[n], runs[1], 1e-10)
+
+
+@pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
+def test_bias_on_a_step_without_atomic_monitoring(bias_model, cell_atoms, tmp_path):
+    """`every 1000` on step 1: the bias needs only the feature sum (no per-atom features, the
+    cheapest path of atomic_parts), on 1 and 4 ranks; same forces, virial and u as Python's
+    per-atom reference, and no per-atom uncertainty reported."""
+    atoms = cell_atoms.repeat((2, 1, 1))
+    args = "bias_forces 0.3 bias_stress 0.2 window 1 every 1000"
+    runs = {}
+    for n in (1, 4):
+        d = tmp_path / f"np{n}"
+        d.mkdir()
+        runs[n] = lammps_single_point(bias_model, atoms, d, args, nprocs=n,
+                                      extra_post="reset_timestep 1")
+    ref = reference(bias_model, atoms, tau_forces=0.3, tau_stress=0.2, window=1)
+    for n in (1, 4):
+        assert rel_err(runs[n]["forces"], ref["forces"]) < 1e-8
+        assert rel_err(runs[n]["virial"], ref["virial"]) < 1e-8
+        assert rel_err(runs[n]["extra"][:4], [ref["u"], ref["bias_energy"], ref["s_f"], ref["s_s"]]) < 1e-8
+        assert runs[n]["extra"][4] == 0.0     # max atomic uncertainty: never monitored
+    _compare_runs(runs[4], runs[1], 1e-10)
 
 
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")

@@ -322,6 +322,17 @@ int main(int argc, char **argv)
           g[3 * p->node_atom[node] + k] += e.uncertainty_gradient()[3 * node + k];
     }
     EXPECT(all_close(g, off.uncertainty_gradient(), 1e-10));
+
+    // misuse is an error on both paths: a gradient without the kept graph, or twice per forward
+    for (bool contraction : {true, false}) {
+      Evaluation e(ms);
+      e.set_use_contraction(contraction);
+      e.forward(full.g, true, /*keep_graph=*/false, false);
+      EXPECT(error_of([&] { e.total_uncertainty(sr, true); }).find("keep_graph") != std::string::npos);
+      e.forward(full.g, true, true, false);
+      e.total_uncertainty(sr, true);
+      EXPECT(!error_of([&] { e.total_uncertainty(sr, true); }).empty());
+    }
   }
 
   // --- float32 evaluation of a float64 file

@@ -60,6 +60,9 @@ class FeatureModel(nn.Module):
             raise ValueError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
         if len(members) == 0:
             raise ValueError("need at least one model")
+        depths = {len(m.layers) for m in members}
+        if len(depths) != 1:
+            raise ValueError(f"ensemble members must have the same number of layers, got {sorted(depths)}")
         self.members = nn.ModuleList(members)
         self.kind = kind
         self.n_members = len(members)
@@ -115,6 +118,14 @@ class FeatureModel(nn.Module):
         if not with_features:
             return energy, torch.zeros(n_centres, 0, dtype=energy.dtype, device=energy.device)
         return energy, torch.cat(feats, dim=-1)
+
+    def set_route(self, route: str) -> "FeatureModel":
+        """How sketched layers are contracted: ``auto`` (cheaper per layer and atom count),
+        ``atoms`` or ``matrix`` (forced; for tests). Set before scripting/export."""
+        if route not in SKETCH_ROUTES:
+            raise ValueError(f"unknown sketch route {route!r}; choose one of {SKETCH_ROUTES}")
+        self.route = route
+        return self
 
     def _use_matrix(self, n: int, d_in: int, d_out: int) -> bool:
         if self.route == "matrix":

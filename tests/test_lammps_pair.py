@@ -102,16 +102,24 @@ def _compare_runs(a, b, tol):
     assert rel_err(a["extra"], b["extra"]) < tol
 
 
+def _on_ranks(model, atoms, tmp_path, args, ranks, pre_4=""):
+    """lammps_single_point on each rank count (own directories); ``pre_4``: extra_pre for 4."""
+    runs = {}
+    for n in ranks:
+        d = tmp_path / f"np{n}"
+        d.mkdir()
+        post = "reset_timestep 1" if "every" in args else ""
+        runs[n] = lammps_single_point(model, atoms, d, args, nprocs=n, extra_post=post,
+                                      extra_pre=pre_4 if n == 4 else "")
+    return runs
+
+
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
 def test_mpi_ranks_agree_periodic(bias_model, cell_atoms, tmp_path):
     """1, 2 and 4 ranks, every rank owning atoms, bias on: same numbers to 1e-10."""
     atoms = cell_atoms.repeat((2, 1, 1))
     args = "bias_forces 0.3 bias_stress 0.2 window 1 weights H 0.5"
-    runs = {}
-    for n in (1, 2, 4):
-        d = tmp_path / f"np{n}"
-        d.mkdir()
-        runs[n] = lammps_single_point(bias_model, atoms, d, args, nprocs=n)
+    runs = _on_ranks(bias_model, atoms, tmp_path, args, (1, 2, 4))
     ref = reference(bias_model, atoms, tau_forces=0.3, tau_stress=0.2, window=1,
                     weights={"H": 0.5})
     assert rel_err(runs[1]["forces"], ref["forces"]) < 1e-8
@@ -121,17 +129,12 @@ def test_mpi_ranks_agree_periodic(bias_model, cell_atoms, tmp_path):
 
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
 def test_bias_on_a_step_without_atomic_monitoring(bias_model, cell_atoms, tmp_path):
-    """`every 1000` on step 1: the bias needs only the feature sum (no per-atom features, the
-    cheapest path of atomic_parts), on 1 and 4 ranks; same forces, virial and u as Python's
-    per-atom reference, and no per-atom uncertainty reported."""
+    """`every 1000` on step 1 (reset_timestep 1): the bias needs only the feature sum (no
+    per-atom features, the cheapest path of atomic_parts), on 1 and 4 ranks; same forces, virial
+    and u as Python's per-atom reference, and no per-atom uncertainty reported."""
     atoms = cell_atoms.repeat((2, 1, 1))
     args = "bias_forces 0.3 bias_stress 0.2 window 1 every 1000"
-    runs = {}
-    for n in (1, 4):
-        d = tmp_path / f"np{n}"
-        d.mkdir()
-        runs[n] = lammps_single_point(bias_model, atoms, d, args, nprocs=n,
-                                      extra_post="reset_timestep 1")
+    runs = _on_ranks(bias_model, atoms, tmp_path, args, (1, 4))
     ref = reference(bias_model, atoms, tau_forces=0.3, tau_stress=0.2, window=1)
     for n in (1, 4):
         assert rel_err(runs[n]["forces"], ref["forces"]) < 1e-8
@@ -153,12 +156,7 @@ def test_mpi_rank_without_atoms(bias_model, tmp_path):
     box = Atoms(mol.get_chemical_symbols(), positions=mol.positions,
                 cell=np.diag([40.0, 20.0, 20.0]), pbc=True)
     args = "bias_forces 0.25 window 1"
-    runs = {}
-    for n in (1, 4):
-        d = tmp_path / f"np{n}"
-        d.mkdir()
-        runs[n] = lammps_single_point(bias_model, box, d, args, nprocs=n,
-                                      extra_pre="processors 4 1 1" if n == 4 else "")
+    runs = _on_ranks(bias_model, box, tmp_path, args, (1, 4), pre_4="processors 4 1 1")
     _compare_runs(runs[4], runs[1], 1e-10)
     ref = reference(bias_model, mol, tau_forces=0.25, window=1)   # non-periodic in Python
     assert rel_err(runs[1]["forces"], ref["forces"]) < 1e-8

@@ -470,46 +470,61 @@ def _fig(n_cols, size=(4.2, 3.6)):
     return fig, [fig.add_subplot(1, n_cols, k + 1) for k in range(n_cols)]
 
 
+def _seed_style(seed: str) -> str:
+    """Seed 0 solid with circles; later seeds (a separate series: thermostat fix) dashed."""
+    return "-o" if seed == "0" else "--s"
+
+
+def _seed_label(name: str, seed: str) -> str:
+    return LABELS.get(name, name) + ("" if seed == "0" else f" (seed {seed}, dashed)")
+
+
 def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     from matplotlib.ticker import NullFormatter
 
     figdir.mkdir(parents=True, exist_ok=True)
     names = [n for n in results["campaigns"] if "0" in results["campaigns"][n]]
     paths = []
-    # 1. Ramachandran scatter of all traced frames, seed 0, over the reference MD data
+    # 1. Ramachandran scatter of all traced frames, one figure per seed, over the reference MD data
     from ubmd.data import read_structures
 
     ref = {t: np.array([[a.info["phi"], a.info["psi"]] for a in
                         read_structures(DATA / f"ala2_gfn2_{t}K.extxyz")]) for t in (300, 1200)}
-    fig, axes = _fig(len(names), (3.6, 3.7))
-    for ax, name in zip(axes, names):
-        out = run_dir(runs, size, name, 0)
-        pts = traced_points(out, load_rounds(out))
-        n_r = max(1, len(pts))
-        for ref_t, col in ((1200, "0.85"), (300, "0.6")):
-            ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0)
-        import matplotlib
+    seeds = sorted({s for n in names for s in results["campaigns"][n]}, key=int)
+    for seed in seeds:
+        with_seed = [n for n in names if seed in results["campaigns"][n]]
+        fig, axes = _fig(len(with_seed), (3.6, 3.7))
+        for ax, name in zip(axes, with_seed):
+            res = results["campaigns"][name][seed]
+            out = run_dir(runs, size, name, int(seed))
+            pts = traced_points(out, load_rounds(out))
+            n_r = max(1, len(pts))
+            for ref_t, col in ((1200, "0.85"), (300, "0.6")):
+                ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0)
+            import matplotlib
 
-        cmap = matplotlib.colormaps["viridis"]
-        for r, ws in sorted(pts.items()):
-            p = np.concatenate(ws)
-            ax.plot(p[:, 0], p[:, 1], ".", ms=1.5, color=cmap(r / max(1, n_r - 1)), alpha=0.6)
-        c = results["campaigns"][name]["0"]["coverage"]["final"]
-        ax.set(xlim=(-180, 180), ylim=(-180, 180), xlabel="phi (deg)", ylabel="psi (deg)",
-               title=f"{LABELS.get(name, name)}\ncoverage {c:.2f}" if c is not None else name)
-        ax.set_aspect("equal")
-        ax.set_xticks([-180, -90, 0, 90, 180])
-        ax.set_yticks([-180, -90, 0, 90, 180])
-    p = figdir / f"ala2_{size}_ramachandran.png"
-    fig.savefig(p, dpi=110)
-    paths.append(str(p))
+            cmap = matplotlib.colormaps["viridis"]
+            for r, ws in sorted(pts.items()):
+                p = np.concatenate(ws)
+                ax.plot(p[:, 0], p[:, 1], ".", ms=1.5, color=cmap(r / max(1, n_r - 1)), alpha=0.6)
+            c = res["coverage"]["final"]
+            done = "" if res.get("finished", True) else f", {res['labels_used']} labels so far"
+            ax.set(xlim=(-180, 180), ylim=(-180, 180), xlabel="phi (deg)", ylabel="psi (deg)",
+                   title=f"{LABELS.get(name, name)} (seed {seed})\ncoverage {c:.2f}{done}"
+                   if c is not None else name)
+            ax.set_aspect("equal")
+            ax.set_xticks([-180, -90, 0, 90, 180])
+            ax.set_yticks([-180, -90, 0, 90, 180])
+        p = figdir / f"ala2_{size}_ramachandran{'' if seed == '0' else f'_s{seed}'}.png"
+        fig.savefig(p, dpi=110)
+        paths.append(str(p))
     # 2. coverage vs labels (accumulated)
     fig, (ax,) = _fig(1, (5.0, 3.8))
     for k, name in enumerate(names):
         for seed, res in results["campaigns"][name].items():
             rr = [q for q in res["rounds"] if q["coverage_cumulative"] is not None]
-            ax.plot([q["labels_used"] for q in rr], [q["coverage_cumulative"] for q in rr], "-o", ms=3,
-                    color=f"C{k}", label=LABELS.get(name, name) if seed == "0" else None, alpha=0.9)
+            ax.plot([q["labels_used"] for q in rr], [q["coverage_cumulative"] for q in rr],
+                    _seed_style(seed), ms=3, color=f"C{k}", label=_seed_label(name, seed), alpha=0.9)
     ax.set(xlabel="labels (training set of the model driving the walkers)",
            ylabel="accumulated coverage", ylim=(0, 1.02))
     ax.legend(fontsize=8)
@@ -528,9 +543,8 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
                     xs.append(max(steps, 1))
                     ws.append(max(wall, 1.0))
                     ys.append(q["coverage_cumulative"])
-            lab = LABELS.get(name, name) if seed == "0" else None
-            axes2[0].plot(xs, ys, "-o", ms=3, color=f"C{k}", label=lab)
-            axes2[1].plot(ws, ys, "-o", ms=3, color=f"C{k}")
+            axes2[0].plot(xs, ys, _seed_style(seed), ms=3, color=f"C{k}", label=_seed_label(name, seed))
+            axes2[1].plot(ws, ys, _seed_style(seed), ms=3, color=f"C{k}")
     axes2[0].set(xscale="log", xlabel="MD steps, all walkers, accumulated", ylabel="accumulated coverage",
                  ylim=(0, 1.02))
     axes2[1].set(xscale="log", xlabel="sampling wall time, accumulated (s)", ylim=(0, 1.02))
@@ -551,9 +565,11 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
             cur = res["test_errors_curve"]
             x = [c["labels"] for c in cur]
             for j, t in enumerate(sets):
-                lab = LABELS.get(name, name) if seed == "0" and j == 0 else None
-                axes[0, j].plot(x, [c[t]["energy_rmse_meV_atom"] for c in cur], "-o", ms=3, color=f"C{k}", label=lab)
-                axes[1, j].plot(x, [c[t]["forces_rmse"] for c in cur], "-o", ms=3, color=f"C{k}")
+                lab = _seed_label(name, seed) if j == 0 else None
+                axes[0, j].plot(x, [c[t]["energy_rmse_meV_atom"] for c in cur], _seed_style(seed), ms=3,
+                                color=f"C{k}", label=lab)
+                axes[1, j].plot(x, [c[t]["forces_rmse"] for c in cur], _seed_style(seed), ms=3,
+                                color=f"C{k}")
     for j, t in enumerate(sets):
         axes[0, j].set(title=f"{t} test set", ylabel="energy RMSE (meV/atom)", yscale="log")
         axes[1, j].set(xlabel="labels", ylabel="force RMSE (eV/Å)", yscale="log")

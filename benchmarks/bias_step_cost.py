@@ -58,6 +58,7 @@ def main(args=None) -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps, one repeat, two systems")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--systems", nargs="+", default=None, choices=list(SYSTEMS))
+    ap.add_argument("--tag", default="", help="suffix of the JSON file name")
     ns = ap.parse_args(args)
     repeats = ns.repeats or (1 if ns.quick else 3)
     systems = ns.systems or (["ala2", "mil53_152"] if ns.quick else list(SYSTEMS))
@@ -125,7 +126,7 @@ def main(args=None) -> None:
               f"{f(r['ms_pair_weights']):>8s} {f(r['ms_after']):>8s}         "
               f"{f(r['before_over_after']):>6s} |        {f(r['over_none_before']):>6s} "
               f"{f(r['over_none_after']):>6s}")
-    out = M.RESULTS / f"bias_step_cost{'_quick' if ns.quick else ''}.json"
+    out = M.RESULTS / f"bias_step_cost{'_quick' if ns.quick else ''}{ns.tag}.json"
     out.write_text(json.dumps({"benchmark": "bias_step_cost", **M.machine_info(),
                                "repeats": repeats, "variants": VARIANTS, "paths_logged": logged,
                                "wall_s": time.time() - t0, "rows": rows}, indent=1))

@@ -490,6 +490,9 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
 
     ref = {t: np.array([[a.info["phi"], a.info["psi"]] for a in
                         read_structures(DATA / f"ala2_gfn2_{t}K.extxyz")]) for t in (300, 1200)}
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
     seeds = sorted({s for n in names for s in results["campaigns"][n]}, key=int)
     for seed in seeds:
         with_seed = [n for n in names if seed in results["campaigns"][n]]
@@ -501,9 +504,6 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
             n_r = max(1, len(pts))
             for ref_t, col in ((1200, "0.85"), (300, "0.6")):
                 ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0)
-            import matplotlib
-
-            cmap = matplotlib.colormaps["viridis"]
             for r, ws in sorted(pts.items()):
                 p = np.concatenate(ws)
                 ax.plot(p[:, 0], p[:, 1], ".", ms=1.5, color=cmap(r / max(1, n_r - 1)), alpha=0.6)

@@ -115,9 +115,7 @@ def main(args=None) -> None:
             row[f"over_none_{v}"] = x / base if x and base and j["mode"] != "none" else None
         rows.append(row)
 
-    def f(v, p=2):
-        return "-" if v is None else f"{v:.{p}f}"
-
+    f = B.fmt
     print(f"\nbias gradient path as the pair style logged it: {logged}\n")
     print(f"{'system':10s} {'mode':12s} | {'before':>8s} {'pair_w.':>8s} {'after':>8s} ms/step "
           f"{'ratio':>6s} | /none: {'before':>6s} {'after':>6s}")

@@ -98,6 +98,11 @@ def loop_ms(log: Path, steps: int) -> tuple[float | None, str]:
     return (1000.0 * lt[0] / steps if lt and lt[1] == steps else None), binding
 
 
+def fmt(v, p=2) -> str:
+    """A table cell: ``-`` for a missing number."""
+    return "-" if v is None else f"{v:.{p}f}"
+
+
 def run_deck(lmp: str, deck: Path, log: Path, var: str, value: str | None) -> None:
     """Run ``lmp -in deck`` in WORK's directory of ``deck``, one OpenMP thread, with the
     environment variable ``var`` set to ``value`` (removed when None)."""
@@ -162,9 +167,7 @@ def main(args=None) -> None:
                 a, c = r[f"ms_per_step_{b}"], base[f"ms_per_step_{b}"]
                 r[f"bias_over_none_{b}"] = a / c if a and c else None
 
-    def f(v, p=2):
-        return "-" if v is None else f"{v:.{p}f}"
-
+    f = fmt
     print(f"\nlibtorch dgemm_ bound to: deepbind -> {bound.get('deepbind')}, "
           f"UBMD_NO_DEEPBIND=1 -> {bound.get('interposed')}\n")
     print(f"{'system':7s} {'features':10s} {'dtype':7s} {'mode':5s} | {'ms/step own BLAS':>16s} "

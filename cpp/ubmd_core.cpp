@@ -222,7 +222,6 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
 {
   graph_ = graph;
   have_features_ = false;
-  have_sum_ = false;
   contracted_ = false;
   graph_kept_ = false;
   features_ = torch::Tensor();
@@ -248,7 +247,7 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
     // nothing to evaluate here; features of zero atoms
     if (with_features) {
       features_ = torch::zeros({0, K}, torch::TensorOptions().dtype(dt).device(dev));
-      have_features_ = have_sum_ = true;
+      have_features_ = true;
     }
     edge_vec_ = torch::Tensor();
     return;
@@ -274,6 +273,13 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
   ev.requires_grad_(true);
   edge_vec_ = ev;
 
+  auto check_features = [&](const char *method) {
+    if (features_.dim() != 2 || features_.size(0) != graph.n_local || features_.size(1) != K)
+      throw Error(std::string("model method '") + method + "' returned features of shape " +
+                  c10::str(features_.sizes()) + ", expected [" + std::to_string(graph.n_local) +
+                  ", " + std::to_string(K) + "] (feature_dim in the metadata)");
+    have_features_ = true;
+  };
   torch::Tensor energies;
   contracted_ = with_features && uses_contraction();
   if (contracted_) {
@@ -292,14 +298,9 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
                   std::to_string(K));
     if (atomic_features) {
       features_ = out->elements()[2].toTensor().detach();
-      if (features_.dim() != 2 || features_.size(0) != graph.n_local || features_.size(1) != K)
-        throw Error("model method 'atomic_parts' returned per-atom features of shape " +
-                    c10::str(features_.sizes()) + ", expected [" +
-                    std::to_string(graph.n_local) + ", " + std::to_string(K) + "]");
-      have_features_ = true;
+      check_features(keys::METHOD_ATOMIC_PARTS);
     }
     if (keep_graph) parts_ = out->elements()[3].toTensorVector();
-    have_sum_ = true;
   } else {
     auto out = model_.module()
                    .get_method(keys::METHOD_ATOMIC)({ev, idx, species, graph.n_local, with_features})
@@ -307,11 +308,7 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
     energies = out->elements()[0].toTensor();
     if (with_features) {
       features_ = out->elements()[1].toTensor();
-      if (features_.dim() != 2 || features_.size(0) != graph.n_local || features_.size(1) != K)
-        throw Error("model method 'atomic' returned features of shape " +
-                    c10::str(features_.sizes()) + ", expected [" + std::to_string(graph.n_local) +
-                    ", " + std::to_string(K) + "] (feature_dim in the metadata)");
-      have_features_ = have_sum_ = true;
+      check_features(keys::METHOD_ATOMIC);
     }
   }
   if (energies.dim() != 1 || energies.size(0) != graph.n_local)
@@ -354,7 +351,8 @@ void Evaluation::atomic_uncertainty(std::vector<double> &out)
 
 double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
 {
-  if (!have_sum_) throw Error("total_uncertainty needs forward(..., with_features=true)");
+  if (!have_features_ && !contracted_)    // the sum comes from features_ or from atomic_parts
+    throw Error("total_uncertainty needs forward(..., with_features=true)");
   const int64_t K = model_.metadata().feature_dim;
   std::vector<double> buf(K + 1, 0.0);
   torch::Tensor local_sum;

@@ -160,8 +160,7 @@ class Evaluation {
   torch::Tensor edge_vec_, features_, local_sum_;
   std::vector<torch::Tensor> parts_;    // atomic_parts' graph-carrying parts (contraction path)
   bool have_features_ = false;          // per-atom features_ available
-  bool have_sum_ = false;               // feature sum available (features_ or local_sum_)
-  bool contracted_ = false;             // this step went through atomic_parts
+  bool contracted_ = false;             // this step went through atomic_parts (local_sum_ set)
   bool use_contraction_ = true;
   bool graph_kept_ = false;    // autograd graph retained after the energy backward
   double energy_ = 0.0;

@@ -86,38 +86,46 @@ class FeatureModel(nn.Module):
         else:
             self.dim = len(members)
 
-    def atomic(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
-               with_features: bool) -> Tuple[Tensor, Tensor]:
-        """Per-atom energies (member mean) [n] and features [n, dim] (graph kept)."""
+    def _readouts(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                  with_features: bool) -> Tuple[Tensor, List[Tensor]]:
+        """Member-mean energies [n] and the members' readout parts (graph kept), member after
+        member: per linear layer x~_l and g_l (sketch), the last-layer features (last_layer), or
+        the member's atomic energies [n, 1] (energies, and whenever ``with_features`` is false)."""
         sp = species[:n_centres]
         energies: List[Tensor] = []
-        feats: List[Tensor] = []
-        for mi, member in enumerate(self.members):
+        parts: List[Tensor] = []
+        for member in self.members:
             desc = member.descriptor(edge_vec, edge_index, species, n_centres)
             if not with_features or self.kind == "energies":
                 e = member.readout(desc, sp)
-                energies.append(e)
-                feats.append(e.unsqueeze(-1))
+                parts.append(e.unsqueeze(-1))
             elif self.kind == "last_layer":
                 e, phi_last = member.readout_last_layer(desc, sp)
-                energies.append(e)
-                feats.append(phi_last)
+                parts.append(phi_last)
             else:
                 e, xs, gs = member.readout_with_grads(desc, sp)
-                energies.append(e)
-                phi = torch.zeros(n_centres, 1, dtype=e.dtype, device=e.device)
-                first = True
-                for k, sk in enumerate(self.sketches):
-                    if k // self.n_layers == mi:
-                        layer = k % self.n_layers
-                        term = (xs[layer] @ sk.u) * (gs[layer] @ sk.v)
-                        phi = term if first else phi + term
-                        first = False
-                feats.append(phi * self.sketch_norm)
-        energy = torch.stack(energies, 0).mean(0)
+                for layer in range(self.n_layers):
+                    parts.append(xs[layer])
+                    parts.append(gs[layer])
+            energies.append(e)
+        return torch.stack(energies, 0).mean(0), parts
+
+    def atomic(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+               with_features: bool) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies (member mean) [n] and features [n, dim] (graph kept)."""
+        energy, parts = self._readouts(edge_vec, edge_index, species, n_centres, with_features)
         if not with_features:
             return energy, torch.zeros(n_centres, 0, dtype=energy.dtype, device=energy.device)
-        return energy, torch.cat(feats, dim=-1)
+        if self.kind != "sketch":
+            return energy, torch.cat(parts, dim=-1)
+        feats: List[Tensor] = []  # one [n, K] block per member, summed over its layers
+        for idx, sk in enumerate(self.sketches):
+            term = (parts[2 * idx] @ sk.u) * (parts[2 * idx + 1] @ sk.v)
+            if idx % self.n_layers == 0:
+                feats.append(term)
+            else:
+                feats[-1] = feats[-1] + term
+        return energy, torch.cat(feats, dim=-1) * self.sketch_norm
 
     def set_route(self, route: str) -> "FeatureModel":
         """How sketched layers are contracted: ``auto`` (cheaper per layer and atom count),
@@ -139,53 +147,37 @@ class FeatureModel(nn.Module):
         """Per-atom energies [n] (graph kept), the feature sum [dim] and, if ``atomic_features``,
         the per-atom features [n, dim] (both without graph), and ``parts`` (graph kept) from
         which :meth:`contract` builds v . sum_i phi_i."""
-        sp = species[:n_centres]
-        energies: List[Tensor] = []
-        parts: List[Tensor] = []
-        sums: List[Tensor] = []
-        atoms: List[Tensor] = []
-        for member in self.members:
-            desc = member.descriptor(edge_vec, edge_index, species, n_centres)
-            if self.kind == "sketch":
-                e, xs, gs = member.readout_with_grads(desc, sp)
-                for layer in range(self.n_layers):
-                    parts.append(xs[layer])
-                    parts.append(gs[layer])
-            elif self.kind == "last_layer":
-                e, phi = member.readout_last_layer(desc, sp)
-                parts.append(phi)
-            else:
-                e = member.readout(desc, sp)
-                parts.append(e.unsqueeze(-1))
-            energies.append(e)
-        energy = torch.stack(energies, 0).mean(0)
+        energy, parts = self._readouts(edge_vec, edge_index, species, n_centres, True)
         if self.kind != "sketch":
             phi = torch.cat(parts, dim=-1).detach()
-            phi_atoms = phi if atomic_features else phi[:, :0]
-            return energy, phi.sum(0), phi_atoms, parts
-        # parts per layer: (x~ U, g V) on the per-atom route, (x~, g) on the matrix route
-        k = self.n_sketch
-        phi_sum = torch.zeros(self.dim, dtype=energy.dtype, device=energy.device)
-        phi_atoms = torch.zeros(n_centres, self.dim if atomic_features else 0, dtype=energy.dtype,
-                                device=energy.device)
+            return energy, phi.sum(0), phi if atomic_features else phi[:, :0], parts
+        # parts per layer become (x~ U, g V) on the per-atom route and stay (x~, g) on the matrix
+        # route; sums and per-atom features collect one [K] / [n, K] block per member
+        sums: List[Tensor] = []
+        atoms: List[Tensor] = []
         for idx, sk in enumerate(self.sketches):
             x = parts[2 * idx]
             g = parts[2 * idx + 1]
-            lo = (idx // self.n_layers) * k
+            term = x[:, :0]
             if not self._use_matrix(n_centres, x.shape[1], g.shape[1]):
                 parts[2 * idx] = x @ sk.u
                 parts[2 * idx + 1] = g @ sk.v
                 term = parts[2 * idx].detach() * parts[2 * idx + 1].detach()
+                s = term.sum(0)
             elif atomic_features:
                 term = (x.detach() @ sk.u) * (g.detach() @ sk.v)
+                s = term.sum(0)
             else:
-                term = torch.zeros(0, k, dtype=x.dtype, device=x.device)
-                phi_sum[lo:lo + k] += ((sk.u.t() @ (x.detach().t() @ g.detach())) * sk.v.t()).sum(-1)
-            if term.shape[0] > 0:
-                phi_sum[lo:lo + k] += term.sum(0)
+                s = ((sk.u.t() @ (x.detach().t() @ g.detach())) * sk.v.t()).sum(-1)
+            if idx % self.n_layers == 0:
+                sums.append(s)
+                atoms.append(term)
+            else:
+                sums[-1] = sums[-1] + s
                 if atomic_features:
-                    phi_atoms[:, lo:lo + k] += term
-        return energy, phi_sum * self.sketch_norm, phi_atoms * self.sketch_norm, parts
+                    atoms[-1] = atoms[-1] + term
+        phi_atoms = torch.cat(atoms, dim=-1) if atomic_features else energy.new_zeros(n_centres, 0)
+        return energy, torch.cat(sums) * self.sketch_norm, phi_atoms * self.sketch_norm, parts
 
     def contract(self, parts: List[Tensor], v: Tensor) -> Tensor:
         """v . sum_i phi_i as a differentiable scalar from :meth:`atomic_parts`' ``parts``."""

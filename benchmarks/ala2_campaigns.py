@@ -66,11 +66,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (analyze_started, campaign_finished, curve_rounds, deep_update,
-                             driver_parser, lammps_loop_time, load_rounds, merged_campaigns,
+from campaign_common import (analyze_started, archive_dir, archived_traces, campaign_finished,
+                             curve_rounds, deep_update, driver_parser, lammps_loop_time,
+                             load_rounds, merged_campaigns,
                              output_paths, predict_frames, results_record, run_campaigns, run_dir,
                              run_sized_campaign, seed_stat, sized_config, ubmd_exe,
-                             walker_md_costs, write_results)
+                             walker_md_costs, write_archive, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -161,6 +162,14 @@ def traced_points(out: Path, rounds: list[dict]) -> dict:
     return pts
 
 
+def campaign_points(name: str, size: str, seed: int, runs: Path) -> dict:
+    """``traced_points`` of a campaign from its directory, else from its archive."""
+    arch = archived_traces(run_dir(runs, size, name, seed), archive_dir("ala2_campaigns", size, name, seed, runs),
+                           lambda out, rounds: {r: dict(enumerate(ws)) for r, ws in
+                                                traced_points(out, rounds).items()})
+    return {r: list(ws.values()) for r, ws in arch.items()}
+
+
 def analyze_cli_coverage(out: Path, rounds: list[dict], outdir: Path, name: str) -> dict | None:
     """``ubmd analyze coverage`` over the walkers' trace dumps, grouped by round."""
     groups = []
@@ -236,6 +245,8 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
         return {"error": f"no finished round in {out}"}
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     pts = traced_points(out, rounds)
+    write_archive(out, archive_dir("ala2_campaigns", size, name, seed, runs),
+                  {r: dict(enumerate(ws)) for r, ws in pts.items()})
     cov = coverage_by_round(pts) if pts else None
     n_frames = int(sum(len(p) for ws in pts.values() for p in ws))
     per_round = []
@@ -496,11 +507,21 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     seeds = sorted({s for n in names for s in results["campaigns"][n]}, key=int)
     for seed in seeds:
         with_seed = [n for n in names if seed in results["campaigns"][n]]
+        seed_points = {n: campaign_points(n, size, int(seed), runs) for n in with_seed}
+        # without the points of every campaign the figure made when they were there is kept and
+        # the others are drawn into their own file
+        part = "" if all(seed_points.values()) else "_" + "_".join(n for n in with_seed if seed_points[n])
+        if part:
+            print(f"seed {seed}: no traced points of {', '.join(n for n in with_seed if not seed_points[n])}"
+                  f" (no run directory, no archive): Ramachandran figure of the others only, *{part}.png",
+                  file=sys.stderr)
+            with_seed = [n for n in with_seed if seed_points[n]]
+            if not with_seed:
+                continue
         fig, axes = _fig(len(with_seed), (3.6, 3.7))
         for ax, name in zip(axes, with_seed):
             res = results["campaigns"][name][seed]
-            out = run_dir(runs, size, name, int(seed))
-            pts = traced_points(out, load_rounds(out))
+            pts = seed_points[name]
             n_r = max(1, len(pts))
             for ref_t, col in ((1200, "0.85"), (300, "0.6")):
                 ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0)
@@ -515,7 +536,7 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
             ax.set_aspect("equal")
             ax.set_xticks([-180, -90, 0, 90, 180])
             ax.set_yticks([-180, -90, 0, 90, 180])
-        p = figdir / f"ala2_{size}_ramachandran{'' if seed == '0' else f'_s{seed}'}.png"
+        p = figdir / f"ala2_{size}_ramachandran{'' if seed == '0' else f'_s{seed}'}{part}.png"
         fig.savefig(p, dpi=110)
         paths.append(str(p))
     # 2. coverage vs labels (accumulated)

@@ -9,8 +9,10 @@ summaries of a campaign directory, and batched float64 predictions of a round's 
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT / "benchmarks" / "results" / "archive"
 
 
 # ---------------------------------------------------------------------------------- configs
@@ -183,11 +186,72 @@ def run_campaigns(names, seeds, run_one) -> tuple[dict, dict, float]:
 
 def merged_campaigns(results_path: Path, campaigns: dict) -> tuple[dict, dict]:
     """(the previous results JSON or {}, its campaigns updated with ``campaigns``): campaigns
-    measured by earlier calls with other ``--campaigns`` are kept."""
+    and seeds measured by earlier calls with other ``--campaigns`` / ``--seeds`` are kept."""
     old = json.loads(results_path.read_text()) if results_path.exists() else {}
-    merged = dict(old.get("campaigns", {}))
-    merged.update(campaigns)
+    merged = {name: dict(by_seed) for name, by_seed in old.get("campaigns", {}).items()}
+    for name, by_seed in campaigns.items():
+        merged.setdefault(name, {}).update(by_seed)
     return old, merged
+
+
+# ---------------------------------------------------------------------------------- archive
+# runs/ is not in git and does not outlive the machine: the analysis keeps, per campaign, what the
+# figures and retrain_datasets.py need under benchmarks/results/archive/ (a few 100 kB each)
+def archive_dir(benchmark: str, size: str, name: str, seed: int, runs: Path | None = None) -> Path:
+    """Where a campaign's archive lives (tiny runs: under ``runs``, not in the repository)."""
+    base = (runs / "tiny" / "archive") if size == "tiny" and runs is not None else ARCHIVE
+    return base / f"{benchmark}_{size}" / f"{name}_s{seed}"
+
+
+def save_traces(path: Path, traces: dict, dtype=np.float32) -> None:
+    """``{round: {walker: array}}`` as a compressed npz (keys ``r<round>_w<walker>``)."""
+    arrays = {f"r{r}_w{w}": np.asarray(a, dtype=dtype) for r, ws in traces.items() for w, a in ws.items()}
+    np.savez_compressed(path, **arrays)
+
+
+def load_traces(path: Path) -> dict:
+    """Inverse of ``save_traces`` (float64 arrays, rounds and walkers in order)."""
+    out: dict = {}
+    with np.load(path) as d:
+        for key in d.files:
+            r, w = (int(x[1:]) for x in key.split("_"))
+            out.setdefault(r, {})[w] = np.asarray(d[key], dtype=float)
+    return {r: dict(sorted(ws.items())) for r, ws in sorted(out.items())}
+
+
+def write_archive(out: Path, dest: Path, traces: dict, dtype=np.float32) -> None:
+    """Archive a campaign directory: its config, the last round's data set (gzip; the data set
+    of round k is its first ``n_dataset`` frames), the data-set size per round and the traced
+    walker values ``{round: {walker: array}}``."""
+    rounds = load_rounds(out)
+    if not rounds:
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / "config.yaml", dest / "config.yaml")
+    src = out / f"round_{rounds[-1]['round']:03d}" / "dataset.extxyz"
+    with open(src, "rb") as f, gzip.GzipFile(dest / "dataset.extxyz.gz", "wb", mtime=0) as g:
+        shutil.copyfileobj(f, g)
+    (dest / "rounds.json").write_text(json.dumps(
+        [{"round": s["round"], "n_dataset": s["n_dataset"], "labels_used": s["labels_used"]}
+         for s in rounds], indent=0))
+    save_traces(dest / "traces.npz", traces, dtype)
+
+
+def archived_traces(out: Path, archive: Path, from_run_dir) -> dict:
+    """``from_run_dir(out, rounds)`` while the campaign directory exists, else the archive's
+    traces ({} when neither exists)."""
+    if load_rounds(out):
+        return from_run_dir(out, load_rounds(out))
+    return load_traces(archive / "traces.npz") if (archive / "traces.npz").exists() else {}
+
+
+def archived_dataset(archive: Path, n: int | None = None) -> list:
+    """The first ``n`` frames (all: None) of an archived campaign's data set."""
+    from ase.io import read
+
+    with gzip.open(archive / "dataset.extxyz.gz", "rt") as f:
+        frames = read(f, ":", format="extxyz")
+    return frames if n is None else frames[:n]
 
 
 def results_record(benchmark: str, size: str, preset: dict, merged: dict, old: dict,

@@ -92,10 +92,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (analyze_started, campaign_finished, curve_rounds, driver_parser,
-                             load_rounds, merged_campaigns, output_paths, predict_frames,
-                             results_record, run_campaigns, run_dir, run_sized_campaign, seed_stat,
-                             sized_config, walker_md_costs, write_results)
+from campaign_common import (analyze_started, archive_dir, archived_dataset, archived_traces,
+                             campaign_finished, curve_rounds, driver_parser, load_rounds,
+                             merged_campaigns, output_paths, predict_frames, results_record,
+                             run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
+                             walker_md_costs, write_archive, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
@@ -234,24 +235,36 @@ def traced_volumes(out: Path, rounds: list[dict], n_fu: int) -> dict:
     return vols
 
 
-def campaign_volumes(res: dict) -> np.ndarray:
-    """All traced volumes per unit of an analysed campaign (``analyze_campaign`` result)."""
-    out = ROOT / res["directory"]
-    v = traced_volumes(out, load_rounds(out), n_formula_units(res["n_atoms"]))
+def campaign_traced_volumes(name: str, size: str, seed: int, runs: Path, n_atoms: int) -> dict:
+    """``traced_volumes`` of a campaign from its directory, else from its archive ({} if none)."""
+    return archived_traces(run_dir(runs, size, name, seed), archive_dir("mil53_campaigns", size, name, seed, runs),
+                           lambda out, rounds: traced_volumes(out, rounds, n_formula_units(n_atoms)))
+
+
+def campaign_volumes(name: str, size: str, seed: int, runs: Path, n_atoms: int) -> np.ndarray:
+    """All traced volumes per unit of a campaign."""
+    v = campaign_traced_volumes(name, size, seed, runs, n_atoms)
     parts = [x for ws in v.values() for x in ws.values()]
     return np.concatenate(parts) if parts else np.array([])
 
 
-def dataset_volumes(out: Path, last_round: int) -> np.ndarray:
-    """Volumes per unit of the labelled training set of the last round (``dataset.extxyz``)."""
+def dataset_volumes(name: str, size: str, seed: int, runs: Path) -> np.ndarray:
+    """Volumes per unit of the labelled training set of the last round (its ``dataset.extxyz``,
+    else the archive's)."""
     from ase.io import read
 
     from ubmd.analysis import volume_per_fu
 
-    path = out / f"round_{last_round:03d}" / "dataset.extxyz"
-    if not path.exists():
+    out = run_dir(runs, size, name, seed)
+    rounds = load_rounds(out)
+    arch = archive_dir("mil53_campaigns", size, name, seed, runs)
+    if rounds:
+        frames = read(out / f"round_{rounds[-1]['round']:03d}" / "dataset.extxyz", ":")
+    elif (arch / "dataset.extxyz.gz").exists():
+        frames = archived_dataset(arch)
+    else:
         return np.array([])
-    return np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in read(path, ":")])
+    return np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in frames])
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -362,7 +375,8 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, frames, thresh
         })
     last = rounds[-1]
     all_v = np.concatenate(seen) if seen else np.array([])
-    data_v = dataset_volumes(out, last["round"])
+    write_archive(out, archive_dir("mil53_campaigns", size, name, seed, runs), vols)
+    data_v = dataset_volumes(name, size, seed, runs)
     final_dir = out / f"round_{last['round']:03d}" / "train"
     final = evaluate(final_dir, frames, final_dir / "test_errors.json", check_model_file=True) \
         if (final_dir / "members.pt").exists() else None
@@ -420,62 +434,69 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
              and "volumes" in results["campaigns"][n]["0"]]
     if not names:
         return []
+    all_names = names
+    names = [n for n in all_names if campaign_traced_volumes(
+        n, size, 0, runs, results["campaigns"][n]["0"]["n_atoms"])]
+    # without the traced volumes of every campaign the figures made when they were there are
+    # kept and the others drawn into their own files
+    part = "" if names == all_names else "_" + "_".join(names)
+    if part:
+        print(f"no traced volumes of {', '.join(n for n in all_names if n not in names)} (no run "
+              f"directory, no archive): volume figures of the others only, *{part}.png", file=sys.stderr)
     paths = []
     th = results["pore_states"]
-    # 1. volume histograms (seed 0; all traced frames; rug = labelled training set)
-    fig = Figure(figsize=(8.0, 1.9 * len(names) + 0.6), constrained_layout=True)
-    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, name in zip(axes, names):
-        res = results["campaigns"][name]["0"]
-        out = ROOT / res["directory"]
-        rounds = load_rounds(out)
-        allv = campaign_volumes(res)
-        ax.axvspan(HIST_RANGE[0], th["closed_max"], color="C0", alpha=0.08)
-        ax.axvspan(th["large_min"], th["large_max"], color="C1", alpha=0.08)
-        if len(allv):
-            ax.hist(np.clip(allv, *HIST_RANGE), bins=np.linspace(*HIST_RANGE, HIST_BINS + 1),
-                    density=True, color="0.3")
-        dv = dataset_volumes(out, rounds[-1]["round"])
-        ymax = ax.get_ylim()[1]
-        ax.plot(np.clip(dv, *HIST_RANGE), np.full(len(dv), 0.97 * ymax), "|", color="C3", ms=8,
-                label="labelled")
-        for k, x in REF_VOLUMES.items():
-            ax.axvline(x, ls="--", color="k", lw=0.8)
-            ax.text(x, 0.8 * ymax, f" {k}", fontsize=8)
-        f = res["volumes"]["traced"]["fractions"]
-        ax.set_title(f"{_label(name)}: {res['volumes']['traced']['n']} frames, closed "
-                     f"{(f['closed'] or 0):.2f}, interm. {(f['intermediate'] or 0):.2f}, large "
-                     f"{(f['large'] or 0):.2f}, expanded {(f['expanded'] or 0):.2f}", fontsize=8)
-        ax.set_ylabel("density")
-    axes[-1].set_xlabel("volume per Al4(OH)4(BDC)4 unit (Å³); clipped to the axis range")
-    axes[0].legend(fontsize=7, loc="upper left")
-    p = figdir / f"mil53_{size}_volume_hist.png"
-    fig.savefig(p, dpi=110)
-    paths.append(str(p))
-    # 2. traced volumes by round, colour = walker pressure
-    fig = Figure(figsize=(4.0 * len(names), 3.4), constrained_layout=True)
-    axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
-    for ax, name in zip(axes, names):
-        res = results["campaigns"][name]["0"]
-        out = ROOT / res["directory"]
-        rounds = load_rounds(out)
-        v = traced_volumes(out, rounds, n_formula_units(res["n_atoms"]))
-        for s in rounds:
-            pr = {w["index"]: w.get("pressure_bar") or 0.0 for w in s.get("walkers") or []}
-            for wi, x in v.get(s["round"], {}).items():
-                col = "C3" if pr.get(wi, 0.0) > 0 else ("C0" if pr.get(wi, 0.0) < 0 else "0.4")
-                n_w = max(1, len(pr))  # walker wi's frames in time order in its slot of the round
-                xs = s["round"] - 0.4 + 0.8 * (wi + 0.9 * np.linspace(0, 1, len(x))) / n_w
-                ax.plot(xs, x, ".", ms=2, color=col)
-        for x in REF_VOLUMES.values():
-            ax.axhline(x, ls="--", color="k", lw=0.8)
-        ax.axhspan(th["closed_max"], th["large_min"], color="0.5", alpha=0.1)
-        ax.set(title=_label(name), xlabel="AL round (points: walkers in time order)",
-               ylim=(HIST_RANGE[0], HIST_RANGE[1]))
-    axes[0].set_ylabel("volume per unit (Å³); red +p, blue -p")
-    p = figdir / f"mil53_{size}_volume_by_round.png"
-    fig.savefig(p, dpi=110)
-    paths.append(str(p))
+    if names:
+        # 1. volume histograms (seed 0; all traced frames; rug = labelled training set)
+        fig = Figure(figsize=(8.0, 1.9 * len(names) + 0.6), constrained_layout=True)
+        axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+        for ax, name in zip(axes, names):
+            res = results["campaigns"][name]["0"]
+            allv = campaign_volumes(name, size, 0, runs, res["n_atoms"])
+            ax.axvspan(HIST_RANGE[0], th["closed_max"], color="C0", alpha=0.08)
+            ax.axvspan(th["large_min"], th["large_max"], color="C1", alpha=0.08)
+            if len(allv):
+                ax.hist(np.clip(allv, *HIST_RANGE), bins=np.linspace(*HIST_RANGE, HIST_BINS + 1),
+                        density=True, color="0.3")
+            dv = dataset_volumes(name, size, 0, runs)
+            ymax = ax.get_ylim()[1]
+            ax.plot(np.clip(dv, *HIST_RANGE), np.full(len(dv), 0.97 * ymax), "|", color="C3", ms=8,
+                    label="labelled")
+            for k, x in REF_VOLUMES.items():
+                ax.axvline(x, ls="--", color="k", lw=0.8)
+                ax.text(x, 0.8 * ymax, f" {k}", fontsize=8)
+            f = res["volumes"]["traced"]["fractions"]
+            ax.set_title(f"{_label(name)}: {res['volumes']['traced']['n']} frames, closed "
+                         f"{(f['closed'] or 0):.2f}, interm. {(f['intermediate'] or 0):.2f}, large "
+                         f"{(f['large'] or 0):.2f}, expanded {(f['expanded'] or 0):.2f}", fontsize=8)
+            ax.set_ylabel("density")
+        axes[-1].set_xlabel("volume per Al4(OH)4(BDC)4 unit (Å³); clipped to the axis range")
+        axes[0].legend(fontsize=7, loc="upper left")
+        p = figdir / f"mil53_{size}_volume_hist{part}.png"
+        fig.savefig(p, dpi=110)
+        paths.append(str(p))
+        # 2. traced volumes by round, colour = walker pressure
+        fig = Figure(figsize=(4.0 * len(names), 3.4), constrained_layout=True)
+        axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
+        for ax, name in zip(axes, names):
+            res = results["campaigns"][name]["0"]
+            v = campaign_traced_volumes(name, size, 0, runs, res["n_atoms"])
+            for s in res["rounds"]:
+                pr = dict(enumerate(p or 0.0 for p in s.get("walker_pressure_bar") or []))
+                for wi, x in v.get(s["round"], {}).items():
+                    col = "C3" if pr.get(wi, 0.0) > 0 else ("C0" if pr.get(wi, 0.0) < 0 else "0.4")
+                    n_w = max(1, len(pr))  # walker wi's frames in time order in its slot of the round
+                    xs = s["round"] - 0.4 + 0.8 * (wi + 0.9 * np.linspace(0, 1, len(x))) / n_w
+                    ax.plot(xs, x, ".", ms=2, color=col)
+            for x in REF_VOLUMES.values():
+                ax.axhline(x, ls="--", color="k", lw=0.8)
+            ax.axhspan(th["closed_max"], th["large_min"], color="0.5", alpha=0.1)
+            ax.set(title=_label(name), xlabel="AL round (points: walkers in time order)",
+                   ylim=(HIST_RANGE[0], HIST_RANGE[1]))
+        axes[0].set_ylabel("volume per unit (Å³); red +p, blue -p")
+        p = figdir / f"mil53_{size}_volume_by_round{part}.png"
+        fig.savefig(p, dpi=110)
+        paths.append(str(p))
+    names = all_names
     # 3. test errors vs labels, per kind
     fig = Figure(figsize=(13, 8), constrained_layout=True)
     axes = fig.subplots(3, 4)
@@ -577,8 +598,16 @@ def main(argv=None) -> int:
         name, a.size, seed, runs, frames, thresholds))
     results_path, figdir = output_paths("mil53_campaigns", a.size, runs, a.results, RESULTS, FIGURES)
     old, merged = merged_campaigns(results_path, campaigns)
-    hist = volume_histograms({name: campaign_volumes(res["0"]) for name, res in merged.items()
-                              if "0" in res and "volumes" in res["0"]})
+    vols = {name: campaign_volumes(name, a.size, 0, runs, res["0"]["n_atoms"])
+            for name, res in merged.items() if "0" in res and "volumes" in res["0"]}
+    hist = volume_histograms({k: v for k, v in vols.items() if len(v)})
+    lost = {k: v for k, v in (old.get("volume_histograms_seed0") or {}).get("campaigns", {}).items()
+            if k in vols and not len(vols[k])}
+    if lost and not hist:
+        hist = {**old["volume_histograms_seed0"], "campaigns": {}}
+    if lost and hist["edges"] == old["volume_histograms_seed0"]["edges"]:
+        hist["campaigns"] = {**lost, **hist["campaigns"]}  # no traces left: keep the earlier ones
+        hist["campaigns"] = {k: hist["campaigns"][k] for k in vols if k in hist["campaigns"]}
     results = results_record(
         "mil53_campaigns", a.size, SIZES[a.size], merged, old, commands, errors, run_s,
         test_set={"file": str(TEST_SET.relative_to(ROOT)), "n": len(frames),

@@ -18,6 +18,14 @@ interpolations; also stress RMSE in GPa, as ``mil53_campaigns.py``).
     python benchmarks/retrain_datasets.py ala2 --labels 216 --epochs 500
     python benchmarks/retrain_datasets.py mil53 --epochs 200    # the three 300 K +-2500 bar ones
 
+A campaign is a campaign directory under ``runs/`` or, once that is gone (``runs/`` is not in
+git), the archive the drivers' analysis wrote of it (``benchmarks/results/archive/<driver>_<size>/
+<campaign>_s<seed>/``: config, data set, round sizes); the campaign's own capped model is then not
+evaluated:
+
+    python benchmarks/retrain_datasets.py ala2 --tag s1 --campaigns \
+        benchmarks/results/archive/ala2_campaigns_full/{unbiased_300K,biased_300K}_s1
+
 Writes ``benchmarks/results/retrain_<system>_<--tag>.json`` (default tag ``full``); models under
 ``runs/retrain/<system>_<tag>/<campaign>/`` (not in git).
 """
@@ -33,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from campaign_common import load_rounds, write_results
+from campaign_common import archived_dataset, load_rounds, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = {
@@ -56,16 +64,26 @@ def test_frames(system: str):
     return load_test_set(), evaluate
 
 
+def campaign_rounds(out: Path) -> list[dict]:
+    """Round summaries of a campaign directory, or ``rounds.json`` of a campaign archive
+    (``benchmarks/results/archive/...``, written by the campaign drivers' analysis)."""
+    if (out / "rounds.json").exists() and not (out / "round_000").exists():
+        return json.loads((out / "rounds.json").read_text())
+    return load_rounds(out)
+
+
 def pick_round(out: Path, labels: int) -> dict:
     """The round of campaign ``out`` whose data set is the largest with at most ``labels``."""
-    rounds = [s for s in load_rounds(out) if s["n_dataset"] <= labels]
+    rounds = [s for s in campaign_rounds(out) if s["n_dataset"] <= labels]
     if not rounds:
         raise SystemExit(f"{out}: no round with at most {labels} labels")
     return rounds[-1]
 
 
-def train_one(out: str, round_index: int, dest: str, epochs: int, minutes: float, seed: int) -> dict:
-    """Train one model on round ``round_index``'s data set of campaign ``out`` (own process)."""
+def train_one(out: str, round_index: int, n_dataset: int, dest: str, epochs: int, minutes: float,
+              seed: int) -> dict:
+    """Train one model on round ``round_index``'s data set (``n_dataset`` frames) of campaign
+    ``out`` (own process)."""
     import torch
 
     from ubmd.al.config import load_al_config
@@ -80,7 +98,10 @@ def train_one(out: str, round_index: int, dest: str, epochs: int, minutes: float
         tcfg.training, max_time_s=60.0 * minutes, max_epochs=int(epochs), patience=100_000,
         compile=True, final_fraction=0.2, final_weight_energy=100.0, n_models=1, n_workers=1,
         seed=seed, progress=False)
-    frames = read_structures(out_p / f"round_{round_index:03d}" / "dataset.extxyz")
+    path = out_p / f"round_{round_index:03d}" / "dataset.extxyz"
+    frames = read_structures(path) if path.exists() else archived_dataset(out_p, n_dataset)
+    if len(frames) != n_dataset:
+        raise RuntimeError(f"{out}: round {round_index} has {len(frames)} frames, expected {n_dataset}")
     t0 = time.perf_counter()
     summary = train_from_config(tcfg, frames)
     hist = json.loads((Path(dest) / "history.json").read_text())
@@ -106,9 +127,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     outs = [Path(c).resolve() for c in (a.campaigns or DEFAULT[a.system])]
     for o in outs:
-        if not load_rounds(o):
-            raise SystemExit(f"{o}: not an AL campaign directory with a finished round")
-    labels = a.labels or min(load_rounds(o)[-1]["n_dataset"] for o in outs)
+        if not campaign_rounds(o):
+            raise SystemExit(f"{o}: not an AL campaign directory (or archive) with a finished round")
+    labels = a.labels or min(campaign_rounds(o)[-1]["n_dataset"] for o in outs)
     picks = {o.name: pick_round(o, labels) for o in outs}
     work = ROOT / "runs" / "retrain" / f"{a.system}_{a.tag}"
     jobs = {}
@@ -125,7 +146,8 @@ def main(argv=None) -> int:
                 (dest / stale).unlink(missing_ok=True)
             print(f"[{o.name}] training on round {picks[o.name]['round']} "
                   f"({picks[o.name]['n_dataset']} structures), {a.epochs} epochs", flush=True)
-            jobs[o.name] = (want, pool.submit(train_one, str(o), want["round"], str(dest),
+            jobs[o.name] = (want, pool.submit(train_one, str(o), want["round"],
+                                              picks[o.name]["n_dataset"], str(dest),
                                               a.epochs, a.minutes, a.seed))
         for name, (want, fut) in jobs.items():
             (work / name / "retrain.json").write_text(
@@ -139,7 +161,9 @@ def main(argv=None) -> int:
         res[o.name] = {**info, "campaign": str(o), "round": picks[o.name]["round"],
                        "n_dataset": picks[o.name]["n_dataset"],
                        "test_errors": evaluate(dest, sets, dest / "test_errors.json"),
-                       "test_errors_campaign_model": evaluate(capped, sets, capped / "test_errors.json")}
+                       # the campaign's own model (not archived: only while runs/ has it)
+                       "test_errors_campaign_model": evaluate(capped, sets, capped / "test_errors.json")
+                       if (capped / "members.pt").exists() else None}
     out = {"benchmark": "retrain_datasets", "system": a.system, "labels": labels, "epochs": a.epochs,
            "minutes_cap_per_model": a.minutes,
            "seed": a.seed, "settings": "campaign architecture and lr schedule; compile; final_fraction "
@@ -153,7 +177,8 @@ def main(argv=None) -> int:
     print(f"{'campaign':28s} {'n':>4s} {'epochs':>6s} | " + " | ".join(
         f"{t:>10s} E meV/at   F eV/Å" for t in SETS[a.system]))
     for name, r in res.items():
-        te, tc = r["test_errors"], r["test_errors_campaign_model"]
+        te, tc = r["test_errors"], r["test_errors_campaign_model"] or {
+            t: {"energy_rmse_meV_atom": float("nan"), "forces_rmse": float("nan")} for t in SETS[a.system]}
         cells = " | ".join(f"{te[t]['energy_rmse_meV_atom']:5.2f} ({tc[t]['energy_rmse_meV_atom']:5.2f}) "
                            f"{te[t]['forces_rmse']:.3f} ({tc[t]['forces_rmse']:.3f})"
                            for t in SETS[a.system])

@@ -481,13 +481,17 @@ def _fig(n_cols, size=(4.2, 3.6)):
     return fig, [fig.add_subplot(1, n_cols, k + 1) for k in range(n_cols)]
 
 
+SEED_STYLES = ("-o", "--s", ":^", "-.v", "--D")
+
+
 def _seed_style(seed: str) -> str:
-    """Seed 0 solid with circles; later seeds (a separate series: thermostat fix) dashed."""
-    return "-o" if seed == "0" else "--s"
+    """Seed 0 solid with circles; later seeds (a separate series: thermostat fix) dashed,
+    dotted, ..."""
+    return SEED_STYLES[int(seed) % len(SEED_STYLES)]
 
 
 def _seed_label(name: str, seed: str) -> str:
-    return LABELS.get(name, name) + ("" if seed == "0" else f" (seed {seed}, dashed)")
+    return LABELS.get(name, name) + ("" if seed == "0" else f" (seed {seed})")
 
 
 def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:

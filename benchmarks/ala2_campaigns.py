@@ -516,10 +516,11 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
         # the others are drawn into their own file
         part = "" if all(seed_points.values()) else "_" + "_".join(n for n in with_seed if seed_points[n])
         if part:
+            kept = [n for n in with_seed if seed_points[n]]
             print(f"seed {seed}: no traced points of {', '.join(n for n in with_seed if not seed_points[n])}"
-                  f" (no run directory, no archive): Ramachandran figure of the others only, *{part}.png",
-                  file=sys.stderr)
-            with_seed = [n for n in with_seed if seed_points[n]]
+                  " (no run directory, no archive): Ramachandran figure "
+                  + (f"of the others only, *{part}.png" if kept else "not redrawn"), file=sys.stderr)
+            with_seed = kept
             if not with_seed:
                 continue
         fig, axes = _fig(len(with_seed), (3.6, 3.7))

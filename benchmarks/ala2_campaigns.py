@@ -49,6 +49,15 @@ LAMMPS cost per MD step of each variant's final model, measured in one call, int
     python benchmarks/ala2_campaigns.py --size branch                         # 3 variants
     python benchmarks/ala2_campaigns.py --size branch --branch-round 20 --branch-labels 24
 
+``--branch-from`` also takes a campaign's archive (``benchmarks/results/archive/ala2_campaigns_
+<size>/<campaign>_s<seed>``, written by the analysis): the same files are cut from the archived
+data set into ``runs/unpacked/``. That continues a campaign whose directory is gone, e.g. seed
+2's unbiased 300 K campaign from round 19 (152 + 8 labels) to 256 labels:
+
+    python benchmarks/ala2_campaigns.py --size branch --campaigns unbiased_300K --seeds 2 \
+        --branch-from benchmarks/results/archive/ala2_campaigns_full/unbiased_300K_s2 \
+        --branch-round 19 --branch-labels 96 --runs runs/continue_s2
+
 Writes ``benchmarks/results/ala2_campaigns_<size>.json`` and ``docs/figures/ala2_<size>_*.png``
 (tiny: figures stay under runs/);
 campaign directories under ``runs/ala2_campaigns/<size>/`` (not in git).
@@ -66,7 +75,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (analyze_started, archive_dir, archived_traces, campaign_finished,
+from campaign_common import (analyze_started, archive_dir, archived_dataset, archived_traces,
+                             campaign_finished,
                              curve_rounds, deep_update, driver_parser, lammps_loop_time,
                              load_rounds, merged_campaigns,
                              output_paths, predict_frames, results_record, run_campaigns, run_dir,
@@ -129,6 +139,8 @@ def branch_settings(parent: Path, r: int, new_labels: int) -> dict:
         raise SystemExit("--branch-round must be >= 1 (round 0 of a campaign has no earlier data set)")
     if new_labels < 1:
         raise SystemExit(f"--branch-labels must be >= 1, got {new_labels}")
+    if (parent / "rounds.json").exists() and not (parent / "round_000").exists():
+        parent = unpack_archive(parent, r)
     new = parent / f"round_{r:03d}" / "labelled.extxyz"
     data = parent / f"round_{r - 1:03d}" / "dataset.extxyz"
     summ = parent / f"round_{r:03d}" / "summary.json"
@@ -141,6 +153,26 @@ def branch_settings(parent: Path, r: int, new_labels: int) -> dict:
     relabelled = int(json.loads(summ.read_text())["n_new_labels"])
     return {"label_budget": relabelled + int(new_labels),
             "initial": {"structures": str(new.resolve()), "n_perturbed": 0, "data": str(data.resolve())}}
+
+
+def unpack_archive(archive: Path, r: int) -> Path:
+    """Round r-1's data set, round r's labelled structures and round r's summary of an archived
+    campaign (``campaign_common.write_archive``) as the files of a campaign directory (under
+    ``runs/unpacked/``), so a campaign whose directory is gone can be continued as a branch."""
+    rounds = {s["round"]: s for s in json.loads((archive / "rounds.json").read_text())}
+    if r not in rounds or r - 1 not in rounds:
+        raise SystemExit(f"branch: the archive {archive} has no rounds {r - 1} and {r}")
+    from ase.io import write
+
+    lo, hi = rounds[r - 1]["n_dataset"], rounds[r]["n_dataset"]
+    frames = archived_dataset(archive, hi)
+    out = ROOT / "runs" / "unpacked" / archive.parent.name / archive.name
+    for k in (r - 1, r):
+        (out / f"round_{k:03d}").mkdir(parents=True, exist_ok=True)
+    write(out / f"round_{r - 1:03d}" / "dataset.extxyz", frames[:lo])
+    write(out / f"round_{r:03d}" / "labelled.extxyz", frames[lo:hi])
+    (out / f"round_{r:03d}" / "summary.json").write_text(json.dumps({**rounds[r], "n_new_labels": hi - lo}))
+    return out
 
 
 def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:

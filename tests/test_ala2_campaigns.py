@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ase import Atoms
-from ase.io import write
+from ase.io import read, write
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -102,3 +102,28 @@ def test_lammps_cost_skips_campaigns_without_lammps_walkers(tmp_path):
     parent = _parent(tmp_path)  # rounds with summaries but no walker decks
     res = ac.lammps_cost({"x": parent}, tmp_path / "runs", steps=10, repeats=1)
     assert res.get("ms_per_step", {}) == {} or "error" in res
+
+
+def test_branch_from_an_archive_matches_the_campaign_directory(tmp_path, monkeypatch):
+    """An archived campaign (write_archive) branches like its directory did: the same round r-1
+    data set, the same round-r structures, the same label budget."""
+    parent = _parent(tmp_path, r=3, n_new=4)  # round k: 4 (k + 1) frames, +4 per round
+    for k in range(4):  # the archive needs labels_used
+        summ = parent / f"round_{k:03d}" / "summary.json"
+        summ.write_text(json.dumps({**json.loads(summ.read_text()), "labels_used": 4 * (k + 1)}))
+    (parent / "config.yaml").write_text("label_budget: 16\n")
+    for k in range(1, 4):  # labelled.extxyz of the synthetic parent = the frames its round added
+        frames = read(parent / f"round_{k:03d}" / "dataset.extxyz", ":")[4 * k:]
+        write(parent / f"round_{k:03d}" / "labelled.extxyz", frames)
+    arch = tmp_path / "archive" / "ala2_campaigns_full" / "x_s0"
+    cc.write_archive(parent, arch, {})
+    monkeypatch.setattr(ac, "ROOT", tmp_path)
+    from_dir = ac.branch_settings(parent, 2, 10)
+    from_arch = ac.branch_settings(arch, 2, 10)
+    assert from_arch["label_budget"] == from_dir["label_budget"] == 4 + 10
+    for key in ("structures", "data"):
+        a, b = read(from_dir["initial"][key], ":"), read(from_arch["initial"][key], ":")
+        assert len(a) == len(b) and all((x.positions == y.positions).all() for x, y in zip(a, b))
+    assert Path(from_arch["initial"]["data"]).is_relative_to(tmp_path / "runs" / "unpacked")
+    with pytest.raises(SystemExit, match="no rounds"):
+        ac.branch_settings(arch, 5, 10)

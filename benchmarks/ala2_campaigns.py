@@ -76,12 +76,11 @@ import numpy as np
 import yaml
 
 from campaign_common import (analyze_started, archive_dir, archived_dataset, archived_traces,
-                             campaign_finished,
-                             curve_rounds, deep_update, driver_parser, lammps_loop_time,
-                             load_rounds, merged_campaigns,
+                             campaign_finished, curve_rounds, deep_update, driver_parser,
+                             is_archive, lammps_loop_time, load_rounds, merged_campaigns,
                              output_paths, predict_frames, results_record, run_campaigns, run_dir,
                              run_sized_campaign, seed_stat, sized_config, ubmd_exe,
-                             walker_md_costs, write_archive, write_results)
+                             walker_md_costs, with_traces, write_archive, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -139,7 +138,7 @@ def branch_settings(parent: Path, r: int, new_labels: int) -> dict:
         raise SystemExit("--branch-round must be >= 1 (round 0 of a campaign has no earlier data set)")
     if new_labels < 1:
         raise SystemExit(f"--branch-labels must be >= 1, got {new_labels}")
-    if (parent / "rounds.json").exists() and not (parent / "round_000").exists():
+    if is_archive(parent):
         parent = unpack_archive(parent, r)
     new = parent / f"round_{r:03d}" / "labelled.extxyz"
     data = parent / f"round_{r - 1:03d}" / "dataset.extxyz"
@@ -544,17 +543,10 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     for seed in seeds:
         with_seed = [n for n in names if seed in results["campaigns"][n]]
         seed_points = {n: campaign_points(n, size, int(seed), runs) for n in with_seed}
-        # without the points of every campaign the figure made when they were there is kept and
-        # the others are drawn into their own file
-        part = "" if all(seed_points.values()) else "_" + "_".join(n for n in with_seed if seed_points[n])
-        if part:
-            kept = [n for n in with_seed if seed_points[n]]
-            print(f"seed {seed}: no traced points of {', '.join(n for n in with_seed if not seed_points[n])}"
-                  " (no run directory, no archive): Ramachandran figure "
-                  + (f"of the others only, *{part}.png" if kept else "not redrawn"), file=sys.stderr)
-            with_seed = kept
-            if not with_seed:
-                continue
+        with_seed, part = with_traces(with_seed, seed_points, f"seed-{seed} traced points",
+                                      "Ramachandran figure")
+        if not with_seed:
+            continue
         fig, axes = _fig(len(with_seed), (3.6, 3.7))
         for ax, name in zip(axes, with_seed):
             res = results["campaigns"][name][seed]

@@ -237,12 +237,43 @@ def write_archive(out: Path, dest: Path, traces: dict, dtype=np.float32) -> None
     save_traces(dest / "traces.npz", traces, dtype)
 
 
+def is_archive(path: Path) -> bool:
+    """Whether ``path`` is a campaign archive (``write_archive``), not a campaign directory."""
+    return (path / "rounds.json").exists() and not (path / "round_000").exists()
+
+
 def archived_traces(out: Path, archive: Path, from_run_dir) -> dict:
     """``from_run_dir(out, rounds)`` while the campaign directory exists, else the archive's
     traces ({} when neither exists)."""
-    if load_rounds(out):
-        return from_run_dir(out, load_rounds(out))
+    rounds = load_rounds(out)
+    if rounds:
+        return from_run_dir(out, rounds)
     return load_traces(archive / "traces.npz") if (archive / "traces.npz").exists() else {}
+
+
+def with_traces(names: list, traces: dict, what: str, figure: str) -> tuple[list, str]:
+    """(the ``names`` whose ``traces`` are non-empty, figure-file suffix). A figure drawn when
+    every campaign had its traces is kept: without all of them the suffix (``""`` when all are
+    there) names the campaigns drawn into a file of their own."""
+    kept = [n for n in names if traces[n]]
+    if len(kept) == len(names):
+        return kept, ""
+    part = "_" + "_".join(kept)
+    print(f"no {what} of {', '.join(n for n in names if n not in kept)} (no run directory, no "
+          "archive): " + (f"{figure} of the others only, *{part}.png" if kept else f"{figure} not redrawn"),
+          file=sys.stderr)
+    return kept, part
+
+
+def campaign_dataset(out: Path, archive: Path) -> list:
+    """The last round's data set of a campaign, from its directory, else from its archive ([]
+    when neither exists)."""
+    from ase.io import read
+
+    rounds = load_rounds(out)
+    if rounds:
+        return read(out / f"round_{rounds[-1]['round']:03d}" / "dataset.extxyz", ":")
+    return archived_dataset(archive) if (archive / "dataset.extxyz.gz").exists() else []
 
 
 def archived_dataset(archive: Path, n: int | None = None) -> list:

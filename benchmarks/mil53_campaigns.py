@@ -92,11 +92,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (analyze_started, archive_dir, archived_dataset, archived_traces,
+from campaign_common import (analyze_started, archive_dir, archived_traces, campaign_dataset,
                              campaign_finished, curve_rounds, driver_parser, load_rounds,
                              merged_campaigns, output_paths, predict_frames, results_record,
                              run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
-                             walker_md_costs, write_archive, write_results)
+                             walker_md_costs, with_traces, write_archive, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
@@ -241,29 +241,23 @@ def campaign_traced_volumes(name: str, size: str, seed: int, runs: Path, n_atoms
                            lambda out, rounds: traced_volumes(out, rounds, n_formula_units(n_atoms)))
 
 
+def all_volumes(traced: dict) -> np.ndarray:
+    """The volumes of ``traced_volumes`` output, all rounds and walkers in one array."""
+    parts = [x for ws in traced.values() for x in ws.values()]
+    return np.concatenate(parts) if parts else np.array([])
+
+
 def campaign_volumes(name: str, size: str, seed: int, runs: Path, n_atoms: int) -> np.ndarray:
     """All traced volumes per unit of a campaign."""
-    v = campaign_traced_volumes(name, size, seed, runs, n_atoms)
-    parts = [x for ws in v.values() for x in ws.values()]
-    return np.concatenate(parts) if parts else np.array([])
+    return all_volumes(campaign_traced_volumes(name, size, seed, runs, n_atoms))
 
 
 def dataset_volumes(name: str, size: str, seed: int, runs: Path) -> np.ndarray:
     """Volumes per unit of the labelled training set of the last round (its ``dataset.extxyz``,
     else the archive's)."""
-    from ase.io import read
-
     from ubmd.analysis import volume_per_fu
 
-    out = run_dir(runs, size, name, seed)
-    rounds = load_rounds(out)
-    arch = archive_dir("mil53_campaigns", size, name, seed, runs)
-    if rounds:
-        frames = read(out / f"round_{rounds[-1]['round']:03d}" / "dataset.extxyz", ":")
-    elif (arch / "dataset.extxyz.gz").exists():
-        frames = archived_dataset(arch)
-    else:
-        return np.array([])
+    frames = campaign_dataset(run_dir(runs, size, name, seed), archive_dir("mil53_campaigns", size, name, seed, runs))
     return np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in frames])
 
 
@@ -435,14 +429,9 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     if not names:
         return []
     all_names = names
-    names = [n for n in all_names if campaign_traced_volumes(
-        n, size, 0, runs, results["campaigns"][n]["0"]["n_atoms"])]
-    # without the traced volumes of every campaign the figures made when they were there are
-    # kept and the others drawn into their own files
-    part = "" if names == all_names else "_" + "_".join(names)
-    if part:
-        print(f"no traced volumes of {', '.join(n for n in all_names if n not in names)} (no run "
-              f"directory, no archive): volume figures of the others only, *{part}.png", file=sys.stderr)
+    traced = {n: campaign_traced_volumes(n, size, 0, runs, results["campaigns"][n]["0"]["n_atoms"])
+              for n in all_names}
+    names, part = with_traces(all_names, traced, "traced volumes", "volume figures")
     paths = []
     th = results["pore_states"]
     if names:
@@ -451,7 +440,7 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
         axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
         for ax, name in zip(axes, names):
             res = results["campaigns"][name]["0"]
-            allv = campaign_volumes(name, size, 0, runs, res["n_atoms"])
+            allv = all_volumes(traced[name])
             ax.axvspan(HIST_RANGE[0], th["closed_max"], color="C0", alpha=0.08)
             ax.axvspan(th["large_min"], th["large_max"], color="C1", alpha=0.08)
             if len(allv):
@@ -479,7 +468,7 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
         axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
         for ax, name in zip(axes, names):
             res = results["campaigns"][name]["0"]
-            v = campaign_traced_volumes(name, size, 0, runs, res["n_atoms"])
+            v = traced[name]
             for s in res["rounds"]:
                 pr = dict(enumerate(p or 0.0 for p in s.get("walker_pressure_bar") or []))
                 for wi, x in v.get(s["round"], {}).items():
@@ -601,13 +590,13 @@ def main(argv=None) -> int:
     vols = {name: campaign_volumes(name, a.size, 0, runs, res["0"]["n_atoms"])
             for name, res in merged.items() if "0" in res and "volumes" in res["0"]}
     hist = volume_histograms({k: v for k, v in vols.items() if len(v)})
-    lost = {k: v for k, v in (old.get("volume_histograms_seed0") or {}).get("campaigns", {}).items()
-            if k in vols and not len(vols[k])}
-    if lost and not hist:
-        hist = {**old["volume_histograms_seed0"], "campaigns": {}}
-    if lost and hist["edges"] == old["volume_histograms_seed0"]["edges"]:
-        hist["campaigns"] = {**lost, **hist["campaigns"]}  # no traces left: keep the earlier ones
-        hist["campaigns"] = {k: hist["campaigns"][k] for k in vols if k in hist["campaigns"]}
+    prev = old.get("volume_histograms_seed0") or {}
+    lost = {k: v for k, v in prev.get("campaigns", {}).items() if k in vols and not len(vols[k])}
+    if lost:  # campaigns without traces left keep their earlier histograms
+        hist = hist or {**prev, "campaigns": {}}
+        if hist["edges"] == prev["edges"]:
+            both = {**lost, **hist["campaigns"]}
+            hist["campaigns"] = {k: both[k] for k in vols if k in both}
     results = results_record(
         "mil53_campaigns", a.size, SIZES[a.size], merged, old, commands, errors, run_s,
         test_set={"file": str(TEST_SET.relative_to(ROOT)), "n": len(frames),

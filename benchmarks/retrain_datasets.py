@@ -41,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from campaign_common import archived_dataset, load_rounds, write_results
+from campaign_common import archived_dataset, is_archive, load_rounds, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = {
@@ -67,7 +67,7 @@ def test_frames(system: str):
 def campaign_rounds(out: Path) -> list[dict]:
     """Round summaries of a campaign directory, or ``rounds.json`` of a campaign archive
     (``benchmarks/results/archive/...``, written by the campaign drivers' analysis)."""
-    if (out / "rounds.json").exists() and not (out / "round_000").exists():
+    if is_archive(out):
         return json.loads((out / "rounds.json").read_text())
     return load_rounds(out)
 

@@ -34,6 +34,9 @@ void ComputeUBMDAtom::init()
   if (!pair) error->all(FLERR, "Compute ubmd/atom requires pair_style ubmd");
   int dim = 0;
   if (!pair->extract("uncertainty", dim)) error->all(FLERR, "Compute ubmd/atom: bad pair style");
+  if (!pair->atomic_uncertainty_enabled())
+    error->all(FLERR, "Compute ubmd/atom: pair ubmd computes no per-atom uncertainties (the model "
+               "has no atomic uncertainty, or pair_style ubmd uncertainty none was given)");
 }
 
 void ComputeUBMDAtom::compute_peratom()
@@ -41,8 +44,11 @@ void ComputeUBMDAtom::compute_peratom()
   invoked_peratom = update->ntimestep;
   if (pair->atomic_uncertainty_step() != update->ntimestep)
     error->all(FLERR, "Compute ubmd/atom: pair ubmd did not compute atomic uncertainties on "
-               "step {} (needs uncertainty total or atomic, and every N dividing the step)",
+               "step {} (with pair_style ubmd every N, request it on multiples of N only)",
                update->ntimestep);
+  if (pair->atomic_uncertainty_natoms() != atom->natoms)
+    error->all(FLERR, "Compute ubmd/atom: atoms were added or deleted since pair ubmd computed "
+               "the uncertainties of step {}; run 0 first", update->ntimestep);
 
   if (atom->nmax > nmax) {
     nmax = atom->nmax;

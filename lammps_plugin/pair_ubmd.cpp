@@ -26,6 +26,7 @@
 #include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
+#include "output.h"
 #include "update.h"
 
 #include <dlfcn.h>
@@ -78,7 +79,7 @@ PairUBMD::PairUBMD(LAMMPS *lmp) :
     fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
     nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
     uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
-    unc_trigger(0), unc_step(-1), total_step(-1)
+    unc_trigger(0), unc_step(-1), unc_natoms(-1), scale_step(-1)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -221,13 +222,34 @@ void PairUBMD::settings(int narg, char **arg)
   if (fixed_scale && !bias)
     error->all(FLERR, "pair_style ubmd fixed_scales only makes sense with bias_forces or bias_stress");
 
+  // re-issuing pair_style ubmd keeps the loaded model (LAMMPS's convention: pair_coeff need not
+  // be repeated), unless it was loaded for another device or dtype
+  if (model && (device != model_device || dtype != model_dtype)) {
+    model.reset();
+    eval.reset();
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair ubmd: device/dtype changed, repeat pair_coeff * * model.pt ...\n");
+  }
   // a new pair_style command starts a new trajectory: the bias starts unbiased again
-  model.reset();
-  eval.reset();
+  reset_trajectory();
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairUBMD::reset_trajectory()
+{
   scale_f = std::make_unique<ubmd::AdaptiveScale>(window);
   scale_s = std::make_unique<ubmd::AdaptiveScale>(window);
   u_total = bias_energy = s_f = s_s = max_atomic_unc = 0.0;
-  unc_step = total_step = -1;
+  unc_step = unc_natoms = scale_step = -1;
+}
+
+/* per-atom uncertainties can exist: requested, and the model (once loaded) has them */
+
+bool PairUBMD::atomic_uncertainty_possible() const
+{
+  if (!(unc_request & UNC_ATOMIC)) return false;
+  return !model || (model->has_uncertainty() && model->has_atomic_uncertainty());
 }
 
 /* ----------------------------------------------------------------------
@@ -248,13 +270,28 @@ void PairUBMD::coeff(int narg, char **arg)
   // it is unset). libtorch has its own OpenMP runtime under the plugin's loader, which LAMMPS's
   // omp_set_num_threads does not reach.
   at::set_num_threads(comm->nthreads > 0 ? comm->nthreads : 1);
+  // every rank loads the model; a failure on some ranks only (a file missing on one node, no
+  // GPU on one node) must not leave the others waiting in a collective error->all
+  std::string load_error;
   try {
     model = std::make_unique<ubmd::Model>(arg[2], device, dtype);
   } catch (std::exception &e) {
-    error->all(FLERR, "pair_style ubmd: {}", what_of(e));
+    load_error = what_of(e);
+    model.reset();
   }
+  int failed = load_error.empty() ? 0 : 1, n_failed = 0;
+  MPI_Allreduce(&failed, &n_failed, 1, MPI_INT, MPI_SUM, world);
+  if (n_failed == comm->nprocs) error->all(FLERR, "pair_style ubmd: {}", load_error);
+  if (n_failed > 0) {
+    if (failed) error->one(FLERR, "pair_style ubmd (rank {}): {}", comm->me, load_error);
+    error->all(FLERR, "pair_style ubmd: the model {} failed to load on {} of {} ranks", arg[2],
+               n_failed, comm->nprocs);
+  }
+  model_device = device;
+  model_dtype = dtype;
   eval = std::make_unique<ubmd::Evaluation>(*model);
   cutoff = model->cutoff();
+  reset_trajectory();    // a new model starts a new trajectory
 
   const bool hybrid = (force->pair != this);
   type2species.assign(ntypes + 1, -1);
@@ -276,15 +313,7 @@ void PairUBMD::coeff(int narg, char **arg)
     }
     type2species[t] = s;
   }
-  for (const auto &kv : weight_by_element) {
-    if (model->species_index(kv.first) < 0)
-      error->all(FLERR, "pair_style ubmd weights: element {} is not in the model", kv.first);
-  }
-  for (int t = 1; t <= ntypes; t++)
-    if (type2species[t] >= 0) {
-      auto it = weight_by_element.find(model->metadata().species[type2species[t]]);
-      if (it != weight_by_element.end()) type2weight[t] = it->second;
-    }
+  map_weights();
 
   int count = 0;
   for (int i = 1; i <= ntypes; i++)
@@ -335,6 +364,65 @@ void PairUBMD::coeff(int narg, char **arg)
 
 /* ---------------------------------------------------------------------- */
 
+void PairUBMD::map_weights()
+{
+  for (const auto &kv : weight_by_element) {
+    if (model->species_index(kv.first) < 0)
+      error->all(FLERR, "pair_style ubmd weights: element {} is not in the model", kv.first);
+  }
+  type2weight.assign(atom->ntypes + 1, 1.0);
+  for (int t = 1; t <= atom->ntypes && t < (int) type2species.size(); t++)
+    if (type2species[t] >= 0) {
+      auto it = weight_by_element.find(model->metadata().species[type2species[t]]);
+      if (it != weight_by_element.end()) type2weight[t] = it->second;
+    }
+}
+
+/* ----------------------------------------------------------------------
+   the model needs every atom pair within its cutoff: special_bonds and neigh_modify exclude
+   remove pairs from the neighbour list, which silently changes energies and forces
+------------------------------------------------------------------------- */
+
+void PairUBMD::check_neighbor_exclusions()
+{
+  const bool hybrid = (force->pair != this);
+  if (atom->molecular != Atom::ATOMIC && atom->nbonds > 0) {
+    for (int k = 1; k <= 3; k++) {
+      if (force->special_lj[k] != 0.0 || force->special_coul[k] != 0.0) continue;
+      const std::string msg = fmt::format(
+          "Pair style ubmd: special_bonds lj/coul {} 0 for 1-{} neighbours removes bonded pairs "
+          "from the neighbour list, which changes the model's energies and forces; use "
+          "special_bonds lj/coul 1.0 1.0 1.0{}", k == 1 ? "1-2" : k == 2 ? "1-3" : "1-4", k + 1,
+          hybrid ? " (and pair_modify pair <style> special lj/coul ... for the other sub-styles)"
+                 : "");
+      if (hybrid) {
+        if (comm->me == 0) error->warning(FLERR, msg);
+      } else {
+        error->all(FLERR, msg);
+      }
+      break;
+    }
+  }
+  for (int k = 0; k < neighbor->nex_type; k++) {
+    const int a = neighbor->ex1_type[k], b = neighbor->ex2_type[k];
+    if (a < (int) type2species.size() && b < (int) type2species.size() &&
+        type2species[a] >= 0 && type2species[b] >= 0)
+      error->all(FLERR, "Pair style ubmd: neigh_modify exclude type {} {} removes pairs of atoms "
+                 "that the model describes; remove the exclusion", a, b);
+  }
+  if (neighbor->nex_group > 0 || neighbor->nex_mol > 0) {
+    const std::string msg = "Pair style ubmd: neigh_modify exclude group/molecule removes pairs "
+                            "from the neighbour list the model uses; energies and forces change";
+    if (hybrid) {
+      if (comm->me == 0) error->warning(FLERR, msg);
+    } else {
+      error->all(FLERR, msg + "; remove the exclusion");
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
 void PairUBMD::init_style()
 {
   if (strcmp(update->unit_style, "metal") != 0)
@@ -345,8 +433,15 @@ void PairUBMD::init_style()
                "by reverse communication)");
   if (atom->tag_enable == 0) error->all(FLERR, "Pair style ubmd requires atom IDs");
   if (!model) error->all(FLERR, "Pair style ubmd: pair_coeff * * model.pt El ... was not given");
+  map_weights();    // weights may have changed with a re-issued pair_style
+  check_neighbor_exclusions();
 
   const bool bias = (tau_f > 0.0 || tau_s > 0.0);
+  if (bias && update->whichflag == 2)
+    error->all(FLERR, "Pair style ubmd: bias_forces/bias_stress cannot be used with minimize "
+               "(the biased forces are not the gradient of the reported energy, and the adaptive "
+               "scale changes on every evaluation); minimize with `pair_style ubmd` without bias "
+               "keywords, then re-issue the biased pair_style before run");
   unc_mode = unc_request;
   if (!model->has_uncertainty()) {
     if (bias)
@@ -396,6 +491,7 @@ void PairUBMD::grow_atom_arrays()
     memory->destroy(fbuf);
     memory->destroy(ubuf);
     memory->grow(uncatom, nmax_atom, "pair:ubmd:uncatom");
+    for (int i = 0; i < nmax_atom; i++) uncatom[i] = 0.0;    // never hand out uninitialised memory
     memory->create(node_of, nmax_atom, "pair:ubmd:node_of");
     memory->create(fbuf, nmax_atom, 3, "pair:ubmd:fbuf");
     memory->create(ubuf, nmax_atom, 3, "pair:ubmd:ubuf");
@@ -483,7 +579,10 @@ void PairUBMD::compute(int eflag, int vflag)
 
   // what is needed on this step: identical decision on every rank (collective calls follow)
   const bool bias = (tau_f > 0.0 || tau_s > 0.0);
-  const bool monitor = (step % every == 0) || unc_trigger;
+  // also on a run's setup and last step and on every output step, which thermo and dump use
+  // whether or not they are multiples of N
+  const bool monitor = (step % every == 0) || unc_trigger || update->setupflag ||
+      step == update->laststep || step == output->next;
   const bool need_total = bias || ((unc_mode & UNC_TOTAL) && monitor);
   const bool need_atomic = (unc_mode & UNC_ATOMIC) && monitor;
 
@@ -510,7 +609,6 @@ void PairUBMD::compute(int eflag, int vflag)
       error->one(FLERR, "Pair style ubmd: total uncertainty failed on step {}: {}", step,
                  what_of(e));
     }
-    total_step = step;
   }
 
   if (!bias) {
@@ -561,8 +659,15 @@ void PairUBMD::compute(int eflag, int vflag)
         w2 += red[2 + k] * red[2 + k];
         d2 += red[11 + k] * red[11 + k];
       }
-      if (tau_f > 0.0) sf_now = scale_f->update(red[0], red[1]);
-      if (tau_s > 0.0) ss_now = scale_s->update(w2, d2);
+      if (step != scale_step) {
+        if (tau_f > 0.0) sf_now = scale_f->update(red[0], red[1]);
+        if (tau_s > 0.0) ss_now = scale_s->update(w2, d2);
+        scale_step = step;
+      } else {
+        // the same step again (a new run's setup, fix numdiff): one window entry per step
+        sf_now = s_f;
+        ss_now = s_s;
+      }
     }
     s_f = sf_now;
     s_s = ss_now;
@@ -613,6 +718,7 @@ void PairUBMD::compute(int eflag, int vflag)
     reducer.allreduce_max(&mx, 1);
     max_atomic_unc = mx;
     unc_step = step;
+    unc_natoms = atom->natoms;
   } else if (unc_mode & UNC_ATOMIC) {
     // not monitored on this step: no stale values under indices that sorting may have moved
     // (compute ubmd/atom refuses such steps; compute pair keeps the last maximum)
@@ -678,6 +784,8 @@ void *PairUBMD::extract_peratom(const char *str, int &ncol)
 {
   ncol = 0;
   if (strcmp(str, "uncertainty") == 0) {
+    // nullptr (fix pair: "cannot extract") when no per-atom uncertainty will ever be computed
+    if (!atomic_uncertainty_possible()) return nullptr;
     grow_atom_arrays();
     return uncatom;
   }

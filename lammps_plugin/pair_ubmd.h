@@ -43,7 +43,8 @@ class PairUBMD : public Pair {
   // read by compute ubmd/atom
   double *atomic_uncertainty_array() { return uncatom; }
   bigint atomic_uncertainty_step() const { return unc_step; }
-  void request_atomic_uncertainty() { unc_trigger = 1; }
+  bigint atomic_uncertainty_natoms() const { return unc_natoms; }
+  bool atomic_uncertainty_enabled() const { return (unc_mode & UNC_ATOMIC) != 0; }
 
  protected:
   // total = u and per-atom u_i (UNC_BOTH); atomic = u_i only; none
@@ -59,6 +60,7 @@ class PairUBMD : public Pair {
   int unc_mode_set;             // 1 if given explicitly
   int every;                    // uncertainty monitoring interval (timesteps), bias off only
   std::string device, dtype;
+  std::string model_device, model_dtype;  // device / dtype the loaded model was made for
   std::map<std::string, double> weight_by_element;
 
   // model
@@ -85,11 +87,17 @@ class PairUBMD : public Pair {
   // outputs
   double u_total, bias_energy, s_f, s_s, max_atomic_unc;
   int unc_trigger;                  // set by fix pair (extract "uncertainty_flag") or compute ubmd/atom
-  bigint unc_step, total_step;      // last timestep with atomic / total uncertainty computed
+  bigint unc_step;                  // last timestep with atomic uncertainties computed
+  bigint unc_natoms;                // atom->natoms on that step (delete_atoms since: stale)
+  bigint scale_step;                // last timestep that entered the adaptive-scale window
 
   void allocate();
   void grow_atom_arrays();
   void build_graph();
+  void reset_trajectory();
+  void map_weights();
+  bool atomic_uncertainty_possible() const;
+  void check_neighbor_exclusions();
 };
 
 }    // namespace LAMMPS_NS

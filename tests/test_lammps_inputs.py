@@ -189,9 +189,11 @@ def test_every_with_bias_monitors_atoms_every_n_steps(files):
     x7, u7, ua7 = _bias_md(files, "ubmd bias_forces 0.3 window 1 every 7")
     assert np.allclose(x7, x1, rtol=0, atol=1e-10)
     assert np.allclose(u7, u1, rtol=1e-10, atol=0) and np.ptp(u1) > 0
-    last_monitor = (np.arange(len(ua1)) // 7) * 7
+    steps = np.arange(len(ua1))
+    last_monitor = (steps // 7) * 7
+    last_monitor[-1] = steps[-1]                 # the run's last step is monitored too (thermo)
     assert np.allclose(ua7, ua1[last_monitor], rtol=1e-10, atol=0)
-    assert len(set(np.round(ua1, 12))) > 15 and len(set(np.round(ua7, 12))) == 3
+    assert len(set(np.round(ua1, 12))) > 15 and len(set(np.round(ua7, 12))) == 4
 
 
 def test_fix_pair_triggers_atomic_uncertainty_under_bias_with_every(files):
@@ -208,3 +210,157 @@ def test_fix_pair_triggers_atomic_uncertainty_under_bias_with_every(files):
     assert np.allclose(ua4[fix_steps], ua1[fix_steps], rtol=1e-10, atol=0)
     last = (steps // 4) * 4                      # compute pair keeps the last maximum
     assert np.allclose(ua4, ua1[last], rtol=1e-10, atol=0)
+
+
+def test_every_n_with_thermo_on_steps_that_are_not_multiples(files):
+    """`every 10` with per-atom uncertainties in thermo: LAMMPS prints thermo on a run's last
+    step and on the next run's setup step, multiples of N or not; they are monitored too, and
+    their values are the ones `every 1` gives."""
+    def run(style):
+        lmp = new_lammps()
+        lmp.commands_string(deck(files, style=style).replace("run 0\n", "") + """
+velocity all create 300.0 4928459 loop geom
+timestep 0.0005
+fix nve all nve
+compute ua all ubmd/atom
+compute mx all reduce max c_ua
+thermo_style custom step pe c_mx
+thermo 10
+run 15
+""")
+        first = lmp.get_thermo("c_mx")
+        lmp.command("run 7")
+        second = lmp.get_thermo("c_mx")
+        lmp.close()
+        return first, second
+
+    assert run("ubmd every 10") == pytest.approx(run("ubmd"), rel=1e-12)
+
+
+def test_no_per_atom_uncertainty_is_refused_not_garbage(files):
+    """uncertainty none (or a model without uncertainty): fix pair cannot extract the per-atom
+    uncertainty and compute ubmd/atom refuses at init, instead of handing out uninitialised
+    memory."""
+    fp = """fix fp all pair 1 ubmd uncertainty 1
+compute mx all reduce max f_fp
+thermo_style custom step c_mx
+run 1"""
+    msg = lammps_error(deck(files, style="ubmd uncertainty none").replace("run 0\n", fp))
+    assert "cannot extract" in msg, msg
+    msg = lammps_error(deck(files, coeff=f"* * {files['plain']} H C O").replace("run 0\n", fp))
+    assert "cannot extract" in msg, msg
+    msg = lammps_error(deck(files, style="ubmd uncertainty none").replace(
+        "run 0\n", "compute ua all ubmd/atom\ncompute mx all reduce max c_ua\n"
+        "thermo_style custom step c_mx\nrun 0\n"))
+    assert "computes no per-atom uncertainties" in msg, msg
+
+
+def _bonded_deck(files, special="", exclude="", bonded=True):
+    """Four atoms, two bonds (atom_style bond; ``bonded=False``: the same atoms, atomic)."""
+    if bonded:
+        style, box = "bond", "bond/types 1 extra/bond/per/atom 2 extra/special/per/atom 4"
+        bonds = "bond_style zero\nbond_coeff 1 1.1\ncreate_bonds single/bond 1 1 2\n" \
+                "create_bonds single/bond 1 2 3"
+    else:
+        style, box, bonds = "atomic", "", ""
+    return f"""units metal
+atom_style {style}
+newton on
+region box block 0 8 0 8 0 8
+create_box 3 box {box}
+create_atoms 1 single 1.0 1.0 1.0
+create_atoms 2 single 2.1 1.0 1.0
+create_atoms 3 single 2.1 2.2 1.0
+create_atoms 1 single 3.0 2.5 2.0
+mass * 1.0
+{bonds}
+{special}
+{exclude}
+pair_style ubmd
+pair_coeff * * {files['model']} H C O
+run 0
+"""
+
+
+def test_neighbor_exclusions_are_refused(files):
+    """special_bonds 0 (the default) and neigh_modify exclude remove model pairs from the
+    neighbour list: an error with the fix; with special_bonds 1 1 1 the bonded system's energy
+    is the one of the same atoms without bonds."""
+    msg = lammps_error(_bonded_deck(files))
+    assert "special_bonds lj/coul 1.0 1.0 1.0" in msg, msg
+    msg = lammps_error(_bonded_deck(files, special="special_bonds lj/coul 1.0 1.0 1.0",
+                                    exclude="neigh_modify exclude type 1 2"))
+    assert "neigh_modify exclude type 1 2" in msg, msg
+    lmp = new_lammps()
+    lmp.commands_string(_bonded_deck(files, special="special_bonds lj/coul 1.0 1.0 1.0"))
+    pe_bonded = lmp.get_thermo("pe")
+    lmp.close()
+    unbonded = _bonded_deck(files, bonded=False)
+    lmp = new_lammps()
+    lmp.commands_string(unbonded)
+    pe_atomic = lmp.get_thermo("pe")
+    lmp.close()
+    assert pe_bonded == pytest.approx(pe_atomic, rel=1e-12) and pe_atomic != 0.0
+
+
+def test_minimize_with_bias_is_refused(files):
+    msg = lammps_error(deck(files, style="ubmd bias_forces 0.2").replace("run 0", "minimize 0 1e-4 10 100"))
+    assert "cannot be used with minimize" in msg, msg
+    assert lammps_error(deck(files).replace("run 0", "minimize 0 1e-4 10 100")) == ""
+
+
+def test_reissued_pair_style_keeps_the_model(files):
+    """pair_style ubmd again (LAMMPS's convention): pair_coeff need not be repeated; the new
+    settings (bias, weights) apply and give the energies and forces of a fresh deck."""
+    import numpy as np
+
+    def state(lmp):
+        return lmp.get_thermo("pe"), np.array(lmp.numpy.extract_atom("f")[: lmp.get_natoms()])
+
+    lmp = new_lammps()
+    lmp.commands_string(deck(files))
+    lmp.commands_string("pair_style ubmd bias_forces 0.3 window 1 weights H 0.0\nrun 0")
+    pe_re, f_re = state(lmp)
+    lmp.close()
+    lmp = new_lammps()
+    lmp.commands_string(deck(files, style="ubmd bias_forces 0.3 window 1 weights H 0.0"))
+    pe_new, f_new = state(lmp)
+    lmp.close()
+    lmp = new_lammps()
+    lmp.commands_string(deck(files, style="ubmd bias_forces 0.3 window 1"))
+    _, f_h = state(lmp)
+    lmp.close()
+    assert pe_re == pytest.approx(pe_new, rel=1e-12)
+    np.testing.assert_allclose(f_re, f_new, rtol=0, atol=1e-10)
+    assert np.abs(f_h - f_new).max() > 1e-6          # the H weight reaches the forces
+
+
+def test_adaptive_scale_one_window_entry_per_step(files):
+    """run 0 followed by run N evaluates step 0 twice: the adaptive window takes it once, so the
+    trajectory equals the one of a single run N."""
+    import numpy as np
+
+    def final_x(pre_run):
+        lmp = new_lammps()
+        lmp.commands_string(deck(files, style="ubmd bias_forces 0.3 window 5").replace("run 0\n", "") + f"""
+velocity all create 300.0 4928459 loop geom
+timestep 0.0005
+fix nve all nve
+{pre_run}
+run 12
+""")
+        x = np.array(lmp.numpy.extract_atom("x")[: lmp.get_natoms()])
+        lmp.close()
+        return x
+
+    np.testing.assert_allclose(final_x("run 0\nrun 0"), final_x(""), rtol=0, atol=1e-12)
+
+
+def test_compute_ubmd_atom_refuses_after_delete_atoms(files):
+    """write_dump right after run 0 works; after delete_atoms the values of step 0 belong to
+    other atom indices: refused."""
+    dump = f"write_dump all custom {files['dir'] / 'd.dump'} id c_ua\n"
+    base = deck(files).replace("run 0", "compute ua all ubmd/atom\nrun 0")
+    assert lammps_error(base + dump) == ""
+    msg = lammps_error(base + "group gone id 1 2 3\ndelete_atoms group gone compress no\n" + dump)
+    assert "atoms were added or deleted" in msg, msg

@@ -127,21 +127,64 @@ def test_mpi_ranks_agree_periodic(bias_model, cell_atoms, tmp_path):
         _compare_runs(runs[n], runs[1], 1e-10)
 
 
+def lammps_unmonitored_step(model_path, atoms, workdir, style_args, nprocs=1, extra="", check=True):
+    """Energy, virial, forces and ubmd outputs of step 2 of `run 2` from step 1, without an
+    integrator: with `every 1000` step 2 is not monitored (not a multiple of N, not a run's setup
+    or last step, no output on it), so the bias takes the path without per-atom features."""
+    write_data(workdir / "data.lmp", atoms, ELEMENTS)
+    vir = " ".join(f"c_pvir[{k}]" for k in range(1, 7))
+    pair_vals = " ".join(f"c_ubmdg[{k}]" for k in range(1, 6))
+    rec = lambda cols: " ".join(f"$(f_rec[1][{k}]:%.17g)" for k in cols)  # noqa: E731
+    deck = header() + f"""
+pair_style ubmd {style_args}
+pair_coeff * * {model_path} {' '.join(ELEMENTS)}
+reset_timestep 1
+compute ubmdg all pair ubmd
+compute pvir all pressure NULL virial
+fix st all store/state 2 fx fy fz
+fix rec all vector 2 c_thermo_pe {pair_vals}
+fix rp all vector 2 {vir}
+{extra}
+thermo 0
+run 2
+variable s equal vol/1.6021765e6
+print "UBMD energy {rec([1])}"
+print "UBMD virial {' '.join(f'$(f_rp[1][{k}]*v_s:%.17g)' for k in range(1, 7))}"
+print "UBMD extra {rec(range(2, 7))}"
+write_dump all custom forces.dump id f_st[1] f_st[2] f_st[3] modify format float %.17g sort id
+"""
+    rc, out, res = run_lmp(deck, workdir, nprocs, check=check)
+    if rc != 0:
+        return {"log": out}
+    _, f = read_dump_forces(workdir / "forces.dump")
+    return {"energy": res["energy"][0], "virial": res["virial"], "forces": f,
+            "extra": res["extra"], "log": out}
+
+
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")
 def test_bias_on_a_step_without_atomic_monitoring(bias_model, cell_atoms, tmp_path):
-    """`every 1000` on step 1 (reset_timestep 1): the bias needs only the feature sum (no
-    per-atom features, the cheapest path of atomic_parts), on 1 and 4 ranks; same forces, virial
-    and u as Python's per-atom reference, and no per-atom uncertainty reported."""
+    """`every 1000` on an unmonitored step: the bias needs only the feature sum (no per-atom
+    features, the cheapest path of atomic_parts), on 1 and 4 ranks; same energy, forces, virial
+    and u as Python's per-atom reference; the per-atom maximum is the setup step's (not
+    refreshed)."""
     atoms = cell_atoms.repeat((2, 1, 1))
     args = "bias_forces 0.3 bias_stress 0.2 window 1 every 1000"
-    runs = _on_ranks(bias_model, atoms, tmp_path, args, (1, 4))
     ref = reference(bias_model, atoms, tau_forces=0.3, tau_stress=0.2, window=1)
+    runs = {}
     for n in (1, 4):
+        (tmp_path / f"np{n}").mkdir()
+        runs[n] = lammps_unmonitored_step(bias_model, atoms, tmp_path / f"np{n}", args, nprocs=n)
+        assert rel_err(runs[n]["energy"], ref["energy"]) < 1e-8
         assert rel_err(runs[n]["forces"], ref["forces"]) < 1e-8
         assert rel_err(runs[n]["virial"], ref["virial"]) < 1e-8
         assert rel_err(runs[n]["extra"][:4], [ref["u"], ref["bias_energy"], ref["s_f"], ref["s_s"]]) < 1e-8
-        assert runs[n]["extra"][4] == 0.0     # max atomic uncertainty: never monitored
+        assert rel_err(runs[n]["extra"][4], ref["max_au"]) < 1e-8     # from the setup step
     _compare_runs(runs[4], runs[1], 1e-10)
+    # step 2 really is unmonitored: per-atom uncertainties requested on it are refused
+    (tmp_path / "probe").mkdir()
+    probe = lammps_unmonitored_step(bias_model, atoms, tmp_path / "probe", args, check=False,
+                                    extra="compute ua all ubmd/atom\nfix su all store/state 2 c_ua")
+    assert "did not compute atomic uncertainties on step 2" in probe["log"], probe["log"][-2000:]
 
 
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")

@@ -18,6 +18,7 @@
 #include "ubmd_core.h"
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 
 #include "atom.h"
 #include "comm.h"
@@ -272,9 +273,21 @@ void PairUBMD::coeff(int narg, char **arg)
   at::set_num_threads(comm->nthreads > 0 ? comm->nthreads : 1);
   // every rank loads the model; a failure on some ranks only (a file missing on one node, no
   // GPU on one node) must not leave the others waiting in a collective error->all
+  // device cuda (no index) with several GPUs on a node: one GPU per node-local rank, round robin
+  std::string rank_device = device;
+  int n_gpu = 0, local_rank = 0, local_size = 1;
+  if (device == "cuda") {
+    n_gpu = static_cast<int>(torch::cuda::device_count());
+    MPI_Comm node;
+    MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_size(node, &local_size);
+    MPI_Comm_free(&node);
+    if (n_gpu > 1) rank_device = fmt::format("cuda:{}", local_rank % n_gpu);
+  }
   std::string load_error;
   try {
-    model = std::make_unique<ubmd::Model>(arg[2], device, dtype);
+    model = std::make_unique<ubmd::Model>(arg[2], rank_device, dtype);
   } catch (std::exception &e) {
     load_error = what_of(e);
     model.reset();
@@ -334,6 +347,11 @@ void PairUBMD::coeff(int narg, char **arg)
                                   m.dtype == model->dtype_name() ? "" : " cast from " + m.dtype,
                                   m.cutoff,
                                   m.uncertainty, m.feature_dim, device);
+    if (n_gpu > 1)
+      msg += fmt::format("  device cuda: {} ranks on this node over {} GPUs (node-local rank % {}; "
+                         "device cuda:K pins every rank to GPU K)\n", local_size, n_gpu, n_gpu);
+    else if (device.rfind("cuda", 0) == 0 && local_size > 1)
+      msg += fmt::format("  device {}: {} ranks on this node share one GPU\n", device, local_size);
     for (int t = 1; t <= ntypes; t++) {
       if (type2species[t] < 0) msg += fmt::format("  type {} -> NULL (not handled by ubmd)\n", t);
       else

@@ -1,8 +1,21 @@
 """Checkpointed reference labelling: every label is on disk the moment it arrives.
 
 ``labels/NNNNN.extxyz`` holds the labelled structure number NNNNN of the stage's input list,
-``labels/NNNNN.failed.json`` a failed job (reason, seconds). A resumed stage labels only the
-indices that have neither file, so no label that was paid for is computed twice.
+``labels/NNNNN.failed.json`` a failed job (reason, kind, attempts, seconds). A resumed stage labels
+the indices that have neither file, and retries the failed jobs of kind ``error``, so no label that
+was paid for is computed twice while a fixed calculator gets another chance.
+
+Failure kinds (:func:`failure_kind`, from the labeller's reason string):
+
+* ``rejected``: the calculator answered with non-finite energies, forces or stresses: the
+  structure itself is unusable, a retry would give the same answer; never retried (delete the
+  ``.failed.json`` file to force a retry);
+* ``error``: anything else -- the calculator raised, its worker crashed, the job timed out or
+  could not be submitted: retried by the next run of the stage (``ubmd al resume``).
+
+Labels whose forces exceed ``reference.max_force`` are not failures: they are kept on disk and
+dropped by :func:`collect_labels` with the current ``max_force``, so raising it takes effect on
+resume without relabelling.
 """
 
 from __future__ import annotations
@@ -19,52 +32,83 @@ from ..data import read_structures, write_structures
 from ..labelling import POOL_INDEX, filter_by_max_force, label_structures
 from .walkers import write_json_atomic
 
+REJECTED = "rejected"  # non-finite results: a property of the structure, not retried
+ERROR = "error"  # raised, crashed, timed out: retried when the stage runs again
+_REJECTED_PREFIXES = ("non-finite ",)  # ubmd.labelling.runner._check_finite
 
-def _done_indices(lab_dir: Path) -> set[int]:
+
+def failure_kind(reason: str | None) -> str:
+    """``rejected`` or ``error`` for a labeller failure reason (module docstring)."""
+    return REJECTED if str(reason or "").startswith(_REJECTED_PREFIXES) else ERROR
+
+
+def _failure(path: Path) -> dict:
+    rec = json.loads(path.read_text())
+    rec.setdefault("kind", failure_kind(rec.get("reason")))  # files written before kinds existed
+    rec.setdefault("attempts", 1)
+    return rec
+
+
+def _done_indices(lab_dir: Path, retry_failed: bool) -> set[int]:
+    """Indices with a label, or with a failure that is not to be retried."""
     done = set()
     for p in lab_dir.iterdir():
         head = p.name.split(".")[0]
-        if head.isdigit() and (p.name.endswith(".extxyz") or p.name.endswith(".failed.json")):
+        if not head.isdigit():
+            continue
+        if p.name.endswith(".extxyz"):
+            done.add(int(head))
+        elif p.name.endswith(".failed.json") and not (retry_failed and _failure(p)["kind"] == ERROR):
             done.add(int(head))
     return done
 
 
 def label_checkpointed(structures: Sequence[Atoms], lab_dir: str | Path, ref_cfg,
-                       executor=None) -> dict:
+                       executor=None, retry_failed: bool = True) -> dict:
     """Label ``structures`` (skipping those already on disk); returns a summary dict.
 
     ``ref_cfg`` is a :class:`ubmd.al.config.ReferenceConfig`; ``executor`` an optional
-    concurrent.futures-like executor (Dask). Failed jobs are recorded, never raised.
+    concurrent.futures-like executor (Dask). Failed jobs are recorded, never raised; with
+    ``retry_failed`` the recorded failures of kind ``error`` are computed again.
     """
     lab_dir = Path(lab_dir)
     lab_dir.mkdir(parents=True, exist_ok=True)
-    done = _done_indices(lab_dir)
+    done = _done_indices(lab_dir, retry_failed)
     todo = [i for i in range(len(structures)) if i not in done]
+    n_retried = sum(1 for i in todo if (lab_dir / f"{i:05d}.failed.json").exists())
     props = ("energy", "forces", "stress") if ref_cfg.stress else ("energy", "forces")
 
     def checkpoint(outcome) -> None:
         index = todo[outcome.index]
+        failed = lab_dir / f"{index:05d}.failed.json"
         if outcome.ok:
             atoms = outcome.atoms
             atoms.info[POOL_INDEX] = index  # index in this stage's input, stable over resumes
             tmp = lab_dir / f"{index:05d}.extxyz.tmp"
             write_structures(tmp, [atoms])
             os.replace(tmp, lab_dir / f"{index:05d}.extxyz")
+            failed.unlink(missing_ok=True)  # an earlier attempt's failure
         else:
+            attempts = _failure(failed)["attempts"] + 1 if failed.exists() else 1
             write_json_atomic({"index": index, "reason": outcome.reason,
-                               "elapsed_s": outcome.elapsed}, lab_dir / f"{index:05d}.failed.json")
+                               "kind": failure_kind(outcome.reason), "attempts": attempts,
+                               "elapsed_s": outcome.elapsed}, failed)
 
     t0 = time.perf_counter()
     if todo:
         label_structures([structures[i] for i in todo], ref_cfg.calculator,
                          n_workers=ref_cfg.n_workers, timeout=ref_cfg.timeout_s,
                          properties=props, callback=checkpoint, executor=executor)
-    return {"n_requested": len(structures), "n_computed_now": len(todo),
+    return {"n_requested": len(structures), "n_computed_now": len(todo), "n_retried": n_retried,
             "wall_s": time.perf_counter() - t0}
 
 
 def collect_labels(lab_dir: str | Path, n: int, max_force: float) -> dict:
-    """Labelled structures (input order), failures and force-filter drops of a label stage."""
+    """Labelled structures (input order), failures and force-filter drops of a label stage.
+
+    ``labelled``: every structure with a label (before the force filter); ``kept``: those that
+    pass it; ``failures``: the failure records (with ``kind``); ``dropped``: force-filter drops.
+    """
     lab_dir = Path(lab_dir)
     labelled, failures = [], []
     ref_time = 0.0
@@ -75,10 +119,11 @@ def collect_labels(lab_dir: str | Path, n: int, max_force: float) -> dict:
             ref_time += float(atoms.info.get("label_time_s", 0.0))
             labelled.append(atoms)
         elif bad.exists():
-            rec = json.loads(bad.read_text())
+            rec = _failure(bad)
             ref_time += float(rec.get("elapsed_s", 0.0))
             failures.append(rec)
         else:
             raise RuntimeError(f"label {i} missing in {lab_dir}: the label stage did not finish")
     kept, dropped = filter_by_max_force(labelled, max_force)
-    return {"kept": kept, "failures": failures, "dropped": dropped, "reference_s": ref_time}
+    return {"labelled": labelled, "kept": kept, "failures": failures, "dropped": dropped,
+            "reference_s": ref_time}

@@ -5,12 +5,17 @@ Round r (directory ``round_NNN``) has five stages, each finished by a mark in ``
 1. ``propose``: structures to label -> ``to_label.extxyz`` (round 0: start structures + perturbed
    copies; later rounds: the previous round's selection);
 2. ``label``: reference labels, checkpointed one by one (``labels/``), force filter, then
-   ``dataset.extxyz`` = previous dataset + new labels;
+   ``dataset.extxyz`` = previous dataset + new labels; a failed label is recorded
+   (``label_failures.json``) and skipped, but when every label of the round failed, or the data
+   set would be too small to split, the stage stops with an error and stays unmarked: a resume
+   computes the failed labels again (:mod:`ubmd.al.labels` says which);
 3. ``train``: train (ensembles too; from scratch, or warm-started from the previous round),
-   fit + calibrate the uncertainty on the validation split, export ``train/model.pt``;
+   fit + calibrate the uncertainty on the validation split, export ``train/model.pt``; the
+   split's indices go to ``split.json`` (selection reuses them, whatever ``data.*`` says later);
    the campaign ends here once the label budget or the round limit is reached;
 4. ``sample``: biased MD walkers run concurrently (``walkers/wNN``; finished walkers are not
-   rerun on resume) -> candidate ``pool.extxyz``;
+   rerun on resume; walkers left unfinished by a process pool that another walker's crash broke
+   are rerun at once, one process each) -> candidate ``pool.extxyz``;
 5. ``select``: features of the pool, batch selection -> ``selected.extxyz``.
 
 ``summary.json`` per round: timings of each stage (reference, training, sampling, selection, s),
@@ -20,6 +25,7 @@ has one line per round.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
 import time
 from pathlib import Path
@@ -28,10 +34,11 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
-from ..data import split_indices
+from ..data import Split, split_indices
 from .config import ALConfig, load_al_config, save_al_config
 from .executors import make_executor
 from .initial import initial_structures, read_starts
+from .labels import ERROR as LABEL_ERROR
 from .labels import collect_labels, label_checkpointed
 from .state import RoundState, round_dir
 from .walkers import (CANDIDATES, SUMMARY, TRACE, WalkerTask, read_candidates, run_walker,
@@ -40,6 +47,7 @@ from .walkers import read_candidates as _read_frames  # extxyz; an empty file ho
 from .walkers import write_candidates as _write_frames  # atomic write
 
 CONFIG_NAME = "config.yaml"
+SPLIT_NAME = "split.json"  # round_NNN/: the training split, indices into dataset.extxyz
 
 
 def _cyclic(value, k: int) -> float:
@@ -143,19 +151,53 @@ class Campaign:
         frames = _read_frames(st.dir / "to_label.extxyz")
         ex = self.executor.futures_executor() if self.cfg.executor.kind == "dask" else None
         info = label_checkpointed(frames, st.dir / "labels", self.cfg.reference, executor=ex)
+        if info["n_retried"]:
+            self.log(f"round {r}: retried {info['n_retried']} failed label(s)")
         got = collect_labels(st.dir / "labels", len(frames), self.cfg.reference.max_force)
         dataset = self._dataset(r - 1) if r > 0 else []
         if r == 0 and self.cfg.initial.data:
             dataset = read_starts(self.cfg.initial.data)
         new = got["kept"]
+        failures_file = st.dir / "label_failures.json"
+        write_json_atomic({"failures": got["failures"], "dropped": got["dropped"]}, failures_file)
+        self._check_labels(r, len(frames), got, len(dataset) + len(new), failures_file)
         _write_frames(new, st.dir / "labelled.extxyz")
         _write_frames(dataset + new, st.dir / "dataset.extxyz")
-        write_json_atomic({"failures": got["failures"], "dropped": got["dropped"]},
-                          st.dir / "label_failures.json")
         st.mark("label", n_requested=len(frames), n_labelled=len(new),
                 n_failed=len(got["failures"]), n_dropped=len(got["dropped"]),
                 n_dataset=len(dataset) + len(new), reference_s=got["reference_s"],
                 wall_s=info["wall_s"])
+
+    def _check_labels(self, r: int, n_requested: int, got: dict, n_dataset: int,
+                      failures_file: Path) -> None:
+        """Refuse to finish a label stage (so that ``ubmd al resume`` redoes it) when every label
+        of the round failed with a retryable error, or when the data set would be too small to
+        split into training and validation data. Single failures are recorded and skipped."""
+        errors = [f for f in got["failures"] if f.get("kind") == LABEL_ERROR]
+        problem = None
+        if n_requested and not got["labelled"] and errors:
+            problem = f"every label failed ({len(got['failures'])} of {n_requested})"
+        else:
+            d = self.cfg.data
+            try:
+                if not split_indices(n_dataset, d.valid_fraction, d.test_fraction,
+                                     d.split_seed).valid:
+                    raise ValueError("no validation structure to calibrate the uncertainty on")
+            except ValueError as exc:
+                problem = (f"the data set would hold {n_dataset} structure(s), too few to train "
+                           f"on ({exc}); {len(got['failures'])} of {n_requested} label(s) failed, "
+                           f"{len(got['dropped'])} dropped by reference.max_force")
+        if problem is None:
+            return
+        first = got["failures"][0]["reason"] if got["failures"] else None
+        config = self.out / CONFIG_NAME
+        raise RuntimeError(
+            f"round {r}: {problem}" + (f"; first failure: {first}" if first else "")
+            + f". The label stage is not marked done. Reasons per structure: {failures_file}. "
+            f"Fix the reference calculator (reference.calculator, reference.timeout_s, "
+            f"reference.max_force in {config}) and run `ubmd al resume {self.out}`: failed labels "
+            "are computed again (except those rejected for non-finite results: delete their "
+            f"{failures_file.parent / 'labels'}/NNNNN.failed.json to retry them too)")
 
     def _train(self, r: int, st: RoundState) -> None:
         from .training import train_round
@@ -164,12 +206,51 @@ class Campaign:
         prev = round_dir(self.out, r - 1) / "train" if r > 0 and self.cfg.warm_start else None
         t0 = time.perf_counter()
         result = train_round(self.cfg, dataset, st.dir / "train", prev, r)
+        self._save_split(st, len(dataset), result)
         st.mark("train", wall_s=time.perf_counter() - t0, errors_valid=result.get("errors_valid"),
                 errors_train=result.get("errors_train"), calibration=result.get("calibration"),
                 quality_total=result.get("uncertainty_quality_total"),
                 quality_atomic=result.get("uncertainty_quality_atomic"),
                 n_train=result["n_train"], n_valid=result["n_valid"],
                 initialisation=result.get("initialisation"))
+
+    def _save_split(self, st: RoundState, n: int, result: dict) -> None:
+        """``split.json``: the train/valid/test indices (into ``dataset.extxyz``) the round's model
+        was trained with, from the data settings the training recorded in ``train/config.yaml``;
+        later stages use it, whatever ``data.*`` says after an edit of the campaign's config."""
+        split = _recorded_split(st.dir / "train", n)
+        if split is None:  # training recorded no settings (cannot happen with train_round)
+            d = self.cfg.data
+            split = split_indices(n, d.valid_fraction, d.test_fraction, d.split_seed)
+        if len(split.train) != result.get("n_train", len(split.train)):
+            self.log(f"{st.dir}: the recorded split has {len(split.train)} training structures, "
+                     f"training reported {result['n_train']}")
+        write_json_atomic({"n": n, "train": split.train, "valid": split.valid, "test": split.test},
+                          st.dir / SPLIT_NAME)
+
+    def _training_split(self, st: RoundState, n: int) -> Split:
+        """The split the round's model was trained with: ``split.json``; for rounds trained
+        before it existed, recomputed from ``train/config.yaml`` (and saved)."""
+        path = st.dir / SPLIT_NAME
+        if path.exists():
+            rec = _load_json(path)
+            if rec["n"] != n:
+                raise RuntimeError(f"{path} splits {rec['n']} structures but {st.dir}/"
+                                   f"dataset.extxyz holds {n}")
+            return Split(train=rec["train"], valid=rec["valid"], test=rec["test"])
+        split = _recorded_split(st.dir / "train", n)
+        if split is None:
+            d = self.cfg.data
+            self.log(f"{st.dir}: no {SPLIT_NAME} nor train/config.yaml; the split follows the "
+                     "current data settings")
+            return split_indices(n, d.valid_fraction, d.test_fraction, d.split_seed)
+        n_train = st.info("train").get("n_train")
+        if n_train is not None and n_train != len(split.train):
+            self.log(f"{st.dir}: the split recomputed from train/config.yaml has "
+                     f"{len(split.train)} training structures, training had {n_train}")
+        write_json_atomic({"n": n, "train": split.train, "valid": split.valid, "test": split.test},
+                          path)
+        return split
 
     def walker_tasks(self, r: int, st: RoundState, w) -> list[WalkerTask]:
         """The round's walker jobs with walker settings ``w`` (``cfg.walkers`` with the round's
@@ -218,12 +299,13 @@ class Campaign:
         thr = self._threshold(r, st)
         tasks = self.walker_tasks(r, st, walker_params(self.cfg.walkers, thr))
         todo = [t for t in tasks if not _walker_finished(Path(t.workdir))]  # failed ones rerun
+        broken = []
         for i, res in self.executor.map_unordered(run_walker, todo):
-            if isinstance(res, BaseException):  # the worker process itself died
-                write_json_atomic({"index": todo[i].index, "engine": todo[i].engine,
-                                   "stop_reason": "error", "n_steps": 0, "n_candidates": 0,
-                                   "error": f"{type(res).__name__}: {res}"},
-                                  Path(todo[i].workdir) / SUMMARY)
+            if isinstance(res, cf.BrokenExecutor):  # the pool broke: maybe another walker's fault
+                broken.append(todo[i])
+            elif isinstance(res, BaseException):  # the worker process itself died
+                _write_walker_error(todo[i], f"{type(res).__name__}: {res}")
+        self._rerun_isolated(r, [t for t in broken if not _walker_finished(Path(t.workdir))])
         pool, walkers = [], []
         for t in tasks:
             summ = _load_json(Path(t.workdir) / SUMMARY)
@@ -244,6 +326,25 @@ class Campaign:
         st.mark("sample", wall_s=time.perf_counter() - t0, engine=tasks[0].engine,
                 n_pool=len(pool), walkers=[_walker_brief(s) for s in walkers], threshold=thr)
 
+    def _rerun_isolated(self, r: int, tasks: list[WalkerTask]) -> None:
+        """Rerun the walkers a broken process pool left unfinished (one walker's process died,
+        e.g. a segfault, and the pool then fails every job not yet done), each in a fresh
+        one-process pool, so that only a walker that crashes its own process is recorded as
+        crashed (``"crashed": true`` in its summary)."""
+        if not tasks:
+            return
+        self.log(f"round {r}: a walker process died and broke the pool; rerunning "
+                 f"{len(tasks)} unfinished walker(s) one process each: "
+                 + " ".join(f"w{t.index:02d}" for t in tasks))
+        n_parallel = max(1, int(getattr(self.executor, "n_workers", 1)))
+        for t, res in run_isolated(run_walker, tasks, n_parallel):
+            if isinstance(res, cf.BrokenExecutor):
+                _write_walker_error(t, f"walker w{t.index:02d} crashed its worker process "
+                                       f"({type(res).__name__}: {res})", crashed=True)
+                self.log(f"round {r}: walker w{t.index:02d} crashed its worker process")
+            elif isinstance(res, BaseException):
+                _write_walker_error(t, f"{type(res).__name__}: {res}")
+
     def _select(self, r: int, st: RoundState) -> None:
         from .pool import RoundModel, select_from_pool
 
@@ -256,8 +357,7 @@ class Campaign:
                                "walkers.sample_every, raise walkers.max_steps, or read the walker "
                                f"summaries in {st.dir / 'walkers'}")
         dataset = self._dataset(r)
-        split = split_indices(len(dataset), self.cfg.data.valid_fraction, self.cfg.data.test_fraction,
-                              self.cfg.data.split_seed)
+        split = self._training_split(st, len(dataset))
         model = RoundModel(st.dir / "train", self.cfg.train_config(st.dir / "train"))
         idx = select_from_pool(model, pool, dataset, [dataset[i] for i in split.train],
                                self.cfg.selection.method, b, seed=self.cfg.selection.seed + r)
@@ -372,14 +472,64 @@ def _load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def _recorded_split(train_dir: Path, n: int) -> Split | None:
+    """The split of ``n`` structures under the data settings in ``train_dir/config.yaml`` (what
+    :func:`ubmd.workflow.train_from_config` saved and used), None without that file."""
+    import yaml
+
+    path = Path(train_dir) / "config.yaml"
+    if not path.exists():
+        return None
+    d = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    return split_indices(n, d.get("valid_fraction"), d.get("test_fraction", 0),
+                         d.get("split_seed", 0))
+
+
 def _walker_finished(workdir: Path) -> bool:
     path = workdir / SUMMARY
     return path.exists() and _load_json(path).get("stop_reason") != "error"
 
 
+def _write_walker_error(task: WalkerTask, error: str, crashed: bool = False) -> None:
+    summary = {"index": task.index, "engine": task.engine, "stop_reason": "error", "n_steps": 0,
+               "n_candidates": 0, "error": error}
+    if crashed:
+        summary["crashed"] = True
+    Path(task.workdir).mkdir(parents=True, exist_ok=True)  # a job that never started made none
+    write_json_atomic(summary, Path(task.workdir) / SUMMARY)
+
+
+def run_isolated(fn: Callable, items: list, n_parallel: int):
+    """``fn(item)`` for each item in its own one-process ``spawn`` pool, at most ``n_parallel``
+    at once; yields ``(item, result or exception)`` as they finish. A process that dies breaks
+    only its own pool: the item gets a ``BrokenProcessPool``, the others are unaffected."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    pending, running = list(items), {}
+    try:
+        while pending or running:
+            while pending and len(running) < n_parallel:
+                item = pending.pop(0)
+                pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+                running[pool.submit(fn, item)] = (item, pool)
+            done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                item, pool = running.pop(fut)
+                pool.shutdown(wait=True)
+                try:
+                    yield item, fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported to the caller per item
+                    yield item, exc
+    finally:
+        for fut, (_, pool) in running.items():
+            fut.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _walker_brief(s: dict) -> dict:
     keys = ("index", "stop_reason", "n_steps", "time_fs", "n_candidates", "max_atomic_uncertainty",
-            "wall_s", "temperature_K", "pressure_bar", "final_volume", "error")
+            "wall_s", "temperature_K", "pressure_bar", "final_volume", "error", "crashed")
     return {k: s[k] for k in keys if k in s}
 
 

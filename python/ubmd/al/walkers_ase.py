@@ -12,7 +12,10 @@ Integrators (ASE units inside: eV, Å, fs; pressure converted from bar once, her
 
 Each trajectory starts from fresh Maxwell-Boltzmann velocities (seeded) and an unbiased window
 (the adaptive bias scale is 0 for the first ``window`` evaluations). See :mod:`ubmd.al.walkers`
-for the files a walker writes.
+for the files a walker writes. A model exported without an uncertainty runs plain MD: its
+uncertainties are NaN in the trace and the candidates (no ``atomic_uncertainty`` array), the
+threshold never stops it, and a bias (``tau_forces`` or NPT ``tau_stress`` > 0) is refused before
+the first step.
 """
 
 from __future__ import annotations
@@ -72,14 +75,31 @@ def init_velocities(atoms: Atoms, temperature: float, rng: np.random.Generator) 
         ZeroRotation(atoms)
 
 
+def _uncertainties(res: dict) -> tuple[float, float]:
+    """(total u, max atomic u) of a calculator result; NaN for a model without uncertainty."""
+    if K.ATOMIC_UNCERTAINTY not in res:
+        return math.nan, math.nan
+    return float(res[K.UNCERTAINTY]), float(np.max(res[K.ATOMIC_UNCERTAINTY]))
+
+
 def _frame(atoms: Atoms, res: dict, task: WalkerTask, step: int, trigger: bool) -> Atoms:
     frame = clean_copy(atoms)
+    u, max_u = _uncertainties(res)
     frame.info.update(walker=task.index, step=step, time_fs=step * task.params.timestep,
-                      uncertainty=float(res[K.UNCERTAINTY]),
-                      max_atomic_uncertainty=float(np.max(res[K.ATOMIC_UNCERTAINTY])),
-                      trigger=trigger)
-    frame.arrays["atomic_uncertainty"] = np.asarray(res[K.ATOMIC_UNCERTAINTY], dtype=float)
+                      uncertainty=u, max_atomic_uncertainty=max_u, trigger=trigger)
+    if K.ATOMIC_UNCERTAINTY in res:
+        frame.arrays["atomic_uncertainty"] = np.asarray(res[K.ATOMIC_UNCERTAINTY], dtype=float)
     return frame
+
+
+def _check_bias(calc, task: WalkerTask, tau_stress: float) -> None:
+    """A bias needs a model with an uncertainty: refuse it before any MD step."""
+    p = task.params
+    if not calc.has_uncertainty and (p.tau_forces or tau_stress):
+        raise ValueError(f"{task.model_file} was exported without an uncertainty "
+                         f"(uncertainty.kind: none), so it cannot drive a bias (tau_forces "
+                         f"{p.tau_forces:g}, tau_stress {tau_stress:g}); set both to 0 for plain MD "
+                         "or export a model with an uncertainty")
 
 
 def run_ase_walker(task: WalkerTask) -> dict:
@@ -93,9 +113,11 @@ def run_ase_walker(task: WalkerTask) -> dict:
     t_start = time.perf_counter()
     atoms = clean_copy(task.start)
     npt = p.ensemble == "npt"
-    calc = UBMDCalculator(task.model_file, tau_forces=p.tau_forces,
-                          tau_stress=p.tau_stress if npt else 0.0, window=p.window,
-                          weights=dict(p.weights or {}), uncertainty="total")
+    tau_stress = p.tau_stress if npt else 0.0
+    calc = UBMDCalculator(task.model_file, window=p.window, weights=dict(p.weights or {}),
+                          uncertainty="total")  # no bias yet: checked first
+    _check_bias(calc, task, tau_stress)
+    calc.tau_forces, calc.tau_stress = float(p.tau_forces), float(tau_stress)
     calc.reset_bias()
     atoms.calc = calc
     rng = np.random.default_rng(task.seed)
@@ -109,12 +131,13 @@ def run_ase_walker(task: WalkerTask) -> dict:
     stop, step, max_u = STOP_MAX_STEPS, 0, math.nan
     for step, _ in enumerate(dyn.irun(p.max_steps)):
         res = calc.results
-        max_u = float(np.max(res[K.ATOMIC_UNCERTAINTY]))
-        over = step > 0 and max_u > p.threshold  # the start frame is labelled already
+        u, max_u = _uncertainties(res)
+        # the start frame is labelled already; without an uncertainty (NaN) never over
+        over = step > 0 and max_u > p.threshold
         if step % p.log_every == 0 or over:
             trace["step"].append(step)
             trace["time_fs"].append(step * p.timestep)
-            trace["uncertainty"].append(res[K.UNCERTAINTY])
+            trace["uncertainty"].append(u)
             trace["max_atomic_uncertainty"].append(max_u)
             trace["energy"].append(res["energy"])
             trace["bias_energy"].append(res.get(K.BIAS_ENERGY, 0.0))
@@ -138,4 +161,5 @@ def run_ase_walker(task: WalkerTask) -> dict:
     return {"index": task.index, "engine": "ase", "stop_reason": stop, "n_steps": step,
             "time_fs": step * p.timestep, "max_atomic_uncertainty": max_u,
             "n_candidates": len(candidates), "ensemble": p.ensemble,
+            "has_uncertainty": bool(calc.has_uncertainty),
             "final_volume": atoms.get_volume() if periodic else None}

@@ -1,0 +1,276 @@
+"""Recovering an AL campaign: failed labels are retried (a round whose labels all failed stops
+with an error and is redone by `ubmd al resume`), walkers a crashed pool left unfinished rerun,
+selection uses the split the model was trained with, `ubmd md` with a model without uncertainty."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from test_al import FIXTURES, campaign_dict, start_cell
+from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
+from ubmd.al.loop import Campaign
+from ubmd.al.state import RoundState, round_dir
+
+ALWAYS_FAILS = {"import": f"{FIXTURES / 'al_calcs.py'}:FailingEMT", "kwargs": {"every": 1}}
+
+
+def _campaign(tmp_path, **over):
+    d = campaign_dict(tmp_path, **{"label_budget": 8, "max_rounds": 1,
+                                   "training": {"max_epochs": 6}, **over})
+    return d, al_config_from_dict(d)
+
+
+def _write_nan_calculator(path: Path) -> dict:
+    path.write_text("from ase.calculators.emt import EMT\n\n"
+                    "class NaNEMT(EMT):\n"
+                    "    def calculate(self, atoms=None, properties=('energy',), system_changes=None):\n"
+                    "        super().calculate(atoms, properties, system_changes or ['positions'])\n"
+                    "        self.results['forces'][0, 0] = float('nan')\n")
+    return {"import": f"{path}:NaNEMT"}
+
+
+# ------------------------------------------------------------------------------------- labels
+def test_failed_labels_are_retried_unless_rejected(tmp_path):
+    """A label that raised (or crashed, or timed out) is computed again by the next run of the
+    stage; one rejected for non-finite results is not (files written before failure kinds
+    existed are classified by their reason)."""
+    from ubmd.al.config import ReferenceConfig
+    from ubmd.al.labels import collect_labels, label_checkpointed
+
+    frames = [start_cell() for _ in range(3)]
+    for k, f in enumerate(frames):
+        f.positions += 0.01 * k
+    lab = tmp_path / "labels"
+    ref = ReferenceConfig(calculator=ALWAYS_FAILS, n_workers=1, stress=False)
+    label_checkpointed(frames[:2], lab, ref)
+    recs = [json.loads((lab / f"0000{i}.failed.json").read_text()) for i in range(2)]
+    assert [r["kind"] for r in recs] == ["error", "error"] and recs[0]["attempts"] == 1
+    # index 1: an old-style record of a non-finite result; index 2: never labelled
+    (lab / "00001.failed.json").write_text(json.dumps(
+        {"index": 1, "reason": "non-finite forces returned by the calculator", "elapsed_s": 0.1}))
+    ref_ok = ReferenceConfig(calculator="emt", n_workers=1, stress=False)
+    info = label_checkpointed(frames, lab, ref_ok)
+    assert info["n_computed_now"] == 2 and info["n_retried"] == 1
+    assert (lab / "00000.extxyz").exists() and not (lab / "00000.failed.json").exists()
+    assert not (lab / "00001.extxyz").exists() and (lab / "00002.extxyz").exists()
+    got = collect_labels(lab, 3, 20.0)
+    assert len(got["kept"]) == 2
+    assert [(f["index"], f["kind"]) for f in got["failures"]] == [(1, "rejected")]
+    # a label that fails again counts its attempts
+    label_checkpointed(frames[:1], tmp_path / "again", ref)
+    label_checkpointed(frames[:1], tmp_path / "again", ref)
+    assert json.loads((tmp_path / "again" / "00000.failed.json").read_text())["attempts"] == 2
+
+
+def test_round_whose_labels_all_failed_is_redone_on_resume(tmp_path):
+    """Round 0 with a calculator that always raises: the run stops at the label stage with an
+    error naming label_failures.json and how to retry; the stage stays unmarked; once the
+    calculator is fixed in the run's config.yaml, `resume` labels everything and finishes."""
+    d, cfg = _campaign(tmp_path, reference={"calculator": ALWAYS_FAILS, "n_workers": 1})
+    out = Path(d["output"])
+    with pytest.raises(RuntimeError, match="every label failed") as err:
+        run_campaign(cfg, log=lambda s: None)
+    msg = str(err.value)
+    assert "label_failures.json" in msg and "ubmd al resume" in msg and "SCF not converged" in msg
+    state = json.loads((out / "round_000" / "state.json").read_text())["stages"]
+    assert "label" not in state and "train" not in state
+    fails = json.loads((out / "round_000" / "label_failures.json").read_text())["failures"]
+    assert len(fails) == 8 and all(f["kind"] == "error" for f in fails)
+    # resuming with the broken calculator fails the same, clear way (not "split leaves ...")
+    with pytest.raises(RuntimeError, match="label_failures.json"):
+        resume_campaign(out, log=lambda s: None)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    saved["reference"]["calculator"] = "emt"
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    logged = []
+    result = resume_campaign(out, log=logged.append)
+    assert result["finished"] and result["rounds"][0]["n_dataset"] == 8
+    assert result["rounds"][0]["n_failed"] == 0
+    assert any("retried 8 failed label(s)" in line for line in logged)
+
+
+def test_data_set_too_small_to_split_is_an_error(tmp_path):
+    """Every label rejected (non-finite forces): not retried, and with no data the stage stops
+    with an error that points to label_failures.json instead of a bare split error later."""
+    calc = _write_nan_calculator(tmp_path / "nan_calc.py")
+    d, cfg = _campaign(tmp_path, reference={"calculator": calc, "n_workers": 1})
+    with pytest.raises(RuntimeError, match=r"too few to train on.*label_failures\.json"):
+        run_campaign(cfg, log=lambda s: None)
+    state = json.loads((Path(d["output"]) / "round_000" / "state.json").read_text())["stages"]
+    assert "label" not in state
+
+
+# ------------------------------------------------------------------ a trained round 0, shared
+@pytest.fixture(scope="module")
+def round0(tmp_path_factory):
+    """A campaign directory whose round 0 is proposed, labelled (EMT) and trained."""
+    tmp = tmp_path_factory.mktemp("round0")
+    d, cfg = _campaign(tmp, label_budget=16, max_rounds=2)
+    c = Campaign(cfg, log=lambda s: None)
+    c.out.mkdir(parents=True)
+    st = RoundState(round_dir(c.out, 0))
+    for stage in ("propose", "label", "train"):
+        getattr(c, f"_{stage}")(0, st)
+    return d
+
+
+def _copy_campaign(d: dict, tmp_path: Path, **over) -> Campaign:
+    shutil.copytree(d["output"], tmp_path / "run")
+    d = {**d, "output": str(tmp_path / "run")}
+    for key, value in over.items():
+        d[key] = {**d[key], **value}
+    return Campaign(al_config_from_dict(d), log=lambda s: None)
+
+
+def test_later_round_whose_labels_all_failed_stops(round0, tmp_path):
+    """Round 1 with a data set from round 0 big enough to train on: every label failing still
+    stops the stage (unmarked) rather than training round 1 on round 0's data again."""
+    c = _copy_campaign(round0, tmp_path, reference={"calculator": ALWAYS_FAILS})
+    sel = c._dataset(0)[:2]
+    for f in sel:
+        f.positions += 0.05
+    from ubmd.al.walkers import write_candidates
+
+    write_candidates(sel, round_dir(c.out, 0) / "selected.extxyz")
+    st = RoundState(round_dir(c.out, 1))
+    c._propose(1, st)
+    with pytest.raises(RuntimeError, match="every label failed"):
+        c._label(1, st)
+    assert not RoundState(st.dir).done("label")
+    c.cfg.reference.calculator = "emt"
+    c._label(1, st)
+    info = RoundState(st.dir).info("label")
+    assert info["n_labelled"] == 2 and info["n_dataset"] == 10 and info["n_failed"] == 0
+
+
+# ---------------------------------------------------------------------- crashed walker pool
+def crash_walker_1(task):
+    """Walker 1 kills its own process (as a segfault would); the others wait until it has, so
+    they are still in the pool when it breaks, then run normally (and at once when rerun)."""
+    from ubmd.al.walkers import run_walker
+
+    marker = Path(task.workdir).parent / "w01.crashed"
+    if task.index == 1:
+        marker.write_text("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return run_walker(task)
+
+
+def test_walkers_left_unfinished_by_a_broken_pool_rerun(round0, tmp_path, monkeypatch):
+    """One walker's process dies: the pool fails every unfinished job; those walkers rerun (one
+    process each) and finish, and only the crasher is recorded as crashed."""
+    import ubmd.al.loop as loop
+
+    c = _copy_campaign(round0, tmp_path, executor={"n_workers": 2},
+                       walkers={"n_walkers": 3, "max_steps": 12, "sample_every": 6})
+    monkeypatch.setattr(loop, "run_walker", crash_walker_1)
+    st = RoundState(round_dir(c.out, 0))
+    try:
+        c._sample(0, st)
+    finally:
+        c.executor.close()
+    walkers = {w["index"]: w for w in RoundState(st.dir).info("sample")["walkers"]}
+    assert walkers[0]["stop_reason"] == walkers[2]["stop_reason"] == "max_steps"
+    assert walkers[1]["stop_reason"] == "error" and walkers[1]["crashed"]
+    assert "w01 crashed" in walkers[1]["error"]
+    assert not walkers[0].get("crashed") and not walkers[2].get("crashed")
+
+
+# ---------------------------------------------------------------------------- training split
+def test_selection_uses_the_split_the_model_was_trained_with(round0, tmp_path, monkeypatch):
+    """data.valid_fraction and split_seed edited before a resume: selection still sees the
+    training split of the round's model (split.json; recomputed from train/config.yaml for a
+    round trained before split.json existed)."""
+    import ubmd.al.pool as pool_mod
+    from ubmd.data import split_indices
+
+    c = _copy_campaign(round0, tmp_path, data={"valid_fraction": 0.5, "split_seed": 7})
+    st = RoundState(round_dir(c.out, 0))
+    dataset = c._dataset(0)
+    trained = split_indices(len(dataset), 0.25, 0.0, 0)  # the settings round 0 trained with
+    assert len(trained.train) == RoundState(st.dir).info("train")["n_train"]
+    from ubmd.al.walkers import write_candidates
+
+    write_candidates(dataset[:4], st.dir / "pool.extxyz")
+    seen = []
+
+    def fake_select(model, pool, data, train_frames, method, b, seed=0):
+        seen.append(train_frames)
+        return np.arange(min(b, len(pool)))
+
+    monkeypatch.setattr(pool_mod, "select_from_pool", fake_select)
+    monkeypatch.setattr(pool_mod, "RoundModel", lambda *a, **k: None)
+    want = [dataset[i].positions for i in trained.train]
+
+    def check_seen():
+        frames = seen.pop()
+        assert len(frames) == len(want)
+        assert all(np.allclose(f.positions, p) for f, p in zip(frames, want))
+
+    c._select(0, st)
+    check_seen()
+    saved = json.loads((st.dir / "split.json").read_text())
+    assert saved["train"] == trained.train and saved["valid"] == trained.valid
+    (st.dir / "split.json").unlink()  # a round trained before split.json existed
+    c._select(0, st)
+    check_seen()
+    assert json.loads((st.dir / "split.json").read_text()) == saved
+
+
+# --------------------------------------------------------------- ubmd md without uncertainty
+@pytest.fixture(scope="module")
+def plain_model(tmp_path_factory):
+    """A tiny model exported without uncertainty (uncertainty.kind: none)."""
+    from conftest import emt_frames
+    from ubmd.config import TrainRunConfig, from_dict
+    from ubmd.workflow import train_from_config
+
+    out = tmp_path_factory.mktemp("plain_model")
+    frames = emt_frames(8, repeat=(1, 1, 2))
+    cfg = from_dict(TrainRunConfig, {
+        "model": {"cutoff": 4.0, "n_radial": 4, "n_basis": 6, "hidden": [8]},
+        "training": {"max_epochs": 5, "batch_size": 4, "dtype": "float64", "progress": False},
+        "uncertainty": {"kind": "none"}, "data": {"valid_fraction": 0.25}, "output": str(out)})
+    train_from_config(cfg, frames)
+    frames[0].write(out / "start.extxyz")
+    return out / "model.pt", out / "start.extxyz"
+
+
+def test_md_with_a_model_without_uncertainty(plain_model, tmp_path, capsys):
+    """Plain MD runs (uncertainties NaN, the threshold never stops it); a bias is refused before
+    the first step."""
+    from ubmd.cli.md import main
+    from ubmd.data import read_structures
+
+    model, start = plain_model
+    out = tmp_path / "plain"
+    assert main([str(model), str(start), "--out", str(out), "--steps", "20", "--log-every", "5",
+                 "--sample-every", "10", "--threshold", "1e-6"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "max_steps" and summary["n_steps"] == 20
+    assert summary["has_uncertainty"] is False
+    trace = np.load(out / "trace.npz")
+    assert len(trace["step"]) == 5 and np.isnan(trace["uncertainty"]).all()
+    assert np.isnan(trace["max_atomic_uncertainty"]).all() and np.isfinite(trace["energy"]).all()
+    frames = read_structures(out / "candidates.extxyz")
+    assert len(frames) == 2 and "atomic_uncertainty" not in frames[0].arrays
+    assert np.isnan(frames[0].info["max_atomic_uncertainty"])
+    capsys.readouterr()
+    biased = tmp_path / "biased"
+    assert main([str(model), str(start), "--out", str(biased), "--steps", "20",
+                 "--sample-every", "10", "--tau-forces", "0.3"]) == 1
+    assert "exported without an uncertainty" in capsys.readouterr().err
+    assert not (biased / "trace.npz").exists()
+

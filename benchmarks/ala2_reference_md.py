@@ -58,7 +58,7 @@ MAX_BOND_STRETCH = 1.5
 CAMPAIGN_STYLES = {"unbiased_300K": ("tab:blue", "unbiased 300 K"), "biased_300K": ("tab:red", "biased 300 K"),
                    "unbiased_1200K": ("tab:orange", "unbiased 1200 K")}
 REFERENCE_STYLES = {300: ("navy", "GFN2-xTB MD 300 K"), 600: ("purple", "GFN2-xTB MD 600 K"),
-                    1200: ("darkorange", "GFN2-xTB MD 1200 K")}
+                    1200: ("black", "GFN2-xTB MD 1200 K")}
 
 
 def _parse_args(argv=None) -> argparse.Namespace:

@@ -2,7 +2,9 @@
 
 A *graph* is a dict of tensors for one structure (keys in :mod:`ubmd.keys`); a *batch* is several
 graphs concatenated, with ``batch[n]`` the structure index of atom n and edges offset accordingly.
-Labels: energy (eV), forces (eV/Å), stress (eV/Å^3, ASE sign), virial (eV) = -V * stress.
+Labels: energy (eV), forces (eV/Å), stress (eV/Å^3, ASE sign), virial (eV) = -V * stress, each
+optional per structure: a batch carries a label when any of its structures has it, with a mask
+(``K.ENERGY_MASK``, ``K.FORCES_MASK`` per atom, ``K.VIRIAL_MASK``) of the structures/atoms that do.
 """
 
 from __future__ import annotations
@@ -34,34 +36,99 @@ def write_structures(path: str | Path, frames: Sequence[Atoms], append: bool = F
     write(str(path), list(frames), format="extxyz", append=append)
 
 
-def get_labels(atoms: Atoms) -> dict:
-    """Energy/forces/stress of a structure from its calculator or info/arrays (None if absent)."""
-    out = {"energy": None, "forces": None, "stress": None}
-    calc = atoms.calc
-    if calc is not None:
-        res = getattr(calc, "results", {})
-        out["energy"] = res.get("energy", res.get("free_energy"))
-        out["forces"] = res.get("forces")
-        out["stress"] = res.get("stress")
-    for key, alt in (("energy", "REF_energy"), ("forces", "REF_forces"), ("stress", "REF_stress")):
-        if out[key] is None:
-            src = atoms.arrays if key == "forces" else atoms.info
-            out[key] = src.get(key, src.get(alt))
-    if out["stress"] is not None:
-        s = np.asarray(out["stress"], dtype=float)
-        if s.shape == (6,):  # Voigt xx yy zz yz xz xy
-            xx, yy, zz, yz, xz, xy = s
-            s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-        out["stress"] = s.reshape(3, 3)
+# Label key names (``get_labels`` keyword arguments) and their defaults. With a default name the
+# ASE calculator results and the ``REF_*`` variant (``REF_energy`` ...) are looked at as well; an
+# explicitly requested other name is the only one used (so ``energy_key="REF_energy"`` ignores
+# an ``energy`` that is also in the file).
+LABEL_KEYS = {"energy_key": "energy", "forces_key": "forces", "stress_key": "stress",
+              "virial_key": "virial"}
+_FALLBACKS = {"energy": ("energy", "free_energy", "REF_energy"), "forces": ("forces", "REF_forces"),
+              "stress": ("stress", "REF_stress"), "virial": ("virial", "REF_virial")}
+
+
+def _find_label(atoms: Atoms, key: str, default: str, per_atom: bool):
+    """The value stored under ``key`` (calculator results, then ``atoms.info``, or ``atoms.arrays``
+    for per-atom labels); with the default key also under its fallback names. None if absent."""
+    names = _FALLBACKS[default] if key == default else (key,)
+    results = getattr(atoms.calc, "results", None) or {}
+    src = atoms.arrays if per_atom else atoms.info
+    for name in names:
+        for d in (results, src):
+            if d.get(name) is not None:
+                return d[name]
+    return None
+
+
+def _tensor3x3(value, what: str) -> np.ndarray:
+    """A 3x3 tensor from 9 values, a 3x3 array or Voigt (xx yy zz yz xz xy)."""
+    s = np.asarray(value, dtype=float)
+    if s.size == 6:
+        xx, yy, zz, yz, xz, xy = s.ravel()
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    if s.size == 9:
+        return s.reshape(3, 3)
+    raise ValueError(f"{what} must have 6 (Voigt) or 9 values, got shape {s.shape}")
+
+
+def get_labels(atoms: Atoms, energy_key: str = "energy", forces_key: str = "forces",
+               stress_key: str = "stress", virial_key: str = "virial") -> dict:
+    """Energy (eV), forces (eV/Å, [N, 3]) and stress (3x3, eV/Å^3, ASE sign) of a structure, None
+    where absent, from the calculator results or ``info``/``arrays`` under the given key names.
+
+    Stress: under ``stress_key``; else from a virial under ``virial_key`` (GAP/MACE convention,
+    virial = -stress * volume in eV, which is also this package's ``K.VIRIAL``), converted as
+    stress = -virial / volume (periodic cells only). When both are present the explicitly requested
+    (non-default) key wins, else the stress. 6 (Voigt xx yy zz yz xz xy) or 9 values, or 3x3."""
+    out = {"energy": _find_label(atoms, energy_key, "energy", False),
+           "forces": _find_label(atoms, forces_key, "forces", True), "stress": None}
+    stress = _find_label(atoms, stress_key, "stress", False)
+    virial = _find_label(atoms, virial_key, "virial", False)
+    if virial is not None and (stress is None or (virial_key != LABEL_KEYS["virial_key"]
+                                                  and stress_key == LABEL_KEYS["stress_key"])):
+        vol = abs(float(np.linalg.det(np.asarray(atoms.get_cell()))))
+        stress = -_tensor3x3(virial, f"virial {virial_key!r}") / vol if (
+            atoms.pbc.all() and vol > 1e-12) else None
+    if stress is not None:
+        out["stress"] = _tensor3x3(stress, f"stress {stress_key!r}")
     if out["energy"] is not None:
-        out["energy"] = float(out["energy"])
+        out["energy"] = float(np.asarray(out["energy"], dtype=float).reshape(-1)[0])
+    if out["forces"] is not None:
+        f = np.asarray(out["forces"], dtype=float)
+        if f.shape != (len(atoms), 3):
+            raise ValueError(f"forces {forces_key!r} of a structure of {len(atoms)} atoms have "
+                             f"shape {f.shape}, expected ({len(atoms)}, 3)")
+        out["forces"] = f
     return out
 
 
+def describe_keys(frames: Sequence[Atoms], n: int = 3) -> str:
+    """The info, per-atom array and calculator-result keys of the first ``n`` frames (for errors)."""
+    info, arrays, results = set(), set(), set()
+    for a in list(frames)[:n]:
+        info |= set(a.info)
+        arrays |= set(a.arrays) - {"numbers", "positions"}
+        results |= set(getattr(a.calc, "results", None) or {})
+    return (f"info keys {sorted(info)}, per-atom array keys {sorted(arrays)}, "
+            f"calculator results {sorted(results)}")
+
+
+def no_labels_message(frames: Sequence[Atoms], label_keys: dict | None = None) -> str:
+    """Why a data set with no energy and no forces label is refused, with the keys it has."""
+    k = {**LABEL_KEYS, **(label_keys or {})}
+    return (f"no structure has an energy or forces label under energy_key={k['energy_key']!r}, "
+            f"forces_key={k['forces_key']!r} (default keys also look at the calculator results and "
+            f"REF_energy / REF_forces); the first frames have {describe_keys(frames)}: set the "
+            "label key names to the ones used in the file")
+
+
 def atoms_to_graph(
-    atoms: Atoms, cutoff: float, species_map: dict[int, int], dtype=torch.float64
+    atoms: Atoms, cutoff: float, species_map: dict[int, int], dtype=torch.float64,
+    label_keys: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One structure -> graph dict (edges within ``cutoff``, species mapped by atomic number)."""
+    """One structure -> graph dict (edges within ``cutoff``, species mapped by atomic number).
+
+    ``label_keys``: keyword arguments of :func:`get_labels` (energy_key, forces_key, stress_key,
+    virial_key); the defaults where absent."""
     numbers = atoms.get_atomic_numbers()
     missing = sorted({int(z) for z in numbers if int(z) not in species_map})
     if missing:
@@ -86,7 +153,7 @@ def atoms_to_graph(
         K.PBC: torch.tensor(pbc, dtype=torch.bool).unsqueeze(0),
         K.N_ATOMS: torch.tensor([len(atoms)], dtype=torch.long),
     }
-    lab = get_labels(atoms)
+    lab = get_labels(atoms, **(label_keys or {}))
     if lab["energy"] is not None:
         g[K.ENERGY] = torch.tensor([lab["energy"]], dtype=dtype)
     if lab["forces"] is not None:
@@ -108,19 +175,19 @@ def collate(graphs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor
     )
     for key in (K.POSITIONS, K.ATOMIC_NUMBERS, K.SPECIES, K.SHIFTS, K.CELL, K.PBC, K.N_ATOMS):
         out[key] = torch.cat([g[key] for g in graphs])
-    for key in (K.ENERGY, K.FORCES):
-        if all(key in g for g in graphs):
-            out[key] = torch.cat([g[key] for g in graphs])
-    if any(K.VIRIAL in g for g in graphs):
-        ref = graphs[0][K.POSITIONS]
-        vir = torch.zeros(len(graphs), 3, 3, dtype=ref.dtype)
-        mask = torch.zeros(len(graphs), dtype=torch.bool)
-        for b, g in enumerate(graphs):
-            if K.VIRIAL in g:
-                vir[b] = g[K.VIRIAL][0]
-                mask[b] = True
-        out[K.VIRIAL] = vir
-        out["virial_mask"] = mask
+    # a label is in the batch when any structure has it, zero-filled where absent, with its mask
+    # (per structure for energy and virial, per atom for forces)
+    for key, mask_key, rows in ((K.ENERGY, K.ENERGY_MASK, lambda g: 1),
+                                (K.FORCES, K.FORCES_MASK, lambda g: int(g[K.N_ATOMS][0])),
+                                (K.VIRIAL, K.VIRIAL_MASK, lambda g: 1)):
+        have = [g for g in graphs if key in g]
+        if not have:
+            continue
+        like = have[0][key]
+        out[key] = torch.cat([g[key] if key in g else like.new_zeros((rows(g),) + like.shape[1:])
+                              for g in graphs])
+        out[mask_key] = torch.cat([torch.full((rows(g),), key in g, dtype=torch.bool)
+                                   for g in graphs])
     return out
 
 
@@ -132,11 +199,17 @@ class Split:
 
 
 def split_indices(n: int, n_valid: int | float, n_test: int | float = 0, seed: int = 0) -> Split:
-    """Random train/validation/test split (fractions < 1 or counts), reproducible with ``seed``."""
+    """Random train/validation/test split (fractions < 1 or counts), reproducible with ``seed``.
+
+    A validation fraction > 0 gives at least one validation structure when that leaves at least
+    one for training (n >= 2): rounding never empties the split that early stopping and the
+    uncertainty calibration use (e.g. 0.1 of 3 frames gives 1, not 0)."""
     def count(x):
         return int(round(x * n)) if isinstance(x, float) and x < 1 else int(x)
 
     nv, nt = count(n_valid), count(n_test)
+    if nv == 0 and isinstance(n_valid, float) and 0 < n_valid < 1 and nt + 1 < n:
+        nv = 1
     if nv + nt >= n:
         raise ValueError(f"split leaves no training data: n={n}, n_valid={nv}, n_test={nt}")
     perm = np.random.default_rng(seed).permutation(n).tolist()
@@ -147,12 +220,14 @@ class GraphDataset:
     """Structures with their graphs precomputed once (neighbour lists built at construction)."""
 
     def __init__(self, frames: Sequence[Atoms], cutoff: float, species_map: dict[int, int],
-                 dtype=torch.float64):
+                 dtype=torch.float64, label_keys: dict | None = None):
         self.frames = list(frames)
         self.cutoff = float(cutoff)
         self.species_map = dict(species_map)
         self.dtype = dtype
-        self.graphs = [atoms_to_graph(a, cutoff, species_map, dtype) for a in self.frames]
+        self.label_keys = dict(label_keys or {})  # get_labels keyword arguments
+        self.graphs = [atoms_to_graph(a, cutoff, species_map, dtype, self.label_keys)
+                       for a in self.frames]
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -161,7 +236,17 @@ class GraphDataset:
         new = GraphDataset.__new__(GraphDataset)
         new.frames, new.graphs = frames, graphs
         new.cutoff, new.species_map, new.dtype = self.cutoff, self.species_map, self.dtype
+        new.label_keys = getattr(self, "label_keys", {})
         return new
+
+    def has_labels(self) -> bool:
+        """Whether any structure has an energy or a forces label."""
+        return any(K.ENERGY in g or K.FORCES in g for g in self.graphs)
+
+    def require_labels(self) -> None:
+        """Raise a ValueError naming the keys found when no structure has energy or forces."""
+        if not self.has_labels():
+            raise ValueError(no_labels_message(self.frames, getattr(self, "label_keys", {})))
 
     def subset(self, idx: Sequence[int]) -> "GraphDataset":
         return self._derived([self.frames[i] for i in idx], [self.graphs[i] for i in idx])

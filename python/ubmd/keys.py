@@ -19,6 +19,11 @@ ENERGY = "energy"  # [B] eV
 FORCES = "forces"  # [N, 3] eV/Å
 STRESS = "stress"  # [B, 3, 3] eV/Å^3 (ASE sign convention: positive = tensile)
 VIRIAL = "virial"  # [B, 3, 3] eV  (W = -dE/deps = -V * stress)
+# label masks of a batch (python side only): which structures / atoms carry the label; the
+# label tensors are zero-filled where the mask is False
+ENERGY_MASK = "energy_mask"  # [B] bool
+FORCES_MASK = "forces_mask"  # [N] bool (per atom: all atoms of a structure with forces)
+VIRIAL_MASK = "virial_mask"  # [B] bool
 ATOMIC_ENERGIES = "atomic_energies"  # [N] eV
 FEATURES = "features"  # [N, K] per-atom gradient features
 STRUCTURE_FEATURES = "structure_features"  # [B, K] mean over atoms

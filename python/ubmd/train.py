@@ -2,7 +2,19 @@
 the validation error with best-checkpoint restore, seeds, float32/float64, ensembles.
 
 Loss per batch (averaged over structures): w_E (dE)^2 + w_F sum_atoms |dF|^2 + w_W sum |dW|^2,
-i.e. SSE(E) + 4 SSE(F) (+ 0.01 SSE(virial)) as in the paper with default weights.
+i.e. SSE(E) + 4 SSE(F) (+ 0.01 SSE(virial)) as in the paper with default weights. Labels are
+optional per structure: a structure without an energy (forces, virial) label adds nothing to that
+term (masks, see :func:`ubmd.data.collate`) and the sum is still divided by all B structures of the
+batch, so over an epoch every existing label weighs the same whatever batch it lands in.
+
+Reference energies: the per-species energy shift (:func:`fit_statistics`, least squares in
+float64) is subtracted from the energy labels in float64 before they are cast to the training
+dtype, and the model trains with a zero shift; the shift is put back into the model at the end.
+So float32 training keeps the accuracy of energy *differences* however large the absolute energies
+(-1.43e6 eV cells: float32 ulp 0.125 eV). :attr:`TrainResult.species_shift` keeps the shift in
+float64; :meth:`TrainResult.float64_model` restores it exactly (what the workflow saves and
+exports). A float32 model (and a float32 export) holds the shift as float32 and sums per-atom
+energies in float32, so its *absolute* energies stay quantised (relative error ~1e-7).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from tqdm.auto import tqdm
 from . import keys as K
 from .compute import edge_vectors, forces_from_edge_grad, predict, virial_from_edge_grad
 from .config import ModelConfig, TrainingConfig
-from .data import GraphDataset
+from .data import GraphDataset, no_labels_message
 from .model import MLIP
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -36,9 +48,11 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 @torch.no_grad()
-def fit_statistics(model: MLIP, data: GraphDataset, max_structures: int = 500) -> None:
+def fit_statistics(model: MLIP, data: GraphDataset, max_structures: int = 500) -> torch.Tensor:
     """Descriptor standardisation, per-species energy shift (least squares on composition) and
-    per-species scale (RMS of the reference forces, or of the energy residual per atom)."""
+    per-species scale (RMS of the reference forces, or of the energy residual per atom).
+
+    Returns the shift in float64 (the model's ``species_shift`` holds it in the model dtype)."""
     graphs = data.graphs[:max_structures]
     dtype = model.desc_mean.dtype
     descs = []
@@ -76,6 +90,20 @@ def fit_statistics(model: MLIP, data: GraphDataset, max_structures: int = 500) -
     scale = scale if scale > 1e-6 else 1.0
     model.species_shift.copy_(torch.tensor(shift, dtype=dtype))
     model.species_scale.fill_(scale)
+    return torch.tensor(shift, dtype=torch.float64)
+
+
+def relative_energies(data: GraphDataset, shift: torch.Tensor) -> GraphDataset:
+    """``data`` with energy labels minus the per-species reference energies ``shift`` [S],
+    computed in float64 (the labels are float64 after this, whatever the dataset dtype)."""
+    shift = shift.to(torch.float64)
+    graphs = []
+    for g in data.graphs:
+        if K.ENERGY in g:
+            g = dict(g)
+            g[K.ENERGY] = g[K.ENERGY].to(torch.float64) - shift[g[K.SPECIES]].sum().view(1)
+        graphs.append(g)
+    return data._derived(data.frames, graphs)
 
 
 @dataclass
@@ -86,24 +114,43 @@ class TrainResult:
     final_stage_epoch: int | None = None  # first epoch of the energy-weighted final stage
     best_valid: float = math.inf
     time_s: float = 0.0
+    species_shift: torch.Tensor | None = None  # per-species reference energies, float64
+
+    def float64_model(self) -> MLIP:
+        """The model converted to float64 (in place) with the exact float64 energy shift."""
+        model = self.model.to(torch.float64)
+        if self.species_shift is not None:
+            with torch.no_grad():
+                model.species_shift.copy_(self.species_shift)
+        return model
+
+
+def _masked_sse(pred: torch.Tensor, ref: torch.Tensor, mask) -> torch.Tensor:
+    """Sum of squared errors over the rows where ``mask`` (first dimension) is True (all rows
+    without a mask); masked by multiplication, not by indexing: no data-dependent shape
+    (compile-friendly)."""
+    diff = pred - ref
+    if mask is not None:
+        diff = diff * mask.to(diff.dtype).view((-1,) + (1,) * (diff.dim() - 1))
+    return (diff ** 2).sum()
 
 
 def _sse(pred, batch, has_virial: bool) -> tuple:
-    """Sums of squared errors of the batch: (energies, forces, virials); None where unlabelled."""
+    """Sums of squared errors of the batch over the labelled structures/atoms: (energies, forces,
+    virials); None where no structure of the batch has the label."""
     sse_e = sse_f = sse_w = None
     if K.ENERGY in batch:
-        sse_e = ((pred[K.ENERGY] - batch[K.ENERGY]) ** 2).sum()
+        sse_e = _masked_sse(pred[K.ENERGY], batch[K.ENERGY], batch.get(K.ENERGY_MASK))
     if K.FORCES in batch:
-        sse_f = ((pred[K.FORCES] - batch[K.FORCES]) ** 2).sum()
-    if has_virial:
-        # masked by multiplication, not by indexing: no data-dependent shape (compile-friendly)
-        mask = batch["virial_mask"].to(pred[K.VIRIAL].dtype).view(-1, 1, 1)
-        sse_w = (((pred[K.VIRIAL] - batch[K.VIRIAL]) * mask) ** 2).sum()
+        sse_f = _masked_sse(pred[K.FORCES], batch[K.FORCES], batch.get(K.FORCES_MASK))
+    if has_virial and K.VIRIAL in batch:
+        sse_w = _masked_sse(pred[K.VIRIAL], batch[K.VIRIAL], batch[K.VIRIAL_MASK])
     return sse_e, sse_f, sse_w
 
 
 def _weighted(sse: tuple, batch, cfg: TrainingConfig, weight_energy: float | None = None):
-    """w_E SSE(E) + w_F SSE(F) + w_W SSE(W), per structure of the batch."""
+    """w_E SSE(E) + w_F SSE(F) + w_W SSE(W), per structure of the batch (a float 0.0, not a
+    tensor, when the batch has no label with a positive weight)."""
     w_e = cfg.weight_energy if weight_energy is None else weight_energy
     loss = 0.0
     for w, term in zip((w_e, cfg.weight_forces, cfg.weight_virial), sse):
@@ -141,7 +188,7 @@ class _StepLoss:
             0, batch[K.BATCH], e_at)}
         if K.FORCES in batch:
             pred[K.FORCES] = forces_from_edge_grad(grad, ei, n)
-        if self.has_virial:
+        if self.has_virial and K.VIRIAL in batch:
             pred[K.VIRIAL] = virial_from_edge_grad(grad, ev, batch[K.BATCH][ei[0]], nb)
         return _sse(pred, batch, self.has_virial)
 
@@ -157,8 +204,8 @@ class _StepLoss:
                               f"{str(exc).splitlines()[0] if str(exc) else ''}); training "
                               "without compilation", RuntimeWarning)
                 self.compiled = None
-        pred = predict(self.model, batch, forces=K.FORCES in batch, virial=self.has_virial,
-                       create_graph=True)
+        pred = predict(self.model, batch, forces=K.FORCES in batch,
+                       virial=self.has_virial and K.VIRIAL in batch, create_graph=True)
         return _weighted(_sse(pred, batch, self.has_virial), batch, self.cfg, self.weight_energy)
 
 
@@ -169,8 +216,15 @@ def model_dtype(model) -> torch.dtype:
     return torch.float64
 
 
+def _rows(x: torch.Tensor, batch: dict, mask_key: str) -> torch.Tensor:
+    """The rows of ``x`` whose structure/atom has the label (all rows without a mask)."""
+    mask = batch.get(mask_key)
+    return (x if mask is None else x[mask]).detach()
+
+
 def evaluate_errors(model, data: GraphDataset, batch_size: int = 32) -> dict:
-    """RMSE/MAE of energies (eV/atom), forces (eV/Å) and stress (eV/Å^3) on a dataset."""
+    """RMSE/MAE of energies (eV/atom), forces (eV/Å) and stress (eV/Å^3) on a dataset, each over
+    the structures (atoms) that have that label only."""
     de, df, dw = [], [], []
     model.eval()
     for batch in data.batches(batch_size):
@@ -178,25 +232,23 @@ def evaluate_errors(model, data: GraphDataset, batch_size: int = 32) -> dict:
         pred = predict(model, batch, forces=K.FORCES in batch, virial=K.VIRIAL in batch)
         n = batch[K.N_ATOMS].to(pred[K.ENERGY].dtype)
         if K.ENERGY in batch:
-            de.append(((pred[K.ENERGY] - batch[K.ENERGY]) / n).detach())
+            de.append(_rows((pred[K.ENERGY] - batch[K.ENERGY]) / n, batch, K.ENERGY_MASK))
         if K.FORCES in batch:
-            df.append((pred[K.FORCES] - batch[K.FORCES]).detach())
+            df.append(_rows(pred[K.FORCES] - batch[K.FORCES], batch, K.FORCES_MASK))
         if K.VIRIAL in batch:
-            mask = batch["virial_mask"]
-            vol = torch.abs(torch.linalg.det(batch[K.CELL]))[mask].view(-1, 1, 1)
-            dw.append(((pred[K.VIRIAL] - batch[K.VIRIAL])[mask] / vol).detach())
+            vol = torch.abs(torch.linalg.det(batch[K.CELL])).view(-1, 1, 1)
+            dw.append(_rows((pred[K.VIRIAL] - batch[K.VIRIAL]) / vol, batch, K.VIRIAL_MASK))
     out = {}
-    if de:
-        e = torch.cat(de).double()
+    e = torch.cat(de).double() if de else torch.zeros(0)
+    if len(e):
         out.update(energy_rmse=float(e.pow(2).mean().sqrt()), energy_mae=float(e.abs().mean()))
-    if df:
-        f = torch.cat(df).double()
+    f = torch.cat(df).double() if df else torch.zeros(0)
+    if len(f):
         out.update(forces_rmse=float(f.pow(2).mean().sqrt()), forces_mae=float(f.abs().mean()),
                    forces_max=float(f.abs().max()))
-    if dw:
-        w = torch.cat(dw).double()
-        if len(w):
-            out.update(stress_rmse=float(w.pow(2).mean().sqrt()))
+    w = torch.cat(dw).double() if dw else torch.zeros(0)
+    if len(w):
+        out.update(stress_rmse=float(w.pow(2).mean().sqrt()))
     return out
 
 
@@ -268,11 +320,20 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     if cfg.num_threads is not None:
         torch.set_num_threads(int(cfg.num_threads))
     dtype = torch_dtype(cfg.dtype)
+    if not train.has_labels():
+        raise ValueError("the training split has no energy or forces label: nothing to train on"
+                         + (f" ({no_labels_message(train.frames, train.label_keys)})"
+                            if train.frames else ""))
     model = _new_model(train, model_cfg, seed, dtype)
     if init_state is not None:
         model.load_state_dict(init_state)
+        shift = init_state.get("species_shift", model.species_shift).detach().double().clone()
     else:
-        fit_statistics(model, train)
+        shift = fit_statistics(model, train)
+    # train on energies relative to the float64 reference energies, with a zero model shift
+    train, valid = relative_energies(train, shift), relative_energies(valid, shift)
+    with torch.no_grad():
+        model.species_shift.zero_()
     has_virial = any(K.VIRIAL in g for g in train.graphs)
     opt = _optimizer(model, cfg)
     step_loss = _StepLoss(model, cfg, has_virial)
@@ -314,6 +375,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
         for batch in train.batches(cfg.batch_size, shuffle=True, seed=seed * 100003 + epoch):
             batch = _to_dtype(batch, dtype)
             loss = step_loss(batch)
+            if not torch.is_tensor(loss):  # no label in this batch (all its frames unlabelled)
+                continue
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -348,7 +411,10 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
             break
     bar.close()
     model.load_state_dict(best_state)
+    with torch.no_grad():
+        model.species_shift.copy_(shift)
     model.eval()
+    result.species_shift = shift
     result.time_s = time.perf_counter() - t0
     return result
 
@@ -360,7 +426,7 @@ def _train_member_job(job: tuple) -> dict:
     res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state)
     return {"state": res.model.state_dict(), "history": res.history, "best_epoch": res.best_epoch,
             "final_stage_epoch": res.final_stage_epoch, "best_valid": res.best_valid,
-            "time_s": res.time_s}
+            "time_s": res.time_s, "species_shift": res.species_shift}
 
 
 def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
@@ -403,5 +469,6 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
         model.eval()
         results.append(TrainResult(model=model, history=o["history"], best_epoch=o["best_epoch"],
                                    final_stage_epoch=o["final_stage_epoch"],
-                                   best_valid=o["best_valid"], time_s=o["time_s"]))
+                                   best_valid=o["best_valid"], time_s=o["time_s"],
+                                   species_shift=o["species_shift"]))
     return results

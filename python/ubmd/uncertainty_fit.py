@@ -43,6 +43,9 @@ def dataset_features(fm: FeatureModel, data: GraphDataset, batch_size: int = 32,
 def fit_head(fm: FeatureModel, train: GraphDataset, cfg: UncertaintyConfig) -> UncertaintyHead:
     """Uncertainty state from training-split features only (uncalibrated: c = 1)."""
     kind = cfg.kind
+    if kind not in ("posterior", "distance", "ensemble"):
+        raise ValueError(f"unknown uncertainty kind {kind!r}: choose posterior, distance or "
+                         "ensemble (or none for no uncertainty, which has no head to fit)")
     if kind == "ensemble" and fm.kind != "energies":
         raise ValueError("ensemble uncertainty needs features 'energies' (an ensemble's member energies)")
     if kind == "ensemble" and fm.n_members < 2:
@@ -61,22 +64,32 @@ def fit_head(fm: FeatureModel, train: GraphDataset, cfg: UncertaintyConfig) -> U
 
 
 def raw_uncertainties(fm: FeatureModel, head: UncertaintyHead, data: GraphDataset) -> dict:
-    """Uncalibrated total/atomic u and the residuals they should explain, on ``data``."""
+    """Uncalibrated total/atomic u and the residuals they should explain, on ``data``.
+
+    ``u_total``/``n_atoms`` (per structure) and ``u_atomic`` (per atom) cover every structure;
+    ``r_total`` and ``r_atomic`` only those with an energy (forces) label, paired with
+    ``u_total_labelled`` and ``u_atomic_labelled`` (the same as ``u_total``/``u_atomic`` when all
+    are labelled). No residual key where no structure has the label."""
+    if len(data) == 0:
+        raise ValueError("no structures to compute uncertainties on (empty split)")
     f = dataset_features(fm, data, with_forces=True)
-    ref_e = torch.cat([g[K.ENERGY] for g in data.graphs]).double() if all(
-        K.ENERGY in g for g in data.graphs) else None
-    ref_f = torch.cat([g[K.FORCES] for g in data.graphs]).double() if all(
-        K.FORCES in g for g in data.graphs) else None
+    has_e = np.array([K.ENERGY in g for g in data.graphs])
+    has_f = np.concatenate([np.full(len(g[K.POSITIONS]), K.FORCES in g) for g in data.graphs])
     with torch.no_grad():
         ht = head.to(torch.float64)
         u_tot = ht.raw_total(f["phi"].double(), f["n_atoms"].double()).numpy()
         u_at = ht.raw_atomic(f["phi_atoms"].double()).numpy()
-    res = {"u_total": u_tot, "u_atomic": u_at, "n_atoms": f["n_atoms"].numpy()}
-    if ref_e is not None:
-        res["r_total"] = total_residuals(f["energy"].double().numpy(), ref_e.numpy(),
-                                         f["n_atoms"].numpy())
-    if ref_f is not None:
-        res["r_atomic"] = atomic_residuals(f["forces"].double().numpy(), ref_f.numpy())
+    n_atoms = f["n_atoms"].numpy()
+    res = {"u_total": u_tot, "u_atomic": u_at, "n_atoms": n_atoms}
+    if has_e.any():
+        ref_e = torch.cat([g[K.ENERGY] for g in data.graphs if K.ENERGY in g]).double().numpy()
+        res["r_total"] = total_residuals(f["energy"].double().numpy()[has_e], ref_e,
+                                         n_atoms[has_e])
+        res["u_total_labelled"] = u_tot[has_e]
+    if has_f.any():
+        ref_f = torch.cat([g[K.FORCES] for g in data.graphs if K.FORCES in g]).double().numpy()
+        res["r_atomic"] = atomic_residuals(f["forces"].double().numpy()[has_f], ref_f)
+        res["u_atomic_labelled"] = u_at[has_f]
     return res
 
 
@@ -90,7 +103,7 @@ def calibrate(fm: FeatureModel, head: UncertaintyHead, valid: GraphDataset,
     r = raw if raw is not None else raw_uncertainties(fm, head, valid)
     if "r_total" not in r:
         raise ValueError("calibration needs reference energies in the validation data")
-    cal = Calibration.fit(r["u_total"], r["r_total"], r.get("u_atomic") if "r_atomic" in r else None,
+    cal = Calibration.fit(r["u_total_labelled"], r["r_total"], r.get("u_atomic_labelled"),
                           r.get("r_atomic"), method=cfg.calibration, alpha=cfg.alpha)
     head.calib_total = float(cal.total)
     head.calib_atomic = float(cal.atomic) if "r_atomic" in r else 1.0

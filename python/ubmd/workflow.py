@@ -20,7 +20,8 @@ from ase import Atoms
 
 from .calibration_metrics import summary
 from .config import TrainRunConfig, save_yaml, to_dict
-from .data import GraphDataset, read_structures, species_map_from, split_indices
+from . import keys as K
+from .data import LABEL_KEYS, GraphDataset, read_structures, species_map_from, split_indices
 from .export import ExportedModel, export_model
 from .features import FeatureModel
 from .model import MLIP
@@ -59,6 +60,32 @@ def load_members(path: str | Path, dtype=torch.float64) -> list[MLIP]:
     return out
 
 
+def label_keys_from(data_cfg) -> dict:
+    """Label key names (``ubmd.data.get_labels`` keywords) from the data config: its fields
+    ``energy_key``, ``forces_key``, ``stress_key``, ``virial_key`` where it has them, else the
+    defaults (energy, forces, stress, virial)."""
+    return {k: getattr(data_cfg, k, default) or default for k, default in LABEL_KEYS.items()}
+
+
+def check_split(cfg: TrainRunConfig, n_frames: int, valid: GraphDataset) -> None:
+    """Before training: an uncertainty is calibrated on the validation split, which must then
+    hold at least one structure with an energy label."""
+    kind = cfg.uncertainty.kind
+    if kind == "none":
+        return
+    if len(valid) == 0:
+        raise ValueError(
+            f"uncertainty.kind {kind!r} is calibrated on the validation split, but "
+            f"data.valid_fraction={cfg.data.valid_fraction} of {n_frames} structure(s) leaves "
+            "none: set data.valid_fraction > 0 (a fraction gives at least one validation "
+            "structure) with at least 2 structures in the data, or uncertainty.kind: none")
+    if not any(K.ENERGY in g for g in valid.graphs):
+        raise ValueError(
+            f"uncertainty.kind {kind!r} is calibrated on the energy errors of the validation "
+            f"split, but none of its {len(valid)} structure(s) has an energy label: label them, "
+            "change data.split_seed / data.valid_fraction, or set uncertainty.kind: none")
+
+
 def build_feature_model(members, cfg: TrainRunConfig) -> FeatureModel:
     u = cfg.uncertainty
     kind = "energies" if u.kind == "ensemble" else u.features
@@ -66,25 +93,32 @@ def build_feature_model(members, cfg: TrainRunConfig) -> FeatureModel:
 
 
 def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
-                      species_map: dict | None = None, init_members: Sequence[MLIP] | None = None
-                      ) -> dict:
+                      species_map: dict | None = None, init_members: Sequence[MLIP] | None = None,
+                      label_keys: dict | None = None) -> dict:
     """Run the whole training pipeline; returns a summary dict (also in errors.json).
 
     ``init_members``: models (e.g. :func:`load_members` of a previous run) to warm-start the
-    members from instead of training from scratch (same architecture and species)."""
+    members from instead of training from scratch (same architecture and species).
+    ``label_keys``: label key names (:func:`ubmd.data.get_labels` keywords); default
+    :func:`label_keys_from` ``cfg.data``. Structures may lack some labels (masked in the loss
+    and the errors); a data set without any energy or forces label is refused, naming its keys."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(to_dict(cfg), out / "config.yaml")
     frames = load_frames(cfg.data.train) if frames is None else frames
     species_map = species_map or species_map_from(frames)
     dtype = torch_dtype(cfg.training.dtype)
-    data = GraphDataset(frames, cfg.model.cutoff, species_map, dtype=torch.float64)
+    keys = label_keys_from(cfg.data) if label_keys is None else label_keys
+    data = GraphDataset(frames, cfg.model.cutoff, species_map, dtype=torch.float64,
+                        label_keys=keys)
+    data.require_labels()
     split = split_indices(len(data), cfg.data.valid_fraction, cfg.data.test_fraction,
                           cfg.data.split_seed)
     train, valid, test = data.subset(split.train), data.subset(split.valid), data.subset(split.test)
+    check_split(cfg, len(data), valid)
     init_states = None if init_members is None else [m.state_dict() for m in init_members]
     results = train_ensemble(train, valid, cfg.model, cfg.training, init_states)
-    members = [r.model.to(torch.float64) for r in results]
+    members = [r.float64_model() for r in results]  # exact float64 reference energies
     save_members(members, out / "members.pt")
     summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),
                    "train_time_s": sum(r.time_s for r in results),
@@ -102,11 +136,12 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
         summary_out["calibration"] = cal.to_dict()
         # held-out quality on the test split, else on the validation split (already computed)
         r = raw_uncertainties(fm, head, test) if len(test) else r_valid
-        summary_out["uncertainty_quality_total"] = summary(
-            cal.total * r["u_total"], r["r_total"], cfg.uncertainty.alpha)
+        if "r_total" in r:
+            summary_out["uncertainty_quality_total"] = summary(
+                cal.total * r["u_total_labelled"], r["r_total"], cfg.uncertainty.alpha)
         if "r_atomic" in r and cal.atomic:
             summary_out["uncertainty_quality_atomic"] = summary(
-                cal.atomic * r["u_atomic"], r["r_atomic"], cfg.uncertainty.alpha)
+                cal.atomic * r["u_atomic_labelled"], r["r_atomic"], cfg.uncertainty.alpha)
     em = ExportedModel(fm, head)
     for name, subset in (("train", train), ("valid", valid), ("test", test)):
         if len(subset):

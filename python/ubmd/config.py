@@ -1,76 +1,130 @@
 """One config schema (dataclasses + YAML) for training, uncertainty, bias and AL campaigns.
 
 Unknown keys are errors (with the list of valid keys), so a typo never silently does nothing.
-The resolved config is written next to every model and every AL round (``config.yaml``).
+Values are converted to the type of their field (YAML 1.1 reads ``1e-3`` as a string), choice
+fields and numeric ranges are checked up front (``check``), and every error names the key.
+Relative paths in a config file are relative to the file (``load_train_config``); the resolved
+config, with absolute paths, is written next to every model and every AL round (``config.yaml``).
+Reference of every key: docs/config.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import operator
+import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 import yaml
+
+from .calibration import METHODS as CALIBRATION_METHODS
+from .keys import FEATURE_KINDS, UNCERTAINTY_KINDS
+
+
+def dtype_names() -> tuple:
+    """The training/export dtypes (``ubmd.train.DTYPES``; imported late: train imports this)."""
+    from .train import DTYPES
+
+    return tuple(DTYPES)
+
+
+def setting(default: Any = dataclasses.MISSING, *, choices: tuple | Callable | None = None,
+            ge: float | None = None, gt: float | None = None, lt: float | None = None,
+            path: bool | str = False, factory: Callable | None = None):
+    """A dataclass field with the checks of :func:`check`: ``choices`` (a tuple, or a function
+    returning one), bounds ``ge``/``gt``/``lt`` (applied to every element of a list; None passes
+    for Optional fields), ``path`` (made absolute by :func:`resolve_paths`; ``"calculator"``: the
+    file of an ``import: file.py:Class`` calculator spec)."""
+    meta = {k: v for k, v in (("choices", choices), ("ge", ge), ("gt", gt), ("lt", lt),
+                              ("path", path)) if v is not None and v is not False}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class ModelConfig:
-    cutoff: float = 5.0  # Å
-    n_radial: int = 8
-    n_basis: int = 12
-    hidden: list = field(default_factory=lambda: [256, 256])
+    cutoff: float = setting(5.0, gt=0)  # Å
+    n_radial: int = setting(8, ge=1)
+    n_basis: int = setting(12, ge=1)
+    hidden: list[int] = setting(factory=lambda: [256, 256], ge=1)
 
 
 @dataclass
 class TrainingConfig:
-    max_epochs: int = 1000
-    batch_size: int = 16
-    lr: float = 1e-2  # NTK-scaled layers: larger steps than usual (3e-3 trained 2-3x worse on ala2)
-    lr_final: float = 1e-4  # learning rate decays exponentially from lr to lr_final over max_epochs
-    weight_energy: float = 1.0  # loss = w_E SSE(E) + w_F SSE(F) + w_W SSE(virial), per structure
-    weight_forces: float = 4.0
-    weight_virial: float = 0.01
-    final_fraction: float = 0.0  # >0: the last fraction of the epoch/time budget (or, after an
-    # early stop, `patience` more epochs) trains with weight_energy = final_weight_energy and keeps
-    # the best checkpoint of that stage: an energy-weighted final stage after force-dominated
-    # training, as in MACE's second stage (0 = off)
-    final_weight_energy: float = 100.0
-    patience: int = 100  # early stopping (epochs without validation improvement)
-    max_time_s: Optional[float] = None  # wall-clock budget per model
-    valid_every: int = 1
-    ema_decay: float = 0.0  # >0: validate, keep and export an exponential moving average of the
-    # weights (updated every optimiser step; 0.99 is typical); 0 = the raw weights
-    weight_decay: float = 0.0  # decoupled (AdamW-style) weight decay on the readout weights
-    dtype: str = "float32"
-    seed: int = 0
-    n_models: int = 1  # ensemble size (members get seeds seed, seed+1, ...)
-    n_workers: int = 1  # ensemble members trained at once, one process each (1: in this process)
+    max_epochs: int = setting(1000, ge=1)
+    batch_size: int = setting(16, ge=1)
+    lr: float = setting(1e-2, gt=0)  # NTK-scaled layers: larger steps than usual (3e-3 trained
+    # 2-3x worse on ala2)
+    lr_final: float = setting(1e-4, ge=0)  # learning rate decays exponentially from lr to
+    # lr_final over max_epochs
+    weight_energy: float = setting(1.0, ge=0)  # loss = w_E SSE(E) + w_F SSE(F) + w_W SSE(virial),
+    # per structure
+    weight_forces: float = setting(4.0, ge=0)
+    weight_virial: float = setting(0.01, ge=0)
+    final_fraction: float = setting(0.0, ge=0, lt=1)  # >0: the last fraction of the epoch/time
+    # budget (or, after an early stop, `patience` more epochs) trains with weight_energy =
+    # final_weight_energy and keeps the best checkpoint of that stage: an energy-weighted final
+    # stage after force-dominated training, as in MACE's second stage (0 = off)
+    final_weight_energy: float = setting(100.0, ge=0)
+    patience: int = setting(100, ge=1)  # early stopping (epochs without validation improvement)
+    max_time_s: Optional[float] = setting(None, gt=0)  # wall-clock budget per model
+    valid_every: int = setting(1, ge=1)
+    ema_decay: float = setting(0.0, ge=0, lt=1)  # >0: validate, keep and export an exponential
+    # moving average of the weights (updated every optimiser step; 0.99 is typical); 0 = the raw
+    # weights
+    weight_decay: float = setting(0.0, ge=0)  # decoupled (AdamW-style) weight decay on the
+    # readout weights
+    dtype: str = setting("float32", choices=dtype_names)
+    seed: int = setting(0, ge=0)
+    n_models: int = setting(1, ge=1)  # ensemble size (members get seeds seed, seed+1, ...)
+    n_workers: int = setting(1, ge=1)  # ensemble members trained at once, one process each (1: in
+    # this process)
     progress: bool = True
     compile: bool = False  # torch.compile the training step (inductor; needs a C++ compiler):
     # about 1.5x faster per epoch on CPU after a 30-60 s warm-up; worth it for runs of minutes
-    num_threads: Optional[int] = 1  # torch intra-op threads while training (None: torch default).
-    # One thread is fastest for these small per-atom models on a shared machine (measured 5-70x
-    # faster than 2 threads on a loaded 2-core box); raise it for big models on idle many-core nodes.
+    num_threads: Optional[int] = setting(1, ge=1)  # torch intra-op threads while training (None:
+    # torch default). One thread is fastest for these small per-atom models on a shared machine
+    # (measured 5-70x faster than 2 threads on a loaded 2-core box); raise it for big models on
+    # idle many-core nodes.
 
 
 @dataclass
 class UncertaintyConfig:
-    kind: str = "posterior"  # posterior | distance | ensemble | none
-    features: str = "last_layer"  # last_layer | sketch (ensemble uncertainty uses member energies)
-    n_sketch: int = 512
-    sketch_seed: int = 0
-    calibration: str = "conformal"  # conformal | max_likelihood | log_regression
-    alpha: float = 0.05
-    max_train_atoms: int = 20000  # distance uncertainty: reduce atom features by max-dist above this
+    kind: str = setting("posterior", choices=UNCERTAINTY_KINDS)
+    features: str = setting("last_layer", choices=FEATURE_KINDS)  # ensemble uncertainty uses
+    # member energies instead
+    n_sketch: int = setting(512, ge=1)
+    sketch_seed: int = setting(0, ge=0)
+    calibration: str = setting("conformal", choices=CALIBRATION_METHODS)
+    alpha: float = setting(0.05, gt=0, lt=1)
+    max_train_atoms: int = setting(20000, ge=1)  # distance uncertainty: reduce atom features by
+    # max-dist above this
 
 
 @dataclass
 class DataConfig:
-    train: Any = None  # path or list of paths (extxyz or anything ASE reads)
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.0
-    split_seed: int = 0
+    train: Optional[Union[str, list[str]]] = setting(None, path=True)  # path or list of paths
+    # (extxyz or anything ASE reads)
+    valid_fraction: Union[int, float] = 0.1  # a fraction in [0, 1) or a count >= 1
+    test_fraction: Union[int, float] = 0.0
+    split_seed: int = setting(0, ge=0)
+
+    def _check(self, where: str) -> None:
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not (0 <= value < 1 or (value >= 1 and float(value).is_integer())):
+                raise ValueError(f"{join_key(where, name)} must be a fraction in [0, 1) or a whole "
+                                 f"count >= 1 of structures, got {value}")
+        if sum(v for v in (self.valid_fraction, self.test_fraction) if v < 1) >= 1:
+            raise ValueError(f"{join_key(where, 'valid_fraction')} + "
+                             f"{join_key(where, 'test_fraction')} must be < 1: no training data "
+                             "would be left")
 
 
 @dataclass
@@ -79,40 +133,263 @@ class TrainRunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
-    output: str = "runs/model"
-    export_dtype: str = "float64"
+    output: str = setting("runs/model", path=True)
+    export_dtype: str = setting("float64", choices=dtype_names)
+
+    def _check(self, where: str) -> None:
+        check_ensemble(self.uncertainty, self.training, where)
 
 
+def check_ensemble(unc: UncertaintyConfig, training: TrainingConfig, where: str = "") -> None:
+    """Ensemble uncertainty needs several members (else it fails only after training)."""
+    if unc.kind == "ensemble" and training.n_models < 2:
+        raise ValueError(f"{join_key(where, 'uncertainty.kind')} ensemble needs "
+                         f"{join_key(where, 'training.n_models')} >= 2, got {training.n_models}")
+
+
+# ------------------------------------------------------------------------- typed conversion
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def join_key(where: str, name: str) -> str:
+    """``section.key`` (``key`` at the top level), as error messages name a key."""
+    return f"{where}.{name}" if where else name
+
+
+def _is_list_type(tp) -> bool:
+    return tp is list or typing.get_origin(tp) is list
+
+
+def coerce(value: Any, tp: Any, name: str) -> Any:
+    """``value`` converted to the annotation ``tp`` (int, float, bool, str, Optional[...],
+    Union[...], list[...], dict[...]); raises ValueError naming the key ``name``."""
+    if tp is Any or tp is object:
+        return value
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        # a list value takes a list branch, a scalar the first scalar branch that converts it
+        is_list = isinstance(value, (list, tuple))
+        ordered = sorted(options, key=lambda a: _is_list_type(a) != is_list)
+        errors = []
+        for option in ordered:
+            try:
+                return coerce(value, option, name)
+            except ValueError as exc:
+                errors.append(exc)
+        if is_list and _is_list_type(ordered[0]):
+            raise errors[0]  # the list's own error names the bad element
+        raise ValueError(f"{name} must be {' or '.join(_describe(o) for o in options)}, "
+                         f"got {value!r}")
+    if value is None:
+        raise ValueError(f"{name} must not be null (give a value or delete the key)")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, str)) and str(value).strip().lower() in _TRUE + _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = _number(value, name, "an integer")
+        if not float(number).is_integer():
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return int(number)
+    if tp is float:
+        return float(_number(value, name, "a number"))
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, os.PathLike) or (isinstance(value, (int, float))
+                                              and not isinstance(value, bool)):
+            return str(value)
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    if _is_list_type(tp):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        (item,) = args or (Any,)
+        return [coerce(v, item, f"{name}[{k}]") for k, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a mapping, got {value!r}")
+        key_tp, value_tp = args or (Any, Any)
+        return {coerce(k, key_tp, name): coerce(v, value_tp, f"{name}.{k}")
+                for k, v in value.items()}
+    return value
+
+
+def _describe(tp) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if tp in names:
+        return names[tp]
+    return "a list" if _is_list_type(tp) else "a mapping" if _is_container(tp) else str(tp)
+
+
+def _number(value, name: str, what: str):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be {what}, got {value!r}") from None
+    return value
+
+
+# ------------------------------------------------------------------------- building, checking
 def from_dict(cls, data: dict | None, where: str = ""):
-    """Build dataclass ``cls`` from a dict, recursively, rejecting unknown keys."""
-    data = dict(data or {})
+    """Build dataclass ``cls`` from a dict, recursively: unknown keys are errors, values are
+    converted to their field types, null sections mean all defaults; then :func:`check`."""
+    return check(_build(cls, data, where), where)
+
+
+def _build(cls, data, where: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or cls.__name__} must be a mapping of keys to values, "
+                         f"got {data!r}")
     names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(set(data) - set(names), key=str)
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown} in {where or cls.__name__}; "
                          f"valid keys: {sorted(names)}")
+    hints = _hints(cls)
     kwargs = {}
-    for name, f in names.items():
-        if name not in data:
-            continue
-        value = data[name]
-        ftype = f.type if not isinstance(f.type, str) else globals().get(f.type, None)
-        if dataclasses.is_dataclass(ftype) and isinstance(value, dict):
-            value = from_dict(ftype, value, f"{where}.{name}" if where else name)
-        kwargs[name] = value
+    for name, value in data.items():
+        key = join_key(where, name)
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = value if isinstance(value, tp) else _build(tp, value, key)
+        elif value is None and _is_container(tp):
+            continue  # an empty `key:` (entries commented out): the default
+        else:
+            kwargs[name] = coerce(value, tp, key)
     return cls(**kwargs)
+
+
+def _is_container(tp) -> bool:
+    return _is_list_type(tp) or tp is dict or typing.get_origin(tp) is dict
+
+
+def check(obj, where: str = ""):
+    """Convert and check every field of a config dataclass in place, recursively: types, choices,
+    numeric bounds, then the section's own ``_check``; returns ``obj`` or raises ValueError."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        key = join_key(where, f.name)
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            if not dataclasses.is_dataclass(value):
+                value = _build(hints[f.name], value, key)
+                setattr(obj, f.name, value)
+            check(value, key)
+            continue
+        if value is None and _is_container(hints[f.name]):
+            value = (f.default if f.default_factory is dataclasses.MISSING  # as if not given
+                     else f.default_factory())
+        value = coerce(value, hints[f.name], key)
+        setattr(obj, f.name, value)
+        _check_value(value, f.metadata, key)
+    own = getattr(obj, "_check", None)
+    if own is not None:
+        own(where)
+    return obj
+
+
+_BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "lt": (operator.lt, "<")}
+
+
+def _check_value(value, meta, key: str) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices is not None:
+        allowed = tuple(choices() if callable(choices) else choices)
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    for item in (value if isinstance(value, list) else [value]):
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            continue
+        if math.isnan(item):
+            raise ValueError(f"{key} must be a number, got nan")
+        for op, (test, sign) in _BOUNDS.items():
+            limit = meta.get(op)
+            if limit is not None and not test(item, limit):
+                raise ValueError(f"{key} must be {sign} {limit}, got {value}")
 
 
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+# ------------------------------------------------------------------------- paths
+def resolve_paths(node, base: str | Path, cls=None):
+    """Make the relative paths of a config absolute, relative to ``base``, in place: the fields
+    declared with ``setting(path=...)``, in a dataclass instance or (with ``cls``) in a raw dict
+    from a YAML file (sections that are not mappings are left for :func:`from_dict` to report).
+    Returns ``node``."""
+    base = Path(base)
+    if dataclasses.is_dataclass(node):
+        cls, get, put, has = type(node), getattr, setattr, lambda n, k: True
+    elif isinstance(node, dict):
+        get, put, has = dict.get, dict.__setitem__, dict.__contains__
+    else:
+        return node
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if not has(node, f.name):
+            continue
+        value = get(node, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            if dataclasses.is_dataclass(value) or isinstance(value, dict):
+                resolve_paths(value, base, hints[f.name])
+        elif f.metadata.get("path") == "calculator":
+            put(node, f.name, _resolve_calculator(value, base))
+        elif f.metadata.get("path"):
+            put(node, f.name, resolve_path(value, base))
+    return node
+
+
+def resolve_path(value, base: Path):
+    """A path (or list of paths) made absolute relative to ``base``; other values unchanged."""
+    if isinstance(value, (list, tuple)):
+        return [resolve_path(v, base) for v in value]
+    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (Path(base) / p).resolve())
+
+
+def _resolve_calculator(spec, base: Path):
+    """``{import: file.py:Class}`` with a relative file: the file relative to ``base``."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("import"), str):
+        return spec
+    module, sep, attr = spec["import"].rpartition(":")
+    if not sep or not (module.endswith(".py") or "/" in module or "\\" in module):
+        return spec  # package.module:Class
+    return {**spec, "import": f"{resolve_path(module, base)}:{attr}"}
+
+
+# ------------------------------------------------------------------------- files
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file not found: {path}")
     with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a YAML mapping")
     return data
@@ -125,3 +402,53 @@ def save_yaml(data: dict, path: str | Path) -> None:
     with open(tmp, "w") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
     tmp.replace(path)
+
+
+def parse_overrides(items) -> dict:
+    """``section.key=value`` strings (values parsed as YAML) as a nested dict."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, e.g. training.max_epochs=50, got {item!r}")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def merge(data: dict, over: dict) -> dict:
+    """Nested ``over`` written into ``data`` (a null or scalar section is replaced)."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            merge(data[key], value)
+        elif isinstance(value, dict):
+            data[key] = merge({}, value)
+        else:
+            data[key] = value
+    return data
+
+
+def load_train_config(path: str | Path, overrides=(), output: str | Path | None = None
+                      ) -> TrainRunConfig:
+    """The ``ubmd train`` config: relative paths in the file are relative to the file; those of
+    ``overrides`` (``--set key=value``) and ``output`` (``-o``), given on the command line, and
+    defaults are relative to the working directory. Every path of the result is absolute."""
+    path = Path(path)
+    data = resolve_paths(load_yaml(path), path.resolve().parent, TrainRunConfig)
+    over = parse_overrides(overrides)
+    if output is not None:
+        over["output"] = str(output)
+    merge(data, resolve_paths(over, Path.cwd(), TrainRunConfig))
+    return resolve_paths(from_dict(TrainRunConfig, data), Path.cwd())
+
+
+def require_files(value, name: str) -> None:
+    """FileNotFoundError naming ``name`` unless every path in ``value`` exists."""
+    if value is None or value == []:
+        raise ValueError(f"{name} is required: a structure file or a list of them")
+    for p in value if isinstance(value, (list, tuple)) else [value]:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"{name}: file not found: {p}")

@@ -1,6 +1,8 @@
 """The ``ubmd`` command: ``ubmd <subcommand> ...`` dispatches to ``ubmd.cli.<subcommand>.main``.
 
 Every subcommand module exposes ``main(args=None) -> int`` so that tests can call it directly.
+Bad input (missing files, invalid configs) ends with one line ``ubmd <cmd>: error: <message>`` on
+stderr and exit status 2 (:func:`fail`), not a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ SUBCOMMANDS = {
     "analyze": "exploration analysis of walker outputs: coverage, ACF, histograms",
     "md": "run (biased) MD with a model through ASE",
 }
+
+
+#: what bad input raises (config checks, missing files); caught by every subcommand's ``main``
+INPUT_ERRORS = (FileNotFoundError, ValueError, KeyError, TypeError)
+
+
+def fail(command: str, exc: BaseException) -> int:
+    """Print ``ubmd <command>: error: <message>`` to stderr; returns the exit status 2."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    print(f"ubmd {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(args: list[str] | None = None) -> int:

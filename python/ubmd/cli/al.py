@@ -1,6 +1,9 @@
 """``ubmd al``: active-learning campaigns.
 
   ubmd al run CONFIG.yaml [--output DIR]   start (or continue, with the same config) a campaign
+                                           (keys: docs/config.md; relative paths in CONFIG.yaml
+                                           are relative to its directory, --output to the
+                                           working directory)
   ubmd al resume DIR                       continue the campaign in DIR from its last finished stage
   ubmd al report DIR [--out PLOTS]         learning curves, calibration, walker stops, volumes,
                                            coverage (PNG) + report.json
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from . import INPUT_ERRORS, fail
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,9 +40,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         with terminate_children_on_exit():
             return _dispatch(ns, load_al_config, resume_campaign, run_campaign)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"ubmd al {ns.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except INPUT_ERRORS + (RuntimeError,) as exc:
+        return fail(f"al {ns.command}", exc)
 
 
 def _dispatch(ns, load_al_config, resume_campaign, run_campaign) -> int:

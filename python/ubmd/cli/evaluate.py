@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from . import INPUT_ERRORS, fail
 
 
 def main(args=None) -> int:
@@ -13,10 +16,17 @@ def main(args=None) -> int:
     p.add_argument("-o", "--output", help="directory for evaluation.json and PNG plots")
     p.add_argument("--alpha", type=float, default=0.05)
     a = p.parse_args(args)
-    from ..data import read_structures
-    from ..evaluation import evaluate_model_file
+    try:
+        if not Path(a.model).is_file():
+            raise FileNotFoundError(f"model file not found: {a.model}")
+        if not 0 < a.alpha < 1:
+            raise ValueError(f"--alpha must be in (0, 1), got {a.alpha}")
+        from ..data import read_structures
+        from ..evaluation import evaluate_model_file
 
-    frames = [f for path in a.data for f in read_structures(path)]
-    res = evaluate_model_file(a.model, frames, a.alpha, a.output)
+        frames = [f for path in a.data for f in read_structures(path)]
+        res = evaluate_model_file(a.model, frames, a.alpha, a.output)
+    except INPUT_ERRORS as exc:
+        return fail("evaluate", exc)
     print(json.dumps(res, indent=1))
     return 0

@@ -9,14 +9,38 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
+from ..config import (TrainRunConfig, check, dtype_names, from_dict, load_yaml, require_files,
+                      resolve_path)
+from ..keys import FEATURE_KINDS, UNCERTAINTY_KINDS
+from . import INPUT_ERRORS, fail
 
-from ..config import TrainRunConfig, from_dict, load_yaml
+
+def load_run_config(run_dir: str | Path) -> TrainRunConfig:
+    """The checked config of a ``ubmd train`` run, ``output`` set to ``run_dir``. Relative data
+    paths (runs written before paths were stored absolute) are taken relative to the run
+    directory, else, where only that exists, to the working directory."""
+    run_dir = Path(run_dir).resolve()
+    data = load_yaml(run_dir / "config.yaml")
+    data["output"] = str(run_dir)
+    cfg = from_dict(TrainRunConfig, data)
+    train = cfg.data.train
+    if train is not None:
+        cfg.data.train = [_legacy_path(p, run_dir) for p in train] if isinstance(train, list) \
+            else _legacy_path(train, run_dir)
+    return cfg
+
+
+def _legacy_path(p: str, run_dir: Path) -> str:
+    here = resolve_path(p, run_dir)
+    cwd = resolve_path(p, Path.cwd())
+    return cwd if not Path(here).exists() and Path(cwd).exists() else here
 
 
 def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
-               uncertainty: str | None = None, features: str | None = None) -> dict:
-    from ..data import GraphDataset, species_map_from, split_indices
+               uncertainty: str | None = None, features: str | None = None,
+               cfg: TrainRunConfig | None = None) -> dict:
+    """Export the members of ``run_dir`` (config: ``cfg``, else the run's ``config.yaml``)."""
+    from ..data import GraphDataset, split_indices
     from ..export import ExportedModel, export_model
     from ..train import torch_dtype
     from ..uncertainty_fit import calibrate, fit_head
@@ -25,11 +49,14 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
     run_dir = Path(run_dir)
     if not (run_dir / "members.pt").exists():
         raise FileNotFoundError(f"{run_dir} has no members.pt: train first with `ubmd train`")
-    cfg = from_dict(TrainRunConfig, load_yaml(run_dir / "config.yaml"))
+    cfg = load_run_config(run_dir) if cfg is None else cfg
     if uncertainty:
         cfg.uncertainty.kind = uncertainty
     if features:
         cfg.uncertainty.features = features
+    check(cfg)
+    if cfg.uncertainty.kind != "none":
+        require_files(cfg.data.train, "data.train")
     members = load_members(run_dir / "members.pt")
     fm = build_feature_model(members, cfg)
     head = None
@@ -48,11 +75,14 @@ def main(args=None) -> int:
     p = argparse.ArgumentParser(prog="ubmd export", description=__doc__)
     p.add_argument("run_dir", help="directory written by `ubmd train`")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.pt)")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    p.add_argument("--uncertainty", choices=["none", "posterior", "distance", "ensemble"])
-    p.add_argument("--features", choices=["last_layer", "sketch"])
+    p.add_argument("--dtype", default="float64", choices=dtype_names())
+    p.add_argument("--uncertainty", choices=UNCERTAINTY_KINDS)
+    p.add_argument("--features", choices=FEATURE_KINDS)
     a = p.parse_args(args)
-    meta = export_run(a.run_dir, a.output, a.dtype, a.uncertainty, a.features)
+    try:
+        meta = export_run(a.run_dir, a.output, a.dtype, a.uncertainty, a.features)
+    except INPUT_ERRORS as exc:
+        return fail("export", exc)
     print(f"wrote {a.output}: species {meta['species']}, cutoff {meta['cutoff']} Å, "
           f"uncertainty {meta['uncertainty']}, dtype {meta['dtype']}")
     return 0

@@ -18,6 +18,9 @@ import math
 import sys
 from pathlib import Path
 
+from ..al.config import ENSEMBLES, THERMOSTATS
+from . import INPUT_ERRORS, fail
+
 
 def _weights(items: list[str]) -> dict:
     out = {}
@@ -35,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file written by `ubmd export` (model.pt)")
     p.add_argument("start", help="start structure (any format ASE reads; the first frame)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--ensemble", choices=("nvt", "npt"), default="nvt")
-    p.add_argument("--thermostat", choices=("langevin", "nose_hoover"), default="langevin")
+    p.add_argument("--ensemble", choices=ENSEMBLES, default="nvt")
+    p.add_argument("--thermostat", choices=THERMOSTATS, default="langevin")
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--pressure", type=float, default=0.0, help="bar (npt)")
     p.add_argument("--timestep", type=float, default=0.5, help="fs")
@@ -75,9 +78,8 @@ def main(args: list[str] | None = None) -> int:
         if not Path(ns.model).is_file():
             raise FileNotFoundError(f"model file not found: {ns.model}")
         start = read_structures(ns.start, index="0")[0]
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"ubmd md: error: {exc}", file=sys.stderr)
-        return 2
+    except INPUT_ERRORS as exc:
+        return fail("md", exc)
     task = WalkerTask(index=0, engine="ase", model_file=str(Path(ns.model).resolve()), start=start,
                       workdir=str(Path(ns.out).resolve()), temperature=ns.temperature,
                       pressure=ns.pressure, seed=ns.seed, params=params)

@@ -25,6 +25,8 @@ import torch
 from ubmd import keys
 from ubmd.selection import METHODS, select_batch
 
+from . import INPUT_ERRORS, fail
+
 DEFAULT_KEYS = (keys.STRUCTURE_FEATURES, keys.FEATURES)
 
 
@@ -101,9 +103,8 @@ def main(args: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             idx = select_batch(pool, train, ns.batch_size, ns.method, seed=ns.seed)
-    except (OSError, ValueError, TypeError) as err:
-        print(f"ubmd select: error: {err}", file=sys.stderr)
-        return 2
+    except (OSError,) + INPUT_ERRORS as err:
+        return fail("select", err)
     for w in caught:
         print(f"ubmd select: warning: {w.message}", file=sys.stderr)
     indices = [int(i) for i in idx]

@@ -324,3 +324,37 @@ def test_exported_model_energies_with_large_offsets(tmp_path, small_frames, expo
                                                              rel=1e-2, abs=1e-6)
     tol = 1e-6 if export_dtype == "float64" else 4e-7 * abs(lb)
     assert abs(eb - (ep + offset)) < tol, (eb, ep, offset)
+
+
+def test_label_keys_from_the_config_and_in_ubmd_evaluate(tmp_path, small_frames):
+    """data.energy_key/forces_key in a train config reach training; `ubmd evaluate` takes the
+    same names as options, and without them refuses the file naming its keys."""
+    import json
+
+    from ubmd.cli.evaluate import main as evaluate_main
+    from ubmd.config import load_train_config as load_config
+    from ubmd.workflow import train_from_config
+
+    frames = []
+    for a in small_frames[:6]:
+        b = a.copy()
+        b.calc = None
+        b.info["dft_energy"] = a.get_potential_energy()
+        b.arrays["dft_forces"] = a.get_forces()
+        frames.append(b)
+    write_structures(tmp_path / "d.extxyz", frames)
+    (tmp_path / "c.yaml").write_text(
+        f"data: {{train: d.extxyz, valid_fraction: 0.34, energy_key: dft_energy, "
+        f"forces_key: dft_forces}}\nmodel: {json.dumps(dataclasses.asdict(MODEL))}\n"
+        "training: {max_epochs: 2, batch_size: 2, progress: false}\n"
+        "uncertainty: {kind: none}\noutput: run\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.data.energy_key == "dft_energy"
+    summary = train_from_config(cfg)
+    assert summary["errors_train"]["forces_rmse"] > 0
+    model = tmp_path / "run" / "model.pt"
+    assert evaluate_main([str(model), str(tmp_path / "d.extxyz")]) == 2   # no labels found
+    assert evaluate_main([str(model), str(tmp_path / "d.extxyz"), "--energy-key", "dft_energy",
+                          "--forces-key", "dft_forces", "-o", str(tmp_path / "ev")]) == 0
+    res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert res["forces_rmse"] > 0 and res["energy_rmse"] >= 0

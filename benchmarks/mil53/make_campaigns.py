@@ -39,7 +39,7 @@ def campaign(sampler: str, temperature: int, pressure_key: str, start: str) -> d
     tau_f, tau_s = SAMPLERS[sampler]
     name = f"mil53_{sampler}_{temperature}K_{pressure_key}"
     return {
-        "output": f"runs/mil53_al/{name}",
+        "output": f"../../../runs/mil53_al/{name}",  # relative to the config file
         "label_budget": 512,
         "max_rounds": 100,
         "initial": {"structures": start, "n_perturbed": 7, "displacement": 0.02, "strain": 0.05},

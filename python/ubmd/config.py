@@ -114,6 +114,12 @@ class DataConfig:
     valid_fraction: Union[int, float] = 0.1  # a fraction in [0, 1) or a count >= 1
     test_fraction: Union[int, float] = 0.0
     split_seed: int = setting(0, ge=0)
+    # where the labels are: an atoms.calc result, atoms.info (energy, virial) or atoms.arrays
+    # (forces) entry of this name; virial = -stress * volume (eV, GAP/MACE convention)
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    stress_key: str = "stress"
+    virial_key: str = "virial"
 
     def _check(self, where: str) -> None:
         for name in ("valid_fraction", "test_fraction"):

@@ -11,16 +11,24 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from .calculator import UBMDCalculator
-from .data import get_labels
+from .data import get_labels, no_labels_message
 
 
 def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: float = 0.05,
-                        out_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Energy (eV/atom), force (eV/Å) and stress (eV/Å^3) errors and calibration metrics."""
+                        out_dir: str | Path | None = None, progress: bool = True,
+                        label_keys: dict | None = None) -> dict:
+    """Energy (eV/atom), force (eV/Å) and stress (eV/Å^3) errors and calibration metrics.
+
+    ``label_keys``: ``ubmd.data.get_labels`` key names (energy_key, forces_key, ...); frames
+    without any energy or force label under them are an error naming the keys they have."""
+    keys = label_keys or {}
+    labels = [get_labels(atoms, **keys) for atoms in frames]
+    if frames and not any(lab["energy"] is not None or lab["forces"] is not None for lab in labels):
+        raise ValueError(no_labels_message(frames, keys))
     calc = UBMDCalculator(model_file)
     de, df, ds, u_tot, r_tot, u_at, r_at = [], [], [], [], [], [], []
-    for atoms in tqdm(frames, desc="evaluate", disable=not progress, leave=False):
-        lab = get_labels(atoms)
+    for atoms, lab in tqdm(zip(frames, labels), total=len(frames), desc="evaluate",
+                           disable=not progress, leave=False):
         b = atoms.copy()
         b.calc = calc
         e = b.get_potential_energy()

@@ -15,6 +15,11 @@ def main(args=None) -> int:
     p.add_argument("data", nargs="+", help="labelled structures (extxyz or anything ASE reads)")
     p.add_argument("-o", "--output", help="directory for evaluation.json and PNG plots")
     p.add_argument("--alpha", type=float, default=0.05)
+    for name, default in (("energy", "energy"), ("forces", "forces"), ("stress", "stress"),
+                          ("virial", "virial")):
+        p.add_argument(f"--{name}-key", default=default,
+                       help=f"name of the {name} label (calculator result, info or array; "
+                            f"default {default})")
     a = p.parse_args(args)
     try:
         if not Path(a.model).is_file():
@@ -25,7 +30,9 @@ def main(args=None) -> int:
         from ..evaluation import evaluate_model_file
 
         frames = [f for path in a.data for f in read_structures(path)]
-        res = evaluate_model_file(a.model, frames, a.alpha, a.output)
+        keys = {"energy_key": a.energy_key, "forces_key": a.forces_key,
+                "stress_key": a.stress_key, "virial_key": a.virial_key}
+        res = evaluate_model_file(a.model, frames, a.alpha, a.output, label_keys=keys)
     except INPUT_ERRORS as exc:
         return fail("evaluate", exc)
     print(json.dumps(res, indent=1))

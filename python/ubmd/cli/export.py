@@ -44,7 +44,7 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
     from ..export import ExportedModel, export_model
     from ..train import torch_dtype
     from ..uncertainty_fit import calibrate, fit_head
-    from ..workflow import build_feature_model, load_frames, load_members
+    from ..workflow import build_feature_model, check_split, label_keys_from, load_frames, load_members
 
     run_dir = Path(run_dir)
     if not (run_dir / "members.pt").exists():
@@ -63,9 +63,11 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
     if cfg.uncertainty.kind != "none":
         frames = load_frames(cfg.data.train)
         zs = members[0].atomic_numbers
-        data = GraphDataset(frames, cfg.model.cutoff, {z: k for k, z in enumerate(zs)})
+        data = GraphDataset(frames, cfg.model.cutoff, {z: k for k, z in enumerate(zs)},
+                            label_keys=label_keys_from(cfg.data))
         split = split_indices(len(data), cfg.data.valid_fraction, cfg.data.test_fraction,
                               cfg.data.split_seed)
+        check_split(cfg, len(data), data.subset(split.valid))
         head = fit_head(fm, data.subset(split.train), cfg.uncertainty)
         calibrate(fm, head, data.subset(split.valid), cfg.uncertainty)
     return export_model(ExportedModel(fm, head), output, torch_dtype(dtype))

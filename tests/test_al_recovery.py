@@ -274,3 +274,42 @@ def test_md_with_a_model_without_uncertainty(plain_model, tmp_path, capsys):
     assert "exported without an uncertainty" in capsys.readouterr().err
     assert not (biased / "trace.npz").exists()
 
+
+
+# ------------------------------------------------------------------------ initial data keys
+def test_initial_data_with_other_label_keys(tmp_path):
+    """initial.data labelled under dft_energy/dft_forces with data.energy_key/forces_key: the
+    round-0 data set holds them under the standard names next to the campaign's own labels,
+    and training uses both (every structure has an energy label)."""
+    from ase.calculators.emt import EMT
+
+    from ubmd.data import get_labels, read_structures
+
+    frames = []
+    for k in range(4):
+        a = start_cell()
+        a.positions += np.random.default_rng(k).normal(scale=0.05, size=a.positions.shape)
+        a.calc = EMT()
+        a.info["dft_energy"] = a.get_potential_energy() + 0.0
+        a.arrays["dft_forces"] = a.get_forces().copy()
+        a.calc = None
+        frames.append(a)
+    from ase.io import write
+
+    write(tmp_path / "init.extxyz", frames)
+    d, _ = _campaign(tmp_path, label_budget=12)
+    d["initial"] = {**d["initial"], "data": str(tmp_path / "init.extxyz"), "n_perturbed": 7}
+    d["data"] = {**d["data"], "energy_key": "dft_energy", "forces_key": "dft_forces"}
+    cfg = al_config_from_dict(d)
+    run_campaign(cfg)
+    ds = read_structures(Path(d["output"]) / "round_000" / "dataset.extxyz")
+    assert len(ds) == 12
+    labs = [get_labels(a) for a in ds]
+    assert all(lab["energy"] is not None and lab["forces"] is not None for lab in labs)
+    np.testing.assert_allclose(labs[0]["forces"], frames[0].arrays["dft_forces"], atol=1e-6)
+    # without the key names the initial data would carry no labels: a clear error
+    (tmp_path / "b").mkdir()
+    d2, _ = _campaign(tmp_path / "b", label_budget=12)
+    d2["initial"] = {**d2["initial"], "data": str(tmp_path / "init.extxyz")}
+    with pytest.raises(ValueError, match="dft_energy"):
+        run_campaign(al_config_from_dict(d2))

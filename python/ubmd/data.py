@@ -101,6 +101,24 @@ def get_labels(atoms: Atoms, energy_key: str = "energy", forces_key: str = "forc
     return out
 
 
+def with_standard_labels(atoms: Atoms, label_keys: dict | None = None) -> Atoms:
+    """A copy whose labels (read under ``label_keys``) sit in a single-point calculator under the
+    standard names (energy, forces, stress in Voigt form): what the AL data sets hold, so that
+    user data with other key names and the campaign's own labels are read the same way."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    lab = get_labels(atoms, **(label_keys or {}))
+    out = atoms.copy()
+    for key in [k for k in (label_keys or {}).values() if k]:
+        out.info.pop(key, None)
+        if key in out.arrays and key not in ("numbers", "positions"):
+            del out.arrays[key]
+    stress = None if lab["stress"] is None else full_3x3_to_voigt_6_stress(lab["stress"])
+    out.calc = SinglePointCalculator(out, energy=lab["energy"], forces=lab["forces"], stress=stress)
+    return out
+
+
 def describe_keys(frames: Sequence[Atoms], n: int = 3) -> str:
     """The info, per-atom array and calculator-result keys of the first ``n`` frames (for errors)."""
     info, arrays, results = set(), set(), set()

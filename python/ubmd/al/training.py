@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ase import Atoms
 
-from ..data import species_map_from
+from ..data import LABEL_KEYS, species_map_from
 from ..workflow import load_members, train_from_config
 
 
@@ -42,6 +42,8 @@ def train_round(cfg, dataset: Sequence[Atoms], outdir: str | Path, warm_from: st
             init, warm_note = members, f"warm start from {warm_from}"
         else:
             warm_note = "scratch (previous model incompatible: species or architecture changed)"
-    summary = train_from_config(tcfg, list(dataset), species_map, init_members=init)
+    # the data set holds labels under the standard names (initial.data was converted on reading)
+    summary = train_from_config(tcfg, list(dataset), species_map, init_members=init,
+                                label_keys=dict(LABEL_KEYS))
     summary["initialisation"] = warm_note
     return summary

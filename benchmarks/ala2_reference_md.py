@@ -55,6 +55,7 @@ TIMESTEP_FS = 0.5
 FRICTION_PER_FS = 0.01
 LOG_EVERY = 10
 MAX_BOND_STRETCH = 1.5
+CHECKPOINTS = (10_000, 20_000, 50_000, 100_000, 200_000, 400_000)  # total MD steps always reported
 CAMPAIGN_STYLES = {"unbiased_300K": ("tab:blue", "unbiased 300 K"), "biased_300K": ("tab:red", "biased 300 K"),
                    "unbiased_1200K": ("tab:orange", "unbiased 1200 K")}
 REFERENCE_STYLES = {300: ("navy", "GFN2-xTB MD 300 K"), 600: ("purple", "GFN2-xTB MD 600 K"),
@@ -171,7 +172,10 @@ def coverage_vs_steps(cvs_by_walker: list, n_points: int = 40) -> list[dict]:
     from ubmd.analysis.coverage import grid_coverage
 
     k_max = min(len(c) for c in cvs_by_walker)
-    ks = sorted({int(k) for k in np.unique(np.geomspace(1, max(k_max, 1), n_points).round())} | {k_max})
+    per_frame = LOG_EVERY * len(cvs_by_walker)  # total MD steps per traced frame of every walker
+    checkpoints = {n // per_frame for n in CHECKPOINTS if n % per_frame == 0 and n // per_frame <= k_max}
+    ks = sorted({int(k) for k in np.unique(np.geomspace(1, max(k_max, 1), n_points).round())}
+                | {k_max} | checkpoints)
     rows = []
     for k in ks:
         if k == 0:
@@ -275,7 +279,7 @@ def main(argv=None) -> int:
         rows = coverage_vs_steps([s["cvs"] for s in states])
         final = rows[-1]
         compare = {}
-        for row in rows[-1:] + [r for r in rows if r["md_steps"] in (16_000, 50_000, 100_000)]:
+        for row in rows[-1:] + [r for r in rows if r["md_steps"] in CHECKPOINTS]:
             for name, by_seed in curves.items():
                 for seed, pts in by_seed.items():
                     v = value_at(pts, row["md_steps"])

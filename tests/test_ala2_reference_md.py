@@ -14,6 +14,7 @@ pytest.importorskip("tblite")
 import ala2_reference_md as ref  # noqa: E402
 
 
+@pytest.mark.skipif(not (ref.DATA_DIR / "dihedrals.json").is_file(), reason="ala2 data not available")
 def test_resumed_walker_equals_uninterrupted(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()

@@ -480,8 +480,8 @@ def test_cli_hist_and_trace_on_mof_cells(tmp_path):
 def test_cli_reports_bad_input(tmp_path, capsys):
     log = tmp_path / "log.lammps"
     shutil.copy(DATA / "lj.log", log)
-    assert analyze(["trace", str(log), "--cv", "volume", "-o", str(tmp_path)]) == 1
+    assert analyze(["trace", str(log), "--cv", "volume", "-o", str(tmp_path)]) == 2
     assert "log:NAME" in capsys.readouterr().err
-    assert analyze(["trace", str(log), "--cv", "log:Nope", "-o", str(tmp_path)]) == 1
+    assert analyze(["trace", str(log), "--cv", "log:Nope", "-o", str(tmp_path)]) == 2
     assert "available: Step" in capsys.readouterr().err
     assert analyze(["trace", str(log), "--cv", "log:vol", "-o", str(tmp_path)]) == 0

@@ -358,3 +358,19 @@ def test_label_keys_from_the_config_and_in_ubmd_evaluate(tmp_path, small_frames)
                           "--forces-key", "dft_forces", "-o", str(tmp_path / "ev")]) == 0
     res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert res["forces_rmse"] > 0 and res["energy_rmse"] >= 0
+
+
+def test_descriptor_statistics_spread_over_the_data_set(small_frames):
+    """fit_statistics with fewer structures than the data set takes them evenly spread (first
+    and last for 2), not the first ones: a file ordered by composition is represented."""
+    data = GraphDataset(small_frames, 4.0, species_map_from(small_frames))
+    n = len(data)
+
+    def mean_after(d, k):
+        m = _new_model(d, MODEL, 0, torch.float64)
+        fit_statistics(m, d, max_structures=k)
+        return m.desc_mean.clone()
+
+    spread = mean_after(data, 2)
+    assert torch.allclose(spread, mean_after(data.subset([0, n - 1]), 2))
+    assert not torch.allclose(spread, mean_after(data.subset([0, 1]), 2))

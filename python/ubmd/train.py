@@ -53,7 +53,10 @@ def fit_statistics(model: MLIP, data: GraphDataset, max_structures: int = 500) -
     per-species scale (RMS of the reference forces, or of the energy residual per atom).
 
     Returns the shift in float64 (the model's ``species_shift`` holds it in the model dtype)."""
-    graphs = data.graphs[:max_structures]
+    # evenly spread over the data set (files ordered by composition or temperature: every part)
+    n = len(data.graphs)
+    pick = np.unique(np.linspace(0, n - 1, min(n, max_structures)).round().astype(int)) if n else []
+    graphs = [data.graphs[i] for i in pick]
     dtype = model.desc_mean.dtype
     descs = []
     for g in graphs:

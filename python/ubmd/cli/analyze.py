@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ubmd.analysis import plots
+from ubmd.cli import INPUT_ERRORS, fail
 from ubmd.analysis.acf import BIASES, acf_over_runs, fit_sine, model_acf
 from ubmd.analysis.coverage import DEFAULT_LEVELS, coverage_by_round, grid_coverage, occupancy
 from ubmd.analysis.cvs import load_named_cvs, parse_cv
@@ -315,10 +316,8 @@ def main(args: list[str] | None = None) -> int:
     parsed = build_parser().parse_args(args)
     try:
         RUNNERS[parsed.analysis](parsed)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"ubmd analyze {parsed.analysis}: error: {message}", file=sys.stderr)
-        return 1
+    except (*INPUT_ERRORS, RuntimeError) as exc:
+        return fail(f"analyze {parsed.analysis}", exc)  # exit status 2, as every subcommand
     return 0
 
 

@@ -285,7 +285,8 @@ def main(argv=None) -> int:
                     v = value_at(pts, row["md_steps"])
                     if v is not None:
                         compare.setdefault(str(row["md_steps"]), {}).setdefault(name, {})[seed] = v
-        results["temperatures"][str(int(round(T)))] = {
+        key = str(int(round(T)))
+        results["temperatures"][key] = {
             "n_walkers": args.walkers, "steps_per_walker": min(w["steps"] for w in walkers),
             "md_steps": final["md_steps"], "md_time_ps": final["md_steps"] * TIMESTEP_FS / 1000.0,
             "coverage": final["coverage"], "fraction_per_level": final["fraction_per_level"],
@@ -297,8 +298,8 @@ def main(argv=None) -> int:
         print(f"T={T:g} K: {args.walkers} walkers x {walkers[0]['steps']} steps = {final['md_steps']} "
               f"steps: coverage {final['coverage']:.3f} (levels "
               f"{' / '.join(f'{f:.2f}' for f in final['fraction_per_level'])}), phi>0 "
-              f"{results['temperatures'][str(int(round(T)))]['phi_positive_fraction']:.3f}, "
-              f"{results['temperatures'][str(int(round(T)))]['ms_per_step']:.1f} ms/step")
+              f"{results['temperatures'][key]['phi_positive_fraction']:.3f}, "
+              f"{results['temperatures'][key]['ms_per_step']:.1f} ms/step")
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=1))
     if results["temperatures"]:

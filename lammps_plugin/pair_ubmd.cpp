@@ -308,7 +308,6 @@ void PairUBMD::coeff(int narg, char **arg)
 
   const bool hybrid = (force->pair != this);
   type2species.assign(ntypes + 1, -1);
-  type2weight.assign(ntypes + 1, 1.0);
   for (int t = 1; t <= ntypes; t++) {
     const std::string el = arg[2 + t];
     if (el == "NULL") {

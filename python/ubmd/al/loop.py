@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
-from ..data import Split, get_labels, no_labels_message, split_indices, with_standard_labels
+from ..data import Split, no_labels_message, split_indices, with_standard_labels
 from ..workflow import label_keys_from
 from .config import ALConfig, load_al_config, save_al_config
 from .executors import make_executor
@@ -159,10 +159,11 @@ class Campaign:
         if r == 0 and self.cfg.initial.data:
             # under the data.*_key names; stored (and trained on) under the standard ones
             keys = label_keys_from(self.cfg.data)
-            dataset = [with_standard_labels(a, keys) for a in read_starts(self.cfg.initial.data)]
-            if dataset and not any(get_labels(a)["energy"] is not None
-                                   or get_labels(a)["forces"] is not None for a in dataset):
-                raise ValueError(f"initial.data: {no_labels_message(read_starts(self.cfg.initial.data), keys)}")
+            given = read_starts(self.cfg.initial.data)
+            dataset = [with_standard_labels(a, keys) for a in given]
+            if dataset and all(a.calc.results.get("energy") is None
+                               and a.calc.results.get("forces") is None for a in dataset):
+                raise ValueError(f"initial.data: {no_labels_message(given, keys)}")
         new = got["kept"]
         failures_file = st.dir / "label_failures.json"
         write_json_atomic({"failures": got["failures"], "dropped": got["dropped"]}, failures_file)

@@ -12,8 +12,21 @@ import signal
 import sys
 
 
+def _resource_tracker_pid() -> int | None:
+    """PID of multiprocessing's resource tracker, if this process started one.
+
+    It is left alive: it exits by itself when this process does, after releasing the shared
+    semaphores of the pools; killed first, it would print a traceback per leaked name."""
+    try:
+        from multiprocessing import resource_tracker
+    except ImportError:  # pragma: no cover
+        return None
+    return getattr(resource_tracker._resource_tracker, "_pid", None)
+
+
 def kill_descendants(timeout: float = 3.0) -> int:
-    """Terminate (then kill) every descendant of this process; returns how many were found."""
+    """Terminate (then kill) every descendant of this process except multiprocessing's resource
+    tracker; returns how many were stopped."""
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil comes with the package's dependencies
@@ -24,7 +37,8 @@ def kill_descendants(timeout: float = 3.0) -> int:
             k.terminate()
         return len(kids)
     me = psutil.Process(os.getpid())
-    kids = me.children(recursive=True)
+    tracker = _resource_tracker_pid()
+    kids = [k for k in me.children(recursive=True) if k.pid != tracker]
     for k in kids:
         with contextlib.suppress(psutil.Error):
             k.terminate()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ase.build import bulk, molecule
 
 from test_al import FIXTURES, campaign_dict, start_cell
 from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
@@ -107,6 +108,21 @@ def test_data_set_too_small_to_split_is_an_error(tmp_path):
         run_campaign(cfg, log=lambda s: None)
     state = json.loads((Path(d["output"]) / "round_000" / "state.json").read_text())["stages"]
     assert "label" not in state
+
+
+@pytest.mark.parametrize("atoms, ensemble, match", [
+    (bulk("Cu", "fcc", a=3.61), "nvt", r"structure 0 \(Cu\) has 1 atom.*repeat"),
+    (molecule("H2O"), "npt", r"structure 0 \(H2O\) has pbc \[False, False, False\].*nvt"),
+])
+def test_walker_starts_checked_before_labelling(tmp_path, atoms, ensemble, match):
+    """A 1-atom start (NaN velocities once the net momentum is removed) or a non-periodic start
+    under NPT is refused before round 0 spends a label."""
+    d, _ = _campaign(tmp_path)
+    atoms.write(d["initial"]["structures"])
+    d["walkers"] = {**d["walkers"], "ensemble": ensemble}
+    with pytest.raises(ValueError, match=match):
+        run_campaign(al_config_from_dict(d), log=lambda s: None)
+    assert not (Path(d["output"]) / "round_000" / "labels").exists()
 
 
 # ------------------------------------------------------------------ a trained round 0, shared

@@ -27,8 +27,20 @@ def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"structure file not found: {path}")
-    frames = read(str(path), index=index)
-    return frames if isinstance(frames, list) else [frames]
+    try:
+        frames = read(str(path), index=index)
+    except Exception as exc:  # noqa: BLE001 - ASE raises many kinds (empty, unknown, malformed)
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"cannot read structures from {path} ({type(exc).__name__}: {text}); "
+                         "give an extxyz, ASE trajectory/database or another file ASE reads "
+                         "(ase.io.read)") from exc
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise ValueError(f"{path} holds no structures")
+    bad = [k for k, a in enumerate(frames) if not isinstance(a, Atoms)]
+    if bad:
+        raise ValueError(f"{path}: entry {bad[0]} is not a structure ({type(frames[bad[0]]).__name__})")
+    return frames
 
 
 def write_structures(path: str | Path, frames: Sequence[Atoms], append: bool = False) -> None:
@@ -83,8 +95,10 @@ def get_labels(atoms: Atoms, energy_key: str = "energy", forces_key: str = "forc
            "forces": _find_label(atoms, forces_key, "forces", True), "stress": None}
     stress = _find_label(atoms, stress_key, "stress", False)
     virial = _find_label(atoms, virial_key, "virial", False)
+    stress_from = f"stress {stress_key!r}"
     if virial is not None and (stress is None or (virial_key != LABEL_KEYS["virial_key"]
                                                   and stress_key == LABEL_KEYS["stress_key"])):
+        stress_from = f"virial {virial_key!r}"
         vol = abs(float(np.linalg.det(np.asarray(atoms.get_cell()))))
         stress = -_tensor3x3(virial, f"virial {virial_key!r}") / vol if (
             atoms.pbc.all() and vol > 1e-12) else None
@@ -98,6 +112,36 @@ def get_labels(atoms: Atoms, energy_key: str = "energy", forces_key: str = "forc
             raise ValueError(f"forces {forces_key!r} of a structure of {len(atoms)} atoms have "
                              f"shape {f.shape}, expected ({len(atoms)}, 3)")
         out["forces"] = f
+    # (the stress of a structure that is not periodic in x, y and z is never used: not checked)
+    _check_finite({**out, "stress": out["stress"] if atoms.pbc.all() else None},
+                  {"energy": f"energy {energy_key!r}", "forces": f"forces {forces_key!r}",
+                   "stress": stress_from})
+    return out
+
+
+def _check_finite(labels: dict, keys: dict) -> None:
+    """A NaN or inf label is an error naming it (not a NaN loss, or a NaN error metric, later)."""
+    for name, value in labels.items():
+        if value is None:
+            continue
+        v = np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(v)):
+            where = ""
+            if name == "forces":
+                bad = np.where(~np.isfinite(v).all(axis=1))[0]
+                where = f" for atoms {bad[:10].tolist()}"
+            raise ValueError(f"non-finite (NaN or inf) label {keys[name]}{where}: fix or drop "
+                             "the structure (a structure without the label is left out of it)")
+
+
+def frame_labels(frames: Sequence[Atoms], label_keys: dict | None = None) -> list[dict]:
+    """:func:`get_labels` of every frame; an error names the structure (0-based index)."""
+    out = []
+    for k, atoms in enumerate(frames):
+        try:
+            out.append(get_labels(atoms, **(label_keys or {})))
+        except ValueError as exc:
+            raise ValueError(f"structure {k} ({atoms.get_chemical_formula()}): {exc}") from exc
     return out
 
 
@@ -244,8 +288,12 @@ class GraphDataset:
         self.species_map = dict(species_map)
         self.dtype = dtype
         self.label_keys = dict(label_keys or {})  # get_labels keyword arguments
-        self.graphs = [atoms_to_graph(a, cutoff, species_map, dtype, self.label_keys)
-                       for a in self.frames]
+        self.graphs = []
+        for k, a in enumerate(self.frames):
+            try:
+                self.graphs.append(atoms_to_graph(a, cutoff, species_map, dtype, self.label_keys))
+            except ValueError as exc:  # which structure of the data set (0-based)
+                raise ValueError(f"structure {k} ({a.get_chemical_formula()}): {exc}") from exc
 
     def __len__(self) -> int:
         return len(self.graphs)

@@ -11,7 +11,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from .calculator import UBMDCalculator
-from .data import get_labels, no_labels_message
+from .data import frame_labels, no_labels_message
 
 
 def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: float = 0.05,
@@ -20,19 +20,27 @@ def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: 
     """Energy (eV/atom), force (eV/Å) and stress (eV/Å^3) errors and calibration metrics.
 
     ``label_keys``: ``ubmd.data.get_labels`` key names (energy_key, forces_key, ...); frames
-    without any energy or force label under them are an error naming the keys they have."""
+    without any energy or force label under them are an error naming the keys they have; a NaN or
+    inf label is an error naming the structure. Constraints of the frames (``FixAtoms`` ...) are
+    dropped: the labels are raw calculator forces, so the model's raw forces are compared."""
     keys = label_keys or {}
-    labels = [get_labels(atoms, **keys) for atoms in frames]
+    labels = frame_labels(frames, keys)
     if frames and not any(lab["energy"] is not None or lab["forces"] is not None for lab in labels):
         raise ValueError(no_labels_message(frames, keys))
     calc = UBMDCalculator(model_file)
     de, df, ds, u_tot, r_tot, u_at, r_at = [], [], [], [], [], [], []
-    for atoms, lab in tqdm(zip(frames, labels), total=len(frames), desc="evaluate",
-                           disable=not progress, leave=False):
+    for k, (atoms, lab) in enumerate(tqdm(zip(frames, labels), total=len(frames),
+                                          desc="evaluate", disable=not progress, leave=False)):
         b = atoms.copy()
+        # the model's own forces and stress: the labels are the raw calculator results, so
+        # constraints of the file (FixAtoms of a slab's bottom layers, ...) must not zero them
+        b.set_constraint()
         b.calc = calc
-        e = b.get_potential_energy()
-        f = b.get_forces()
+        try:
+            e = b.get_potential_energy()
+            f = b.get_forces()
+        except ValueError as exc:
+            raise ValueError(f"structure {k} ({b.get_chemical_formula()}): {exc}") from exc
         n = len(b)
         if lab["energy"] is not None:
             de.append((e - lab["energy"]) / n)

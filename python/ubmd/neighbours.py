@@ -1,7 +1,8 @@
 """Neighbour lists with periodic boundaries through vesin.
 
 Full lists (every ordered pair i -> j within the cutoff, once per periodic image), correct for cells
-smaller than twice the cutoff (several images of one neighbour), non-periodic molecules and mixed pbc.
+smaller than twice the cutoff (several images of one neighbour), non-periodic molecules and mixed pbc
+(periodic vectors along any direction; missing non-periodic vectors are completed orthogonally).
 """
 
 from __future__ import annotations
@@ -35,16 +36,18 @@ def neighbour_list(
         vol = abs(np.linalg.det(cell))
         if vol < 1e-8 and pbc.all():
             raise ValueError("periodic structure with a degenerate (zero-volume) cell")
-    # vesin needs a non-degenerate box: fill non-periodic directions with a large orthogonal vector
+    # vesin needs a non-degenerate box: fill non-periodic directions that have no cell vector
+    # with long vectors orthogonal to the others (a non-periodic direction never shifts an edge,
+    # so its vector only has to complete the box)
     if not pbc.all():
-        span = positions.max(axis=0) - positions.min(axis=0)
-        for d in range(3):
-            if not pbc[d] and np.linalg.norm(cell[d]) < 1e-8:
-                # choose a direction orthogonal to the periodic vectors
-                cell[d] = 0.0
-                cell[d, d] = float(span.max() + 2 * cutoff + _BIG)
+        length = float(np.ptp(positions, axis=0).max() + 2 * cutoff + _BIG)
+        empty = [d for d in range(3) if not pbc[d] and np.linalg.norm(cell[d]) < 1e-8]
+        cell = _complete_box(cell, empty, length)
         if abs(np.linalg.det(cell)) < 1e-8:
-            raise ValueError("cannot build a box for the non-periodic directions; give a full cell")
+            # given non-periodic vectors parallel to the periodic ones: replace them all
+            cell = _complete_box(cell, [d for d in range(3) if not pbc[d]], length)
+        if abs(np.linalg.det(cell)) < 1e-8:
+            raise ValueError("the periodic cell vectors are linearly dependent (degenerate cell)")
     calc = NeighborList(cutoff=float(cutoff), full_list=True)
     i, j, s = calc.compute(points=positions, box=cell, periodic=pbc, quantities="ijS")
     i = i.astype(np.int64)
@@ -56,3 +59,34 @@ def neighbour_list(
         i, j, s = i[keep], j[keep], s[keep]
     order = np.lexsort((j, i))
     return i[order], j[order], s[order]
+
+
+def _complete_box(cell: np.ndarray, rows: list, length: float) -> np.ndarray:
+    """``cell`` with the vectors ``rows`` replaced by orthonormal vectors (times ``length``)
+    orthogonal to the other rows (the periodic and given ones)."""
+    if not rows:
+        return cell
+    cell = cell.copy()
+    keep = [d for d in range(3) if d not in rows and np.linalg.norm(cell[d]) > 1e-8]
+    if keep:
+        _, sv, vt = np.linalg.svd(cell[keep])
+        rank = int((sv > 1e-8 * sv.max()).sum())
+        basis = vt[rank:]  # orthonormal complement of the kept vectors
+    else:
+        basis = np.eye(3)
+    if len(basis) < len(rows):
+        return cell  # the kept vectors are degenerate: the caller reports it
+    # prefer the coordinate axes (the old, well-tested box: e_d for direction d) where they fit
+    for d in rows:
+        axis = np.eye(3)[d]
+        proj = basis.T @ (basis @ axis)
+        if np.linalg.norm(proj) > 1e-6:
+            v = proj / np.linalg.norm(proj)
+        else:
+            v = basis[0]
+        cell[d] = length * v
+        basis = basis - np.outer(basis @ v, v)  # remove v from the remaining span
+        if len(basis):
+            _, sv, vt = np.linalg.svd(basis)
+            basis = vt[: int((sv > 1e-8).sum())]
+    return cell

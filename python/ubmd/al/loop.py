@@ -38,7 +38,7 @@ from ..data import Split, no_labels_message, split_indices, with_standard_labels
 from ..workflow import label_keys_from
 from .config import ALConfig, load_al_config, save_al_config
 from .executors import make_executor
-from .initial import initial_structures, read_starts
+from .initial import check_walker_starts, initial_structures, read_starts
 from .labels import ERROR as LABEL_ERROR
 from .labels import collect_labels, label_checkpointed
 from .state import RoundState, round_dir
@@ -135,8 +135,9 @@ class Campaign:
     def _propose(self, r: int, st: RoundState) -> None:
         c = self.cfg.initial
         if r == 0:
-            frames = initial_structures(read_starts(c.structures, c.index), c.n_perturbed, c.displacement,
-                                        c.strain, c.seed)
+            starts = read_starts(c.structures, c.index)
+            check_walker_starts(starts, self.cfg.walkers.ensemble)
+            frames = initial_structures(starts, c.n_perturbed, c.displacement, c.strain, c.seed)
             if len(frames) > self.cfg.label_budget:
                 raise ValueError(f"the initial data ({len(frames)} structures) exceed the label "
                                  f"budget ({self.cfg.label_budget}); raise label_budget or lower "

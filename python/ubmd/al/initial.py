@@ -65,15 +65,16 @@ def read_starts(spec, index: str = ":") -> list[Atoms]:
     return frames
 
 
-def check_walker_starts(starts: Sequence[Atoms], ensemble: str) -> None:
+def check_walker_starts(starts: Sequence[Atoms], ensemble: str,
+                        source: str = "initial.structures", option: str = "walkers.ensemble") -> None:
     """Start structures the walkers can run MD from: at least 2 atoms (one atom has no thermal
     degrees of freedom once the net momentum is removed: NaN velocities) and, for NPT, periodic
     in x, y and z. Checked before round 0 labels anything."""
     for k, atoms in enumerate(starts):
-        name = f"initial.structures: structure {k} ({atoms.get_chemical_formula()})"
+        name = f"{source}: structure {k} ({atoms.get_chemical_formula()})"
         if len(atoms) < 2:
             raise ValueError(f"{name} has {len(atoms)} atom: MD needs at least 2 atoms (the net "
                              "momentum is removed); repeat the cell, e.g. atoms.repeat((2, 2, 2))")
         if ensemble == "npt" and not atoms.pbc.all():
-            raise ValueError(f"{name} has pbc {atoms.pbc.tolist()}: walkers.ensemble npt needs "
+            raise ValueError(f"{name} has pbc {atoms.pbc.tolist()}: {option} npt needs "
                              "structures periodic in x, y and z (use nvt for molecules and slabs)")

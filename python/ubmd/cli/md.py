@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..al.config import ENSEMBLES, THERMOSTATS
+from ..al.initial import check_walker_starts
 from . import INPUT_ERRORS, fail
 
 
@@ -78,16 +79,7 @@ def main(args: list[str] | None = None) -> int:
         if not Path(ns.model).is_file():
             raise FileNotFoundError(f"model file not found: {ns.model}")
         start = read_structures(ns.start, index="0")[0]
-        if len(start) < 2:
-            # thermalised, then its net momentum removed, one atom has no kinetic energy left
-            # (ASE divides by zero degrees of freedom: NaN velocities, a crash on the first step)
-            raise ValueError(f"{ns.start} holds a structure of {len(start)} atom: MD needs at "
-                             "least 2 atoms (the net momentum is removed); repeat the cell, "
-                             "e.g. atoms.repeat((2, 2, 2))")
-        if ns.ensemble == "npt" and not start.pbc.all():
-            raise ValueError(f"--ensemble npt needs a structure periodic in x, y and z; "
-                             f"{ns.start} has pbc {start.pbc.tolist()} (use --ensemble nvt for "
-                             "molecules and slabs)")
+        check_walker_starts([start], ns.ensemble, source=str(ns.start), option="--ensemble")
     except INPUT_ERRORS as exc:
         return fail("md", exc)
     task = WalkerTask(index=0, engine="ase", model_file=str(Path(ns.model).resolve()), start=start,

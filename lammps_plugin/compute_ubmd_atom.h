@@ -19,6 +19,7 @@ class ComputeUBMDAtom : public Compute {
 
  private:
   class PairUBMD *pair;
+  int nsub;    // 0, or the instance of pair ubmd under hybrid
   int nmax;
   double *unc;
 };

@@ -22,8 +22,10 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
+#include "group.h"
 #include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
@@ -80,7 +82,7 @@ PairUBMD::PairUBMD(LAMMPS *lmp) :
     fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
     nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
     uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
-    unc_trigger(0), unc_step(-1), unc_natoms(-1), scale_step(-1)
+    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -242,7 +244,20 @@ void PairUBMD::reset_trajectory()
   scale_f = std::make_unique<ubmd::AdaptiveScale>(window);
   scale_s = std::make_unique<ubmd::AdaptiveScale>(window);
   u_total = bias_energy = s_f = s_s = max_atomic_unc = 0.0;
-  unc_step = unc_natoms = scale_step = -1;
+  unc_step = scale_step = -1;
+  unc_tags.clear();
+}
+
+/* the per-atom uncertainties of unc_step belong to the current local atoms (rank-local) */
+
+bool PairUBMD::atomic_uncertainty_current() const
+{
+  const int nlocal = atom->nlocal;
+  if ((int) unc_tags.size() != nlocal) return false;
+  const tagint *tag = atom->tag;
+  for (int i = 0; i < nlocal; i++)
+    if (tag[i] != unc_tags[i]) return false;
+  return true;
 }
 
 /* per-atom uncertainties can exist: requested, and the model (once loaded) has them */
@@ -305,6 +320,7 @@ void PairUBMD::coeff(int narg, char **arg)
   eval = std::make_unique<ubmd::Evaluation>(*model);
   cutoff = model->cutoff();
   reset_trajectory();    // a new model starts a new trajectory
+  skip_warned = 0;
 
   const bool hybrid = (force->pair != this);
   type2species.assign(ntypes + 1, -1);
@@ -404,13 +420,20 @@ void PairUBMD::check_neighbor_exclusions()
 {
   const bool hybrid = (force->pair != this);
   if (atom->molecular != Atom::ATOMIC && atom->nbonds > 0) {
-    for (int k = 1; k <= 3; k++) {
+    // under hybrid the removed pairs may all belong to other sub-styles (bonded molecules of
+    // NULL types): setup() checks the actual bonded pairs of ubmd types where it can
+    const bool exact = hybrid && atom->molecular == Atom::MOLECULAR && atom->special &&
+        atom->nspecial && atom->map_style != Atom::MAP_NONE;
+    for (int k = 1; k <= 3 && !exact; k++) {
       if (force->special_lj[k] != 0.0 || force->special_coul[k] != 0.0) continue;
+      if (force->kspace) continue;    // LAMMPS keeps all special pairs in the lists with kspace
       const std::string msg = fmt::format(
-          "Pair style ubmd: special_bonds lj/coul {} 0 for 1-{} neighbours removes bonded pairs "
+          "Pair style ubmd: special_bonds lj/coul 0 for 1-{} neighbours removes bonded pairs "
           "from the neighbour list, which changes the model's energies and forces; use "
-          "special_bonds lj/coul 1.0 1.0 1.0{}", k == 1 ? "1-2" : k == 2 ? "1-3" : "1-4", k + 1,
-          hybrid ? " (and pair_modify pair <style> special lj/coul ... for the other sub-styles)"
+          "special_bonds lj/coul 1.0 1.0 1.0{}", k + 1,
+          hybrid ? " (or, for other sub-styles that need the exclusions, weights other than 0 "
+                   "and 1, e.g. special_bonds lj/coul 0.5 0.5 0.5, and pair_modify pair <style> "
+                   "special lj/coul 0.0 0.0 0.0)"
                  : "");
       if (hybrid) {
         if (comm->me == 0) error->warning(FLERR, msg);
@@ -419,6 +442,22 @@ void PairUBMD::check_neighbor_exclusions()
       }
       break;
     }
+  }
+  if (neighbor->includegroup) {
+    // neigh_modify include: only atoms of the group are centres and neighbours in every list
+    const int bit = group->bitmask[neighbor->includegroup];
+    int out = 0, any_out = 0;
+    for (int i = 0; i < atom->nlocal && !out; i++) {
+      const int t = atom->type[i];
+      if (t < (int) type2species.size() && type2species[t] >= 0 && !(atom->mask[i] & bit)) out = 1;
+    }
+    MPI_Allreduce(&out, &any_out, 1, MPI_INT, MPI_MAX, world);
+    if (any_out)
+      error->all(FLERR, "Pair style ubmd: neigh_modify include {} leaves atoms that the model "
+                 "describes out of the neighbour lists (they would get no energy and no "
+                 "neighbours); remove the include, or put every atom of the ubmd types into "
+                 "group {}", group->names[neighbor->includegroup],
+                 group->names[neighbor->includegroup]);
   }
   for (int k = 0; k < neighbor->nex_type; k++) {
     const int a = neighbor->ex1_type[k], b = neighbor->ex2_type[k];
@@ -452,6 +491,11 @@ void PairUBMD::init_style()
   if (!model) error->all(FLERR, "Pair style ubmd: pair_coeff * * model.pt El ... was not given");
   map_weights();    // weights may have changed with a re-issued pair_style
   check_neighbor_exclusions();
+  if ((tail_flag || offset_flag) && comm->me == 0)
+    error->warning(FLERR, "Pair style ubmd: pair_modify {} has no effect on pair_style ubmd (a "
+                   "strictly local many-body model: no energy shift at the cutoff, no tail "
+                   "correction)", tail_flag && offset_flag ? "shift yes and tail yes"
+                   : tail_flag ? "tail yes" : "shift yes");
 
   const bool bias = (tau_f > 0.0 || tau_s > 0.0);
   if (bias && update->whichflag == 2)
@@ -496,6 +540,85 @@ void PairUBMD::setup()
   if (cutghost < cutoff)
     error->all(FLERR, "Pair style ubmd: communication cutoff {} is smaller than the model "
                "cutoff {}; increase it with comm_modify cutoff", cutghost, cutoff);
+  check_special_pairs();
+  check_hybrid_skips();
+}
+
+/* ----------------------------------------------------------------------
+   pair_style hybrid (not overlay): a later pair_coeff I J <other style> takes the pairs of
+   ubmd types I, J away from the model's neighbour list. That can be intended (two separately
+   described subsystems), but silently changes the model's energies otherwise: a warning.
+------------------------------------------------------------------------- */
+
+void PairUBMD::check_hybrid_skips()
+{
+  if (force->pair == this || !list || !list->ijskip || skip_warned) return;
+  std::string pairs;
+  const int ntypes = atom->ntypes;
+  for (int i = 1; i <= ntypes && i < (int) type2species.size(); i++)
+    for (int j = i; j <= ntypes && j < (int) type2species.size(); j++)
+      if (type2species[i] >= 0 && type2species[j] >= 0 && list->ijskip[i][j])
+        pairs += fmt::format(" {}-{}", i, j);
+  if (pairs.empty()) return;
+  skip_warned = 1;
+  if (comm->me == 0)
+    error->warning(FLERR, "Pair style ubmd: pairs of atom types{} are mapped to ubmd by pair_coeff "
+                   "* * but assigned to another sub-style by a later pair_coeff: the model does "
+                   "not see them (its atoms' energies, forces and uncertainties are those of "
+                   "separate subsystems). Use pair_style hybrid/overlay if the model should "
+                   "describe these pairs", pairs);
+}
+
+/* ----------------------------------------------------------------------
+   under hybrid: bonded pairs (1-2, 1-3, 1-4) that the neighbour lists leave out
+   (special_bonds weights 0, no kspace) are an error when both atoms are of ubmd types and
+   closer than the model cutoff. Runs after Neighbor::init() (special_flag is current) and
+   after the ghost atoms of the run were built (atom->map finds the partners).
+------------------------------------------------------------------------- */
+
+void PairUBMD::check_special_pairs()
+{
+  if (force->pair == this || atom->molecular != Atom::MOLECULAR || atom->nbonds == 0 ||
+      !atom->special || !atom->nspecial || atom->map_style == Atom::MAP_NONE)
+    return;
+  if (neighbor->special_flag[1] != 0 && neighbor->special_flag[2] != 0 &&
+      neighbor->special_flag[3] != 0)
+    return;
+  int *type = atom->type;
+  int **nspecial = atom->nspecial;
+  tagint **special = atom->special;
+  double **x = atom->x;
+  const double cutsq_model = cutoff * cutoff;
+  int found[4] = {0, 0, 0, 0}, any[4] = {0, 0, 0, 0};
+  for (int i = 0; i < atom->nlocal; i++) {
+    if (type2species[type[i]] < 0) continue;
+    int lo = 0;
+    for (int k = 1; k <= 3; k++) {
+      const int hi = nspecial[i][k - 1];
+      if (neighbor->special_flag[k] == 0 && !found[k]) {
+        for (int s = lo; s < hi; s++) {
+          int j = atom->map(special[i][s]);
+          if (j < 0 || type2species[type[j]] < 0) continue;
+          j = domain->closest_image(i, j);
+          const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+          if (dx * dx + dy * dy + dz * dz < cutsq_model) {
+            found[k] = 1;
+            break;
+          }
+        }
+      }
+      lo = hi;
+    }
+  }
+  MPI_Allreduce(found, any, 4, MPI_INT, MPI_MAX, world);
+  for (int k = 1; k <= 3; k++)
+    if (any[k])
+      error->all(FLERR, "Pair style ubmd: special_bonds lj/coul 0 for 1-{} neighbours removes "
+                 "bonded pairs of atoms that the model describes from the neighbour lists, which "
+                 "changes the model's energies and forces; use special_bonds lj/coul 1.0 1.0 1.0 "
+                 "or, for other sub-styles that need the exclusions, weights other than 0 and 1 "
+                 "(e.g. special_bonds lj/coul 0.5 0.5 0.5) and pair_modify pair <style> special "
+                 "lj/coul 0.0 0.0 0.0", k + 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -735,7 +858,8 @@ void PairUBMD::compute(int eflag, int vflag)
     reducer.allreduce_max(&mx, 1);
     max_atomic_unc = mx;
     unc_step = step;
-    unc_natoms = atom->natoms;
+    // not atom->natoms: with thermo_modify lost ignore it is updated after this step's forces
+    unc_tags.assign(atom->tag, atom->tag + nlocal);
   } else if (unc_mode & UNC_ATOMIC) {
     // not monitored on this step: no stale values under indices that sorting may have moved
     // (compute ubmd/atom refuses such steps; compute pair keeps the last maximum)

@@ -43,7 +43,8 @@ class PairUBMD : public Pair {
   // read by compute ubmd/atom
   double *atomic_uncertainty_array() { return uncatom; }
   bigint atomic_uncertainty_step() const { return unc_step; }
-  bigint atomic_uncertainty_natoms() const { return unc_natoms; }
+  // the local atoms are still the ones (same IDs, same order) of that step on this rank
+  bool atomic_uncertainty_current() const;
   bool atomic_uncertainty_enabled() const { return (unc_mode & UNC_ATOMIC) != 0; }
 
  protected:
@@ -88,8 +89,10 @@ class PairUBMD : public Pair {
   double u_total, bias_energy, s_f, s_s, max_atomic_unc;
   int unc_trigger;                  // set by fix pair (extract "uncertainty_flag") or compute ubmd/atom
   bigint unc_step;                  // last timestep with atomic uncertainties computed
-  bigint unc_natoms;                // atom->natoms on that step (delete_atoms since: stale)
+  std::vector<tagint> unc_tags;     // IDs of the local atoms on that step (uncatom is indexed
+                                    // like them; delete_atoms/create_atoms since: stale)
   bigint scale_step;                // last timestep that entered the adaptive-scale window
+  int skip_warned;                  // hybrid pairs taken from ubmd: warned once per pair_coeff
 
   void allocate();
   void grow_atom_arrays();
@@ -98,6 +101,8 @@ class PairUBMD : public Pair {
   void map_weights();
   bool atomic_uncertainty_possible() const;
   void check_neighbor_exclusions();
+  void check_special_pairs();
+  void check_hybrid_skips();
 };
 
 }    // namespace LAMMPS_NS

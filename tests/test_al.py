@@ -123,13 +123,13 @@ def test_lammps_deck_and_dump_reader(tmp_path):
     from ubmd.al.walkers_lammps import deck_text, dump_atoms, parse_thermo
     from ubmd.analysis.readers import read_dump_columns
 
-    p = WalkerConfig(engine="lammps", ensemble="npt", tau_stress=0.1, weights={"H": 0.0},
+    p = WalkerConfig(engine="lammps", ensemble="npt", tau_stress=0.1, weights={"Al": 0.0},
                      max_steps=1000, sample_every=50, threshold=1.2)
     task = WalkerTask(3, "lammps", "/m/model.pt", start_cell(), str(tmp_path), 600.0, 2500.0, 7, p,
                       species=["Al", "Cu"])
     deck = deck_text(task, Path("/p/ubmdplugin.so"), True, "p p p")
     for line in ("timestep 0.0005", "change_box all triclinic",
-                 "pair_style ubmd bias_forces 0.25 window 100 bias_stress 0.1 weights H 0",
+                 "pair_style ubmd bias_forces 0.25 window 100 bias_stress 0.1 weights Al 0",
                  "pair_coeff * * /m/model.pt Al Cu",
                  "fix integrate all npt temp 600 600 0.1 tri 2500 2500 1",
                  "fix stop all halt 1 v_umax > 1.2 error continue", "run 1000"):

@@ -22,6 +22,7 @@ Example (all sections optional except ``initial.structures`` and ``reference``):
 """
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -54,6 +55,28 @@ class InitialConfig:
     seed: int = setting(0, ge=0)
     data: Paths = setting(None, path=True)  # optional already-labelled extxyz added to the
     # round-0 dataset
+
+    def _check(self, where: str) -> None:
+        parse_index(self.index, join_key(where, "index"))
+
+
+def parse_index(index, key: str = "initial.index"):
+    """An ASE frame index string (``"0"``, ``"-1"``, ``"2:"``, ``"::10"``) as an int or slice;
+    anything else is a ValueError naming ``key``."""
+    text = str(index).strip()
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            return int(parts[0])
+        if len(parts) <= 3:
+            nums = [int(p) if p.strip() else None for p in parts]
+            if len(nums) == 3 and nums[2] == 0:
+                raise ValueError
+            return slice(*nums)
+    except ValueError:
+        pass
+    raise ValueError(f"{key} must be a frame number or a slice of frame numbers (0-based; "
+                     f"\"0\", \"-1\", \"2:\", \"0:10:2\", \":\" for all), got {index!r}")
 
 
 @dataclass
@@ -204,6 +227,10 @@ class ALConfig:
                 len(v) != 4 or min(v) < 0 for v in self.dihedrals.values())):
             raise ValueError("dihedrals must map two names to 4 atom indices (>= 0) each, e.g. "
                              "{phi: [4, 6, 8, 14], psi: [6, 8, 14, 16]}")
+        for name, v in (self.dihedrals or {}).items():
+            if len(set(v)) != 4:
+                raise ValueError(f"dihedrals.{name} {v}: the 4 atom indices must be distinct (a "
+                                 "dihedral angle of a repeated atom is undefined)")
 
 
 def validate_walker(w: WalkerConfig) -> WalkerConfig:
@@ -217,8 +244,39 @@ def validate(cfg: ALConfig) -> ALConfig:
     return check(cfg)
 
 
+def check_keys(cls, data, where: str = "") -> None:
+    """Unknown keys of a campaign config (``data``, a dict read from YAML), recursively: a
+    ValueError naming the key with its full path and the closest valid key(s), e.g.
+    ``unknown config key walkers.temprature; did you mean walkers.temperature?``. Values and
+    sections that are not mappings are left to :func:`ubmd.config.from_dict`."""
+    import difflib
+
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key in fields:
+            continue
+        name = join_key(where, str(key))
+        close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.6)
+        if not close:  # e.g. `batch` for `batch_size`, `lmp` for ... : prefix/substring matches
+            low = str(key).lower()
+            close = [f for f in fields if low and (f.startswith(low) or low in f)][:3]
+        hint = (f"; did you mean {' or '.join(join_key(where, c) for c in close)}?" if close
+                else "")
+        raise ValueError(f"unknown config key {name}{hint} (valid keys of "
+                         f"{where or 'the top level'}: {', '.join(sorted(fields))})")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        tp = hints.get(key)
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            check_keys(tp, value, join_key(where, key))
+
+
 def al_config_from_dict(data: dict) -> ALConfig:
-    """An AL config from a dict (relative paths stay relative to the working directory)."""
+    """An AL config from a dict (relative paths stay relative to the working directory); an
+    unknown (e.g. misspelt) key is an error naming it and the closest valid key."""
+    check_keys(ALConfig, data)
     return from_dict(ALConfig, data)
 
 

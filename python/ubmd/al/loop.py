@@ -135,8 +135,9 @@ class Campaign:
     def _propose(self, r: int, st: RoundState) -> None:
         c = self.cfg.initial
         if r == 0:
-            starts = read_starts(c.structures, c.index)
+            starts = _read_start_frames(c.structures, c.index)
             check_walker_starts(starts, self.cfg.walkers.ensemble)
+            check_dihedrals(starts, self.cfg.dihedrals)
             frames = initial_structures(starts, c.n_perturbed, c.displacement, c.strain, c.seed)
             if len(frames) > self.cfg.label_budget:
                 raise ValueError(f"the initial data ({len(frames)} structures) exceed the label "
@@ -203,8 +204,9 @@ class Campaign:
             f"round {r}: {problem}" + (f"; first failure: {first}" if first else "")
             + f". The label stage is not marked done. Reasons per structure: {failures_file}. "
             f"Fix the reference calculator (reference.calculator, reference.timeout_s, "
-            f"reference.max_force in {config}) and run `ubmd al resume {self.out}`: failed labels "
-            "are computed again (except those rejected for non-finite results: delete their "
+            f"reference.max_force, reference.stress in {config}) and run "
+            f"`ubmd al resume {self.out}`: failed labels are computed again (except those "
+            "rejected for non-finite results: delete their "
             f"{failures_file.parent / 'labels'}/NNNNN.failed.json to retry them too)")
 
     def _train(self, r: int, st: RoundState) -> None:
@@ -268,6 +270,7 @@ class Campaign:
         if not starts:
             raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
                                "label failed?); check label_failures.json")
+        starts = interleave_starts(starts)
         engine = resolve_engine(self.cfg)
         model_file = str((st.dir / "train" / "model.pt").resolve())
         species = [str(s) for s in self._model_species(st)]
@@ -318,9 +321,12 @@ class Campaign:
         for t in tasks:
             summ = _load_json(Path(t.workdir) / SUMMARY)
             walkers.append(summ)
+            origin = t.start.info.get("start_index")
             for f in read_candidates(Path(t.workdir) / CANDIDATES):
                 f.info["al_round"] = r
                 f.info["walker"] = t.index
+                if origin is not None:  # which start structure this frame descends from
+                    f.info["start_index"] = origin
                 pool.append(f)
         n_err = sum(1 for s in walkers if s.get("stop_reason") == "error")
         if n_err:
@@ -493,6 +499,60 @@ def _recorded_split(train_dir: Path, n: int) -> Split | None:
                          d.get("split_seed", 0))
 
 
+def interleave_starts(frames: list[Atoms]) -> list[Atoms]:
+    """The walkers' start structures in round-robin order over their origins, so that walker k
+    (which takes ``frames[k % len(frames)]``) explores every start structure of a campaign with
+    several (two molecules, a bulk cell and a slab), not only the first one's perturbed copies.
+    The origin is ``info["start_index"]`` (set in round 0 and carried along through the walkers'
+    candidates), else the chemical formula and periodicity; order within an origin is kept."""
+    groups: dict = {}
+    for f in frames:
+        key = f.info.get("start_index")
+        key = ("start", int(key)) if key is not None else (
+            "formula", f.get_chemical_formula(), tuple(bool(x) for x in f.pbc))
+        groups.setdefault(key, []).append(f)
+    if len(groups) <= 1:
+        return list(frames)
+    lists = list(groups.values())
+    return [g[k] for k in range(max(map(len, lists))) for g in lists if k < len(g)]
+
+
+def _read_start_frames(spec, index: str) -> list[Atoms]:
+    """``initial.structures`` frames ``initial.index`` of each file; an index that selects no frame
+    of a file is an error naming the file and its frame count (ASE only says StopIteration)."""
+    from ..data import read_structures
+    from .config import parse_index
+
+    idx = parse_index(index)
+    try:
+        return read_starts(spec, index)
+    except ValueError:
+        for path in [spec] if isinstance(spec, str) else list(spec or []):
+            n = len(read_structures(path))  # raises the reader's own error for a bad file
+            chosen = range(n)[idx] if isinstance(idx, slice) else (
+                [idx] if -n <= idx < n else [])
+            if not len(chosen):
+                raise ValueError(f"initial.index {index!r} selects no frame of {path} ({n} "
+                                 f"frame{'s' if n != 1 else ''}: 0..{n - 1}, or -{n}..-1 from "
+                                 "the end)") from None
+        raise
+
+
+def check_dihedrals(starts: list[Atoms], dihedrals: dict | None) -> None:
+    """Every start structure must hold the atoms the ``dihedrals`` name (checked before round 0
+    labels anything: otherwise every walker fails after the first training)."""
+    if not dihedrals:
+        return
+    need = max(max(v) for v in dihedrals.values()) + 1
+    for k, atoms in enumerate(starts):
+        if len(atoms) < need:
+            bad = {name: v for name, v in dihedrals.items() if max(v) >= len(atoms)}
+            raise ValueError(f"dihedrals {bad} name atom indices (0-based) beyond structure {k} of "
+                             f"initial.structures ({atoms.get_chemical_formula()}, {len(atoms)} "
+                             f"atoms, indices 0..{len(atoms) - 1}); give indices of atoms that "
+                             "every start structure has, or drop dihedrals")
+
+
 def _walker_finished(workdir: Path) -> bool:
     path = workdir / SUMMARY
     return path.exists() and _load_json(path).get("stop_reason") != "error"
@@ -582,9 +642,26 @@ def run_campaign(cfg: ALConfig, log=None) -> dict:
         old = load_al_config(existing)
         old.output = cfg.output
         if to_dict(old) != to_dict(cfg):
-            raise ValueError(f"{out} holds a campaign with a different config; resume it with "
-                             f"`ubmd al resume {out}` or choose another output directory")
+            diff = config_differences(to_dict(old), to_dict(cfg))
+            shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+            raise ValueError(f"{out} holds a campaign with a different config ({shown}); resume it "
+                             f"with `ubmd al resume {out}` (to change settings of a campaign, "
+                             f"edit {existing} and resume) or choose another output directory")
     return Campaign(cfg, log).run()
+
+
+def config_differences(old: dict, new: dict, where: str = "") -> list[str]:
+    """``key: <old> in the campaign, <new> here`` for every entry that differs between two
+    config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        name = f"{where}.{key}" if where else str(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, name)
+        elif a != b:
+            out.append(f"{name}: {a!r} in the campaign, {b!r} here")
+    return out
 
 
 def resume_campaign(output: str | Path, log=None) -> dict:

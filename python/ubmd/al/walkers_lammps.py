@@ -89,12 +89,17 @@ def lammps_available(lcfg) -> bool:
 
 
 def _boundary(atoms: Atoms) -> str:
-    return " ".join("p" if p else "s" for p in atoms.pbc)
+    """``p`` for periodic directions, ``m`` (shrink-wrapped, never smaller than the data file's
+    box) for the others. Plain ``s`` shrinks the box to the atoms' extent, which for a small or
+    planar molecule (H2O lies in a plane) is far below the cutoff: LAMMPS stops with "Cannot use
+    neighbor bins - box size << cutoff"."""
+    return " ".join("p" if p else "m" for p in atoms.pbc)
 
 
 def _box_for_lammps(atoms: Atoms, cutoff: float) -> Atoms:
-    """A copy whose cell encloses the atoms in every non-periodic direction (LAMMPS needs a box;
-    with shrink-wrapped ``s`` boundaries its size there does not matter)."""
+    """A copy whose cell encloses the atoms in every non-periodic direction with a margin of
+    cutoff + 5 Å on each side (LAMMPS needs a box; with ``m`` boundaries it is the smallest box
+    LAMMPS will use, so the neighbour bins stay larger than the cutoff)."""
     atoms = atoms.copy()
     if np.all(atoms.pbc):
         return atoms
@@ -133,8 +138,11 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
     style = f"pair_style ubmd bias_forces {p.tau_forces:g} window {p.window}"
     if npt and p.tau_stress > 0:
         style += f" bias_stress {p.tau_stress:g}"
-    if p.weights:
-        style += " weights " + " ".join(f"{el} {float(w):g}" for el, w in p.weights.items())
+    # weights of elements the model does not know act on no atom (as in the ASE walkers);
+    # pair_style ubmd would refuse them
+    weights = {el: w for el, w in (p.weights or {}).items() if el in task.species}
+    if weights:
+        style += " weights " + " ".join(f"{el} {float(w):g}" for el, w in weights.items())
     if npt:
         integ = [f"fix integrate all npt temp {T:g} {T:g} {t['tdamp']:g} "
                  f"tri {task.pressure:g} {task.pressure:g} {t['pdamp']:g}"]

@@ -85,7 +85,9 @@ def label_one(atoms, spec: Any, properties: Sequence[str] = _ALLOWED_PROPERTIES)
         except PropertyNotImplementedError as exc:
             raise PropertyNotImplementedError(
                 f"{type(calc).__name__} has no stress for this periodic cell ({exc}); label "
-                "with properties=('energy', 'forces') if stress is not needed"
+                "energies and forces only: reference.stress: false in a ubmd al config (NPT "
+                "walkers then use a stress learnt from energies alone), "
+                "properties=('energy', 'forces') for label_structures"
             ) from exc
     out["elapsed"] = time.perf_counter() - t0
     return out

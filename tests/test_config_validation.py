@@ -110,6 +110,18 @@ def test_train_unconvertible_values_name_the_key(section, key, bad, msg):
         from_dict(TrainRunConfig, train_dict(**{section: {key: bad}}))
 
 
+@pytest.mark.parametrize("section, key, hint", [
+    ("training", "max_epoch", r"training\.max_epochs"),
+    ("model", "hiden", r"model\.hidden"),
+    ("uncertainty", "knd", r"uncertainty\.kind"),
+])
+def test_train_misspelt_keys_suggest_the_right_one(section, key, hint):
+    """ubmd train configs get the same 'did you mean' as AL configs (one implementation)."""
+    with pytest.raises(ValueError, match=rf"unknown config key {section}\.{key}; did you mean "
+                                         rf"{hint}\b.*valid keys of {section}:"):
+        from_dict(TrainRunConfig, train_dict(**{section: {key: 1}}))
+
+
 def test_al_numbers_from_yaml_strings(tmp_path):
     text = ("initial: {structures: s.extxyz, n_perturbed: 7e0}\n"
             "reference: {calculator: emt, timeout_s: 3e2}\n"

@@ -257,6 +257,20 @@ def from_dict(cls, data: dict | None, where: str = ""):
     return check(_build(cls, data, where), where)
 
 
+def unknown_key_message(key: str, valid: list[str], where: str = "") -> str:
+    """``unknown config key walkers.temprature; did you mean walkers.temperature? (valid keys
+    of walkers: ...)``: the closest valid keys by spelling, else by prefix or substring."""
+    import difflib
+
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    if not close:  # e.g. `batch` for `batch_size`
+        low = key.lower()
+        close = [f for f in valid if low and (f.startswith(low) or low in f)][:3]
+    hint = f"; did you mean {' or '.join(join_key(where, c) for c in close)}?" if close else ""
+    return (f"unknown config key {join_key(where, key)}{hint} (valid keys of "
+            f"{where or 'the top level'}: {', '.join(sorted(valid))})")
+
+
 def _build(cls, data, where: str):
     if data is None:
         data = {}
@@ -264,10 +278,9 @@ def _build(cls, data, where: str):
         raise ValueError(f"{where or cls.__name__} must be a mapping of keys to values, "
                          f"got {data!r}")
     names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names), key=str)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} in {where or cls.__name__}; "
-                         f"valid keys: {sorted(names)}")
+    for key in data:
+        if key not in names:
+            raise ValueError(unknown_key_message(str(key), list(names), where))
     hints = _hints(cls)
     kwargs = {}
     for name, value in data.items():

@@ -22,7 +22,6 @@ Example (all sections optional except ``initial.structures`` and ``reference``):
 """
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -244,39 +243,9 @@ def validate(cfg: ALConfig) -> ALConfig:
     return check(cfg)
 
 
-def check_keys(cls, data, where: str = "") -> None:
-    """Unknown keys of a campaign config (``data``, a dict read from YAML), recursively: a
-    ValueError naming the key with its full path and the closest valid key(s), e.g.
-    ``unknown config key walkers.temprature; did you mean walkers.temperature?``. Values and
-    sections that are not mappings are left to :func:`ubmd.config.from_dict`."""
-    import difflib
-
-    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
-        return
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key in fields:
-            continue
-        name = join_key(where, str(key))
-        close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.6)
-        if not close:  # e.g. `batch` for `batch_size`, `lmp` for ... : prefix/substring matches
-            low = str(key).lower()
-            close = [f for f in fields if low and (f.startswith(low) or low in f)][:3]
-        hint = (f"; did you mean {' or '.join(join_key(where, c) for c in close)}?" if close
-                else "")
-        raise ValueError(f"unknown config key {name}{hint} (valid keys of "
-                         f"{where or 'the top level'}: {', '.join(sorted(fields))})")
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        tp = hints.get(key)
-        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-            check_keys(tp, value, join_key(where, key))
-
-
 def al_config_from_dict(data: dict) -> ALConfig:
     """An AL config from a dict (relative paths stay relative to the working directory); an
     unknown (e.g. misspelt) key is an error naming it and the closest valid key."""
-    check_keys(ALConfig, data)
     return from_dict(ALConfig, data)
 
 

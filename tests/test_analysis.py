@@ -477,6 +477,34 @@ def test_cli_hist_and_trace_on_mof_cells(tmp_path):
     assert (out / "trace.png").stat().st_size > 0 and (out / "hist.png").stat().st_size > 0
 
 
+def test_cli_trace_and_acf_of_walker_trace_npz(tmp_path, capsys):
+    """The trace.npz every AL walker writes is read by `ubmd analyze` (columns as log:NAME, the
+    dihedrals as log:cvs[1], log:cvs[2]; time axis = its MD steps)."""
+    from ubmd.al.walkers import save_trace
+
+    steps = np.arange(0, 50, 5.0)
+    u = 0.1 + 0.01 * steps
+    cvs = np.stack([np.linspace(-180, 170, len(steps)), np.full(len(steps), 60.0)], axis=1)
+    save_trace({"step": steps, "time_fs": steps * 0.5, "uncertainty": u, "cvs": cvs},
+               tmp_path / "trace.npz")
+    out = tmp_path / "out"
+    assert analyze(["trace", str(tmp_path / "trace.npz"), "--cv", "log:uncertainty",
+                    "--cv", "log:cvs[2]", "-o", str(out)]) == 0
+    got = json.loads((out / "trace.json").read_text())
+    assert got["time_unit"] == "step" and got["time"] == pytest.approx(steps)
+    assert got["values"]["log:uncertainty"] == pytest.approx(u)
+    assert got["values"]["log:cvs[2]"] == pytest.approx(cvs[:, 1])
+    # a structure CV on a trace, and a column it does not hold: one-line errors
+    assert analyze(["trace", str(tmp_path / "trace.npz"), "--cv", "volume", "-o", str(out)]) == 2
+    assert "walker trace" in capsys.readouterr().err
+    assert analyze(["trace", str(tmp_path / "trace.npz"), "--cv", "log:Volume", "-o",
+                    str(out)]) == 2
+    assert "available: step, time_fs, uncertainty, cvs[1], cvs[2]" in capsys.readouterr().err
+    (tmp_path / "bad.npz").write_text("not an npz")
+    assert analyze(["trace", str(tmp_path / "bad.npz"), "--cv", "log:u", "-o", str(out)]) == 2
+    assert "not a walker trace" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_input(tmp_path, capsys):
     log = tmp_path / "log.lammps"
     shutil.copy(DATA / "lj.log", log)

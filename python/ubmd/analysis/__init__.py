@@ -20,7 +20,8 @@ from .cvs import (
     volume_per_fu,
 )
 from .histograms import shared_histograms
-from .readers import ThermoLog, detect_format, read_dump_columns, read_frames, read_thermo_log
+from .readers import (ThermoLog, detect_format, read_dump_columns, read_frames, read_thermo_log,
+                      read_walker_trace)
 from .series import Series, load_series
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "read_dump_columns",
     "read_frames",
     "read_thermo_log",
+    "read_walker_trace",
     "shared_histograms",
     "sine",
     "volume_per_fu",

@@ -7,6 +7,10 @@
   ``run`` repeats (same step as the end of the previous run) is dropped.
 * :func:`read_dump_columns` -- a small parser of ``dump custom`` text files that keeps every
   per-atom column (``c_uat``, ``f_ID[2]`` ...) as a float array per frame, sorted by atom id.
+* :func:`read_walker_trace` -- the ``trace.npz`` every AL walker writes (``step``, ``time_fs``,
+  ``uncertainty``, ``max_atomic_uncertainty``, ``bias_energy``, ``energy``, ``temperature``,
+  ``volume``, and ``cvs`` -- the campaign's dihedrals -- as ``cvs[1]``, ``cvs[2]`` ...), as a
+  :class:`ThermoLog`, so the same ``log:NAME`` CVs read it.
 * :func:`read_frames` -- a list of :class:`ase.Atoms` plus one dict of extra per-frame values
   for any structure file (dump, extxyz/xyz, ASE traj), picked by extension or content.
 
@@ -36,7 +40,9 @@ THERMO_ALIASES = {
     "time": "Time",
 }
 
-FORMATS = ("lammps-log", "lammps-dump", "extxyz", "traj")
+FORMATS = ("lammps-log", "walker-trace", "lammps-dump", "extxyz", "traj")
+#: formats of time series of scalar columns (CVs ``log:NAME``), not of structures
+COLUMN_FORMATS = ("lammps-log", "walker-trace")
 _STRUCTURE_FORMATS = ("lammps-dump", "extxyz", "traj")
 
 
@@ -187,6 +193,8 @@ def detect_format(path: str | Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".traj":
         return "traj"
+    if suffix == ".npz":
+        return "walker-trace"
     if suffix in (".extxyz", ".xyz"):
         return "extxyz"
     if suffix in (".lammpstrj", ".dump") or name.startswith("dump."):
@@ -203,9 +211,37 @@ def detect_format(path: str | Path) -> str:
         if re.fullmatch(r"\s*\d+\s*", first):
             return "extxyz"
     raise ValueError(
-        f"cannot tell the format of {path}; name it *.log, *.lammpstrj, *.extxyz or *.traj, or "
+        f"cannot tell the format of {path}; name it *.log, *.npz (walker trace), *.lammpstrj, "
+        "*.extxyz or *.traj, or "
         f"pass the format explicitly (one of {', '.join(FORMATS)})"
     )
+
+
+def read_walker_trace(path: str | Path) -> ThermoLog:
+    """An AL walker's ``trace.npz`` as a :class:`ThermoLog` (one run): each 1-D array is a column
+    under its key; each column k of a 2-D array (``cvs``: the campaign's dihedrals, degrees) is
+    ``NAME[k+1]`` (1-based, as LAMMPS names vector elements)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"walker trace not found: {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+        arrays = {key: np.asarray(data[key], dtype=float) for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a walker trace (.npz of numeric arrays): {exc}") from None
+    columns: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if value.ndim == 1:
+            columns[key] = value
+        elif value.ndim == 2:
+            for k in range(value.shape[1]):
+                columns[f"{key}[{k + 1}]"] = value[:, k]
+    lengths = {len(v) for v in columns.values()}
+    if not columns or len(lengths) != 1:
+        raise ValueError(f"{path}: not a walker trace (needs 1-D or 2-D arrays of one length; "
+                         f"got {', '.join(f'{k} {v.shape}' for k, v in arrays.items())})")
+    n = lengths.pop()
+    return ThermoLog(str(path), columns, np.zeros(n, dtype=int), 1)
 
 
 def read_frames(

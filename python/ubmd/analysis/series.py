@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .cvs import evaluate_frames, parse_cv
-from .readers import detect_format, read_frames, read_thermo_log
+from .readers import COLUMN_FORMATS, detect_format, read_frames, read_thermo_log, read_walker_trace
 
 _TIME_KEYS = ("timestep", "step", "Step", "time")
 
@@ -37,17 +37,19 @@ def load_series(
         raise ValueError("no CV given")
     fmt = fmt or detect_format(path)
     sources = {cv.source for cv in cvs}
-    if fmt == "lammps-log":
+    if fmt in COLUMN_FORMATS:
+        what = "LAMMPS thermo log" if fmt == "lammps-log" else "walker trace (trace.npz)"
         if sources != {"log"}:
             bad = [cv.spec for cv in cvs if cv.source != "log"]
             raise ValueError(
-                f"{path} is a LAMMPS thermo log: it holds only thermo columns (log:NAME); CVs "
+                f"{path} is a {what}: it holds only columns (log:NAME); CVs "
                 f"{bad} need a structure file (dump, extxyz or traj)"
             )
-        log = read_thermo_log(path)
+        log = read_thermo_log(path) if fmt == "lammps-log" else read_walker_trace(path)
         values = {cv.spec: log.get(cv.name) for cv in cvs}
-        if "Step" in log.columns:
-            return Series(str(path), log.columns["Step"], "step", values)
+        for key in ("Step", "step"):
+            if key in log.columns:
+                return Series(str(path), log.columns[key], "step", values)
         return Series(str(path), np.arange(len(log), dtype=float), "frame", values)
     if "log" in sources:
         raise ValueError(

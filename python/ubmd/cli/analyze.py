@@ -8,11 +8,15 @@ Examples::
     ubmd analyze acf run0/log.lammps run1/log.lammps --cv log:Volume --fixed-period 2x
     ubmd analyze hist biased=b0.lammpstrj,b1.lammpstrj unbiased=u0.lammpstrj --cv volume_per_fu --atoms-per-fu 19
     ubmd analyze trace dump.lammpstrj --cv volume --cv col:c_uat:max
+    ubmd analyze trace runs/al/round_003/walkers/w00/trace.npz --cv log:uncertainty --cv log:cvs[1]
 
 Each analysis writes ``<name>.png`` and ``<name>.json`` (name = the subcommand unless ``--name``)
 into ``-o OUTDIR`` (default ``analysis``). CV syntax: see :mod:`ubmd.analysis.cvs`
 (``volume``, ``volume_per_fu``, ``a``..``gamma``, ``distance:i,j``, ``angle:i,j,k``,
 ``dihedral:i,j,k,l`` with 0-based indices, ``log:COLUMN``, ``col:NAME[:max|mean|min|sum]``).
+``log:COLUMN`` reads a LAMMPS log or an AL walker's ``trace.npz`` (columns ``step``, ``time_fs``,
+``uncertainty``, ``max_atomic_uncertainty``, ``bias_energy``, ``energy``, ``temperature``,
+``volume``, and the campaign's dihedrals as ``cvs[1]``, ``cvs[2]`` ...).
 For coverage, ``ROUND=FILE[,FILE...]`` groups walkers into AL rounds (coverage per walker, per
 round and accumulated over rounds); plain files form a single round.
 """

@@ -6,6 +6,7 @@ second `ubmd al run` with an edited config."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,15 @@ def test_run_with_an_edited_config_names_what_changed(tmp_path):
                                          r"edit .*config.yaml and resume"):
         run_campaign(al_config_from_dict(edited), log=lambda s: None)
     assert not list(out.glob("round_*"))
+
+
+def test_npt_without_stress_labels_warns(tmp_path):
+    d = campaign_dict(tmp_path)
+    d["walkers"] = {**d["walkers"], "ensemble": "npt"}
+    d["reference"] = {**d["reference"], "stress": False}
+    with pytest.warns(UserWarning, match="reference.stress false: the model learns no stress"):
+        al_config_from_dict(d)
+    d["reference"]["stress"] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        al_config_from_dict(d)

@@ -22,6 +22,7 @@ Example (all sections optional except ``initial.structures`` and ``reference``):
 """
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -216,6 +217,11 @@ class ALConfig:
             raise ValueError("active learning needs an uncertainty: uncertainty.kind must be "
                              "posterior, distance or ensemble")
         check_ensemble(self.uncertainty, self.training)
+        if self.walkers.ensemble == "npt" and not self.reference.stress:
+            warnings.warn("walkers.ensemble npt with reference.stress false: the model learns no "
+                          "stress, so the barostat follows an unfitted virial (and a bias "
+                          "stress, tau_stress, an uncalibrated one); label stresses unless the "
+                          "reference calculator cannot give them", UserWarning, stacklevel=2)
         if not self.data.valid_fraction > 0:
             raise ValueError("data.valid_fraction must be > 0 (a fraction in (0, 1) or a count "
                              ">= 1): calibration needs a validation split")

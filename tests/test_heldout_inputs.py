@@ -229,3 +229,16 @@ def test_md_refuses_a_one_atom_start_and_npt_for_a_slab(tmp_path, cu_model_file,
     assert md_main([str(cu_model_file), str(tmp_path / "slab.extxyz"), "--out",
                     str(tmp_path / "s"), "--ensemble", "npt"] + common) == 2
     assert "periodic in x, y and z" in capsys.readouterr().err
+
+
+def test_negative_index_past_the_start_is_an_error(tmp_path):
+    from ubmd.data import read_structures
+
+    frames = [bulk("Cu", "fcc", a=3.6 + 0.01 * k) * (2, 1, 1) for k in range(3)]
+    write(tmp_path / "three.extxyz", frames)
+    got = read_structures(tmp_path / "three.extxyz", index="-3")
+    assert len(got) == 1 and got[0].cell[0, 1] == pytest.approx(frames[0].cell[0, 1])
+    assert read_structures(tmp_path / "three.extxyz", index="-1")[0].cell[0, 1] == \
+        pytest.approx(frames[2].cell[0, 1])
+    with pytest.raises(ValueError, match=r"index -4 selects no frame .*3 frames"):
+        read_structures(tmp_path / "three.extxyz", index="-4")

@@ -23,12 +23,16 @@ from .neighbours import neighbour_list
 
 
 def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
-    """Read structures (extxyz, traj, anything ASE reads) with their labels."""
+    """Read structures (extxyz, traj, anything ASE reads) with their labels. A single negative
+    ``index`` past the start (``-4`` of 3 frames) is an error, as in Python (ASE's extxyz reader
+    returns the first frame)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"structure file not found: {path}")
+    single = str(index).strip()
+    negative = single.lstrip("-").isdigit() and single.startswith("-")
     try:
-        frames = read(str(path), index=index)
+        frames = read(str(path), index=":" if negative else index)
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds (empty, unknown, malformed)
         text = str(exc).splitlines()[0] if str(exc) else ""
         raise ValueError(f"cannot read structures from {path} ({type(exc).__name__}: {text}); "
@@ -37,6 +41,12 @@ def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise ValueError(f"{path} holds no structures")
+    if negative:
+        if -int(single) > len(frames):
+            raise ValueError(f"index {single} selects no frame of {path} ({len(frames)} "
+                             f"frame{'s' if len(frames) != 1 else ''}: -{len(frames)}..-1 from "
+                             "the end)")
+        frames = [frames[int(single)]]
     bad = [k for k, a in enumerate(frames) if not isinstance(a, Atoms)]
     if bad:
         raise ValueError(f"{path}: entry {bad[0]} is not a structure ({type(frames[bad[0]]).__name__})")

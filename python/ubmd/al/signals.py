@@ -51,13 +51,19 @@ def kill_descendants(timeout: float = 3.0) -> int:
 
 @contextlib.contextmanager
 def terminate_children_on_exit():
-    """Within the block, SIGTERM/SIGHUP/SIGINT stop all descendants and exit with 128 + signum."""
+    """Within the block, SIGTERM/SIGHUP/SIGINT stop all descendants and exit with 128 + signum
+    (immediately, without unwinding: every stage has already written its state atomically)."""
 
     def handler(signum, frame):  # noqa: ARG001
         n = kill_descendants()
         print(f"ubmd: received signal {signum}, stopped {n} child processes; "
               "continue with `ubmd al resume DIR`", file=sys.stderr)
-        raise SystemExit(128 + signum)
+        # exit at once: unwinding (SystemExit) runs ProcessPoolExecutor.shutdown(wait=True),
+        # which can hang for good once its workers are gone; the state on disk is consistent
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(128 + signum)
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):

@@ -36,6 +36,11 @@ ComputeUBMDAtom::~ComputeUBMDAtom()
 
 void ComputeUBMDAtom::init()
 {
+  // pair_match ignores N when there is a single ubmd style: N > 1 must name one of several
+  if (nsub > 1 && force->pair_match("ubmd", 1, 0))
+    error->all(FLERR, "Compute ubmd/atom: instance {} given, but pair_style {} has a single ubmd "
+               "style (N is for pair_style hybrid with several ubmd sub-styles)", nsub,
+               force->pair_style);
   pair = dynamic_cast<PairUBMD *>(force->pair_match("ubmd", 1, nsub));
   if (!pair) {
     if (nsub == 0 && force->pair_match("ubmd", 1, 1))

@@ -82,7 +82,7 @@ PairUBMD::PairUBMD(LAMMPS *lmp) :
     fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
     nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
     uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
-    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0)
+    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0), tailshift_warned(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -491,11 +491,13 @@ void PairUBMD::init_style()
   if (!model) error->all(FLERR, "Pair style ubmd: pair_coeff * * model.pt El ... was not given");
   map_weights();    // weights may have changed with a re-issued pair_style
   check_neighbor_exclusions();
-  if ((tail_flag || offset_flag) && comm->me == 0)
+  // under hybrid, pair_modify shift/tail go to every sub-style (meant for the others): no warning
+  if ((tail_flag || offset_flag) && force->pair == this && !tailshift_warned && comm->me == 0)
     error->warning(FLERR, "Pair style ubmd: pair_modify {} has no effect on pair_style ubmd (a "
                    "strictly local many-body model: no energy shift at the cutoff, no tail "
                    "correction)", tail_flag && offset_flag ? "shift yes and tail yes"
                    : tail_flag ? "tail yes" : "shift yes");
+  if (tail_flag || offset_flag) tailshift_warned = 1;
 
   const bool bias = (tau_f > 0.0 || tau_s > 0.0);
   if (bias && update->whichflag == 2)

@@ -93,6 +93,7 @@ class PairUBMD : public Pair {
                                     // like them; delete_atoms/create_atoms since: stale)
   bigint scale_step;                // last timestep that entered the adaptive-scale window
   int skip_warned;                  // hybrid pairs taken from ubmd: warned once per pair_coeff
+  int tailshift_warned;             // pair_modify tail/shift: warned once
 
   void allocate();
   void grow_atom_arrays();

@@ -197,3 +197,27 @@ def test_npt_without_stress_labels_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         al_config_from_dict(d)
+
+
+@pytest.mark.parametrize("n_groups, n_settings", [(2, 2), (3, 2), (2, 1), (2, 4), (1, 2)])
+def test_every_start_structure_meets_every_walker_setting(n_groups, n_settings):
+    """Walker k runs setting k % n_settings (temperature/pressure lists); with two start cells
+    and pressures [+p, -p] each cell must see both pressures (round-robin alone paired cell 0
+    with +p and cell 1 with -p for good)."""
+    from ubmd.al.loop import start_groups, walker_start
+
+    frames = []
+    for g in range(n_groups):
+        for j in range(3):
+            a = molecule("H2O")
+            a.info.update(start_index=g, j=j)
+            frames.append(a)
+    groups = start_groups(frames)
+    n_walkers = n_groups * n_settings * 2
+    picks = [walker_start(groups, k, n_settings) for k in range(n_walkers)]
+    pairs = {(p.info["start_index"], k % n_settings) for k, p in enumerate(picks)}
+    assert pairs == {(g, s) for g in range(n_groups) for s in range(n_settings)}
+    per_group = [sum(p.info["start_index"] == g for p in picks) for g in range(n_groups)]
+    assert per_group == [n_walkers // n_groups] * n_groups
+    if n_groups == 1:  # one origin: frame k mod n, as before
+        assert [p.info["j"] for p in picks] == [k % 3 for k in range(n_walkers)]

@@ -235,6 +235,10 @@ def test_compute_ubmd_atom_picks_the_instance(files):
         assert got[n] == pytest.approx(lmp.extract_compute("mx", 0, 0), rel=1e-12)
         lmp.close()
     assert abs(got[1] - got[2]) > 1e-6 * got[1]
+    # N = 2 with a single ubmd style: an error, not silently instance 1
+    lmp, err = run_deck(atomic_deck(files, body="compute ua all ubmd/atom 2\n" + reduce))
+    lmp.close()
+    assert "instance 2 given, but pair_style ubmd has a single ubmd style" in err, err
 
 
 # ------------------------------------------------------------------ pair_modify
@@ -247,7 +251,21 @@ def test_pair_modify_without_effect_warns(files, tmp_path, keyword):
     lmp.close()
     assert err == "", err
     w = warnings_of(log)
-    assert any(f"pair_modify {keyword} has no effect" in line for line in w), w
+    assert sum(f"pair_modify {keyword} has no effect" in line for line in w) == 1, w
+    # once, not at every run; and not under hybrid, where it is meant for the other sub-styles
+    log2 = tmp_path / "log.pm2"
+    lmp, err = run_deck(atomic_deck(files, body=f"pair_modify {keyword}\nrun 0\nrun 0"),
+                        log=log2)
+    lmp.close()
+    assert sum("has no effect" in line for line in warnings_of(log2)) == 1
+    log3 = tmp_path / "log.pm3"
+    lmp, err = run_deck(atomic_deck(files, style="hybrid/overlay ubmd zero 5.0",
+                                    coeff=f"pair_coeff * * ubmd {files['model']} H C O\n"
+                                          "pair_coeff * * zero",
+                                    body=f"pair_modify {keyword}\nrun 0"), log=log3)
+    lmp.close()
+    assert err == "", err
+    assert not any("has no effect" in line for line in warnings_of(log3))
 
 
 @pytest.mark.skipif(mpirun() is None, reason="mpirun not found")

@@ -270,12 +270,14 @@ class Campaign:
         if not starts:
             raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
                                "label failed?); check label_failures.json")
-        starts = interleave_starts(starts)
+        groups = start_groups(starts)
+        n_settings = math.lcm(*(len(v) if isinstance(v, (list, tuple)) else 1
+                                for v in (w.temperature, w.pressure)))
         engine = resolve_engine(self.cfg)
         model_file = str((st.dir / "train" / "model.pt").resolve())
         species = [str(s) for s in self._model_species(st)]
         dihedrals = list(self.cfg.dihedrals.values()) if self.cfg.dihedrals else None
-        return [WalkerTask(index=k, engine=engine, model_file=model_file, start=starts[k % len(starts)],
+        return [WalkerTask(index=k, engine=engine, model_file=model_file, start=walker_start(groups, k, n_settings),
                            workdir=str((st.dir / "walkers" / f"w{k:02d}").resolve()),
                            temperature=_cyclic(w.temperature, k), pressure=_cyclic(w.pressure, k),
                            seed=w.seed + 1000 * r + k, params=w, dihedrals=dihedrals,
@@ -499,22 +501,38 @@ def _recorded_split(train_dir: Path, n: int) -> Split | None:
                          d.get("split_seed", 0))
 
 
-def interleave_starts(frames: list[Atoms]) -> list[Atoms]:
-    """The walkers' start structures in round-robin order over their origins, so that walker k
-    (which takes ``frames[k % len(frames)]``) explores every start structure of a campaign with
-    several (two molecules, a bulk cell and a slab), not only the first one's perturbed copies.
-    The origin is ``info["start_index"]`` (set in round 0 and carried along through the walkers'
-    candidates), else the chemical formula and periodicity; order within an origin is kept."""
+def start_groups(frames: list[Atoms]) -> list[list[Atoms]]:
+    """Candidate start structures grouped by origin, in order of first appearance: the origin is
+    ``info["start_index"]`` (set in round 0 and carried along through the walkers' candidates),
+    else the chemical formula and periodicity; order within an origin is kept."""
     groups: dict = {}
     for f in frames:
         key = f.info.get("start_index")
         key = ("start", int(key)) if key is not None else (
             "formula", f.get_chemical_formula(), tuple(bool(x) for x in f.pbc))
         groups.setdefault(key, []).append(f)
-    if len(groups) <= 1:
+    return list(groups.values())
+
+
+def interleave_starts(frames: list[Atoms]) -> list[Atoms]:
+    """The start structures in round-robin order over their origins (see :func:`start_groups`)."""
+    lists = start_groups(frames)
+    if len(lists) <= 1:
         return list(frames)
-    lists = list(groups.values())
     return [g[k] for k in range(max(map(len, lists))) for g in lists if k < len(g)]
+
+
+def walker_start(groups: list[list[Atoms]], k: int, n_settings: int = 1) -> Atoms:
+    """Start structure of walker k: every origin gets walkers (a campaign with two molecules, or
+    a bulk cell and a slab, explores all of them, not only the first one's perturbed copies), and
+    every origin meets every walker setting (walker k runs temperature/pressure entry
+    k % n_settings): origin g = (k + k // lcm(G, n_settings)) mod G runs through all G x
+    n_settings pairs. One origin: frame k mod n, as always."""
+    if len(groups) == 1:
+        return groups[0][k % len(groups[0])]
+    n_groups = len(groups)
+    g = (k + k // math.lcm(n_groups, max(1, n_settings))) % n_groups
+    return groups[g][(k // n_groups) % len(groups[g])]
 
 
 def _read_start_frames(spec, index: str) -> list[Atoms]:

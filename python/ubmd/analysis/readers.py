@@ -224,10 +224,12 @@ def read_walker_trace(path: str | Path) -> ThermoLog:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"walker trace not found: {path}")
+    import zipfile
+
     try:
-        data = np.load(path, allow_pickle=False)
-        arrays = {key: np.asarray(data[key], dtype=float) for key in data.files}
-    except (OSError, ValueError) as exc:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: np.asarray(data[key], dtype=float) for key in data.files}
+    except (OSError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a walker trace (.npz of numeric arrays): {exc}") from None
     columns: dict[str, np.ndarray] = {}
     for key, value in arrays.items():

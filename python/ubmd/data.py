@@ -32,7 +32,9 @@ def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
     single = str(index).strip()
     negative = single.lstrip("-").isdigit() and single.startswith("-")
     try:
-        frames = read(str(path), index=":" if negative else index)
+        # a negative index as the slice "-k:" (the last k frames: cheap, and its length tells
+        # whether frame -k exists)
+        frames = read(str(path), index=f"{single}:" if negative else index)
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds (empty, unknown, malformed)
         text = str(exc).splitlines()[0] if str(exc) else ""
         raise ValueError(f"cannot read structures from {path} ({type(exc).__name__}: {text}); "
@@ -42,11 +44,11 @@ def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
     if not frames:
         raise ValueError(f"{path} holds no structures")
     if negative:
-        if -int(single) > len(frames):
+        if -int(single) > len(frames):  # the slice was clamped to the whole file
             raise ValueError(f"index {single} selects no frame of {path} ({len(frames)} "
                              f"frame{'s' if len(frames) != 1 else ''}: -{len(frames)}..-1 from "
                              "the end)")
-        frames = [frames[int(single)]]
+        frames = [frames[0]]
     bad = [k for k, a in enumerate(frames) if not isinstance(a, Atoms)]
     if bad:
         raise ValueError(f"{path}: entry {bad[0]} is not a structure ({type(frames[bad[0]]).__name__})")

@@ -416,6 +416,20 @@ void PairUBMD::map_weights()
    remove pairs from the neighbour list, which silently changes energies and forces
 ------------------------------------------------------------------------- */
 
+/* the error for special_bonds weights 0 of 1-(k+1) neighbours; under hybrid with the recipe
+   that keeps the exclusions for the other sub-styles */
+
+static std::string special_bonds_message(int k, const char *what, bool hybrid)
+{
+  return fmt::format("Pair style ubmd: special_bonds lj/coul 0 for 1-{} neighbours removes bonded "
+                     "{} from the neighbour lists, which changes the model's energies and forces; "
+                     "use special_bonds lj/coul 1.0 1.0 1.0{}", k + 1, what,
+                     hybrid ? " (or, for other sub-styles that need the exclusions, weights other "
+                              "than 0 and 1, e.g. special_bonds lj/coul 0.5 0.5 0.5, and "
+                              "pair_modify pair <style> special lj/coul 0.0 0.0 0.0)"
+                            : "");
+}
+
 void PairUBMD::check_neighbor_exclusions()
 {
   const bool hybrid = (force->pair != this);
@@ -427,14 +441,7 @@ void PairUBMD::check_neighbor_exclusions()
     for (int k = 1; k <= 3 && !exact; k++) {
       if (force->special_lj[k] != 0.0 || force->special_coul[k] != 0.0) continue;
       if (force->kspace) continue;    // LAMMPS keeps all special pairs in the lists with kspace
-      const std::string msg = fmt::format(
-          "Pair style ubmd: special_bonds lj/coul 0 for 1-{} neighbours removes bonded pairs "
-          "from the neighbour list, which changes the model's energies and forces; use "
-          "special_bonds lj/coul 1.0 1.0 1.0{}", k + 1,
-          hybrid ? " (or, for other sub-styles that need the exclusions, weights other than 0 "
-                   "and 1, e.g. special_bonds lj/coul 0.5 0.5 0.5, and pair_modify pair <style> "
-                   "special lj/coul 0.0 0.0 0.0)"
-                 : "");
+      const std::string msg = special_bonds_message(k, "pairs", hybrid);
       if (hybrid) {
         if (comm->me == 0) error->warning(FLERR, msg);
       } else {
@@ -448,8 +455,7 @@ void PairUBMD::check_neighbor_exclusions()
     const int bit = group->bitmask[neighbor->includegroup];
     int out = 0, any_out = 0;
     for (int i = 0; i < atom->nlocal && !out; i++) {
-      const int t = atom->type[i];
-      if (t < (int) type2species.size() && type2species[t] >= 0 && !(atom->mask[i] & bit)) out = 1;
+      if (is_model_type(atom->type[i]) && !(atom->mask[i] & bit)) out = 1;
     }
     MPI_Allreduce(&out, &any_out, 1, MPI_INT, MPI_MAX, world);
     if (any_out)
@@ -461,8 +467,7 @@ void PairUBMD::check_neighbor_exclusions()
   }
   for (int k = 0; k < neighbor->nex_type; k++) {
     const int a = neighbor->ex1_type[k], b = neighbor->ex2_type[k];
-    if (a < (int) type2species.size() && b < (int) type2species.size() &&
-        type2species[a] >= 0 && type2species[b] >= 0)
+    if (is_model_type(a) && is_model_type(b))
       error->all(FLERR, "Pair style ubmd: neigh_modify exclude type {} {} removes pairs of atoms "
                  "that the model describes; remove the exclusion", a, b);
   }
@@ -557,9 +562,9 @@ void PairUBMD::check_hybrid_skips()
   if (force->pair == this || !list || !list->ijskip || skip_warned) return;
   std::string pairs;
   const int ntypes = atom->ntypes;
-  for (int i = 1; i <= ntypes && i < (int) type2species.size(); i++)
-    for (int j = i; j <= ntypes && j < (int) type2species.size(); j++)
-      if (type2species[i] >= 0 && type2species[j] >= 0 && list->ijskip[i][j])
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++)
+      if (is_model_type(i) && is_model_type(j) && list->ijskip[i][j])
         pairs += fmt::format(" {}-{}", i, j);
   if (pairs.empty()) return;
   skip_warned = 1;
@@ -593,14 +598,14 @@ void PairUBMD::check_special_pairs()
   const double cutsq_model = cutoff * cutoff;
   int found[4] = {0, 0, 0, 0}, any[4] = {0, 0, 0, 0};
   for (int i = 0; i < atom->nlocal; i++) {
-    if (type2species[type[i]] < 0) continue;
+    if (!is_model_type(type[i])) continue;
     int lo = 0;
     for (int k = 1; k <= 3; k++) {
       const int hi = nspecial[i][k - 1];
       if (neighbor->special_flag[k] == 0 && !found[k]) {
         for (int s = lo; s < hi; s++) {
           int j = atom->map(special[i][s]);
-          if (j < 0 || type2species[type[j]] < 0) continue;
+          if (j < 0 || !is_model_type(type[j])) continue;
           j = domain->closest_image(i, j);
           const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
           if (dx * dx + dy * dy + dz * dz < cutsq_model) {
@@ -615,12 +620,7 @@ void PairUBMD::check_special_pairs()
   MPI_Allreduce(found, any, 4, MPI_INT, MPI_MAX, world);
   for (int k = 1; k <= 3; k++)
     if (any[k])
-      error->all(FLERR, "Pair style ubmd: special_bonds lj/coul 0 for 1-{} neighbours removes "
-                 "bonded pairs of atoms that the model describes from the neighbour lists, which "
-                 "changes the model's energies and forces; use special_bonds lj/coul 1.0 1.0 1.0 "
-                 "or, for other sub-styles that need the exclusions, weights other than 0 and 1 "
-                 "(e.g. special_bonds lj/coul 0.5 0.5 0.5) and pair_modify pair <style> special "
-                 "lj/coul 0.0 0.0 0.0", k + 1);
+      error->all(FLERR, special_bonds_message(k, "pairs of atoms that the model describes", true));
 }
 
 /* ---------------------------------------------------------------------- */

@@ -101,6 +101,11 @@ class PairUBMD : public Pair {
   void reset_trajectory();
   void map_weights();
   bool atomic_uncertainty_possible() const;
+  // LAMMPS type t is mapped to a model species (not NULL)
+  bool is_model_type(int t) const
+  {
+    return t > 0 && t < (int) type2species.size() && type2species[t] >= 0;
+  }
   void check_neighbor_exclusions();
   void check_special_pairs();
   void check_hybrid_skips();

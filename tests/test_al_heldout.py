@@ -92,8 +92,12 @@ def test_walkers_explore_every_start_structure(tmp_path):
     assert all("start_index" in f.info for f in labelled)
 
 
-def test_interleave_starts_round_robin_over_origins():
-    from ubmd.al.loop import interleave_starts
+def test_walker_starts_round_robin_over_origins():
+    from ubmd.al.loop import start_groups, walker_start
+
+    def interleave_starts(frames):  # the walkers' starts, one walker per frame
+        groups = start_groups(frames)
+        return [walker_start(groups, k) for k in range(len(frames))]
 
     frames = []
     for k, name in enumerate(["H2O", "CH4", "NH3"]):

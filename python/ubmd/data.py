@@ -9,6 +9,7 @@ optional per structure: a batch carries a label when any of its structures has i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -146,14 +147,22 @@ def _check_finite(labels: dict, keys: dict) -> None:
                              "the structure (a structure without the label is left out of it)")
 
 
+@contextlib.contextmanager
+def naming_structure(k: int, atoms: Atoms):
+    """Within the block, a ValueError is re-raised with ``structure k (formula): `` in front (k:
+    0-based index in the data set or file), so the user knows which structure to fix."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ValueError(f"structure {k} ({atoms.get_chemical_formula()}): {exc}") from exc
+
+
 def frame_labels(frames: Sequence[Atoms], label_keys: dict | None = None) -> list[dict]:
     """:func:`get_labels` of every frame; an error names the structure (0-based index)."""
     out = []
     for k, atoms in enumerate(frames):
-        try:
+        with naming_structure(k, atoms):
             out.append(get_labels(atoms, **(label_keys or {})))
-        except ValueError as exc:
-            raise ValueError(f"structure {k} ({atoms.get_chemical_formula()}): {exc}") from exc
     return out
 
 
@@ -302,10 +311,8 @@ class GraphDataset:
         self.label_keys = dict(label_keys or {})  # get_labels keyword arguments
         self.graphs = []
         for k, a in enumerate(self.frames):
-            try:
+            with naming_structure(k, a):
                 self.graphs.append(atoms_to_graph(a, cutoff, species_map, dtype, self.label_keys))
-            except ValueError as exc:  # which structure of the data set (0-based)
-                raise ValueError(f"structure {k} ({a.get_chemical_formula()}): {exc}") from exc
 
     def __len__(self) -> int:
         return len(self.graphs)

@@ -11,7 +11,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from .calculator import UBMDCalculator
-from .data import frame_labels, no_labels_message
+from .data import frame_labels, naming_structure, no_labels_message
 
 
 def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: float = 0.05,
@@ -36,11 +36,9 @@ def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: 
         # constraints of the file (FixAtoms of a slab's bottom layers, ...) must not zero them
         b.set_constraint()
         b.calc = calc
-        try:
+        with naming_structure(k, b):
             e = b.get_potential_energy()
             f = b.get_forces()
-        except ValueError as exc:
-            raise ValueError(f"structure {k} ({b.get_chemical_formula()}): {exc}") from exc
         n = len(b)
         if lab["energy"] is not None:
             de.append((e - lab["energy"]) / n)

@@ -78,3 +78,18 @@ def check_walker_starts(starts: Sequence[Atoms], ensemble: str,
         if ensemble == "npt" and not atoms.pbc.all():
             raise ValueError(f"{name} has pbc {atoms.pbc.tolist()}: {option} npt needs "
                              "structures periodic in x, y and z (use nvt for molecules and slabs)")
+
+
+def check_dihedrals(starts: Sequence[Atoms], dihedrals: dict | None) -> None:
+    """Every start structure must hold the atoms the ``dihedrals`` name (checked before round 0
+    labels anything: otherwise every walker fails after the first training)."""
+    if not dihedrals:
+        return
+    need = max(max(v) for v in dihedrals.values()) + 1
+    for k, atoms in enumerate(starts):
+        if len(atoms) < need:
+            bad = {name: v for name, v in dihedrals.items() if max(v) >= len(atoms)}
+            raise ValueError(f"dihedrals {bad} name atom indices (0-based) beyond structure {k} of "
+                             f"initial.structures ({atoms.get_chemical_formula()}, {len(atoms)} "
+                             f"atoms, indices 0..{len(atoms) - 1}); give indices of atoms that "
+                             "every start structure has, or drop dihedrals")

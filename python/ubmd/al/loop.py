@@ -38,7 +38,7 @@ from ..data import Split, no_labels_message, split_indices, with_standard_labels
 from ..workflow import label_keys_from
 from .config import ALConfig, load_al_config, save_al_config
 from .executors import make_executor
-from .initial import check_walker_starts, initial_structures, read_starts
+from .initial import check_dihedrals, check_walker_starts, initial_structures, read_starts
 from .labels import ERROR as LABEL_ERROR
 from .labels import collect_labels, label_checkpointed
 from .state import RoundState, round_dir
@@ -51,8 +51,13 @@ CONFIG_NAME = "config.yaml"
 SPLIT_NAME = "split.json"  # round_NNN/: the training split, indices into dataset.extxyz
 
 
+def _as_list(value) -> list:
+    """A walker setting (a number or a list assigned to walkers in turn) as a list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _cyclic(value, k: int) -> float:
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    values = _as_list(value)
     return float(values[k % len(values)])
 
 
@@ -271,8 +276,7 @@ class Campaign:
             raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
                                "label failed?); check label_failures.json")
         groups = start_groups(starts)
-        n_settings = math.lcm(*(len(v) if isinstance(v, (list, tuple)) else 1
-                                for v in (w.temperature, w.pressure)))
+        n_settings = math.lcm(len(_as_list(w.temperature)), len(_as_list(w.pressure)))
         engine = resolve_engine(self.cfg)
         model_file = str((st.dir / "train" / "model.pt").resolve())
         species = [str(s) for s in self._model_species(st)]
@@ -514,24 +518,18 @@ def start_groups(frames: list[Atoms]) -> list[list[Atoms]]:
     return list(groups.values())
 
 
-def interleave_starts(frames: list[Atoms]) -> list[Atoms]:
-    """The start structures in round-robin order over their origins (see :func:`start_groups`)."""
-    lists = start_groups(frames)
-    if len(lists) <= 1:
-        return list(frames)
-    return [g[k] for k in range(max(map(len, lists))) for g in lists if k < len(g)]
-
-
 def walker_start(groups: list[list[Atoms]], k: int, n_settings: int = 1) -> Atoms:
     """Start structure of walker k: every origin gets walkers (a campaign with two molecules, or
     a bulk cell and a slab, explores all of them, not only the first one's perturbed copies), and
     every origin meets every walker setting (walker k runs temperature/pressure entry
-    k % n_settings): origin g = (k + k // lcm(G, n_settings)) mod G runs through all G x
-    n_settings pairs. One origin: frame k mod n, as always."""
-    if len(groups) == 1:
-        return groups[0][k % len(groups[0])]
+    k % n_settings). Origin g = k mod G (round-robin over origins, frame k // G of each) pairs
+    with every setting by itself when gcd(G, n_settings) = 1; otherwise g is shifted by one per
+    lcm(G, n_settings) walkers, which runs through all G x n_settings pairs. One origin: frame
+    k mod n, as always."""
     n_groups = len(groups)
-    g = (k + k // math.lcm(n_groups, max(1, n_settings))) % n_groups
+    g = k % n_groups
+    if math.gcd(n_groups, n_settings) > 1:
+        g = (k + k // math.lcm(n_groups, n_settings)) % n_groups
     return groups[g][(k // n_groups) % len(groups[g])]
 
 
@@ -554,21 +552,6 @@ def _read_start_frames(spec, index: str) -> list[Atoms]:
                                  f"frame{'s' if n != 1 else ''}: 0..{n - 1}, or -{n}..-1 from "
                                  "the end)") from None
         raise
-
-
-def check_dihedrals(starts: list[Atoms], dihedrals: dict | None) -> None:
-    """Every start structure must hold the atoms the ``dihedrals`` name (checked before round 0
-    labels anything: otherwise every walker fails after the first training)."""
-    if not dihedrals:
-        return
-    need = max(max(v) for v in dihedrals.values()) + 1
-    for k, atoms in enumerate(starts):
-        if len(atoms) < need:
-            bad = {name: v for name, v in dihedrals.items() if max(v) >= len(atoms)}
-            raise ValueError(f"dihedrals {bad} name atom indices (0-based) beyond structure {k} of "
-                             f"initial.structures ({atoms.get_chemical_formula()}, {len(atoms)} "
-                             f"atoms, indices 0..{len(atoms) - 1}); give indices of atoms that "
-                             "every start structure has, or drop dihedrals")
 
 
 def _walker_finished(workdir: Path) -> bool:

@@ -82,7 +82,7 @@ PairUBMD::PairUBMD(LAMMPS *lmp) :
     fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
     nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
     uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
-    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0), tailshift_warned(0)
+    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0), tailshift_warned(0), setup_checked(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -528,6 +528,7 @@ void PairUBMD::init_style()
   }
 
   neighbor->add_request(this, NeighConst::REQ_FULL);
+  setup_checked = 0;    // run_setup_checks() from setup() or the first compute()
 }
 
 /* ---------------------------------------------------------------------- */
@@ -542,6 +543,17 @@ double PairUBMD::init_one(int i, int j)
 
 void PairUBMD::setup()
 {
+  run_setup_checks();
+}
+
+/* ----------------------------------------------------------------------
+   checks that need the run's neighbour lists and ghost atoms: from setup(), or from the first
+   compute() after init() where no setup() comes (rerun, run N pre no)
+------------------------------------------------------------------------- */
+
+void PairUBMD::run_setup_checks()
+{
+  setup_checked = 1;
   // ghost atoms must cover the model's interaction range
   double cutghost = comm->get_comm_cutoff();
   if (cutghost < cutoff)
@@ -700,6 +712,7 @@ void PairUBMD::build_graph()
 
 void PairUBMD::compute(int eflag, int vflag)
 {
+  if (!setup_checked) run_setup_checks();    // rerun and run pre no call no setup()
   ev_init(eflag, vflag);
   grow_atom_arrays();
 

@@ -93,6 +93,7 @@ class PairUBMD : public Pair {
                                     // like them; delete_atoms/create_atoms since: stale)
   bigint scale_step;                // last timestep that entered the adaptive-scale window
   int skip_warned;                  // hybrid pairs taken from ubmd: warned once per pair_coeff
+  int setup_checked;                // run_setup_checks() done since the last init_style()
   int tailshift_warned;             // pair_modify tail/shift: warned once
 
   void allocate();
@@ -109,6 +110,7 @@ class PairUBMD : public Pair {
   void check_neighbor_exclusions();
   void check_special_pairs();
   void check_hybrid_skips();
+  void run_setup_checks();
 };
 
 }    // namespace LAMMPS_NS

@@ -190,6 +190,40 @@ def test_hybrid_special_bonds_checked_on_the_model_pairs(files, tmp_path):
     assert e == pytest.approx(e_free, rel=1e-12)
 
 
+def test_hybrid_special_bonds_checked_under_rerun(files, tmp_path):
+    """rerun calls no Pair::setup(): the checks that need the run's neighbour lists and ghost
+    atoms run from the first compute() instead, so a rerun deck that drops bonded model pairs is
+    refused as a run deck is, and an allowed deck reruns with the run's energy."""
+    atoms = [(1, 1.0, 1.0, 1.0), (2, 2.1, 1.0, 1.0), (3, 2.1, 2.2, 1.0), (4, 3.0, 2.5, 2.0),
+             (5, 6.0, 6.0, 6.0), (6, 6.9, 6.0, 6.0)]
+    dump = tmp_path / "frames.dump"
+    with open(dump, "w") as fh:
+        for step, shift in ((0, 0.0), (10, 0.05)):
+            fh.write(f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n{len(atoms)}\n"
+                     "ITEM: BOX BOUNDS pp pp pp\n0 10\n0 10\n0 10\nITEM: ATOMS id x y z\n")
+            for i, x, y, z in atoms:
+                fh.write(f"{i} {x + shift * (i % 2)} {y} {z}\n")
+    rerun = f"thermo_modify format float %.15g\nrerun {dump} dump x y z"
+
+    text = _molecular_deck(files, bonds=MODEL_BONDS).replace("run 0", rerun)
+    lmp, err = run_deck(text, log=tmp_path / "log.rerun_bonded")
+    lmp.close()
+    assert "removes bonded pairs of atoms that the model describes" in err, err
+
+    e_run, err, _ = _ubmd_energy(files, tmp_path, "free", bonds="")
+    assert err == ""
+    text = _molecular_deck(files, bonds="").replace("run 0", rerun)
+    lmp, err = run_deck(text, log=tmp_path / "log.rerun_free")
+    try:
+        assert err == "", err
+        # frame 0 has the positions of the run
+        pe_lines = [line.split() for line in open(tmp_path / "log.rerun_free")
+                    if line.split()[:1] == ["0"] and len(line.split()) == 3]
+        assert pe_lines and float(pe_lines[0][2]) == pytest.approx(e_run, rel=1e-10)
+    finally:
+        lmp.close()
+
+
 def test_plain_hybrid_pairs_taken_from_the_model_warn(files, tmp_path):
     """pair_style hybrid (not overlay): pair_coeff 1 2 lj/cut after pair_coeff * * ubmd takes the
     H-C pairs out of the model's list, silently changing its energy; now a warning that names the

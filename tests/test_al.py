@@ -43,7 +43,7 @@ def campaign_dict(tmp_path, **over) -> dict:
         "walkers": {"engine": "ase", "n_walkers": 2, "temperature": 900, "max_steps": 60,
                     "sample_every": 6, "log_every": 5, "threshold": 50.0, "tau_forces": 0.25,
                     "window": 10},
-        "executor": {"kind": "local", "n_workers": 1},
+        "executor": {"kind": "local", "n_workers": 1, "inline": True},  # no spawn per round
         "selection": {"method": "max_det", "batch_size": 8},
         "data": {"valid_fraction": 0.25},
         "model": {"cutoff": 4.0, "n_radial": 4, "n_basis": 6, "hidden": [16, 16]},
@@ -327,9 +327,10 @@ def test_campaign_lammps_walkers(tmp_path):
 def test_executors_local_and_dask():
     from ubmd.al.executors import DaskExecutor, LocalExecutor
 
-    with LocalExecutor(1) as ex:
-        got = dict(ex.map_unordered(abs, [-1, -2, "x"]))
-    assert got[0] == 1 and got[1] == 2 and isinstance(got[2], TypeError)
+    for inline in (True, False):
+        with LocalExecutor(1, inline=inline) as ex:
+            got = dict(ex.map_unordered(abs, [-1, -2, "x"]))
+        assert got[0] == 1 and got[1] == 2 and isinstance(got[2], TypeError)
     pytest.importorskip("distributed")
     with DaskExecutor(n_workers=1) as ex:
         got = dict(ex.map_unordered(abs, [-3, -4]))

@@ -189,7 +189,7 @@ def test_walkers_left_unfinished_by_a_broken_pool_rerun(round0, tmp_path, monkey
     process each) and finish, and only the crasher is recorded as crashed."""
     import ubmd.al.loop as loop
 
-    c = _copy_campaign(round0, tmp_path, executor={"n_workers": 2},
+    c = _copy_campaign(round0, tmp_path, executor={"n_workers": 2, "inline": False},
                        walkers={"n_walkers": 3, "max_steps": 12, "sample_every": 6})
     monkeypatch.setattr(loop, "run_walker", crash_walker_1)
     st = RoundState(round_dir(c.out, 0))
@@ -202,6 +202,42 @@ def test_walkers_left_unfinished_by_a_broken_pool_rerun(round0, tmp_path, monkey
     assert walkers[1]["stop_reason"] == "error" and walkers[1]["crashed"]
     assert "w01 crashed" in walkers[1]["error"]
     assert not walkers[0].get("crashed") and not walkers[2].get("crashed")
+
+
+def crash_walker_1_at_once(task):
+    """Walker 1 kills its own process (as a segfault would); the others run normally."""
+    from ubmd.al.walkers import run_walker
+
+    if task.index == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_walker(task)
+
+
+def test_a_crashing_walker_does_not_end_a_one_worker_campaign(round0, tmp_path, monkeypatch):
+    """executor.n_workers 1, and then one walker left to run (as on resume): the walkers still
+    run in a worker process (inline: false, the default), so a walker that kills its process is
+    recorded as crashed and the stage finishes; inline, the same crash ended the driver."""
+    import ubmd.al.loop as loop
+    from ubmd.al.walkers import SUMMARY
+
+    c = _copy_campaign(round0, tmp_path, executor={"n_workers": 1, "inline": False},
+                       walkers={"n_walkers": 3, "max_steps": 12, "sample_every": 6})
+    monkeypatch.setattr(loop, "run_walker", crash_walker_1_at_once)
+    st = RoundState(round_dir(c.out, 0))
+    try:
+        for attempt in range(2):  # the second reruns only the failed w01, alone
+            before = {k: (st.dir / "walkers" / f"w0{k}" / SUMMARY).stat().st_mtime_ns
+                      for k in (0, 2)} if attempt else None
+            c._sample(0, st)
+            walkers = {w["index"]: w for w in RoundState(st.dir).info("sample")["walkers"]}
+            assert walkers[0]["stop_reason"] == walkers[2]["stop_reason"] == "max_steps"
+            assert walkers[1]["stop_reason"] == "error" and walkers[1]["crashed"]
+            assert "w01 crashed" in walkers[1]["error"]
+            if before:
+                assert before == {k: (st.dir / "walkers" / f"w0{k}" / SUMMARY).stat().st_mtime_ns
+                                  for k in (0, 2)}
+    finally:
+        c.executor.close()
 
 
 # ---------------------------------------------------------------------------- training split

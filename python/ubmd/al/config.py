@@ -173,6 +173,9 @@ class ExecutorConfig:
     # (dask.distributed)
     n_workers: int = setting(2, ge=1)  # local pool size / LocalCluster workers
     address: Optional[str] = None  # dask scheduler address; None: start a LocalCluster
+    inline: bool = False  # local: run walkers in the driver's own process (debugging, profiling);
+    # default: in worker processes, so that a walker that crashes its process is recorded as
+    # crashed instead of taking the campaign down
 
 
 @dataclass

@@ -5,8 +5,10 @@ as jobs finish; ``futures_executor()`` returns a ``concurrent.futures``-like obj
 returning futures) for :func:`ubmd.labelling.label_structures`, or None to let the labeller use
 its own killable local workers; ``close()``.
 
-* :class:`LocalExecutor` (default): a ``spawn`` process pool on this machine (``n_workers`` 1
-  runs jobs inline in this process: no start-up cost, easiest to debug).
+* :class:`LocalExecutor` (default): a ``spawn`` process pool of up to ``n_workers`` processes on
+  this machine, also for one worker or one job: a job that kills its process (a segfault in a
+  calculator or a compiled extension) breaks the pool, not the driver. ``inline=True`` runs the
+  jobs in this process instead: no start-up cost, easiest to debug, but a crash ends the driver.
 * :class:`DaskExecutor`: ``dask.distributed`` -- a scheduler at ``address`` (e.g. one started
   by ``dask-jobqueue`` on SLURM/PBS, or ``dask scheduler`` + ``dask worker`` by hand), or a
   ``LocalCluster`` of ``n_workers`` single-threaded worker processes.
@@ -51,16 +53,19 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """Process pool (``spawn``) on this machine; ``n_workers=1`` runs inline."""
+    """Process pool (``spawn``) on this machine; ``inline=True`` runs the jobs in this process."""
 
-    def __init__(self, n_workers: int = 2):
+    def __init__(self, n_workers: int = 2, inline: bool = False):
         if int(n_workers) < 1:
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
         self.n_workers = int(n_workers)
+        self.inline = bool(inline)
 
     def map_unordered(self, fn, items):
         items = list(items)
-        if self.n_workers == 1 or len(items) <= 1:
+        if not items:
+            return
+        if self.inline:
             for i, item in enumerate(items):
                 try:
                     yield i, fn(item)
@@ -118,7 +123,7 @@ class DaskExecutor(Executor):
 def make_executor(cfg) -> Executor:
     """Executor from an :class:`ubmd.al.config.ExecutorConfig`."""
     if cfg.kind == "local":
-        return LocalExecutor(cfg.n_workers)
+        return LocalExecutor(cfg.n_workers, inline=cfg.inline)
     if cfg.kind == "dask":
         return DaskExecutor(cfg.n_workers, cfg.address)
     raise ValueError(f"executor.kind must be local or dask, got {cfg.kind!r}")

@@ -548,12 +548,12 @@ void PairUBMD::setup()
 
 /* ----------------------------------------------------------------------
    checks that need the run's neighbour lists and ghost atoms: from setup(), or from the first
-   compute() after init() where no setup() comes (rerun, run N pre no)
+   compute() after init() where no setup() comes (rerun: init(), then setup_minimal() per
+   frame). Marked done only once they passed, so an evaluation after a refused one checks again.
 ------------------------------------------------------------------------- */
 
 void PairUBMD::run_setup_checks()
 {
-  setup_checked = 1;
   // ghost atoms must cover the model's interaction range
   double cutghost = comm->get_comm_cutoff();
   if (cutghost < cutoff)
@@ -561,6 +561,7 @@ void PairUBMD::run_setup_checks()
                "cutoff {}; increase it with comm_modify cutoff", cutghost, cutoff);
   check_special_pairs();
   check_hybrid_skips();
+  setup_checked = 1;
 }
 
 /* ----------------------------------------------------------------------
@@ -712,7 +713,7 @@ void PairUBMD::build_graph()
 
 void PairUBMD::compute(int eflag, int vflag)
 {
-  if (!setup_checked) run_setup_checks();    // rerun and run pre no call no setup()
+  if (!setup_checked) run_setup_checks();    // rerun calls init() but no setup()
   ev_init(eflag, vflag);
   grow_atom_arrays();
 

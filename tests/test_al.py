@@ -327,10 +327,17 @@ def test_campaign_lammps_walkers(tmp_path):
 def test_executors_local_and_dask():
     from ubmd.al.executors import DaskExecutor, LocalExecutor
 
+    import torch
+
+    n_threads = torch.get_num_threads()
     for inline in (True, False):
         with LocalExecutor(1, inline=inline) as ex:
             got = dict(ex.map_unordered(abs, [-1, -2, "x"]))
-        assert got[0] == 1 and got[1] == 2 and isinstance(got[2], TypeError)
+            assert got[0] == 1 and got[1] == 2 and isinstance(got[2], TypeError)
+            assert list(ex.map_unordered(abs, [])) == []
+            assert dict(ex.map_unordered(abs, [-7])) == {0: 7}
+            got = dict(ex.map_unordered(torch.set_num_threads, [1]))  # as a walker does
+    assert torch.get_num_threads() == n_threads  # inline: restored afterwards
     pytest.importorskip("distributed")
     with DaskExecutor(n_workers=1) as ex:
         got = dict(ex.map_unordered(abs, [-3, -4]))

@@ -205,10 +205,18 @@ def test_walkers_left_unfinished_by_a_broken_pool_rerun(round0, tmp_path, monkey
 
 
 def crash_walker_1_at_once(task):
-    """Walker 1 kills its own process (as a segfault would); the others run normally."""
+    """Walker 1 kills its own process (as a segfault would) when that is a worker process (run
+    inline, it raises instead of killing the test session); the others run normally. Counts its
+    crashes in a file."""
+    import multiprocessing
+
     from ubmd.al.walkers import run_walker
 
     if task.index == 1:
+        count = Path(task.workdir).parent / "w01.crashes"
+        count.write_text(str(int(count.read_text()) + 1 if count.exists() else 1))
+        if multiprocessing.parent_process() is None:
+            raise RuntimeError("walker w01 ran in the driver's process")
         os.kill(os.getpid(), signal.SIGKILL)
     return run_walker(task)
 
@@ -236,6 +244,8 @@ def test_a_crashing_walker_does_not_end_a_one_worker_campaign(round0, tmp_path, 
             if before:
                 assert before == {k: (st.dir / "walkers" / f"w0{k}" / SUMMARY).stat().st_mtime_ns
                                   for k in (0, 2)}
+            # the pool of 3 broke: w01 reran in its own pool; alone it is recorded at once
+            assert (st.dir / "walkers" / "w01.crashes").read_text() == str(2 + attempt)
     finally:
         c.executor.close()
 

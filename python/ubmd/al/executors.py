@@ -66,11 +66,7 @@ class LocalExecutor(Executor):
         if not items:
             return
         if self.inline:
-            for i, item in enumerate(items):
-                try:
-                    yield i, fn(item)
-                except Exception as exc:  # noqa: BLE001 - reported to the caller per job
-                    yield i, exc
+            yield from _run_inline(fn, items)
             return
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=min(self.n_workers, len(items)),
@@ -81,6 +77,24 @@ class LocalExecutor(Executor):
                     yield futures[fut], fut.result()
                 except Exception as exc:  # noqa: BLE001 - includes BrokenProcessPool
                     yield futures[fut], exc
+
+
+def _run_inline(fn, items):
+    """``fn(item)`` in this process; the torch thread count a job sets (walkers use 1 thread) is
+    restored afterwards, so the driver's later stages run as they do with a process pool."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    n_threads = torch.get_num_threads() if torch is not None else None
+    try:
+        for i, item in enumerate(items):
+            try:
+                yield i, fn(item)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller per job
+                yield i, exc
+    finally:
+        if n_threads is not None:
+            torch.set_num_threads(n_threads)
 
 
 class DaskExecutor(Executor):
@@ -124,6 +138,9 @@ def make_executor(cfg) -> Executor:
     """Executor from an :class:`ubmd.al.config.ExecutorConfig`."""
     if cfg.kind == "local":
         return LocalExecutor(cfg.n_workers, inline=cfg.inline)
+    if cfg.inline:
+        raise ValueError("executor.inline: true runs walkers in the driver's process and applies "
+                         f"to executor.kind: local only, not {cfg.kind!r}")
     if cfg.kind == "dask":
         return DaskExecutor(cfg.n_workers, cfg.address)
     raise ValueError(f"executor.kind must be local or dask, got {cfg.kind!r}")

@@ -318,7 +318,9 @@ class Campaign:
         todo = [t for t in tasks if not _walker_finished(Path(t.workdir))]  # failed ones rerun
         broken = []
         for i, res in self.executor.map_unordered(run_walker, todo):
-            if isinstance(res, cf.BrokenExecutor):  # the pool broke: maybe another walker's fault
+            if isinstance(res, cf.BrokenExecutor) and len(todo) == 1:  # its own pool: it crashed
+                self._record_crash(r, todo[i], res)
+            elif isinstance(res, cf.BrokenExecutor):  # the pool broke: maybe another walker's fault
                 broken.append(todo[i])
             elif isinstance(res, BaseException):  # the worker process itself died
                 _write_walker_error(todo[i], f"{type(res).__name__}: {res}")
@@ -359,11 +361,14 @@ class Campaign:
         n_parallel = max(1, int(getattr(self.executor, "n_workers", 1)))
         for t, res in run_isolated(run_walker, tasks, n_parallel):
             if isinstance(res, cf.BrokenExecutor):
-                _write_walker_error(t, f"walker w{t.index:02d} crashed its worker process "
-                                       f"({type(res).__name__}: {res})", crashed=True)
-                self.log(f"round {r}: walker w{t.index:02d} crashed its worker process")
+                self._record_crash(r, t, res)
             elif isinstance(res, BaseException):
                 _write_walker_error(t, f"{type(res).__name__}: {res}")
+
+    def _record_crash(self, r: int, t: WalkerTask, exc: BaseException) -> None:
+        _write_walker_error(t, f"walker w{t.index:02d} crashed its worker process "
+                               f"({type(exc).__name__}: {exc})", crashed=True)
+        self.log(f"round {r}: walker w{t.index:02d} crashed its worker process")
 
     def _select(self, r: int, st: RoundState) -> None:
         from .pool import RoundModel, select_from_pool

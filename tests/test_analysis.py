@@ -326,6 +326,27 @@ def test_dump_reader_handles_units_time_headers_and_a_cut_last_frame(tmp_path):
     assert [e["timestep"] for e in extras] == [0, 20, 40] and len(atoms) == 3
 
 
+def test_dump_with_element_column_reads_and_feeds_cli(tmp_path):
+    """The example decks dump `id type element x y z fx fy fz c_uatom`: the element column is
+    kept as strings, the numeric ones as floats (rows sorted by id), and `col:` CVs work."""
+    frame = ("ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n"
+             "0 10\n0 10\n0 10\nITEM: ATOMS id type element x y z fx fy fz c_uatom\n{rows}")
+    rows = ["2 2 H 1.0 0 0 0 0 0 0.2\n1 1 C 0 0 0 0 0 0 0.1\n",
+            "1 1 C 0 0 0 0 0 0 0.3\n2 2 H 1.1 0 0 0 0 0 0.4\n"]
+    dump = tmp_path / "candidates.lammpstrj"
+    dump.write_text("".join(frame.format(step=100 * n, rows=r) for n, r in enumerate(rows)))
+    first = read_dump_columns(dump)[0]
+    assert first.columns["element"].tolist() == ["C", "H"]
+    assert first.columns["id"].tolist() == [1.0, 2.0]
+    assert first.columns["c_uatom"] == pytest.approx([0.1, 0.2])
+    atoms, extras = read_frames(dump)
+    assert atoms[0].get_chemical_symbols() == ["C", "H"] and "element" not in extras[0]
+    out = tmp_path / "out"
+    assert analyze(["trace", str(dump), "--cv", "col:c_uatom:max", "-o", str(out)]) == 0
+    got = json.loads((out / "trace.json").read_text())
+    assert got["values"]["col:c_uatom:max"] == pytest.approx([0.2, 0.4])
+
+
 def test_extxyz_and_traj_frames_keep_extra_values(tmp_path):
     frames = []
     for n in range(3):

@@ -259,6 +259,9 @@ def evaluate_frames(
                     f"CV {cv.spec!r}: frame {n} has no value {cv.name!r}; available: "
                     f"{', '.join(map(str, extra)) or 'none'}"
                 )
-            value = np.asarray(extra[cv.name], dtype=float)
+            try:
+                value = np.asarray(extra[cv.name], dtype=float)
+            except ValueError:
+                raise ValueError(f"CV {cv.spec!r}: {cv.name!r} is not numeric") from None
             out[n] = float(value) if value.ndim == 0 else float(REDUCTIONS[cv.reduce](value))
     return out

@@ -6,7 +6,8 @@
   prints *before* the last thermo row no longer cuts that row off, and the row that a new
   ``run`` repeats (same step as the end of the previous run) is dropped.
 * :func:`read_dump_columns` -- a small parser of ``dump custom`` text files that keeps every
-  per-atom column (``c_uat``, ``f_ID[2]`` ...) as a float array per frame, sorted by atom id.
+  per-atom column (``c_uat``, ``f_ID[2]`` ...) as a float array per frame, sorted by atom id
+  (non-numeric columns such as ``element`` as string arrays).
 * :func:`read_walker_trace` -- the ``trace.npz`` every AL walker writes (``step``, ``time_fs``,
   ``uncertainty``, ``max_atomic_uncertainty``, ``bias_energy``, ``energy``, ``temperature``,
   ``volume``, and ``cvs`` -- the campaign's dihedrals -- as ``cvs[1]``, ``cvs[2]`` ...), as a
@@ -134,7 +135,8 @@ class DumpFrame:
 
 
 def read_dump_columns(path: str | Path) -> list[DumpFrame]:
-    """Parse a LAMMPS ``dump custom`` text file; every column is kept as a float array.
+    """Parse a LAMMPS ``dump custom`` text file; every numeric column is kept as a float array,
+    a column that is not numeric (``element``, type labels) as an array of strings.
 
     Rows are sorted by the ``id`` column when there is one, so atom ``i`` of every frame is the
     same atom (LAMMPS writes atoms in rank order unless ``dump_modify sort id``).
@@ -165,20 +167,35 @@ def read_dump_columns(path: str | Path) -> list[DumpFrame]:
             except StopIteration:
                 # a dump being written (or cut by a crash): keep the complete frames
                 break
-            table = np.loadtxt(rows, ndmin=2) if n_atoms else np.zeros((0, len(names)))
-            if table.shape[1] != len(names):
-                raise ValueError(
-                    f"{path}: frame at step {timestep} has {table.shape[1]} columns, header names "
-                    f"{len(names)}"
-                )
-            if "id" in names:
-                table = table[np.argsort(table[:, names.index("id")], kind="stable")]
-            columns = {name: table[:, k] for k, name in enumerate(names)}
+            columns = _dump_table(path, timestep, rows, names)
+            if "id" in columns and columns["id"].dtype.kind == "f":
+                order = np.argsort(columns["id"], kind="stable")
+                columns = {name: values[order] for name, values in columns.items()}
             flags = box_header.strip()[len("ITEM: BOX BOUNDS"):].strip()
             frames.append(DumpFrame(timestep, n_atoms, flags, box, columns))
     if not frames:
         raise ValueError(f"{path}: no complete frame found in LAMMPS dump")
     return frames
+
+
+def _dump_table(path: Path, timestep: int, rows: list[str], names: list[str]) -> dict:
+    """Columns of one frame's atom rows: float arrays, or string arrays for columns that are not
+    numeric (``element``, type labels)."""
+    cells = [row.split() for row in rows]
+    for row in cells:
+        if len(row) != len(names):
+            raise ValueError(
+                f"{path}: frame at step {timestep} has {len(row)} columns, header names "
+                f"{len(names)}"
+            )
+    table = np.array(cells, dtype=str).reshape(len(cells), len(names))
+    columns = {}
+    for k, name in enumerate(names):
+        try:
+            columns[name] = table[:, k].astype(float)
+        except ValueError:
+            columns[name] = table[:, k]
+    return columns
 
 
 def _expect(path: Path, line: str, prefix: str) -> None:

@@ -281,7 +281,8 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
                                       "reference: {calculator: emt}\nwalkers: {weights: {h: 0}}\n")
     assert "ubmd al run: error: walkers.weights" in err(["al", "run", str(tmp_path / "al.yaml")])
     assert "ubmd al resume: error:" in err(["al", "resume", str(tmp_path / "none")])
-    assert "ubmd md: error: walkers.weights" in err(
+    # ubmd md checks its files first, then its flags (by flag name: tests/test_md_ase.py)
+    assert "ubmd md: error: model file not found" in err(
         ["md", str(tmp_path / "m.pt"), str(tmp_path / "s.xyz"), "--out", str(tmp_path / "md"),
          "--weights", "h=0"])
 

@@ -96,5 +96,45 @@ def test_md_cli_errors(tmp_path, model_file, capsys):
     model, start = model_file
     assert main([str(tmp_path / "missing.pt"), str(start), "--out", str(tmp_path / "x")]) == 2
     assert "model file not found" in capsys.readouterr().err
-    assert main([str(model), str(start), "--out", str(tmp_path / "y"), "--tau-stress", "0.3"]) == 2
-    assert "ensemble: npt" in capsys.readouterr().err
+    assert main([str(model.parent), str(start), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and f"did you mean {model}" in err
+
+    def error(*flags, start=start):
+        assert main([str(model), str(start), "--out", str(tmp_path / "y"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ubmd md: error: ") and "walkers." not in err, err
+        return err
+
+    # errors name this command's flags, not the YAML keys of an AL config
+    assert "set --ensemble to npt or --tau-stress to 0" in error("--tau-stress", "0.3")
+    assert "--sample-every (50) must not exceed --steps (5)" in error("--steps", "5",
+                                                                      "--sample-every", "50")
+    assert "--temperature must be > 0" in error("--temperature", "0")
+    assert "--weights: 'h' not chemical symbol" in error("--weights", "h=0")
+    assert "model elements: Al, Cu" in error("--weights", "S=0")
+    # a missing start file is reported as such (not as a --sample-every/--steps clash)
+    assert "start structure not found" in error("--steps", "5", start=tmp_path / "none.xyz")
+    # an element the model does not know: a plain message, no exception class name
+    from ase import Atoms
+
+    Atoms("SCu", positions=[[0, 0, 0], [2.5, 0, 0]]).write(tmp_path / "s.xyz")
+    err = error(start=tmp_path / "s.xyz")
+    assert "element(s) S" in err and "Error" not in err
+
+
+def test_md_cli_few_steps_and_help(tmp_path, model_file, capsys):
+    """--steps below the default --sample-every saves the last frame instead of failing; --help
+    shows the defaults."""
+    from ubmd.cli.md import main
+
+    model, start = model_file
+    assert main([str(model), str(start), "--out", str(tmp_path / "a"), "--steps", "5"]) == 0
+    from ubmd.data import read_structures
+
+    assert [f.info["step"] for f in read_structures(tmp_path / "a" / "candidates.extxyz")] == [5]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: 1000)" in out and "(default: nvt)" in out and "(default: 300.0)" in out

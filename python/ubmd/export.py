@@ -121,11 +121,23 @@ def export_model(model: ExportedModel, path: str | Path, dtype: torch.dtype = to
     return meta
 
 
-def load_model_file(path: str | Path, device: str = "cpu"):
-    """Load a model file: returns ``(scripted_module, metadata_dict)``; validates the version."""
+def check_model_path(path: str | Path) -> Path:
+    """``path`` as a :class:`Path` when it exists and is not a directory; otherwise an error that
+    says what to give (a run directory names its ``model.pt``)."""
     path = Path(path)
+    if path.is_dir():
+        model = path / "model.pt"
+        hint = (f"did you mean {model}?" if model.is_file() else
+                "give the model file written by `ubmd train` / `ubmd export` (RUN_DIR/model.pt)")
+        raise ValueError(f"{path} is a directory, not a model file: {hint}")
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path} (write one with `ubmd export`)")
+    return path
+
+
+def load_model_file(path: str | Path, device: str = "cpu"):
+    """Load a model file: returns ``(scripted_module, metadata_dict)``; validates the version."""
+    path = check_model_path(path)
     files = {k: "" for k in K.META_KEYS}
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=files)

@@ -151,7 +151,8 @@ class WalkerConfig:
                              "candidate frame would be saved")
         if self.tau_stress > 0 and self.ensemble != "npt":
             raise ValueError(f"{join_key(where, 'tau_stress')} acts through the barostat only: set "
-                             "ensemble: npt or tau_stress: 0")
+                             f"{join_key(where, 'ensemble')} to npt or "
+                             f"{join_key(where, 'tau_stress')} to 0")
         bad = [el for el in self.weights if el not in chemical_symbols[1:]]
         if bad:
             raise ValueError(f"{join_key(where, 'weights')}: {', '.join(map(repr, bad))} not "

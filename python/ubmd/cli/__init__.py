@@ -7,7 +7,9 @@ stderr and exit status 2 (:func:`fail`), not a traceback.
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMANDS = {
@@ -33,12 +35,44 @@ def fail(command: str, exc: BaseException) -> int:
     return 2
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the layout of the description and epilog, and appends ``(default: ...)`` to every
+    option whose default is a value (not None, an empty list or a flag's False)."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if default is None or isinstance(default, bool) or (isinstance(default, list)
+                                                            and not default):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def usage() -> str:
+    lines = ["usage: ubmd <subcommand> [options]", "", "subcommands:"]
+    lines += [f"  {name:10s} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "`ubmd <subcommand> --help` describes each; `ubmd --version` prints the version."]
+    return "\n".join(lines)
+
+
 def main(args: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if args is None else args)
-    if not args or args[0] in ("-h", "--help"):
-        print("usage: ubmd <subcommand> [options]\n\nsubcommands:")
-        for name, text in SUBCOMMANDS.items():
-            print(f"  {name:10s} {text}")
+    try:
+        try:
+            return _dispatch(list(sys.argv[1:] if args is None else args))
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+    except BrokenPipeError:
+        # the reader of stdout went away (`ubmd -h | head -3`): stop quietly, as `cat` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(args: list[str]) -> int:
+    if not args:
+        print(usage(), file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help"):
+        print(usage())
         return 0
     if args[0] in ("-V", "--version"):
         from ubmd import __version__

@@ -4,7 +4,8 @@
           [--tau-forces 0.25] [--tau-stress 0] [--weights H=0] [--threshold eV/Å] ...
 
 Without a bias (``--tau-forces 0``, the default) this is plain MD with the MLIP. Writes
-``DIR/candidates.extxyz`` (a frame every ``--sample-every`` steps, with uncertainties),
+``DIR/candidates.extxyz`` (a frame every ``--sample-every`` steps, with uncertainties; by default
+every 100 steps, or just the last step when ``--steps`` is below 100),
 ``DIR/trace.npz`` (u, max atomic u, energies, temperature, volume every ``--log-every`` steps)
 and ``DIR/summary.json``. ``--threshold`` stops the run once an atomic uncertainty exceeds it.
 Units: fs, K, bar, eV/Å.
@@ -15,12 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
 from ..al.config import ENSEMBLES, THERMOSTATS
 from ..al.initial import check_walker_starts
-from . import INPUT_ERRORS, fail
+from . import INPUT_ERRORS, HelpFormatter, fail
+
+#: default steps between saved frames (fewer when --steps is smaller)
+SAMPLE_EVERY = 100
 
 
 def _weights(items: list[str]) -> dict:
@@ -29,35 +34,71 @@ def _weights(items: list[str]) -> dict:
         el, sep, w = item.partition("=")
         if not sep:
             raise ValueError(f"--weights takes El=w pairs, e.g. H=0, got {item!r}")
-        out[el] = float(w)
+        try:
+            out[el] = float(w)
+        except ValueError:
+            raise ValueError(f"--weights {item}: the weight is not a number") from None
     return out
 
 
+#: WalkerConfig fields whose flag is not ``--`` + the field name with ``-`` for ``_``
+_FLAGS = {"max_steps": "--steps"}
+
+
+def _flag_message(exc: BaseException) -> ValueError:
+    """A walker-config error that names YAML keys (``walkers.max_steps``) with this command's
+    flags instead (``--steps``)."""
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    return ValueError(re.sub(r"walkers\.(\w+)",
+                             lambda m: _FLAGS.get(m[1], "--" + m[1].replace("_", "-")), text))
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ubmd md", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="ubmd md", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("model", help="model file written by `ubmd export` (model.pt)")
     p.add_argument("start", help="start structure (any format ASE reads; the first frame)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--ensemble", choices=ENSEMBLES, default="nvt")
-    p.add_argument("--thermostat", choices=THERMOSTATS, default="langevin")
-    p.add_argument("--temperature", type=float, default=300.0, help="K")
-    p.add_argument("--pressure", type=float, default=0.0, help="bar (npt)")
-    p.add_argument("--timestep", type=float, default=0.5, help="fs")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--ensemble", choices=ENSEMBLES, default="nvt", help="statistical ensemble")
+    p.add_argument("--thermostat", choices=THERMOSTATS, default="langevin", help="nvt thermostat")
+    p.add_argument("--temperature", type=float, default=300.0, metavar="K", help="temperature")
+    p.add_argument("--pressure", type=float, default=0.0, metavar="BAR", help="pressure (npt)")
+    p.add_argument("--timestep", type=float, default=0.5, metavar="FS", help="MD time step")
+    p.add_argument("--steps", type=int, default=1000, metavar="N", help="MD steps")
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
     p.add_argument("--tdamp", type=float, default=100.0, help="thermostat time constant, fs")
     p.add_argument("--pdamp", type=float, default=1000.0, help="barostat time constant, fs")
-    p.add_argument("--tau-forces", type=float, default=0.0, help="bias strength tau_F")
-    p.add_argument("--tau-stress", type=float, default=0.0, help="bias stress strength (npt)")
+    p.add_argument("--tau-forces", type=float, default=0.0, help="bias strength tau_F (0: no bias)")
+    p.add_argument("--tau-stress", type=float, default=0.0,
+                   help="bias stress strength tau_sigma (needs --ensemble npt)")
     p.add_argument("--window", type=int, default=100, help="adaptive-scale window (evaluations)")
-    p.add_argument("--weights", nargs="*", default=[], help="per-element bias weights, El=w")
-    p.add_argument("--threshold", type=float, default=math.inf,
+    p.add_argument("--weights", nargs="*", default=[], metavar="El=w",
+                   help="per-element bias weights, e.g. H=0 (elements of the model; others 1)")
+    p.add_argument("--threshold", type=float, default=None,
                    help="stop when an atomic uncertainty exceeds this (eV/Å); default: never")
-    p.add_argument("--sample-every", type=int, default=100, help="steps between saved frames")
+    p.add_argument("--sample-every", type=int, default=None,
+                   help=f"steps between saved frames; default: {SAMPLE_EVERY} or --steps if fewer")
     p.add_argument("--log-every", type=int, default=10, help="steps between trace records")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of velocities and Langevin noise")
     return p
+
+
+def _check_elements(model: str, start, weights: dict) -> None:
+    """The start structure's elements and the --weights elements must be the model's."""
+    from ase.data import chemical_symbols
+
+    from .. import keys as K
+    from ..export import load_model_file
+
+    _, meta = load_model_file(model)
+    known = [chemical_symbols[int(z)] for z in meta[K.META_ATOMIC_NUMBERS]]
+    missing = sorted(set(start.get_chemical_symbols()) - set(known))
+    if missing:
+        raise ValueError(f"the start structure has element(s) {', '.join(missing)} that the "
+                         f"model {model} was not trained on (model elements: {', '.join(known)})")
+    extra = [el for el in weights if el not in known]
+    if extra:
+        raise ValueError(f"--weights names element(s) {', '.join(extra)} not in the model "
+                         f"(model elements: {', '.join(known)})")
 
 
 def main(args: list[str] | None = None) -> int:
@@ -65,21 +106,30 @@ def main(args: list[str] | None = None) -> int:
     from ..al.config import WalkerConfig, validate_walker
     from ..al.walkers import WalkerTask, run_walker
     from ..data import read_structures
+    from ..export import check_model_path
 
+    sample_every = ns.sample_every if ns.sample_every is not None else min(SAMPLE_EVERY, ns.steps)
+    threshold = math.inf if ns.threshold is None else ns.threshold
     try:
+        check_model_path(ns.model)
+        if not Path(ns.start).exists():
+            raise FileNotFoundError(f"start structure not found: {ns.start}")
+        weights = _weights(ns.weights)
         params = WalkerConfig(engine="ase", ensemble=ns.ensemble, thermostat=ns.thermostat,
                               temperature=ns.temperature, pressure=ns.pressure,
                               timestep=ns.timestep, max_steps=ns.steps,
-                              sample_every=ns.sample_every, log_every=ns.log_every,
-                              threshold=ns.threshold, tau_forces=ns.tau_forces,
+                              sample_every=sample_every, log_every=ns.log_every,
+                              threshold=threshold, tau_forces=ns.tau_forces,
                               tau_stress=ns.tau_stress, window=ns.window,
-                              weights=_weights(ns.weights), friction=ns.friction,
+                              weights=weights, friction=ns.friction,
                               tdamp=ns.tdamp, pdamp=ns.pdamp, seed=ns.seed)
-        validate_walker(params)
-        if not Path(ns.model).is_file():
-            raise FileNotFoundError(f"model file not found: {ns.model}")
+        try:
+            validate_walker(params)
+        except INPUT_ERRORS as exc:
+            raise _flag_message(exc) from None
         start = read_structures(ns.start, index="0")[0]
         check_walker_starts([start], ns.ensemble, source=str(ns.start), option="--ensemble")
+        _check_elements(ns.model, start, weights)
     except INPUT_ERRORS as exc:
         return fail("md", exc)
     task = WalkerTask(index=0, engine="ase", model_file=str(Path(ns.model).resolve()), start=start,

@@ -526,6 +526,26 @@ def test_cli_trace_and_acf_of_walker_trace_npz(tmp_path, capsys):
     assert "not a walker trace" in capsys.readouterr().err
 
 
+def test_cli_help_documents_cv_syntax_and_examples(capsys):
+    import re
+
+    for args in (["--help"], ["trace", "--help"], ["coverage", "--help"]):
+        with pytest.raises(SystemExit):
+            analyze(args)
+        out = capsys.readouterr().out
+        for spec in ("volume_per_fu", "dihedral:i,j,k,l", "log:COLUMN", "col:NAME[:REDUCE]"):
+            assert spec in out, (args, spec)
+    with pytest.raises(SystemExit):
+        analyze(["--help"])
+    out = capsys.readouterr().out
+    assert "--atoms-per-fu 76" in out and "Al4(OH)4(BDC)4" in out
+    # the --cv-names example is a file next to the repository (where the shared data are)
+    repo = Path(__file__).resolve().parents[1]
+    named = re.search(r"--cv-names (\S+)", out)[1]
+    if (repo.parent / "shared" / "data").is_dir():
+        assert (repo / named).resolve().is_file(), named
+
+
 def test_cli_reports_bad_input(tmp_path, capsys):
     log = tmp_path / "log.lammps"
     shutil.copy(DATA / "lj.log", log)

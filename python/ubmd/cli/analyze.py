@@ -1,25 +1,26 @@
 """``ubmd analyze``: exploration analysis of walker outputs (coverage, ACF, histograms, traces).
 
-Examples::
+Examples:
 
     ubmd analyze coverage w0.extxyz w1.extxyz --cv dihedral:1,3,4,6 --cv dihedral:3,4,6,8
-    ubmd analyze coverage w*.extxyz --cv-names data/ala2/dihedrals.json --cv phi --cv psi
+    ubmd analyze coverage w*.extxyz --cv-names ../shared/data/ala2/dihedrals.json --cv phi --cv psi
     ubmd analyze coverage r0=w0.xyz,w1.xyz r1=w2.xyz,w3.xyz --cv dihedral:1,3,4,6 --cv dihedral:3,4,6,8
     ubmd analyze acf run0/log.lammps run1/log.lammps --cv log:Volume --fixed-period 2x
-    ubmd analyze hist biased=b0.lammpstrj,b1.lammpstrj unbiased=u0.lammpstrj --cv volume_per_fu --atoms-per-fu 19
+    ubmd analyze hist biased=b0.lammpstrj,b1.lammpstrj unbiased=u0.lammpstrj --cv volume_per_fu --atoms-per-fu 76
     ubmd analyze trace dump.lammpstrj --cv volume --cv col:c_uat:max
     ubmd analyze trace runs/al/round_003/walkers/w00/trace.npz --cv log:uncertainty --cv log:cvs[1]
 
+(``--atoms-per-fu 76``: MIL-53(Al), one Al4(OH)4(BDC)4 unit = 76 atoms, as in
+docs/benchmarks_mil53.md; ``dihedrals.json`` of alanine dipeptide is in the shared data folder
+next to the repository.)
+
 Each analysis writes ``<name>.png`` and ``<name>.json`` (name = the subcommand unless ``--name``)
-into ``-o OUTDIR`` (default ``analysis``). CV syntax: see :mod:`ubmd.analysis.cvs`
-(``volume``, ``volume_per_fu``, ``a``..``gamma``, ``distance:i,j``, ``angle:i,j,k``,
-``dihedral:i,j,k,l`` with 0-based indices, ``log:COLUMN``, ``col:NAME[:max|mean|min|sum]``).
-``log:COLUMN`` reads a LAMMPS log or an AL walker's ``trace.npz`` (columns ``step``, ``time_fs``,
-``uncertainty``, ``max_atomic_uncertainty``, ``bias_energy``, ``energy``, ``temperature``,
-``volume``, and the campaign's dihedrals as ``cvs[1]``, ``cvs[2]`` ...).
+into ``-o OUTDIR`` (default ``analysis``).
+
 For coverage, ``ROUND=FILE[,FILE...]`` groups walkers into AL rounds (coverage per walker, per
 round and accumulated over rounds); plain files form a single round.
-"""
+
+{cv_syntax}"""
 
 from __future__ import annotations
 
@@ -39,28 +40,56 @@ from ubmd.analysis.histograms import shared_histograms
 from ubmd.analysis.readers import FORMATS
 from ubmd.analysis.series import load_series
 
+#: the ``--cv SPEC`` syntax, shown by ``ubmd analyze --help`` and by each analysis' ``--help``
+CV_SYNTAX = """\
+--cv SPEC (module ubmd.analysis.cvs); atom indices are 0-based:
+
+  volume                      cell volume, Å^3
+  volume_per_fu               volume per formula unit (needs --atoms-per-fu or --n-fu)
+  a, b, c, alpha, beta, gamma lattice parameters, Å and degrees
+  distance:i,j                distance (minimum image), Å
+  angle:i,j,k                 angle, degrees
+  dihedral:i,j,k,l            dihedral, degrees in (-180, 180]
+  NAME                        an index CV named in the --cv-names JSON (e.g. phi, psi)
+  log:COLUMN                  a thermo column of a LAMMPS log (log:Volume, log:c_u) or a column
+                              of an AL walker's trace.npz (step, time_fs, uncertainty,
+                              max_atomic_uncertainty, bias_energy, energy, temperature, volume,
+                              and the campaign's dihedrals as cvs[1], cvs[2] ...)
+  col:NAME[:REDUCE]           a per-frame value or per-atom column of a dump/extxyz (col:c_uat:max),
+                              REDUCE one of max, mean, min, sum (default max)
+"""
+__doc__ = __doc__.replace("{cv_syntax}", CV_SYNTAX)
+
 
 def _common(parser: argparse.ArgumentParser, multi_cv: bool = True) -> None:
     parser.add_argument("--cv", action="append", required=True, metavar="SPEC",
-                        help="collective variable" + (" (repeat for several)" if multi_cv else ""))
+                        help="collective variable, syntax below" + (" (repeat for several)" if multi_cv
+                                                                else ""))
     parser.add_argument("--cv-names", default=None, metavar="JSON",
-                        help="JSON of named atom-index CVs, e.g. data/ala2/dihedrals.json, so that "
-                             "--cv phi means the dihedral listed under phi")
+                        help="JSON of named atom-index CVs, e.g. "
+                             "../shared/data/ala2/dihedrals.json "
+                             "(relative to the repository), so that --cv phi means the dihedral "
+                             "listed under phi")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="file format (default: from the file name/content)")
     fu = parser.add_mutually_exclusive_group()
-    fu.add_argument("--atoms-per-fu", type=int, default=None, help="atoms per formula unit (volume_per_fu)")
+    fu.add_argument("--atoms-per-fu", type=int, default=None,
+                    help="atoms per formula unit (volume_per_fu), e.g. 76 for MIL-53(Al) (one "
+                         "Al4(OH)4(BDC)4 unit)")
     fu.add_argument("--n-fu", type=int, default=None, help="formula units per cell (volume_per_fu)")
     parser.add_argument("-o", "--outdir", default="analysis", help="output folder (default: analysis)")
     parser.add_argument("--name", default=None, help="base name of the PNG/JSON (default: subcommand)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ubmd analyze", description=__doc__.split("\n\n")[0],
+    intro, _, details = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(prog="ubmd analyze", description=intro,
+                                     epilog=details.replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub_options = {"epilog": CV_SYNTAX, "formatter_class": argparse.RawDescriptionHelpFormatter}
     sub = parser.add_subparsers(dest="analysis", required=True)
 
-    cov = sub.add_parser("coverage", help="multiscale-grid coverage of a 2-D CV space")
+    cov = sub.add_parser("coverage", help="multiscale-grid coverage of a 2-D CV space", **sub_options)
     cov.add_argument("files", nargs="+", help="walker files, or ROUND=FILE[,FILE...] groups")
     _common(cov)
     cov.add_argument("--levels", type=int, nargs="+", default=list(DEFAULT_LEVELS),
@@ -71,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     cov.add_argument("--periodic", choices=("auto", "yes", "no"), default="auto",
                      help="wrap values into the range (auto: dihedrals only)")
 
-    acf = sub.add_parser("acf", help="autocorrelation over independent runs + sine-model fit")
+    acf = sub.add_parser("acf", help="autocorrelation over independent runs + sine-model fit", **sub_options)
     acf.add_argument("files", nargs="+", help="one file per independent run")
     _common(acf, multi_cv=False)
     acf.add_argument("--max-lag", type=int, default=None, help="largest lag in samples (default N-1)")
@@ -84,13 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     acf.add_argument("--draws", type=int, default=32, help="synthetic draws per model ACF")
     acf.add_argument("--seed", type=int, default=0)
 
-    hist = sub.add_parser("hist", help="overlaid density histograms of campaigns")
+    hist = sub.add_parser("hist", help="overlaid density histograms of campaigns", **sub_options)
     hist.add_argument("campaigns", nargs="+", help="LABEL=FILE[,FILE...]")
     _common(hist)
     hist.add_argument("--bins", type=int, default=50)
     hist.add_argument("--range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
 
-    trace = sub.add_parser("trace", help="CV time traces of one file")
+    trace = sub.add_parser("trace", help="CV time traces of one file", **sub_options)
     trace.add_argument("file")
     _common(trace)
     return parser

@@ -6,8 +6,10 @@
 #include <torch/autograd.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -141,6 +143,10 @@ Model::Model(const std::string &path, const std::string &device, const std::stri
   }
 
   {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      throw Error("'" + path + "' is a directory, not a model file: give the file written by "
+                  "`ubmd export` (a training run directory holds it as model.pt)");
     std::ifstream probe(path);
     if (!probe.good()) throw Error("cannot open model file '" + path + "'");
   }
@@ -154,8 +160,10 @@ Model::Model(const std::string &path, const std::string &device, const std::stri
   try {
     module_ = torch::jit::load(path, device_, extra);
   } catch (const c10::Error &e) {
-    throw Error("cannot load model file '" + path + "' as a TorchScript archive: " +
-                e.what_without_backtrace());
+    std::string why = e.what_without_backtrace();
+    why = why.substr(0, std::min(why.find('\n'), why.find(". ")));    // libtorch's first sentence
+    throw Error("'" + path + "' is not a ubmd model file (a TorchScript archive written by `ubmd "
+                "export`; members.pt and training checkpoints are not): " + why);
   }
   meta_ = parse_metadata(extra);
 

@@ -15,6 +15,7 @@
 #include "pair_ubmd.h"
 
 #include "blas_binding.h"
+#include "element_masses.h"
 #include "ubmd_core.h"
 
 #include <ATen/Parallel.h>
@@ -82,7 +83,7 @@ PairUBMD::PairUBMD(LAMMPS *lmp) :
     fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
     nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
     uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
-    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0), tailshift_warned(0), setup_checked(0)
+    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0), setup_checked(0), tailshift_warned(0), mass_warned(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -321,6 +322,7 @@ void PairUBMD::coeff(int narg, char **arg)
   cutoff = model->cutoff();
   reset_trajectory();    // a new model starts a new trajectory
   skip_warned = 0;
+  mass_warned = 0;
 
   const bool hybrid = (force->pair != this);
   type2species.assign(ntypes + 1, -1);
@@ -496,6 +498,7 @@ void PairUBMD::init_style()
   if (!model) error->all(FLERR, "Pair style ubmd: pair_coeff * * model.pt El ... was not given");
   map_weights();    // weights may have changed with a re-issued pair_style
   check_neighbor_exclusions();
+  check_type_masses();
   // under hybrid, pair_modify shift/tail go to every sub-style (meant for the others): no warning
   if ((tail_flag || offset_flag) && force->pair == this && !tailshift_warned && comm->me == 0)
     error->warning(FLERR, "Pair style ubmd: pair_modify {} has no effect on pair_style ubmd (a "
@@ -562,6 +565,38 @@ void PairUBMD::run_setup_checks()
   check_special_pairs();
   check_hybrid_skips();
   setup_checked = 1;
+}
+
+/* ----------------------------------------------------------------------
+   per-type masses that do not fit the element pair_coeff maps the type to (by more than 10 %)
+   are most often a pair_coeff element list in the wrong order: a warning (once per pair_coeff)
+   that names the element the mass belongs to. Isotopes and hydrogen mass repartitioning are
+   legitimate, hence no error.
+------------------------------------------------------------------------- */
+
+void PairUBMD::check_type_masses()
+{
+  if (mass_warned || comm->me != 0 || !atom->mass || !atom->mass_setflag) return;
+  const auto &z_of = model->metadata().atomic_numbers;
+  const auto &el_of = model->metadata().species;
+  std::string bad;
+  for (int t = 1; t <= atom->ntypes; t++) {
+    const int s = type2species[t];
+    if (s < 0 || !atom->mass_setflag[t] || s >= static_cast<int>(z_of.size())) continue;
+    const double m = atom->mass[t], m_el = ubmd_plugin::element_mass(z_of[s]);
+    if (m_el <= 0.0 || std::fabs(m - m_el) <= 0.1 * m_el) continue;
+    const int z = ubmd_plugin::closest_element(m);
+    const std::string whose =
+        z == z_of[s] ? "" : fmt::format(" (closest to {})", ubmd_plugin::ELEMENT_SYMBOLS[z]);
+    bad += fmt::format(" type {} has mass {:.4g}{} but is mapped to {} (mass {:.4g});", t, m,
+                       whose, el_of[s], m_el);
+  }
+  if (bad.empty()) return;
+  mass_warned = 1;
+  error->warning(FLERR, "Pair style ubmd: atom masses do not fit the elements of pair_coeff:{} "
+                 "check that pair_coeff * * model.pt lists one element per atom type in type "
+                 "order; ignore this if the masses are intended (isotopes, hydrogen mass "
+                 "repartitioning)", bad);
 }
 
 /* ----------------------------------------------------------------------

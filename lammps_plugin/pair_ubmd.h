@@ -95,6 +95,7 @@ class PairUBMD : public Pair {
   int skip_warned;                  // hybrid pairs taken from ubmd: warned once per pair_coeff
   int setup_checked;                // run_setup_checks() done since the last init_style()
   int tailshift_warned;             // pair_modify tail/shift: warned once
+  int mass_warned;                  // type masses that do not fit their elements: warned once
 
   void allocate();
   void grow_atom_arrays();
@@ -110,6 +111,7 @@ class PairUBMD : public Pair {
   void check_neighbor_exclusions();
   void check_special_pairs();
   void check_hybrid_skips();
+  void check_type_masses();
   void run_setup_checks();
 };
 

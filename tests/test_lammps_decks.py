@@ -112,6 +112,27 @@ def test_neigh_modify_include_leaving_out_model_atoms_is_refused(files):
         lmp.close()
 
 
+# ------------------------------------------------------------------ masses vs elements
+
+def test_masses_that_do_not_fit_the_elements_warn(files, tmp_path):
+    """pair_coeff elements in the wrong order (types H C O mapped to O C H): a warning that names
+    the element each mass belongs to; the right order, and a hydrogen mass within 10 %, none."""
+    log = tmp_path / "log.swapped"
+    lmp, err = run_deck(atomic_deck(files, coeff=f"pair_coeff * * {files['model']} O C H"), log=log)
+    lmp.close()
+    assert err == "", err
+    text = " ".join(line.strip() for line in open(log))
+    assert "atom masses do not fit the elements of pair_coeff" in text, text[-2000:]
+    assert "type 1 has mass 1.008 (closest to H) but is mapped to O (mass 16)" in text
+    assert "type 3 has mass 16 (closest to O) but is mapped to H (mass 1.008)" in text
+    assert "type 2 has mass" not in text
+    for name, extra in (("right", ""), ("heavier_h", "mass 1 1.05\n")):
+        log = tmp_path / f"log.{name}"
+        lmp, err = run_deck(atomic_deck(files, body=f"{extra}run 0"), log=log)
+        lmp.close()
+        assert err == "" and "masses do not fit" not in log.read_text(), err
+
+
 # ------------------------------------------------------------------ molecular systems, hybrid
 
 def _molecular_deck(files, bonds, special="", pair="hybrid/overlay ubmd coul/cut 5.0",
@@ -131,7 +152,10 @@ create_atoms 4 single 6.9 6.0 6.0
 set type 1 charge 0.2
 set type 2 charge -0.1
 set type 3 charge -0.3
-mass * 1.0
+mass 1 1.008
+mass 2 12.011
+mass 3 15.999
+mass 4 1.008
 bond_style zero
 bond_coeff 1 1.1
 {bonds}
@@ -318,7 +342,10 @@ create_atoms 2 single 5.6 1.0 1.0
 create_atoms 3 single 5.6 2.2 1.0
 create_atoms 4 single 4.6 6.0 6.0
 create_atoms 4 single 5.5 6.0 6.0
-mass * 1.0
+mass 1 1.008
+mass 2 12.011
+mass 3 15.999
+mass 4 1.008
 bond_style zero
 bond_coeff 1 1.1
 create_bonds single/bond {bond}

@@ -28,7 +28,16 @@ def files(tmp_path_factory):
         "model": real_model_file(d / "model.pt"),
         "plain": real_model_file(d / "plain.pt", kind="none"),
         "old": write_toy_model(d / "old.pt", format_version=0),
+        "checkpoint": _checkpoint(d / "members.pt"),
     }
+
+
+def _checkpoint(path):
+    """A torch.save file (as members.pt or a training checkpoint), not a TorchScript model."""
+    import torch
+
+    torch.save({"state_dict": {"w": torch.zeros(3)}}, path)
+    return path
 
 
 def deck(files, style="ubmd", coeff=None, units="metal", newton="on", pre=""):
@@ -68,6 +77,8 @@ def lammps_error(text) -> str:
     ("weights_unknown_element", "weights: element Cu is not in the model"),
     ("wrong_number_of_elements", "followed by 3 element symbols"),
     ("bad_dtype", "dtype must be float32 or float64"),
+    ("directory_as_model", "is a directory, not a model file"),
+    ("checkpoint_as_model", "is not a ubmd model file"),
 ])
 def test_bad_input_gives_clear_error(files, case, expect):
     m = files["model"]
@@ -85,6 +96,8 @@ def test_bad_input_gives_clear_error(files, case, expect):
         "weights_unknown_element": deck(files, style="ubmd bias_forces 0.1 weights Cu 0.0"),
         "wrong_number_of_elements": deck(files, coeff=f"* * {m} H C"),
         "bad_dtype": deck(files, style="ubmd dtype float16"),
+        "directory_as_model": deck(files, coeff=f"* * {files['dir']} H C O"),
+        "checkpoint_as_model": deck(files, coeff=f"* * {files['checkpoint']} H C O"),
     }[case]
     if case == "cuda_without_cuda":
         import torch

@@ -361,7 +361,9 @@ int main(int argc, char **argv)
   msg = error_of([&] { Model m(dir + "/does_not_exist.pt"); });
   EXPECT(msg.find("cannot open model file") != std::string::npos);
   msg = error_of([&] { Model m(dir + "/not_a_model.pt"); });
-  EXPECT(msg.find("cannot load model file") != std::string::npos);
+  EXPECT(msg.find("is not a ubmd model file") != std::string::npos);
+  msg = error_of([&] { Model m(dir); });
+  EXPECT(msg.find("is a directory, not a model file") != std::string::npos);
   msg = error_of([&] { Model m(dir + "/toy.pt", "tpu"); });
   EXPECT(msg.find("unknown device") != std::string::npos);
   if (!torch::cuda::is_available()) {

@@ -133,6 +133,41 @@ def test_bias_forces_are_scaled_gradient_of_u(kind):
     assert abs(r["bias_energy"] + 0.3 * s * r["uncertainty"]) < 1e-12
 
 
+def test_extra_results_through_get_property_and_weights_of_absent_elements():
+    """get_property serves the documented extra keys (uncertainty, bias terms, virial) as ASE
+    serves energy; a calculator without uncertainty refuses them the ASE way; bias weights of an
+    element the model lacks are an error naming the model's elements."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    em, calc = _biased_calc(model_zs=(13, 29), tau_f=0.3, tau_s=0.2)
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+    atoms.set_chemical_symbols(["Cu", "Al", "Cu", "Cu"])
+    atoms.rattle(0.05, seed=2)
+    u = calc.get_property("uncertainty", atoms)
+    assert u == calc.results["uncertainty"] and u > 0
+    for key in ("atomic_uncertainty", "bias_energy", "bias_forces", "bias_stress",
+                "unbiased_forces", "unbiased_stress", "bias_scale_forces", "bias_scale_stress"):
+        assert np.array_equal(calc.get_property(key, atoms), calc.results[key]), key
+    virial = calc.get_property("virial", atoms)
+    assert np.allclose(calc.results["unbiased_stress"],
+                       -np.asarray(virial)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+                       / atoms.get_volume())
+    # the standard path is unchanged: energies and forces through Atoms, a fresh atom position
+    # recomputes the extra keys too
+    atoms.calc = calc
+    assert atoms.get_forces() == pytest.approx(calc.results["forces"])
+    moved = atoms.copy()
+    moved.positions[0, 0] += 0.05
+    assert calc.get_property("uncertainty", moved) != u
+    plain = UBMDCalculator(em, uncertainty="none")
+    assert "uncertainty" not in plain.implemented_properties
+    with pytest.raises(PropertyNotImplementedError):
+        plain.get_property("uncertainty", atoms)
+    with pytest.raises(ValueError, match=r"element S is not in the model \(model elements: "
+                                         r"Al, Cu\)"):
+        UBMDCalculator(em, weights={"S": 0.0})
+
+
 def test_bias_stress_is_strain_derivative_of_u():
     em, calc = _biased_calc(model_zs=(13, 29), tau_f=0.0, tau_s=0.5)
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True)

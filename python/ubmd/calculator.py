@@ -1,11 +1,15 @@
 """ASE calculator for a ubmd model (model file or in-memory), with optional uncertainty bias.
 
 Results: ``energy``/``free_energy`` (unbiased, eV), ``energies`` (per atom, eV), ``forces`` (eV/Å,
-bias included when on), ``stress`` (Voigt, eV/Å^3, bias stress included when on), and extra keys
-(see :mod:`ubmd.keys`): ``uncertainty`` (calibrated total u, eV/atom), ``atomic_uncertainty``
-(calibrated per-atom u, eV/Å), ``bias_energy`` (-tau_F s_F u, eV, NOT part of ``energy``),
-``bias_forces``, ``bias_stress``, ``unbiased_forces``, ``unbiased_stress``,
-``bias_scale_forces``, ``bias_scale_stress``.
+bias included when on), ``stress`` (Voigt, eV/Å^3, bias stress included when on; periodic cells
+only), and extra keys (see :mod:`ubmd.keys`): ``uncertainty`` (calibrated total u, eV/atom),
+``atomic_uncertainty`` (calibrated per-atom u, eV/Å), ``bias_energy`` (-tau_F s_F u, eV, NOT part
+of ``energy``), ``bias_forces``, ``bias_stress``, ``unbiased_forces``, ``unbiased_stress``,
+``bias_scale_forces``, ``bias_scale_stress``, and ``virial`` (3x3 unbiased virial
+W = -dE/d(strain) = -V sigma, eV; periodic cells only). All of them are in
+``implemented_properties``, so ``calc.get_property("uncertainty", atoms)`` works as for
+``energy``; the uncertainty keys only when the model has an uncertainty and ``uncertainty`` is
+not ``"none"``.
 
 This is the Python reference implementation the LAMMPS pair style is tested against.
 """
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers as symbol_to_z
+from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from . import keys as K
@@ -36,12 +41,18 @@ class UBMDCalculator(Calculator):
     tau_forces: tau_F (dimensionless; bias force ~ tau_F x RMS true force once scaled).
     tau_stress: tau_sigma (dimensionless), bias stress for NPT.
     window: W, number of evaluations in the adaptive-scale window (s = 0 before W).
-    weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1).
+    weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1); every element
+        named must be one of the model's (ValueError otherwise).
     uncertainty: ``"total"`` (compute u, u_i; bias uses u), ``"atomic"`` (u_i only, no bias),
         ``"none"`` (plain MLIP).
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",
+                              K.UNBIASED_FORCES, K.BIAS_FORCES, K.UNBIASED_STRESS, K.BIAS_STRESS,
+                              K.VIRIAL]
+    #: results that need an uncertainty (added to an instance's implemented_properties)
+    uncertainty_properties = [K.UNCERTAINTY, K.ATOMIC_UNCERTAINTY, K.BIAS_ENERGY,
+                              K.SCALE_FORCES, K.SCALE_STRESS]
     default_parameters = {"tau_forces": 0.0, "tau_stress": 0.0, "window": 100, "weights": None,
                           "uncertainty": "total"}
 
@@ -67,16 +78,32 @@ class UBMDCalculator(Calculator):
         self.dtype = model_dtype(model)
         self.species_map = {z: k for k, z in enumerate(zs)}
         self.uncertainty = uncertainty if self.has_uncertainty else "none"
+        if self.uncertainty != "none":
+            self.implemented_properties += self.uncertainty_properties
         if (tau_forces or tau_stress) and self.uncertainty != "total":
             raise ValueError("a bias needs uncertainty='total' and a model with uncertainty")
         self.tau_forces, self.tau_stress = float(tau_forces), float(tau_stress)
         self.scale_f = AdaptiveScale(window)
         self.scale_s = AdaptiveScale(window)
-        self.weights = {}
+        self.set_weights(weights)
+
+    @property
+    def elements(self) -> list[str]:
+        """The model's elements (chemical symbols, in the model's order)."""
+        return [chemical_symbols[z] for z in self.species_map]
+
+    def set_weights(self, weights: dict | None) -> None:
+        """Per-element bias weights, e.g. ``{"H": 0.0}`` (elements not named: 1); each element
+        must be one of :attr:`elements`."""
+        out = {}
         for el, w in (weights or {}).items():
             if el not in symbol_to_z:
                 raise ValueError(f"unknown element {el!r} in bias weights")
-            self.weights[symbol_to_z[el]] = float(w)
+            if symbol_to_z[el] not in self.species_map:
+                raise ValueError(f"bias weights: element {el} is not in the model (model "
+                                 f"elements: {', '.join(self.elements)})")
+            out[symbol_to_z[el]] = float(w)
+        self.weights = out
 
     def reset_bias(self) -> None:
         """Restart the adaptive-scale windows (a new trajectory starts unbiased)."""
@@ -89,9 +116,9 @@ class UBMDCalculator(Calculator):
         numbers = atoms.get_atomic_numbers()
         unknown = sorted({int(z) for z in numbers} - set(self.species_map))
         if unknown:
-            from ase.data import chemical_symbols
-
-            raise ValueError(f"elements {[chemical_symbols[z] for z in unknown]} are not in the model")
+            missing = [chemical_symbols[z] for z in unknown]
+            raise ValueError(f"elements {missing} are not in the model (model elements: "
+                             f"{', '.join(self.elements)})")
         pos = atoms.get_positions()
         cell = np.asarray(atoms.get_cell())
         pbc = atoms.get_pbc()

@@ -287,6 +287,45 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
          "--weights", "h=0"])
 
 
+def test_cli_says_what_was_given_for_a_model_file_or_run_dir(tmp_path, capsys):
+    """A run directory given as the model file names its model.pt; a model file given as the run
+    directory says it is a file; `ubmd` alone prints the usage with status 2."""
+    from ubmd.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"")
+    (tmp_path / "d.extxyz").write_text("")
+    for args in (["evaluate", str(run), str(tmp_path / "d.extxyz")],
+                 ["md", str(run), str(tmp_path / "d.extxyz"), "--out", str(tmp_path / "md")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{run} is a directory, not a model file: did you mean {run / 'model.pt'}?" in err
+    for args in (["export", str(run / "model.pt"), "-o", str(tmp_path / "m.pt")],
+                 ["calibrate", str(run / "model.pt")]):
+        assert main(args) == 2
+        assert "is a file, not a run directory" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "none"), "-o", str(tmp_path / "m.pt")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: ubmd <subcommand>") and not captured.out
+
+
+def test_cli_help_into_a_closed_pipe_is_quiet():
+    """`ubmd -h | head -1`: the reader goes away before ubmd writes; no BrokenPipeError
+    traceback."""
+    import subprocess
+    import sys
+
+    code = "import sys; from ubmd.cli import main; sys.stdin.read(); sys.exit(main(['-h']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before ubmd writes
+    _, err = proc.communicate(b"")
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+
+
 def test_train_and_export_from_other_directories(tmp_path, monkeypatch):
     """Relative data path in the config, trained from one directory, exported and recalibrated
     from another: the run's config.yaml holds absolute paths."""

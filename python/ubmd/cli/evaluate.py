@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from . import INPUT_ERRORS, fail
 
@@ -22,8 +21,9 @@ def main(args=None) -> int:
                             f"default {default})")
     a = p.parse_args(args)
     try:
-        if not Path(a.model).is_file():
-            raise FileNotFoundError(f"model file not found: {a.model}")
+        from ..export import check_model_path
+
+        check_model_path(a.model)
         if not 0 < a.alpha < 1:
             raise ValueError(f"--alpha must be in (0, 1), got {a.alpha}")
         from ..data import read_structures

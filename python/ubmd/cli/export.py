@@ -15,11 +15,27 @@ from ..keys import FEATURE_KINDS, UNCERTAINTY_KINDS
 from . import INPUT_ERRORS, fail
 
 
+def check_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a :class:`Path` if it is a directory written by ``ubmd train``; otherwise
+    an error that says what was given instead (a model file, nothing, another directory)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ValueError(f"{run_dir} is a file, not a run directory: give the directory written "
+                         "by `ubmd train` (holding config.yaml and members.pt)")
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir} (write one with "
+                                "`ubmd train`)")
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.yaml: not a directory written by "
+                                "`ubmd train`")
+    return run_dir
+
+
 def load_run_config(run_dir: str | Path) -> TrainRunConfig:
     """The checked config of a ``ubmd train`` run, ``output`` set to ``run_dir``. Relative data
     paths (runs written before paths were stored absolute) are taken relative to the run
     directory, else, where only that exists, to the working directory."""
-    run_dir = Path(run_dir).resolve()
+    run_dir = check_run_dir(run_dir).resolve()
     data = load_yaml(run_dir / "config.yaml")
     data["output"] = str(run_dir)
     cfg = from_dict(TrainRunConfig, data)
@@ -46,7 +62,7 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
     from ..uncertainty_fit import calibrate, fit_head
     from ..workflow import build_feature_model, check_split, label_keys_from, load_frames, load_members
 
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     if not (run_dir / "members.pt").exists():
         raise FileNotFoundError(f"{run_dir} has no members.pt: train first with `ubmd train`")
     cfg = load_run_config(run_dir) if cfg is None else cfg

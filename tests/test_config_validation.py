@@ -312,6 +312,21 @@ def test_cli_says_what_was_given_for_a_model_file_or_run_dir(tmp_path, capsys):
     assert captured.err.startswith("usage: ubmd <subcommand>") and not captured.out
 
 
+@pytest.mark.parametrize("args, wanted", [
+    (["al", "run", "--help"], ["docs/config.md"]),
+    (["evaluate", "--help"], ["written only with -o", "miscoverage level"]),
+    (["calibrate", "--help"], ["miscoverage level"]),
+])
+def test_cli_help_texts(args, wanted, capsys):
+    from ubmd.cli import main
+
+    with pytest.raises(SystemExit):
+        main(args)
+    out = " ".join(capsys.readouterr().out.replace("``", "").split())  # unwrapped
+    for text in wanted:
+        assert text in out, (args, text)
+
+
 def test_cli_help_into_a_closed_pipe_is_quiet():
     """`ubmd -h | head -1`: the reader goes away before ubmd writes; no BrokenPipeError
     traceback."""

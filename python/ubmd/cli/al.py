@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a campaign from a YAML config")
-    run.add_argument("config", help="campaign YAML (see ubmd.al.config)")
+    run.add_argument("config", help="campaign YAML (keys: docs/config.md)")
     run.add_argument("--output", help="output directory (overrides `output:` in the config)")
     res = sub.add_parser("resume", help="continue a campaign from its directory")
     res.add_argument("directory")

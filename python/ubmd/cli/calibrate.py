@@ -17,10 +17,15 @@ from . import INPUT_ERRORS, fail
 
 def main(args=None) -> int:
     p = argparse.ArgumentParser(prog="ubmd calibrate", description=__doc__)
-    p.add_argument("run_dir")
-    p.add_argument("--method", choices=CALIBRATION_METHODS)
-    p.add_argument("--alpha", type=float)
-    p.add_argument("--dtype", default=None, choices=dtype_names())
+    p.add_argument("run_dir", help="directory written by `ubmd train`")
+    p.add_argument("--method", choices=CALIBRATION_METHODS,
+                   help="calibration method (uncertainty.calibration; default: the run's)")
+    p.add_argument("--alpha", type=float,
+                   help="miscoverage level of the conformal calibration, in (0, 1): the "
+                        "calibrated u covers 1 - alpha of the validation errors "
+                        "(uncertainty.alpha; default: the run's, 0.05 unless set)")
+    p.add_argument("--dtype", default=None, choices=dtype_names(),
+                   help="dtype of the re-exported model.pt (default: the run's export_dtype)")
     a = p.parse_args(args)
     run = Path(a.run_dir)
     try:

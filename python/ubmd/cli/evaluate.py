@@ -1,4 +1,8 @@
-"""``ubmd evaluate MODEL.pt DATA.extxyz [-o DIR]``: errors, calibration metrics and plots."""
+"""``ubmd evaluate MODEL.pt DATA.extxyz [-o DIR]``: errors, calibration metrics and plots.
+
+Prints the metrics as JSON. Plots (reliability and u-vs-error PNGs) and
+``evaluation.json`` are written only with ``-o DIR``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ from . import INPUT_ERRORS, fail
 
 
 def main(args=None) -> int:
-    p = argparse.ArgumentParser(prog="ubmd evaluate", description=__doc__)
+    p = argparse.ArgumentParser(prog="ubmd evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model file written by `ubmd export` / `ubmd train`")
     p.add_argument("data", nargs="+", help="labelled structures (extxyz or anything ASE reads)")
-    p.add_argument("-o", "--output", help="directory for evaluation.json and PNG plots")
-    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("-o", "--output", help="directory for evaluation.json and the PNG plots "
+                                          "(without it: no files, the metrics on stdout only)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="miscoverage level of the reported coverage metrics: the target coverage "
+                        "is 1 - alpha (the model's calibration is not changed; default 0.05)")
     for name, default in (("energy", "energy"), ("forces", "forces"), ("stress", "stress"),
                           ("virial", "virial")):
         p.add_argument(f"--{name}-key", default=default,

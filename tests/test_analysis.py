@@ -150,7 +150,22 @@ def test_sine_fit_recovers_parameters_with_free_period():
     assert fit["phase"] == pytest.approx(0.7, abs=0.06)
     assert fit["offset"] == pytest.approx(5.0, abs=0.05)
     assert fit["noise_std"] == pytest.approx(0.3, rel=0.1)
+    assert fit["reliable"] and fit["problems"] == []
     json.dumps(fit)  # JSON-ready
+
+
+def test_sine_fit_of_a_short_drift_is_flagged_unreliable():
+    """11 samples of a slow drift: any long period fits; such fits are flagged (free period far
+    beyond the trace, amplitude beyond the data), a real oscillation of the same length is not."""
+    t = np.arange(11) * 100.0
+    rng = np.random.default_rng(0)
+    fits = [fit_sine(t, 1000.0 + 0.005 * t + rng.normal(0, 0.3, 11)) for _ in range(3)]
+    for fit in fits:
+        assert not fit["reliable"] and any("trace length" in p for p in fit["problems"])
+    assert fits[2]["period"] > 100 * 1100 and fits[2]["amplitude"] > 100  # range ~5
+    assert any("amplitude" in p for p in fits[2]["problems"])
+    good = fit_sine(t, sine(t, 1.0, 400.0, 0.0, 1000.0) + rng.normal(0, 0.1, 11))
+    assert good["reliable"] and good["period"] == pytest.approx(400.0, rel=0.05)
 
 
 def test_sine_fit_with_fixed_period_of_twice_the_run_length():
@@ -467,6 +482,24 @@ def test_cli_acf_fits_sine_over_independent_runs(tmp_path):
     fixed = json.loads((out / "fixed.json").read_text())
     assert fixed["period_fixed"] == pytest.approx(2 * 5000.0)
     assert all(f["period"] == pytest.approx(10000.0) for f in fixed["fits"])
+
+
+def test_cli_acf_of_short_drifting_runs_reports_no_fit(tmp_path, capsys):
+    """Two 11-sample traces of a drift: no T / A printed as a result, a warning per run."""
+    steps = np.arange(0, 1100, 100)
+    rng = np.random.default_rng(0)
+    files = []
+    for n in range(2):
+        _fake_log(tmp_path / f"r{n}.log", steps, 1000.0 + 0.005 * steps + rng.normal(0, 0.3, 11))
+        files.append(str(tmp_path / f"r{n}.log"))
+    out = tmp_path / "out"
+    assert analyze(["acf", *files, "--cv", "log:Volume", "--draws", "2", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "no reliable sine fit" in captured.out and "T = " not in captured.out
+    assert captured.err.count("warning: sine fit of") == 2
+    summary = json.loads((out / "acf.json").read_text())
+    assert summary["n_reliable_fits"] == 0 and summary["mean_fit"] is None
+    assert summary["model_acf"] == {} and not any(f["reliable"] for f in summary["fits"])
 
 
 @pytest.mark.skipif(not MIL53.is_file(), reason="MIL-53 data not available")

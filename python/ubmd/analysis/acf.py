@@ -16,6 +16,13 @@ Sine model of a CV trace (e.g. a breathing cell volume)::
 fitted with ``scipy.optimize.curve_fit``; T free (initial guesses from the FFT peak and from
 the run length) or fixed. Its ACF over a finite window is estimated by drawing synthetic traces
 from the fitted model with white noise at given amplitudes and averaging their ACFs.
+
+A fit is flagged unreliable (``reliable: False``, reasons in ``problems``) when the data cannot
+determine it: a free period longer than twice the trace (less than half a period observed: a
+drift fits any long period), a period standard error larger than the period, or an amplitude
+larger than twice the full range (max - min) of the trace (the sine is extrapolated far beyond
+the data; a trace that covers half a period spans about one amplitude or more). Short traces of a slow drift give such fits, e.g. T = 1e4 steps and A = 1e4 from 11
+samples of 100 steps; fix the period (``--fixed-period``) or run longer instead.
 """
 
 from __future__ import annotations
@@ -99,7 +106,8 @@ def fit_sine(t, x, period: float | None = None) -> dict:
     Initial T: the FFT peak of the trace and multiples of the run length (the best linear
     least-squares fit among them). Returns a JSON-ready dict: amplitude (A >= 0), period,
     phase (rad, in [-pi, pi)), offset, their standard errors (``*_err``, T's 0 when fixed),
-    ``noise_std`` (residual standard deviation), ``period_fixed``, ``n``.
+    ``noise_std`` (residual standard deviation), ``period_fixed``, ``n``, and ``reliable`` /
+    ``problems`` (see :func:`fit_problems`).
     """
     from scipy.optimize import curve_fit
 
@@ -143,6 +151,8 @@ def fit_sine(t, x, period: float | None = None) -> dict:
         (a, p, c), (da, dp, dc), T, dT = params, errors, period, 0.0
     a, p = _canonical(a, p)
     residual = x - sine(t, a, T, p, c)
+    problems = fit_problems(float(a), float(abs(T)), float(dT), period is not None, span,
+                            float(np.ptp(x)))
     return {
         "amplitude": float(a),
         "period": float(abs(T)),
@@ -155,7 +165,27 @@ def fit_sine(t, x, period: float | None = None) -> dict:
         "noise_std": float(residual.std()),
         "period_fixed": period is not None,
         "n": int(len(t)),
+        "reliable": not problems,
+        "problems": problems,
     }
+
+
+def fit_problems(amplitude: float, period: float, period_err: float, period_fixed: bool,
+                 span: float, data_range: float) -> list[str]:
+    """Why a sine fit says nothing about the trace (empty: none found); see the module
+    docstring. ``span``: the trace length (time unit of ``period``); ``data_range``: max - min of
+    the trace."""
+    problems = []
+    if not period_fixed:
+        if period > 2 * span:
+            problems.append(f"period {period:.4g} is {period / span:.3g} x the trace length "
+                            f"{span:.4g} (less than half a period observed)")
+        if not period_err <= period:  # NaN (undetermined) too
+            problems.append(f"period standard error {period_err:.3g} exceeds the period")
+    if amplitude > 2 * data_range:
+        problems.append(f"amplitude {amplitude:.4g} exceeds twice the range of the trace "
+                        f"{data_range:.4g}")
+    return problems
 
 
 def model_acf(

@@ -261,13 +261,18 @@ def run_acf(args) -> dict:
     for n, x in enumerate(traces):
         params = fit_sine(t, x[:length], period)
         fits.append({"file": args.files[n], **params})
+        if not params["reliable"]:  # a meaningless fit: reported, not used
+            print(f"ubmd analyze acf: warning: sine fit of {args.files[n]} is not reliable: "
+                  f"{'; '.join(params['problems'])}", file=sys.stderr)
+            continue
         curves = model_acf(params, t, [f * params["noise_std"] for f in args.noise_factors], args.draws,
                            args.max_lag, args.bias, seed=args.seed + n)
         for f, curve in zip(args.noise_factors, curves.values()):
             models[f].append(curve)
-    model_mean = {f: np.mean(c, axis=0) for f, c in models.items()}
-    mean_params = {k: float(np.mean([p[k] for p in fits]))
-                   for k in ("amplitude", "period", "phase", "offset", "noise_std")}
+    good = [p for p in fits if p["reliable"]]
+    model_mean = {f: np.mean(c, axis=0) for f, c in models.items() if c}
+    mean_params = {k: float(np.mean([p[k] for p in good]))
+                   for k in ("amplitude", "period", "phase", "offset", "noise_std")} if good else None
     summary = {
         "analysis": "acf",
         "cv": cv.spec,
@@ -280,7 +285,8 @@ def run_acf(args) -> dict:
         "uniform_sampling": bool(uniform),
         "period_fixed": period,
         "fits": fits,
-        "mean_fit": mean_params,
+        "n_reliable_fits": len(good),
+        "mean_fit": mean_params,  # over the reliable fits; None when there is none
         "lags": stats["lags"] * dt,
         "acf_mean": stats["mean"],
         "acf_std": stats["std"],
@@ -288,13 +294,22 @@ def run_acf(args) -> dict:
     }
     png, js = _out(args, "acf")
     labels = {f"sine model, noise {f:g} x residual std": c for f, c in model_mean.items()}
-    title = f"{cv.label}: {stats['n_runs']} run(s), T = {mean_params['period']:.4g} {unit}s"
+    title = f"{cv.label}: {stats['n_runs']} run(s)" + (
+        f", T = {mean_params['period']:.4g} {unit}s" if good else ", no reliable sine fit")
     plots.plot_acf(stats["lags"] * dt, stats["mean"], stats["std"], png, labels,
                    xlabel=f"lag ({unit}s)", title=title, runs=stats["acfs"] if stats["n_runs"] > 1 else None)
     summary["png"] = str(png)
     _write_json(js, summary)
-    print(f"ACF of {cv.spec} over {stats['n_runs']} run(s) of {length} samples; sine fit "
-          f"T = {mean_params['period']:.4g} {unit}s, A = {mean_params['amplitude']:.4g}; wrote {png}, {js}")
+    if good:
+        fit = (f"sine fit T = {mean_params['period']:.4g} {unit}s, "
+               f"A = {mean_params['amplitude']:.4g}")
+        if len(good) < len(fits):
+            fit += f" (mean of the {len(good)} reliable fit(s) of {len(fits)})"
+    else:
+        fit = ("no reliable sine fit (see the warnings; fix the period with --fixed-period or "
+               "use longer runs)")
+    print(f"ACF of {cv.spec} over {stats['n_runs']} run(s) of {length} samples; {fit}; "
+          f"wrote {png}, {js}")
     return summary
 
 

@@ -324,3 +324,56 @@ def test_cli_errors(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.zeros((4, 2)))
     assert select_cli.main([str(tmp_path / "p.npy"), "-b", "0"]) == 2
     assert "positive" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# ubmd select --model: from structures with a trained run's features
+# --------------------------------------------------------------------------------------------
+def test_cli_selects_structures_with_a_run(tiny_trained, cu_frames, tmp_path, capsys):
+    """max_diag with a posterior model picks the pool structures of largest posterior variance,
+    i.e. of largest total uncertainty reported by the model file's ASE calculator (all pool cells
+    have the same atom count); max_det's first pick is the same structure; the written file holds
+    the picked structures in selection order; lcmd/max_dist use --train; input errors exit 2."""
+    from ase.io import read, write
+
+    from conftest import emt_frames
+    from ubmd.calculator import UBMDCalculator
+
+    cfg, _ = tiny_trained
+    run = cfg.output
+    pool = emt_frames(12, seed=7, rattle=0.2)
+    write(tmp_path / "pool.extxyz", pool)
+    write(tmp_path / "train.extxyz", cu_frames)
+    calc = UBMDCalculator(f"{run}/model.pt")
+    u = []
+    for a in pool:
+        a = a.copy()
+        a.calc = calc
+        a.get_potential_energy()
+        u.append(calc.results["uncertainty"])
+    top = set(np.argsort(u)[::-1][:3].tolist())
+
+    base = [str(tmp_path / "pool.extxyz"), "--model", run, "--train", str(tmp_path / "train.extxyz"),
+            "-b", "3"]
+    assert select_cli.main(base + ["-m", "max_diag"]) == 0
+    picked = [int(i) for i in capsys.readouterr().out.split()]
+    assert set(picked) == top
+
+    out = tmp_path / "next.extxyz"
+    assert select_cli.main(base + ["-m", "max_det", "--write-selected", str(out),
+                                   "-o", str(tmp_path / "sel.json")]) == 0
+    picked = [int(i) for i in capsys.readouterr().out.split()]
+    assert len(set(picked)) == 3 and picked[0] == int(np.argmax(u))
+    written = read(out, ":")
+    assert [np.allclose(w.positions, pool[i].positions) for w, i in zip(written, picked)] == [True] * 3
+    rec = json.loads((tmp_path / "sel.json").read_text())
+    assert rec["indices"] == picked and rec["n_pool"] == 12 and rec["uncertainty"] == "posterior"
+
+    for method in ("lcmd", "max_dist"):
+        assert select_cli.main(base + ["-m", method]) == 0
+        assert len(set(capsys.readouterr().out.split())) == 3
+    # the run of this fixture was trained on frames passed in memory: no data.train to default to
+    assert select_cli.main(base[:3] + ["-b", "3"]) == 2
+    assert "give --train" in capsys.readouterr().err
+    assert select_cli.main([str(tmp_path / "pool.extxyz"), "--model", str(tmp_path / "nope")]) == 2
+    assert select_cli.main([str(tmp_path / "p.npy"), "--write-selected", str(out)]) == 2

@@ -1,10 +1,19 @@
-"""``ubmd select``: pick a batch of candidate structures from a pool's feature matrix.
+"""``ubmd select``: pick a batch of candidate structures, from structures and a trained run, or
+from a pool's feature matrix.
 
-Example::
+Examples::
 
+    ubmd select candidates.extxyz --model runs/model -b 8 -m max_det --write-selected next.extxyz
     ubmd select pool.npy --train train.npy -b 8 -m max_det --seed 0 -o selected.json
 
-Inputs are ``[n, K]`` feature matrices in ``.npy``, ``.npz`` or ``.pt`` files. An ``.npz`` (or a
+With ``--model RUN_DIR`` (a directory written by ``ubmd train``) the pool and ``--train`` are
+structure files (anything ASE reads: ``candidates.extxyz`` of ``ubmd md`` or of AL walkers) and
+the features are the run's, as in an AL round (:mod:`ubmd.al.pool`): ``max_det``/``max_diag`` on
+posterior-transformed features (the model file's transform, or one fitted on ``--train``),
+``max_dist``/``lcmd`` against ``--train`` (default: the run's own training data),
+``ensemble`` models on member deviations. ``--write-selected`` writes the picked structures.
+
+Without ``--model`` the inputs are ``[n, K]`` feature matrices in ``.npy``, ``.npz`` or ``.pt`` files. An ``.npz`` (or a
 ``.pt`` holding a dict) with several arrays needs ``--key``; without it the single array, or the
 one named ``structure_features`` / ``features``, is used. The selected pool indices are printed
 on stdout (space-separated, in selection order) and, with ``-o``, written to a JSON file together
@@ -74,8 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ubmd select",
         description="Select a diverse batch of pool indices from feature matrices.",
     )
-    p.add_argument("pool", help="pool features [n_pool, K] (.npy, .npz or .pt)")
-    p.add_argument("--train", help="training features [n_train, K]; omit for none")
+    p.add_argument("pool", help="candidate structures (with --model), or pool features "
+                   "[n_pool, K] (.npy, .npz or .pt)")
+    p.add_argument("--train", help="labelled structures (with --model; default: the run's "
+                   "training data), or training features [n_train, K]; omit for none")
+    p.add_argument("--model", metavar="RUN_DIR", help="a run directory of `ubmd train`: select "
+                   "from structures with its features")
+    p.add_argument("--write-selected", metavar="FILE", help="with --model: write the selected "
+                   "structures (in selection order) to this file, e.g. next.extxyz")
     p.add_argument("-b", "--batch-size", type=int, default=8, help="number of picks (default 8)")
     p.add_argument(
         "-m", "--method", choices=METHODS, default="max_det", help="selection method (default max_det)"
@@ -93,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: list[str] | None = None) -> int:
     """Run ``ubmd select``; returns the exit status (0 ok, 2 bad input)."""
     ns = build_parser().parse_args(args)
+    if ns.model:
+        return _select_structures(ns)
+    if ns.write_selected:
+        return fail("select", ValueError("--write-selected needs --model (structure input)"))
     try:
         pool = load_features(ns.pool, ns.key)
         train = load_features(ns.train, ns.train_key) if ns.train else None
@@ -107,24 +126,63 @@ def main(args: list[str] | None = None) -> int:
         return fail("select", err)
     for w in caught:
         print(f"ubmd select: warning: {w.message}", file=sys.stderr)
+    _report(ns, idx, n_pool=int(pool.shape[0]),
+            n_train=int(train.shape[0]) if train is not None else 0,
+            feature_dim=int(pool.shape[1]) if pool.dim() == 2 else None)
+    return 0
+
+
+def _report(ns, idx, **record) -> list[int]:
+    """Print the indices; with ``-o`` write them and the settings as JSON."""
     indices = [int(i) for i in idx]
     print(" ".join(str(i) for i in indices))
     if ns.output:
-        record = {
-            "method": ns.method,
-            "batch_size": ns.batch_size,
-            "seed": ns.seed,
-            "pool": str(ns.pool),
-            "train": str(ns.train) if ns.train else None,
-            "n_pool": int(pool.shape[0]),
-            "n_train": int(train.shape[0]) if train is not None else 0,
-            "feature_dim": int(pool.shape[1]) if pool.dim() == 2 else None,
-            "indices": indices,
-        }
+        record = {"method": ns.method, "batch_size": ns.batch_size, "seed": ns.seed,
+                  "pool": str(ns.pool), "train": str(ns.train) if ns.train else None,
+                  **record, "indices": indices}
         out = Path(ns.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2) + "\n")
         print(f"ubmd select: wrote {len(indices)} indices to {out}", file=sys.stderr)
+    return indices
+
+
+def _select_structures(ns) -> int:
+    """``--model`` mode: features of the run's model on structure files (see the docstring)."""
+    from ase.io import write
+
+    from ..al.pool import RoundModel, select_from_pool
+    from ..data import read_structures
+    from ..workflow import load_frames
+    from .export import load_run_config
+
+    try:
+        cfg = load_run_config(ns.model)
+        pool = read_structures(ns.pool)
+        if not pool:
+            raise ValueError(f"{ns.pool} holds no structures")
+        if ns.train:
+            train = read_structures(ns.train)
+        elif cfg.data.train:
+            train = load_frames(cfg.data.train)
+        else:
+            raise ValueError(f"{ns.model}: its config names no training data; give --train")
+        model = RoundModel(Path(ns.model), cfg)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            idx = select_from_pool(model, pool, train, train, ns.method, ns.batch_size,
+                                   seed=ns.seed)
+    except (OSError,) + INPUT_ERRORS as err:
+        return fail("select", err)
+    for w in caught:
+        print(f"ubmd select: warning: {w.message}", file=sys.stderr)
+    indices = _report(ns, idx, model=str(ns.model), n_pool=len(pool), n_train=len(train),
+                      uncertainty=model.kind)
+    if ns.write_selected:
+        out = Path(ns.write_selected)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write(str(out), [pool[i] for i in indices])
+        print(f"ubmd select: wrote {len(indices)} structures to {out}", file=sys.stderr)
     return 0
 
 

@@ -78,8 +78,9 @@ class UBMDCalculator(Calculator):
         self.dtype = model_dtype(model)
         self.species_map = {z: k for k, z in enumerate(zs)}
         self.uncertainty = uncertainty if self.has_uncertainty else "none"
-        if self.uncertainty != "none":
-            self.implemented_properties += self.uncertainty_properties
+        if self.uncertainty != "none":  # a new list: += would extend the class attribute
+            self.implemented_properties = (list(type(self).implemented_properties)
+                                           + self.uncertainty_properties)
         if (tau_forces or tau_stress) and self.uncertainty != "total":
             raise ValueError("a bias needs uncertainty='total' and a model with uncertainty")
         self.tau_forces, self.tau_stress = float(tau_forces), float(tau_stress)

@@ -181,6 +181,12 @@ def read_dump_columns(path: str | Path) -> list[DumpFrame]:
 def _dump_table(path: Path, timestep: int, rows: list[str], names: list[str]) -> dict:
     """Columns of one frame's atom rows: float arrays, or string arrays for columns that are not
     numeric (``element``, type labels)."""
+    try:  # all-numeric frames (the common case): numpy's parser, several times faster
+        table = np.loadtxt(rows, ndmin=2) if rows else np.zeros((0, len(names)))
+    except ValueError:  # a text column, or rows of different lengths
+        table = None
+    if table is not None and table.shape[1] == len(names):
+        return {name: table[:, k] for k, name in enumerate(names)}
     cells = [row.split() for row in rows]
     for row in cells:
         if len(row) != len(names):

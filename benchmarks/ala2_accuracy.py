@@ -24,7 +24,7 @@ import torch
 from ubmd.config import TrainRunConfig, from_dict
 from ubmd.data import read_structures
 from ubmd.evaluation import evaluate_model_file
-from ubmd.workflow import train_from_config
+from ubmd.training import train_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "ala2" / "data"

@@ -327,7 +327,7 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
 
 def walker_temperatures(out: Path, rounds: list[dict]) -> np.ndarray:
     """Every thermo-row temperature (K) of every walker of ``rounds`` (LAMMPS logs)."""
-    from ubmd.al.walkers_lammps import parse_thermo
+    from ubmd.md.lammps_engine import parse_thermo
 
     temps = []
     for s in rounds:
@@ -445,11 +445,14 @@ def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -
     import os
     import statistics
 
-    from ubmd.al.walkers_lammps import default_plugin_path, find_executable
+    from ubmd.plugin import find_executable, plugin_path
 
     lmp = find_executable("lmp")
-    plugin = default_plugin_path()
-    if lmp is None or not plugin.is_file():
+    try:
+        plugin = plugin_path()
+    except FileNotFoundError:
+        plugin = None
+    if lmp is None or plugin is None:
         return {"error": "LAMMPS (lmp) or the ubmd plugin not found; build with scripts/build_plugin.sh"}
     work = runs / "branch" / "cost"
     work.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,9 @@ import torch
 
 from ala2_accuracy import ROOT, draw_sets
 from ubmd import keys as K
-from ubmd.compute import predict
+from ubmd.prediction import predict
 from ubmd.data import GraphDataset, collate, species_map_from
-from ubmd.workflow import load_members
+from ubmd.model import load_members
 
 
 def main(args=None) -> int:

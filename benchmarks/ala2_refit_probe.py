@@ -26,9 +26,9 @@ from torch.func import jvp
 
 from ala2_accuracy import N_VALID, ROOT, draw_sets
 from ubmd import keys as K
-from ubmd.compute import edge_vectors
+from ubmd.prediction import edge_vectors
 from ubmd.data import GraphDataset, species_map_from, split_indices
-from ubmd.workflow import load_members
+from ubmd.model import load_members
 
 
 def last_layer_system(member, data: GraphDataset, batch_size: int = 100):

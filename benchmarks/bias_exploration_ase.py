@@ -21,7 +21,7 @@ import numpy as np
 from ubmd.cli.md import main as md_main
 from ubmd.config import TrainRunConfig, from_dict
 from ubmd.data import read_structures, write_structures
-from ubmd.workflow import train_from_config
+from ubmd.training import train_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

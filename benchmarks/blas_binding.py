@@ -47,10 +47,10 @@ def make_model(path: Path, elements: list[str], kind: str, pair_gemm: bool | Non
     (``pair_gemm``: force the descriptor's radial pair-mixing path, see ubmd.model)."""
     import torch
     from ase.data import atomic_numbers
-    from ubmd.export import ExportedModel, export_model
-    from ubmd.features import FeatureModel
+    from ubmd.model_file.export import ExportedModel, export_model
+    from ubmd.uncertainty.features import FeatureModel
     from ubmd.model import MLIP
-    from ubmd.uncertainty import UncertaintyHead
+    from ubmd.uncertainty.heads import UncertaintyHead
 
     if path.exists():
         return path

@@ -112,9 +112,9 @@ def predict_frames(train_dir: Path, frames, stress: bool = False):
     import torch
 
     from ubmd import keys as K
-    from ubmd.compute import predict
+    from ubmd.prediction import predict
     from ubmd.data import GraphDataset
-    from ubmd.workflow import load_members
+    from ubmd.model import load_members
 
     torch.set_num_threads(1)
     members = load_members(train_dir / "members.pt", dtype=torch.float64)

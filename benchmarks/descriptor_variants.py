@@ -32,7 +32,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import md_speed as M  # noqa: E402
-from ubmd.features import FeatureModel  # noqa: E402
+from ubmd.uncertainty.features import FeatureModel  # noqa: E402
 from ubmd.model import MLIP, GaussianMoments  # noqa: E402
 
 

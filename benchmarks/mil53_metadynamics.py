@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from campaign_common import git_commit, load_rounds, campaign_finished, run_dir  # noqa: E402
 from mil53_campaigns import (ATOMS_PER_FU, RESULTS, ROOT, SIZES, campaign_config,  # noqa: E402
                              evaluate, load_test_set, state_summary)
-from ubmd.al.loop import _cyclic  # noqa: E402  (walker i gets entry i mod len, as in the AL loop)
+from ubmd.al.walkers import cyclic as _cyclic  # noqa: E402  (walker i gets entry i mod len, as in the AL loop)
 
 METAD_SCRIPT = ROOT / "benchmarks" / "mil53" / "metadynamics_baseline.py"
 # metadynamics settings (docs/benchmarks_mil53.md, section 3)
@@ -100,7 +100,7 @@ def select_frames(frames, n: int, method: str, model_dir: Path, cfg: dict, initi
     if method == "uniform":
         return [int(i) for i in np.linspace(0, len(frames) - 1, n).round().astype(int)]
     from ubmd.al.config import al_config_from_dict
-    from ubmd.al.pool import RoundModel, select_from_pool
+    from ubmd.selection.pool import RunFeatures as RoundModel, select_from_pool
 
     acfg = al_config_from_dict(cfg)
     model = RoundModel(model_dir, acfg.train_config(model_dir))
@@ -137,9 +137,9 @@ def main(argv=None) -> int:
     out = runs / args.size / f"metad_{tag}"
     out.mkdir(parents=True, exist_ok=True)
     from ubmd.al.config import al_config_from_dict
-    from ubmd.al.labels import collect_labels, label_checkpointed
+    from ubmd.labelling import collect_labels, label_checkpointed
     from ubmd.al.training import train_round
-    from ubmd.al.walkers import write_candidates, write_json_atomic
+    from ubmd.io import write_frames_atomic as write_candidates, write_json_atomic
     from ubmd.analysis import volume_per_fu
     from ubmd.data import read_structures
 

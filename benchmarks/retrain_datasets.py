@@ -88,7 +88,7 @@ def train_one(out: str, round_index: int, n_dataset: int, dest: str, epochs: int
 
     from ubmd.al.config import load_al_config
     from ubmd.data import read_structures
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     torch.set_num_threads(1)
     out_p = Path(out)

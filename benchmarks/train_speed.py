@@ -46,7 +46,9 @@ def main(argv=None) -> int:
     from ubmd.config import ModelConfig, TrainingConfig
     from ubmd.data import GraphDataset, read_structures, species_map_from, split_indices
     from ubmd.model import MLIP
-    from ubmd.train import _StepLoss, _to_dtype, fit_statistics, train_model
+    from ubmd.prediction import to_dtype as _to_dtype
+    from ubmd.training.loss import StepLoss as _StepLoss
+    from ubmd.training.trainer import fit_statistics, train_model
 
     name = "train_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
     if ns.device == "cuda":

@@ -18,7 +18,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from ubmd.calculator import UBMDCalculator
 from ubmd.config import TrainRunConfig, from_dict
-from ubmd.workflow import train_from_config
+from ubmd.training import train_from_config
 
 
 def make_data(n: int, seed: int = 0):

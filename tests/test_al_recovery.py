@@ -18,8 +18,9 @@ from ase.build import bulk, molecule
 
 from test_al import FIXTURES, campaign_dict, start_cell
 from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
-from ubmd.al.loop import Campaign
-from ubmd.al.state import RoundState, round_dir
+from ubmd.al import stages
+from ubmd.al.campaign import Campaign
+from ubmd.al.stages import StageContext
 
 ALWAYS_FAILS = {"import": f"{FIXTURES / 'al_calcs.py'}:FailingEMT", "kwargs": {"every": 1}}
 
@@ -42,10 +43,10 @@ def _write_nan_calculator(path: Path) -> dict:
 # ------------------------------------------------------------------------------------- labels
 def test_failed_labels_are_retried_unless_rejected(tmp_path):
     """A label that raised (or crashed, or timed out) is computed again by the next run of the
-    stage; one rejected for non-finite results is not (files written before failure kinds
-    existed are classified by their reason)."""
+    stage; one rejected for non-finite results is not (a file written before failure kinds
+    existed counts as an error: retried)."""
     from ubmd.al.config import ReferenceConfig
-    from ubmd.al.labels import collect_labels, label_checkpointed
+    from ubmd.labelling import collect_labels, label_checkpointed
 
     frames = [start_cell() for _ in range(3)]
     for k, f in enumerate(frames):
@@ -55,9 +56,15 @@ def test_failed_labels_are_retried_unless_rejected(tmp_path):
     label_checkpointed(frames[:2], lab, ref)
     recs = [json.loads((lab / f"0000{i}.failed.json").read_text()) for i in range(2)]
     assert [r["kind"] for r in recs] == ["error", "error"] and recs[0]["attempts"] == 1
-    # index 1: an old-style record of a non-finite result; index 2: never labelled
+    # index 1: a rejected (non-finite) result; index 2: never labelled
     (lab / "00001.failed.json").write_text(json.dumps(
-        {"index": 1, "reason": "non-finite forces returned by the calculator", "elapsed_s": 0.1}))
+        {"index": 1, "reason": "non-finite forces returned by the calculator",
+         "kind": "rejected", "elapsed_s": 0.1}))
+    from ubmd.labelling import read_failure
+
+    legacy = tmp_path / "legacy.failed.json"
+    legacy.write_text(json.dumps({"index": 0, "reason": "non-finite forces", "elapsed_s": 0.1}))
+    assert read_failure(legacy)["kind"] == "error"
     ref_ok = ReferenceConfig(calculator="emt", n_workers=1, stress=False)
     info = label_checkpointed(frames, lab, ref_ok)
     assert info["n_computed_now"] == 2 and info["n_retried"] == 1
@@ -132,10 +139,10 @@ def round0(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("round0")
     d, cfg = _campaign(tmp, label_budget=16, max_rounds=2)
     c = Campaign(cfg, log=lambda s: None)
-    c.out.mkdir(parents=True)
-    st = RoundState(round_dir(c.out, 0))
+    c.layout.root.mkdir(parents=True)
+    ctx = _ctx(c)
     for stage in ("propose", "label", "train"):
-        getattr(c, f"_{stage}")(0, st)
+        getattr(stages, stage)(ctx, c.layout.round(0))
     return d
 
 
@@ -147,32 +154,36 @@ def _copy_campaign(d: dict, tmp_path: Path, **over) -> Campaign:
     return Campaign(al_config_from_dict(d), log=lambda s: None)
 
 
+def _ctx(c: Campaign) -> StageContext:
+    return StageContext(c.cfg, c.layout, c.log)
+
+
 def test_later_round_whose_labels_all_failed_stops(round0, tmp_path):
     """Round 1 with a data set from round 0 big enough to train on: every label failing still
     stops the stage (unmarked) rather than training round 1 on round 0's data again."""
     c = _copy_campaign(round0, tmp_path, reference={"calculator": ALWAYS_FAILS})
-    sel = c._dataset(0)[:2]
+    sel = c.layout.round(0).dataset_frames()[:2]
     for f in sel:
         f.positions += 0.05
-    from ubmd.al.walkers import write_candidates
+    from ubmd.io import write_frames_atomic
 
-    write_candidates(sel, round_dir(c.out, 0) / "selected.extxyz")
-    st = RoundState(round_dir(c.out, 1))
-    c._propose(1, st)
+    write_frames_atomic(sel, c.layout.round(0).selected)
+    ctx, rl = _ctx(c), c.layout.round(1)
+    stages.propose(ctx, rl)
     with pytest.raises(RuntimeError, match="every label failed"):
-        c._label(1, st)
-    assert not RoundState(st.dir).done("label")
+        stages.label(ctx, rl)
+    assert not c.layout.round(1).done("label")
     c.cfg.reference.calculator = "emt"
-    c._label(1, st)
-    info = RoundState(st.dir).info("label")
+    stages.label(ctx, rl)
+    info = c.layout.round(1).info("label")
     assert info["n_labelled"] == 2 and info["n_dataset"] == 10 and info["n_failed"] == 0
 
 
-# ---------------------------------------------------------------------- crashed walker pool
+# ---------------------------------------------------------------------- crashed walkers
 def crash_walker_1(task):
     """Walker 1 kills its own process (as a segfault would); the others wait until it has, so
     they are still in the pool when it breaks, then run normally (and at once when rerun)."""
-    from ubmd.al.walkers import run_walker
+    from ubmd.md import run_walker
 
     marker = Path(task.workdir).parent / "w01.crashed"
     if task.index == 1:
@@ -184,20 +195,18 @@ def crash_walker_1(task):
     return run_walker(task)
 
 
-def test_walkers_left_unfinished_by_a_broken_pool_rerun(round0, tmp_path, monkeypatch):
-    """One walker's process dies: the pool fails every unfinished job; those walkers rerun (one
-    process each) and finish, and only the crasher is recorded as crashed."""
-    import ubmd.al.loop as loop
-
+def test_a_walker_that_kills_its_process_fails_alone(round0, tmp_path, monkeypatch):
+    """One walker's process dies while the others run in other worker processes: only it is
+    recorded as crashed, the others finish (a dead worker does not break the pool)."""
     c = _copy_campaign(round0, tmp_path, executor={"n_workers": 2, "inline": False},
                        walkers={"n_walkers": 3, "max_steps": 12, "sample_every": 6})
-    monkeypatch.setattr(loop, "run_walker", crash_walker_1)
-    st = RoundState(round_dir(c.out, 0))
+    monkeypatch.setattr(stages, "run_walker", crash_walker_1)
+    ctx, rl = _ctx(c), c.layout.round(0)
     try:
-        c._sample(0, st)
+        stages.sample(ctx, rl)
     finally:
-        c.executor.close()
-    walkers = {w["index"]: w for w in RoundState(st.dir).info("sample")["walkers"]}
+        ctx.close()
+    walkers = {w["index"]: w for w in c.layout.round(0).info("sample")["walkers"]}
     assert walkers[0]["stop_reason"] == walkers[2]["stop_reason"] == "max_steps"
     assert walkers[1]["stop_reason"] == "error" and walkers[1]["crashed"]
     assert "w01 crashed" in walkers[1]["error"]
@@ -210,7 +219,7 @@ def crash_walker_1_at_once(task):
     crashes in a file."""
     import multiprocessing
 
-    from ubmd.al.walkers import run_walker
+    from ubmd.md import run_walker
 
     if task.index == 1:
         count = Path(task.workdir).parent / "w01.crashes"
@@ -225,29 +234,29 @@ def test_a_crashing_walker_does_not_end_a_one_worker_campaign(round0, tmp_path, 
     """executor.n_workers 1, and then one walker left to run (as on resume): the walkers still
     run in a worker process (inline: false, the default), so a walker that kills its process is
     recorded as crashed and the stage finishes; inline, the same crash ended the driver."""
-    import ubmd.al.loop as loop
-    from ubmd.al.walkers import SUMMARY
+    from ubmd.md.task import SUMMARY
 
     c = _copy_campaign(round0, tmp_path, executor={"n_workers": 1, "inline": False},
                        walkers={"n_walkers": 3, "max_steps": 12, "sample_every": 6})
-    monkeypatch.setattr(loop, "run_walker", crash_walker_1_at_once)
-    st = RoundState(round_dir(c.out, 0))
+    monkeypatch.setattr(stages, "run_walker", crash_walker_1_at_once)
+    ctx, rl = _ctx(c), c.layout.round(0)
+    st = rl
     try:
         for attempt in range(2):  # the second reruns only the failed w01, alone
             before = {k: (st.dir / "walkers" / f"w0{k}" / SUMMARY).stat().st_mtime_ns
                       for k in (0, 2)} if attempt else None
-            c._sample(0, st)
-            walkers = {w["index"]: w for w in RoundState(st.dir).info("sample")["walkers"]}
+            stages.sample(ctx, rl)
+            walkers = {w["index"]: w for w in c.layout.round(0).info("sample")["walkers"]}
             assert walkers[0]["stop_reason"] == walkers[2]["stop_reason"] == "max_steps"
             assert walkers[1]["stop_reason"] == "error" and walkers[1]["crashed"]
             assert "w01 crashed" in walkers[1]["error"]
             if before:
                 assert before == {k: (st.dir / "walkers" / f"w0{k}" / SUMMARY).stat().st_mtime_ns
                                   for k in (0, 2)}
-            # the pool of 3 broke: w01 reran in its own pool; alone it is recorded at once
-            assert (st.dir / "walkers" / "w01.crashes").read_text() == str(2 + attempt)
+            # each attempt runs w01 once: its crash is recorded at once, nothing is rerun
+            assert (st.dir / "walkers" / "w01.crashes").read_text() == str(1 + attempt)
     finally:
-        c.executor.close()
+        ctx.close()
 
 
 # ---------------------------------------------------------------------------- training split
@@ -255,17 +264,16 @@ def test_selection_uses_the_split_the_model_was_trained_with(round0, tmp_path, m
     """data.valid_fraction and split_seed edited before a resume: selection still sees the
     training split of the round's model (split.json; recomputed from train/config.yaml for a
     round trained before split.json existed)."""
-    import ubmd.al.pool as pool_mod
+    import ubmd.selection.pool as pool_mod
     from ubmd.data import split_indices
+    from ubmd.io import write_frames_atomic
 
     c = _copy_campaign(round0, tmp_path, data={"valid_fraction": 0.5, "split_seed": 7})
-    st = RoundState(round_dir(c.out, 0))
-    dataset = c._dataset(0)
+    ctx, st = _ctx(c), c.layout.round(0)
+    dataset = st.dataset_frames()
     trained = split_indices(len(dataset), 0.25, 0.0, 0)  # the settings round 0 trained with
-    assert len(trained.train) == RoundState(st.dir).info("train")["n_train"]
-    from ubmd.al.walkers import write_candidates
-
-    write_candidates(dataset[:4], st.dir / "pool.extxyz")
+    assert len(trained.train) == st.info("train")["n_train"]
+    write_frames_atomic(dataset[:4], st.pool)
     seen = []
 
     def fake_select(model, pool, data, train_frames, method, b, seed=0):
@@ -273,7 +281,7 @@ def test_selection_uses_the_split_the_model_was_trained_with(round0, tmp_path, m
         return np.arange(min(b, len(pool)))
 
     monkeypatch.setattr(pool_mod, "select_from_pool", fake_select)
-    monkeypatch.setattr(pool_mod, "RoundModel", lambda *a, **k: None)
+    monkeypatch.setattr(pool_mod, "RunFeatures", lambda *a, **k: None)
     want = [dataset[i].positions for i in trained.train]
 
     def check_seen():
@@ -281,12 +289,12 @@ def test_selection_uses_the_split_the_model_was_trained_with(round0, tmp_path, m
         assert len(frames) == len(want)
         assert all(np.allclose(f.positions, p) for f, p in zip(frames, want))
 
-    c._select(0, st)
+    stages.select(ctx, st)
     check_seen()
     saved = json.loads((st.dir / "split.json").read_text())
     assert saved["train"] == trained.train and saved["valid"] == trained.valid
     (st.dir / "split.json").unlink()  # a round trained before split.json existed
-    c._select(0, st)
+    stages.select(ctx, st)
     check_seen()
     assert json.loads((st.dir / "split.json").read_text()) == saved
 
@@ -297,7 +305,7 @@ def plain_model(tmp_path_factory):
     """A tiny model exported without uncertainty (uncertainty.kind: none)."""
     from conftest import emt_frames
     from ubmd.config import TrainRunConfig, from_dict
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     out = tmp_path_factory.mktemp("plain_model")
     frames = emt_frames(8, repeat=(1, 1, 2))

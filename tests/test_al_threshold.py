@@ -10,7 +10,8 @@ import pytest
 
 from test_al import campaign_dict, rounds
 from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
-from ubmd.al.config import WalkerConfig, validate_walker
+from ubmd.al.config import WalkerConfig
+from ubmd.config import check
 from ubmd.al.threshold import load_or_compute, max_atomic_uncertainties, round_threshold
 
 
@@ -83,8 +84,8 @@ def test_level_is_measured_on_a_seeded_subset_of_large_datasets(tiny_trained, cu
 def test_lammps_deck_stops_at_the_round_threshold_to_full_precision(tmp_path):
     from test_al import start_cell
     from ubmd.al.threshold import walker_params
-    from ubmd.al.walkers import WalkerTask
-    from ubmd.al.walkers_lammps import deck_text
+    from ubmd.md import WalkerTask
+    from ubmd.md.lammps_engine import deck_text
 
     p = walker_params(WalkerConfig(engine="lammps", threshold=1.5, threshold_relative=2.0),
                       {"threshold": 2.123456789012345})
@@ -97,8 +98,8 @@ def test_lammps_deck_stops_at_the_round_threshold_to_full_precision(tmp_path):
 @pytest.mark.parametrize("bad", [0, -1.0, "x"])
 def test_threshold_relative_validation(bad):
     with pytest.raises(ValueError, match="threshold_relative"):
-        validate_walker(WalkerConfig(threshold_relative=bad))
-    assert validate_walker(WalkerConfig(threshold_relative="3")).threshold_relative == 3.0
+        check(WalkerConfig(threshold_relative=bad), "walkers")
+    assert check(WalkerConfig(threshold_relative="3"), "walkers").threshold_relative == 3.0
 
 
 def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from ubmd.config import TrainRunConfig, from_dict
 from ubmd.data import read_structures
 from ubmd.evaluation import evaluate_model_file
-from ubmd.workflow import train_from_config
+from ubmd.training import train_from_config
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "ala2" / "data"
 

@@ -534,7 +534,7 @@ def test_cli_hist_and_trace_on_mof_cells(tmp_path):
 def test_cli_trace_and_acf_of_walker_trace_npz(tmp_path, capsys):
     """The trace.npz every AL walker writes is read by `ubmd analyze` (columns as log:NAME, the
     dihedrals as log:cvs[1], log:cvs[2]; time axis = its MD steps)."""
-    from ubmd.al.walkers import save_trace
+    from ubmd.io import save_npz_atomic as save_trace
 
     steps = np.arange(0, 50, 5.0)
     u = 0.1 + 0.01 * steps

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from ubmd.calibration import (
+from ubmd.uncertainty.calibration import (
     METHODS,
     Calibration,
     atomic_residuals,
@@ -20,7 +20,7 @@ from ubmd.calibration import (
     fit_calibration,
     total_residuals,
 )
-from ubmd.calibration_metrics import (
+from ubmd.uncertainty.metrics import (
     coverage,
     coverage_curve,
     gaussian_nll,
@@ -28,7 +28,7 @@ from ubmd.calibration_metrics import (
     spearman,
     summary,
 )
-from ubmd.calibration_plots import plot_reliability, plot_uncertainty_vs_error
+from ubmd.uncertainty.plots import plot_reliability, plot_uncertainty_vs_error
 
 
 def heteroscedastic(rng, n, wrong_constant=3.7):

@@ -15,9 +15,10 @@ import yaml
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from ubmd.al.config import (ALConfig, LammpsConfig, WalkerConfig, al_config_from_dict,
-                            load_al_config, validate_walker)
-from ubmd.config import (TrainRunConfig, from_dict, load_train_config, merge, resolve_paths)
+from ubmd.al.config import ALConfig, WalkerConfig, al_config_from_dict, load_al_config
+from ubmd.config import (TrainRunConfig, check, from_dict, load_train_config, merge,
+                         resolve_paths)
+from ubmd.md.settings import LammpsConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,7 +207,7 @@ def test_bias_weight_keys_are_chemical_symbols(tmp_path):
     with pytest.raises(ValueError, match=r"walkers.weights: 'h' not chemical symbol"):
         al_config_from_dict(al_dict(tmp_path, walkers={"weights": {"h": 0}}))
     with pytest.raises(ValueError, match="walkers.weights: 'Hydrogen'"):
-        validate_walker(WalkerConfig(weights={"Hydrogen": 0.0}))
+        check(WalkerConfig(weights={"Hydrogen": 0.0}), "walkers")
     with pytest.raises(ValueError, match="walkers.weights.H must be a number"):
         al_config_from_dict(al_dict(tmp_path, walkers={"weights": {"H": "none"}}))
     cfg = al_config_from_dict(al_dict(tmp_path, walkers={"weights": {"H": 0, "Cu": "5e-1"}}))

@@ -14,11 +14,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import emt_frames
 from ubmd import keys as K
-from ubmd.compute import predict
+from ubmd.prediction import predict
 from ubmd.config import ModelConfig, TrainingConfig, TrainRunConfig, UncertaintyConfig, from_dict
 from ubmd.data import (GraphDataset, get_labels, read_structures, species_map_from, split_indices,
                        write_structures)
-from ubmd.train import _StepLoss, _new_model, evaluate_errors, fit_statistics, train_model
+from ubmd.model import new_model
+from ubmd.prediction import evaluate_errors
+from ubmd.training.loss import StepLoss
+from ubmd.training.trainer import fit_statistics, train_model
 
 MODEL = ModelConfig(cutoff=4.0, n_radial=3, n_basis=5, hidden=[8])
 
@@ -58,11 +61,11 @@ def test_missing_labels_are_masked_in_the_batch_loss_and_gradient(small_frames):
     n0 = len(frames[0])
     assert not batch[K.FORCES_MASK][:n0].any() and batch[K.FORCES_MASK][n0:].all()
 
-    model = _new_model(data, MODEL, 0, torch.float64)
+    model = new_model(data.species_map, MODEL, 0, torch.float64)
     fit_statistics(model, data)
     cfg = TrainingConfig(weight_energy=3.0, weight_forces=5.0)
     model.zero_grad()
-    loss = _StepLoss(model, cfg, has_virial=False)(batch)
+    loss = StepLoss(model, cfg, has_virial=False)(batch)
     loss.backward()
     grads = [p.grad.clone() for p in model.parameters()]
 
@@ -89,7 +92,7 @@ def test_errors_count_only_labelled_structures(small_frames):
     frames = (small_frames[:3] + _relabel(small_frames[3:4], forces=False)
               + _relabel(small_frames[4:5], energy=False) + small_frames[5:8])
     data = GraphDataset(frames, 4.0, species_map_from(frames))
-    model = _new_model(data, MODEL, 0, torch.float64)
+    model = new_model(data.species_map, MODEL, 0, torch.float64)
     fit_statistics(model, data)
     with_e = data.subset([k for k in range(len(frames)) if k != 4])
     with_f = data.subset([k for k in range(len(frames)) if k != 3])
@@ -114,7 +117,7 @@ def test_training_with_a_frame_without_forces_trains_on_every_force_label(small_
     res = train_model(data, data.subset([1, 2]), MODEL, cfg)
     per_frame = []
     for g in data.graphs:
-        (b,) = list(data._derived([], [g]).batches(1))
+        (b,) = list(data.derived([], [g]).batches(1))
         pred = predict(res.model, b, forces=True, virial=False)
         sse = cfg.weight_energy * float(((pred[K.ENERGY] - b[K.ENERGY]) ** 2).sum())
         if K.FORCES in b:
@@ -192,7 +195,8 @@ def test_virial_key_gives_stress_with_the_gap_mace_sign(small_frames, voigt):
 def test_unlabelled_data_is_refused_naming_the_keys(tmp_path, small_frames):
     """dft_* keys with the default key names: a clear error before training that names the keys
     in the file (not `'float' object has no attribute 'backward'`); with the key names it trains."""
-    from ubmd.workflow import label_keys_from, train_from_config
+    from ubmd.data import label_keys_from
+    from ubmd.training import train_from_config
 
     frames = []
     for a in small_frames[:4]:
@@ -230,7 +234,7 @@ def test_small_validation_fraction_keeps_one_frame():
 @pytest.mark.parametrize("n_frames,fraction", [(1, 0.2), (4, 0.0)])
 def test_no_validation_frame_for_calibration_fails_before_training(tmp_path, small_frames,
                                                                    n_frames, fraction):
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     cfg = from_dict(TrainRunConfig, {
         "model": dataclasses.asdict(MODEL), "output": str(tmp_path / "run"),
@@ -243,7 +247,7 @@ def test_no_validation_frame_for_calibration_fails_before_training(tmp_path, sma
 
 def test_tiny_data_set_calibrates_on_one_validation_frame(tmp_path, small_frames):
     """3 frames, valid_fraction 0.1 (round(0.3) = 0): one validation frame, calibrated."""
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     cfg = from_dict(TrainRunConfig, {
         "model": dataclasses.asdict(MODEL), "output": str(tmp_path / "run"),
@@ -254,11 +258,11 @@ def test_tiny_data_set_calibrates_on_one_validation_frame(tmp_path, small_frames
 
 
 def test_fit_head_rejects_unknown_kind(small_frames):
-    from ubmd.features import FeatureModel
-    from ubmd.uncertainty_fit import fit_head
+    from ubmd.uncertainty.features import FeatureModel
+    from ubmd.uncertainty.fit import fit_head
 
     data = GraphDataset(small_frames[:2], 4.0, species_map_from(small_frames))
-    fm = FeatureModel([_new_model(data, MODEL, 0, torch.float64)], "last_layer")
+    fm = FeatureModel([new_model(data.species_map, MODEL, 0, torch.float64)], "last_layer")
     with pytest.raises(ValueError, match="unknown uncertainty kind 'posterior_typo'"):
         fit_head(fm, data, UncertaintyConfig(kind="posterior_typo"))
 
@@ -302,7 +306,7 @@ def test_exported_model_energies_with_large_offsets(tmp_path, small_frames, expo
     """The workflow (float32 training) exports a model whose absolute energies are those of the
     no-offset model plus the offsets: to 1e-6 eV in float64, to float32 rounding in float32."""
     from ubmd.calculator import UBMDCalculator
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     energies = []
     for name, frames in (("plain", _relabel(small_frames)),
@@ -333,7 +337,7 @@ def test_label_keys_from_the_config_and_in_ubmd_evaluate(tmp_path, small_frames)
 
     from ubmd.cli.evaluate import main as evaluate_main
     from ubmd.config import load_train_config as load_config
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     frames = []
     for a in small_frames[:6]:
@@ -367,7 +371,7 @@ def test_descriptor_statistics_spread_over_the_data_set(small_frames):
     n = len(data)
 
     def mean_after(d, k):
-        m = _new_model(d, MODEL, 0, torch.float64)
+        m = new_model(d.species_map, MODEL, 0, torch.float64)
         fit_statistics(m, d, max_structures=k)
         return m.desc_mean.clone()
 

@@ -7,9 +7,9 @@ import pytest
 
 from conftest import random_model, small_molecule
 from ubmd.calculator import UBMDCalculator
-from ubmd.ensemble_forces import force_variance_uncertainty
-from ubmd.export import ExportedModel
-from ubmd.features import FeatureModel
+from ubmd.uncertainty.ensemble_forces import force_variance_uncertainty
+from ubmd.model_file.export import ExportedModel
+from ubmd.uncertainty.features import FeatureModel
 
 
 def test_force_variance_matches_independent_member_forces():

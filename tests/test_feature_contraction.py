@@ -11,8 +11,8 @@ import torch
 from ase.build import molecule
 
 from conftest import random_model
-from ubmd.export import ExportedModel
-from ubmd.features import SKETCH_ROUTES, FeatureModel, matrix_route_cheaper
+from ubmd.model_file.export import ExportedModel
+from ubmd.uncertainty.features import SKETCH_ROUTES, FeatureModel, matrix_route_cheaper
 from ubmd.neighbours import neighbour_list
 
 ZS = (1, 6, 8)

@@ -23,8 +23,8 @@ from ubmd import keys as K
 from ubmd.calculator import UBMDCalculator
 from ubmd.data import GraphDataset, read_structures, species_map_from
 from ubmd.evaluation import evaluate_model_file
-from ubmd.export import ExportedModel, export_model
-from ubmd.features import FeatureModel
+from ubmd.model_file.export import ExportedModel, export_model
+from ubmd.uncertainty.features import FeatureModel
 from ubmd.neighbours import neighbour_list
 
 

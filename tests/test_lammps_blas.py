@@ -137,11 +137,11 @@ def test_loader_is_small_and_has_no_libtorch_dependency():
 
 @pytest.mark.parametrize("order", ["import_lammps", "lammps_before_torch"])
 def test_in_process_lammps_load_order(case, order):
-    """In Python, ubmd.lammps_python.import_lammps (torch first) keeps libtorch's BLAS; the
+    """In Python, ubmd.plugin.import_lammps (torch first) keeps libtorch's BLAS; the
     other order binds it to liblammps's, and the pair style says so."""
     d, deck = case
     log = d / f"log_py_{order}.lammps"
-    first = ("from ubmd.lammps_python import import_lammps; lammps = import_lammps()"
+    first = ("from ubmd.plugin import import_lammps; lammps = import_lammps()"
              if order == "import_lammps" else
              "from mpi4py import MPI; import lammps; lammps.lammps(cmdargs=['-screen', 'none', "
              "'-log', 'none']).close(); import torch")

@@ -16,7 +16,7 @@ from ubmd.config import TrainRunConfig, from_dict
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A tiny posterior-uncertainty model trained on near-lattice EMT Cu/Al cells (8 atoms)."""
-    from ubmd.workflow import train_from_config
+    from ubmd.training import train_from_config
 
     rng = np.random.default_rng(0)
     frames = []
@@ -143,13 +143,14 @@ def test_md_cli_few_steps_and_help(tmp_path, model_file, capsys):
 def test_ase_walker_ignores_weights_of_elements_not_in_the_model(model_file, tmp_path):
     """walkers.weights may name elements of other systems (docs/config.md): the ASE walkers drop
     them, as the LAMMPS decks do, while the calculator itself refuses them."""
-    from ubmd.al.config import WalkerConfig, validate_walker
-    from ubmd.al.walkers import WalkerTask, run_walker
+    from ubmd.al.config import WalkerConfig
+    from ubmd.config import check
+    from ubmd.md import WalkerTask, run_walker
     from ubmd.data import read_structures
 
     model, start = model_file
-    p = validate_walker(WalkerConfig(max_steps=4, sample_every=2, log_every=2, window=2,
-                                     weights={"H": 0.0, "Cu": 0.5}))
+    p = check(WalkerConfig(max_steps=4, sample_every=2, log_every=2, window=2,
+                                     weights={"H": 0.0, "Cu": 0.5}), "walkers")
     task = WalkerTask(0, "ase", str(model), read_structures(start)[0], str(tmp_path / "w"),
                       300.0, 0.0, 1, p)
     summary = run_walker(task)

@@ -10,8 +10,9 @@ from ase.build import bulk
 
 from conftest import random_model, small_molecule
 from ubmd.calculator import UBMDCalculator
-from ubmd.export import ExportedModel, export_model, load_model_file
-from ubmd.features import FeatureModel
+from ubmd.model_file.export import ExportedModel, export_model
+from ubmd.model_file.load import load_model_file
+from ubmd.uncertainty.features import FeatureModel
 
 
 def calc_for(model, **kw):

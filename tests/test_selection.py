@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from ubmd import selection
+from ubmd.selection import methods as selection
 from ubmd.cli import select as select_cli
-from ubmd.selection import METHODS, min_squared_distances, select_batch
+from ubmd.selection.methods import METHODS, min_squared_distances, select_batch
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import yaml
 from conftest import emt_frames
 from ubmd.config import ModelConfig, TrainingConfig, TrainRunConfig, from_dict
 from ubmd.data import GraphDataset, species_map_from, split_indices, write_structures
-from ubmd.train import _Ema, evaluate_errors, fit_statistics, train_ensemble, train_model
+from ubmd.prediction import evaluate_errors
+from ubmd.training.ensemble import train_ensemble
+from ubmd.training.trainer import Ema, fit_statistics, train_model
 from ubmd.model import MLIP
 
 
@@ -99,7 +101,7 @@ def test_ema_averages_and_swaps():
     """EMA with the warm-up decay d_t = min(d, (1+t)/(10+t)) against a hand computation, and
     swap() twice restores the raw weights."""
     model = MLIP([29], 3.0, 2, 3, [4], seed=0).double()
-    ema = _Ema(model, 0.9)
+    ema = Ema(model, 0.9)
     p0 = [p.detach().clone() for p in model.parameters()]
     with torch.no_grad():
         for p in model.parameters():
@@ -115,7 +117,7 @@ def test_ema_averages_and_swaps():
     ema.swap(model)
     assert all(torch.equal(p, r) for p, r in zip(model.parameters(), raw))
     with pytest.raises(ValueError):
-        _Ema(model, 1.5)
+        Ema(model, 1.5)
 
 
 def test_ema_and_weight_decay_train(cu_frames):
@@ -171,7 +173,7 @@ def test_energy_weighted_final_stage(cu_frames):
     """final_fraction 0.4 of 10 epochs: epochs 6-9 train with w_E = final_weight_energy (the
     training loss jumps by about that factor's share at the switch) and the kept checkpoint is
     the best of that stage; an early stop before it still ends with the stage; bad values fail."""
-    from ubmd.train import train_model
+    from ubmd.training.trainer import train_model
 
     sm = species_map_from(cu_frames)
     data = GraphDataset(cu_frames, 4.0, sm)

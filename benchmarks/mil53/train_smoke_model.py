@@ -17,7 +17,7 @@ from pathlib import Path
 from ase.io import read
 
 from ubmd.config import TrainRunConfig, from_dict
-from ubmd.workflow import train_from_config
+from ubmd.training import train_from_config
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ def write_sketch_model(path):
     a random posterior head: it has atomic_parts / feature_contraction, so the C++ test can
     compare the contraction path with the per-atom path of the same file."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
-    from ubmd.export import ExportedModel, export_model
-    from ubmd.features import FeatureModel
+    from ubmd.model_file.export import ExportedModel, export_model
+    from ubmd.uncertainty.features import FeatureModel
     from ubmd.model import MLIP
-    from ubmd.uncertainty import UncertaintyHead
+    from ubmd.uncertainty.heads import UncertaintyHead
 
     members = [MLIP([1, 6, 8], 4.0, n_radial=4, n_basis=6, hidden=[16, 16], seed=s) for s in (0, 1)]
     g = torch.Generator().manual_seed(5)

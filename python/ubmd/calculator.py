@@ -27,9 +27,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from . import keys as K
 from .bias import AdaptiveScale
-from .compute import forces_from_edge_grad, virial_from_edge_grad
 from .neighbours import neighbour_list
-from .train import model_dtype
+from .prediction import forces_from_edge_grad, model_dtype, virial_from_edge_grad
 
 
 class UBMDCalculator(Calculator):
@@ -64,7 +63,7 @@ class UBMDCalculator(Calculator):
         if uncertainty not in ("total", "atomic", "none"):
             raise ValueError(f"uncertainty must be total, atomic or none, got {uncertainty!r}")
         if isinstance(model, (str, Path)):
-            from .export import load_model_file
+            from .model_file.load import load_model_file
 
             model, meta = load_model_file(model, device)
             zs = [int(z) for z in meta[K.META_ATOMIC_NUMBERS]]

@@ -66,7 +66,7 @@ def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: 
         s = np.array(ds)
         out.update(stress_rmse=float(np.sqrt((s ** 2).mean())))
     if u_tot or u_at:
-        from .calibration_metrics import summary
+        from .uncertainty.metrics import summary
 
         if len(u_tot) > 1:
             out["uncertainty_total"] = summary(np.array(u_tot), np.array(r_tot), alpha)
@@ -77,7 +77,7 @@ def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: 
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "evaluation.json", "w") as fh:
             json.dump(out, fh, indent=1)
-        from .calibration_plots import plot_reliability, plot_uncertainty_vs_error
+        from .uncertainty.plots import plot_reliability, plot_uncertainty_vs_error
 
         if len(u_tot) > 1:
             plot_reliability(np.array(u_tot), np.array(r_tot), out_dir / "reliability_total.png", alpha)

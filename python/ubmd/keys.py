@@ -68,3 +68,9 @@ META_KEYS = (
 
 UNCERTAINTY_KINDS = ("none", "posterior", "distance", "ensemble")
 FEATURE_KINDS = ("last_layer", "sketch")
+
+# --- choices of the config schema (names only; the code that implements each lives in its layer)
+DTYPES = ("float32", "float64")  # training and export dtypes
+CALIBRATION_METHODS = ("conformal", "max_likelihood", "log_regression")  # ubmd.uncertainty.calibration
+SELECTION_METHODS = ("random", "max_diag", "max_det", "max_dist", "lcmd")  # ubmd.selection
+ENSEMBLE_FEATURES = "energies"  # feature map of ensemble uncertainty: the members' atomic energies

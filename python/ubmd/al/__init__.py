@@ -1,14 +1,15 @@
 """Active-learning campaigns with uncertainty-biased MD (METHOD.md section 7).
 
-Modules: :mod:`.config` (schema), :mod:`.initial` (round-0 structures), :mod:`.walkers`
-(walker task and outputs), :mod:`.walkers_ase` / :mod:`.walkers_lammps` (MD engines),
-:mod:`.executors` (local pool, Dask), :mod:`.labels` (checkpointed labelling), :mod:`.training`,
-:mod:`.pool` (pool features, selection), :mod:`.state` (resumable stages), :mod:`.loop` (the
-campaign), :mod:`.report` (plots). Command line: ``ubmd al run|resume|report``.
+Modules: :mod:`.config` (schema), :mod:`.layout` (every file of a campaign and the stage marks),
+:mod:`.stages` (propose, label, train, sample, select), :mod:`.campaign` (the driver loop, lock,
+resume), :mod:`.summary` (round summaries, log lines), :mod:`.report` (plots), :mod:`.initial`
+(round-0 structures), :mod:`.walkers` (which walker starts where), :mod:`.threshold` (the round's
+stop threshold), :mod:`.training` (a round's training), :mod:`.signals` (clean termination).
+Command line: ``ubmd al run|resume|report``.
 """
 
+from .campaign import Campaign, resume_campaign, run_campaign
 from .config import ALConfig, al_config_from_dict, load_al_config
-from .loop import Campaign, resume_campaign, run_campaign
 
 __all__ = ["ALConfig", "Campaign", "al_config_from_dict", "load_al_config", "resume_campaign",
            "run_campaign"]

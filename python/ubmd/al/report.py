@@ -16,13 +16,12 @@ PNG files (in ``DIR/report`` unless told otherwise):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .state import round_dir
-from .walkers import TRACE, write_json_atomic
+from ..io import write_json_atomic
+from .layout import CampaignLayout
 
 
 def _figure(n_cols: int = 1, size=(5.0, 3.6)):
@@ -33,18 +32,14 @@ def _figure(n_cols: int = 1, size=(5.0, 3.6)):
 
 
 def _rounds(out: Path) -> list[dict]:
-    out_rounds = []
-    r = 0
-    while (round_dir(out, r) / "summary.json").exists():
-        out_rounds.append(json.loads((round_dir(out, r) / "summary.json").read_text()))
-        r += 1
-    if not out_rounds:
+    rounds = [rl.read_summary() for rl in CampaignLayout(out).finished_rounds()]
+    if not rounds:
         raise FileNotFoundError(f"{out}: no finished round (round_000/summary.json) to report on")
-    return out_rounds
+    return rounds
 
 
 def _traces(out: Path, r: int) -> list[dict]:
-    return [dict(np.load(p)) for p in sorted((round_dir(out, r) / "walkers").glob(f"w*/{TRACE}"))]
+    return [dict(np.load(p)) for p in CampaignLayout(out).round(r).walker_traces()]
 
 
 def plot_learning_curves(rounds: list[dict], path: Path) -> Path:
@@ -166,7 +161,7 @@ def write_report(directory: str | Path, out: str | Path | None = None) -> list[P
              plot_walker_stops(rounds, dest / "walker_stops.png")]
     vol = plot_volumes(directory, rounds, dest / "volume_traces.png")
     paths += [vol] if vol else []
-    cfg_path = directory / "config.yaml"
+    cfg_path = CampaignLayout(directory).config
     if cfg_path.exists():
         import yaml
 

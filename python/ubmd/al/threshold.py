@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
-from .walkers import write_json_atomic
+from ..io import write_json_atomic
 
 MAX_STRUCTURES = 64
 FILE = "threshold.json"

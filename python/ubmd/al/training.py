@@ -1,4 +1,4 @@
-"""Train one AL round's model: :func:`ubmd.workflow.train_from_config` on the round's dataset.
+"""Train one AL round's model: :func:`ubmd.training.train_from_config` on the round's dataset.
 
 From scratch by default (the paper retrains every step with new seeds: member seeds are shifted
 by the round number); with ``warm_start`` the members start from the previous round's weights
@@ -14,17 +14,9 @@ from typing import Sequence
 from ase import Atoms
 
 from ..data import LABEL_KEYS, species_map_from
-from ..workflow import load_members, train_from_config
-
-
-def _compatible(members, species_map: dict, cfg) -> bool:
-    m = members[0]
-    return (len(members) == cfg.training.n_models
-            and list(m.atomic_numbers) == sorted(species_map, key=species_map.get)
-            and abs(float(m.cutoff) - cfg.model.cutoff) < 1e-12
-            and m.descriptor.n_radial == cfg.model.n_radial
-            and m.descriptor.n_basis == cfg.model.n_basis
-            and [layer.d_out for layer in m.layers][:-1] == list(cfg.model.hidden))
+from ..model import load_members
+from ..model.members import matches
+from ..training import train_from_config
 
 
 def train_round(cfg, dataset: Sequence[Atoms], outdir: str | Path, warm_from: str | Path | None,
@@ -38,7 +30,7 @@ def train_round(cfg, dataset: Sequence[Atoms], outdir: str | Path, warm_from: st
     warm_note = "scratch"
     if warm_from is not None:
         members = load_members(Path(warm_from) / "members.pt")
-        if _compatible(members, species_map, cfg):
+        if matches(members, species_map, cfg.model, cfg.training.n_models):
             init, warm_note = members, f"warm start from {warm_from}"
         else:
             warm_note = "scratch (previous model incompatible: species or architecture changed)"

@@ -1,136 +1,109 @@
-"""What every MD walker gets and leaves behind, whatever the engine (ASE or LAMMPS).
-
-A walker runs (biased) MD from one start structure with the round's model file and stops once
-the largest calibrated atomic uncertainty exceeds ``threshold`` (eV/Å), after ``max_steps``, or
-after ``max_time_s``. It writes into its own directory:
-
-* ``candidates.extxyz``: a frame every ``sample_every`` steps plus the frame that triggered the
-  stop; ``info``: ``walker``, ``step``, ``time_fs``, ``uncertainty`` (eV/atom),
-  ``max_atomic_uncertainty`` (eV/Å), ``trigger`` (True for the triggering frame); per-atom array
-  ``atomic_uncertainty``;
-* ``trace.npz``: every ``log_every`` steps ``step``, ``time_fs``, ``uncertainty``,
-  ``max_atomic_uncertainty``, ``energy`` (unbiased potential energy, eV), ``temperature`` (K),
-  ``volume`` (Å^3, NaN without a cell), and ``cvs`` [n, 2] (degrees) when dihedrals are given;
-* ``summary.json`` (written last, atomically: its presence marks the walker as finished).
+"""The walkers of one round: which start structure, temperature and pressure each gets, and what
+their runs leave for the candidate pool. The MD itself is :mod:`ubmd.md`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-import traceback
-from dataclasses import dataclass, field
+import math
 from pathlib import Path
-from typing import Any, Optional
 
-import numpy as np
 from ase import Atoms
 
-from ..data import write_structures
+from ..io import read_frames, read_json, write_json_atomic
+from ..md.task import CANDIDATES, STOP_ERROR, SUMMARY, WalkerTask
 
-CANDIDATES = "candidates.extxyz"
-TRACE = "trace.npz"
-SUMMARY = "summary.json"
-STOP_THRESHOLD = "threshold"
-STOP_MAX_STEPS = "max_steps"
-STOP_TIME = "time_limit"
-STOP_ERROR = "error"
+#: what a round's summary keeps of each walker's summary
+BRIEF_KEYS = ("index", "stop_reason", "n_steps", "time_fs", "n_candidates",
+              "max_atomic_uncertainty", "wall_s", "temperature_K", "pressure_bar",
+              "final_volume", "error", "crashed")
 
 
-@dataclass
-class WalkerTask:
-    """One walker's job; picklable, so it can travel to a process pool or a Dask worker."""
-
-    index: int
-    engine: str  # ase | lammps
-    model_file: str
-    start: Atoms
-    workdir: str
-    temperature: float  # K
-    pressure: float  # bar (npt only)
-    seed: int
-    params: Any  # ubmd.al.config.WalkerConfig
-    dihedrals: Optional[list] = None  # two lists of 4 atom indices
-    species: list = field(default_factory=list)  # model element order (LAMMPS pair_coeff)
+def as_list(value) -> list:
+    """A walker setting (a number or a list assigned to walkers in turn) as a list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def write_json_atomic(data, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1, default=_json_default)
-    os.replace(tmp, path)
+def cyclic(value, k: int) -> float:
+    """Entry ``k mod len`` of a walker setting (walker k's temperature or pressure)."""
+    values = as_list(value)
+    return float(values[k % len(values)])
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def start_groups(frames: list[Atoms]) -> list[list[Atoms]]:
+    """Candidate start structures grouped by origin, in order of first appearance: the origin is
+    ``info["start_index"]`` (set in round 0 and carried along through the walkers' candidates),
+    else the chemical formula and periodicity; order within an origin is kept."""
+    groups: dict = {}
+    for f in frames:
+        key = f.info.get("start_index")
+        key = ("start", int(key)) if key is not None else (
+            "formula", f.get_chemical_formula(), tuple(bool(x) for x in f.pbc))
+        groups.setdefault(key, []).append(f)
+    return list(groups.values())
 
 
-def write_candidates(frames: list[Atoms], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if frames:
-        write_structures(tmp, frames)
-    else:
-        tmp.write_text("")
-    os.replace(tmp, path)
+def walker_start(groups: list[list[Atoms]], k: int, n_settings: int = 1) -> Atoms:
+    """Start structure of walker k: every origin gets walkers (a campaign with two molecules, or
+    a bulk cell and a slab, explores all of them, not only the first one's perturbed copies), and
+    every origin meets every walker setting (walker k runs temperature/pressure entry
+    k % n_settings). Origin g = k mod G (round-robin over origins, frame k // G of each) pairs
+    with every setting by itself when gcd(G, n_settings) = 1; otherwise g is shifted by one per
+    lcm(G, n_settings) walkers, which runs through all G x n_settings pairs. One origin: frame
+    k mod n, as always."""
+    n_groups = len(groups)
+    g = k % n_groups
+    if math.gcd(n_groups, n_settings) > 1:
+        g = (k + k // math.lcm(n_groups, n_settings)) % n_groups
+    return groups[g][(k // n_groups) % len(groups[g])]
 
 
-def read_candidates(path: str | Path) -> list[Atoms]:
-    """Frames written by :func:`write_candidates` (an empty file holds none)."""
-    from ..data import read_structures
-
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    return read_structures(path)
-
-
-def save_trace(trace: dict, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{k: np.asarray(v, dtype=float) for k, v in trace.items()})
-    os.replace(tmp, path)
+def walker_tasks(w, starts: list[Atoms], engine: str, model_file: str | Path,
+                 walker_dir, round_index: int, dihedrals=None) -> list[WalkerTask]:
+    """The round's walker jobs with walker settings ``w`` (a :class:`WalkerConfig` carrying the
+    round's threshold); ``walker_dir(k)`` is walker k's directory."""
+    groups = start_groups(starts)
+    n_settings = math.lcm(len(as_list(w.temperature)), len(as_list(w.pressure)))
+    return [WalkerTask(index=k, engine=engine, model_file=str(Path(model_file).resolve()),
+                       start=walker_start(groups, k, n_settings),
+                       workdir=str(Path(walker_dir(k)).resolve()),
+                       temperature=cyclic(w.temperature, k), pressure=cyclic(w.pressure, k),
+                       seed=w.seed + 1000 * round_index + k, params=w, dihedrals=dihedrals)
+            for k in range(w.n_walkers)]
 
 
-def dihedral_values(atoms: Atoms, dihedrals) -> list[float]:
-    """Dihedral angles (degrees, in [-180, 180)) of the given index quadruples."""
-    out = []
-    for idx in dihedrals:
-        a = atoms.get_dihedral(*idx, mic=bool(np.any(atoms.pbc)))
-        out.append(((a + 180.0) % 360.0) - 180.0)
-    return out
+def finished(task: WalkerTask) -> bool:
+    """Whether the walker left a summary that is not an error (failed walkers rerun)."""
+    path = Path(task.workdir) / SUMMARY
+    return path.exists() and read_json(path).get("stop_reason") != STOP_ERROR
 
 
-def run_walker(task: WalkerTask) -> dict:
-    """Run one walker with its engine; never raises: a failure is reported in the summary."""
-    t0 = time.perf_counter()
-    Path(task.workdir).mkdir(parents=True, exist_ok=True)
-    try:
-        if task.engine == "ase":
-            from .walkers_ase import run_ase_walker as run
-        elif task.engine == "lammps":
-            from .walkers_lammps import run_lammps_walker as run
-        else:
-            raise ValueError(f"unknown walker engine {task.engine!r}")
-        summary = run(task)
-    except Exception as exc:  # noqa: BLE001 - a failed walker must not end the campaign
-        summary = {"index": task.index, "engine": task.engine, "stop_reason": STOP_ERROR,
-                   "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                   "n_steps": 0, "n_candidates": 0}
-    summary["wall_s"] = time.perf_counter() - t0
-    summary.setdefault("temperature_K", task.temperature)
-    summary.setdefault("pressure_bar", task.pressure)
+def write_error(task: WalkerTask, error: str, crashed: bool = False) -> None:
+    """The summary of a walker whose job gave no summary of its own (it raised in the driver's
+    executor, or its process died: ``crashed``)."""
+    summary = {"index": task.index, "engine": task.engine, "stop_reason": STOP_ERROR,
+               "n_steps": 0, "n_candidates": 0, "error": error}
+    if crashed:
+        summary["crashed"] = True
+    Path(task.workdir).mkdir(parents=True, exist_ok=True)  # a job that never started made none
     write_json_atomic(summary, Path(task.workdir) / SUMMARY)
-    return summary
 
 
-def task_summary_path(task: WalkerTask) -> Path:
-    return Path(task.workdir) / SUMMARY
+def collect(tasks: list[WalkerTask], round_index: int) -> tuple[list[Atoms], list[dict]]:
+    """The candidate frames of every walker (tagged with round, walker and origin) and the
+    walkers' summaries, in walker order."""
+    pool, summaries = [], []
+    for t in tasks:
+        summaries.append(read_json(Path(t.workdir) / SUMMARY))
+        origin = t.start.info.get("start_index")
+        for f in read_frames(Path(t.workdir) / CANDIDATES):
+            f.info["al_round"] = round_index
+            f.info["walker"] = t.index
+            if origin is not None:  # which start structure this frame descends from
+                f.info["start_index"] = origin
+            pool.append(f)
+    return pool, summaries
+
+
+def brief(summary: dict) -> dict:
+    """What the round's summary keeps of one walker's summary."""
+    return {k: summary[k] for k in BRIEF_KEYS if k in summary}

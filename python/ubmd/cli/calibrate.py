@@ -29,7 +29,7 @@ def main(args=None) -> int:
     a = p.parse_args(args)
     run = Path(a.run_dir)
     try:
-        from .export import export_run, load_run_config
+        from ..training.runs import export_run, load_run_config
 
         cfg = load_run_config(run)
         if a.method:

@@ -29,7 +29,7 @@ def main(args=None) -> int:
                             f"default {default})")
     a = p.parse_args(args)
     try:
-        from ..export import check_model_path
+        from ..model_file import check_model_path
 
         check_model_path(a.model)
         if not 0 < a.alpha < 1:

@@ -20,8 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..al.config import ENSEMBLES, THERMOSTATS
-from ..al.initial import check_walker_starts
+from ..md.settings import ENSEMBLES, THERMOSTATS
 from . import INPUT_ERRORS, HelpFormatter, fail
 
 #: default steps between saved frames (fewer when --steps is smaller)
@@ -41,15 +40,16 @@ def _weights(items: list[str]) -> dict:
     return out
 
 
-#: WalkerConfig fields whose flag is not ``--`` + the field name with ``-`` for ``_``
+#: MDSettings fields whose flag is not ``--`` + the field name with ``-`` for ``_``
 _FLAGS = {"max_steps": "--steps"}
+_SECTION = "md"  # the name the settings are checked under, replaced by flags in messages
 
 
 def _flag_message(exc: BaseException) -> ValueError:
-    """A walker-config error that names YAML keys (``walkers.max_steps``) with this command's
-    flags instead (``--steps``)."""
+    """A settings error that names keys (``md.max_steps``) with this command's flags instead
+    (``--steps``)."""
     text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-    return ValueError(re.sub(r"walkers\.(\w+)",
+    return ValueError(re.sub(rf"{_SECTION}\.(\w+)",
                              lambda m: _FLAGS.get(m[1], "--" + m[1].replace("_", "-")), text))
 
 
@@ -84,13 +84,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_elements(model: str, start, weights: dict) -> None:
     """The start structure's elements and the --weights elements must be the model's."""
-    from ase.data import chemical_symbols
+    from ..model_file import model_info
 
-    from .. import keys as K
-    from ..export import load_model_file
-
-    _, meta = load_model_file(model)
-    known = [chemical_symbols[int(z)] for z in meta[K.META_ATOMIC_NUMBERS]]
+    known = list(model_info(model).species)
     missing = sorted(set(start.get_chemical_symbols()) - set(known))
     if missing:
         raise ValueError(f"the start structure has element(s) {', '.join(missing)} that the "
@@ -103,10 +99,11 @@ def _check_elements(model: str, start, weights: dict) -> None:
 
 def main(args: list[str] | None = None) -> int:
     ns = _parser().parse_args(args)
-    from ..al.config import WalkerConfig, validate_walker
-    from ..al.walkers import WalkerTask, run_walker
+    from ..config import check
     from ..data import read_structures
-    from ..export import check_model_path
+    from ..md import MDSettings, WalkerTask, run_walker
+    from ..md.starts import check_walker_starts
+    from ..model_file import check_model_path
 
     sample_every = ns.sample_every if ns.sample_every is not None else min(SAMPLE_EVERY, ns.steps)
     threshold = math.inf if ns.threshold is None else ns.threshold
@@ -115,16 +112,15 @@ def main(args: list[str] | None = None) -> int:
         if not Path(ns.start).exists():
             raise FileNotFoundError(f"start structure not found: {ns.start}")
         weights = _weights(ns.weights)
-        params = WalkerConfig(engine="ase", ensemble=ns.ensemble, thermostat=ns.thermostat,
-                              temperature=ns.temperature, pressure=ns.pressure,
-                              timestep=ns.timestep, max_steps=ns.steps,
-                              sample_every=sample_every, log_every=ns.log_every,
-                              threshold=threshold, tau_forces=ns.tau_forces,
-                              tau_stress=ns.tau_stress, window=ns.window,
-                              weights=weights, friction=ns.friction,
-                              tdamp=ns.tdamp, pdamp=ns.pdamp, seed=ns.seed)
+        params = MDSettings(ensemble=ns.ensemble, thermostat=ns.thermostat,
+                            temperature=ns.temperature, pressure=ns.pressure,
+                            timestep=ns.timestep, max_steps=ns.steps, sample_every=sample_every,
+                            log_every=ns.log_every, threshold=threshold,
+                            tau_forces=ns.tau_forces, tau_stress=ns.tau_stress,
+                            window=ns.window, weights=weights, friction=ns.friction,
+                            tdamp=ns.tdamp, pdamp=ns.pdamp)
         try:
-            validate_walker(params)
+            check(params, _SECTION)
         except INPUT_ERRORS as exc:
             raise _flag_message(exc) from None
         start = read_structures(ns.start, index="0")[0]

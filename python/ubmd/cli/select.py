@@ -8,7 +8,7 @@ Examples::
 
 With ``--model RUN_DIR`` (a directory written by ``ubmd train``) the pool and ``--train`` are
 structure files (anything ASE reads: ``candidates.extxyz`` of ``ubmd md`` or of AL walkers) and
-the features are the run's, as in an AL round (:mod:`ubmd.al.pool`): ``max_det``/``max_diag`` on
+the features are the run's, as in an AL round (:mod:`ubmd.selection.pool`): ``max_det``/``max_diag`` on
 posterior-transformed features (the model file's transform, or one fitted on ``--train``),
 ``max_dist``/``lcmd`` against ``--train`` (default: the run's own training data),
 ``ensemble`` models on member deviations. ``--write-selected`` writes the picked structures.
@@ -151,10 +151,9 @@ def _select_structures(ns) -> int:
     """``--model`` mode: features of the run's model on structure files (see the docstring)."""
     from ase.io import write
 
-    from ..al.pool import RoundModel, select_from_pool
-    from ..data import read_structures
-    from ..workflow import load_frames
-    from .export import load_run_config
+    from ..data import read_structure_files, read_structures
+    from ..selection.pool import RunFeatures, select_from_pool
+    from ..training.runs import load_run_config
 
     try:
         cfg = load_run_config(ns.model)
@@ -164,10 +163,10 @@ def _select_structures(ns) -> int:
         if ns.train:
             train = read_structures(ns.train)
         elif cfg.data.train:
-            train = load_frames(cfg.data.train)
+            train = read_structure_files(cfg.data.train, what="data.train")
         else:
             raise ValueError(f"{ns.model}: its config names no training data; give --train")
-        model = RoundModel(Path(ns.model), cfg)
+        model = RunFeatures(Path(ns.model), cfg)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             idx = select_from_pool(model, pool, train, train, ns.method, ns.batch_size,

@@ -25,7 +25,7 @@ def main(args=None) -> int:
     try:
         cfg = load_train_config(a.config, a.set, a.output)
         require_files(cfg.data.train, "data.train")  # before anything is written to the output
-        from ..workflow import train_from_config
+        from ..training import train_from_config
 
         summary = train_from_config(cfg)
     except INPUT_ERRORS as exc:

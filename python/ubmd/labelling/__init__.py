@@ -5,17 +5,21 @@
   path);
 * :func:`label_structures` labels many structures concurrently in separate processes, recording
   (not raising) failed, crashed or timed-out jobs;
-* :func:`filter_by_max_force` drops labels with unphysically large forces (> 20 eV/Å by default).
+* :func:`filter_by_max_force` drops labels with unphysically large forces (> 20 eV/Å by default);
+* :func:`label_checkpointed` / :func:`collect_labels` (:mod:`.checkpoint`): every label on disk
+  the moment it arrives, so an interrupted labelling never pays for a label twice.
 
 Units: eV, Å, eV/Å, eV/Å^3 (ASE conventions).
 """
 
 from .calculators import BUILTINS, check_structure, make_calculator, normalise_spec, spec_label
+from .checkpoint import collect_labels, label_checkpointed, read_failure
 from .runner import (
     LABEL_METHOD,
     LABEL_TIME,
     POOL_INDEX,
     JobOutcome,
+    LabelFailure,
     LabelResult,
     filter_by_max_force,
     label_one,
@@ -28,12 +32,16 @@ __all__ = [
     "LABEL_TIME",
     "POOL_INDEX",
     "JobOutcome",
+    "LabelFailure",
     "LabelResult",
     "check_structure",
+    "collect_labels",
     "filter_by_max_force",
+    "label_checkpointed",
     "label_one",
     "label_structures",
     "make_calculator",
     "normalise_spec",
+    "read_failure",
     "spec_label",
 ]

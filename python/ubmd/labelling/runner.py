@@ -4,12 +4,12 @@ Each structure is one *job*: build a fresh calculator from the spec (see
 :mod:`ubmd.labelling.calculators`), compute energy (eV), forces (eV/Å) and, for cells periodic in
 all three directions, stress (eV/Å^3, ASE sign convention, Voigt order xx yy zz yz xz xy).
 
-By default jobs run in ``n_workers`` persistent worker processes started with ``spawn``: a job
-that raises, returns NaN, segfaults (the worker dies) or exceeds ``timeout`` (the worker is
-killed) is recorded as a failure with its reason and the worker is replaced; the other jobs
-carry on. Any ``concurrent.futures.Executor``-like object (e.g. ``dask.distributed.Client(...)
-.get_executor()``) can be used instead; then a crash is whatever the executor reports and a timed
-out job can only be abandoned (cancelled if still queued), not killed.
+Jobs run through :mod:`ubmd.executors`: by default ``n_workers`` local worker processes
+(``spawn``); a job that raises, returns NaN, crashes its worker (segfault) or exceeds ``timeout``
+(the worker is killed and replaced) is recorded as a failure of a typed :class:`LabelFailure`
+kind; the other jobs carry on. Any :class:`ubmd.executors.Executor` (Dask) or
+``concurrent.futures``-like object can be given instead; there a timed out job can only be
+abandoned (cancelled if still queued), not killed.
 
 Scripts using the default pool must guard their entry point with ``if __name__ == "__main__":``
 (the usual ``spawn`` rule).
@@ -17,21 +17,15 @@ Scripts using the default pool must guard their entry point with ``if __name__ =
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import enum
 import math
-import multiprocessing as mp
-import os
-import signal
-import threading
 import time
-from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait as mp_wait
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..executors import FailureKind, JobFailure, LocalExecutor, as_executor
 from .calculators import check_structure, make_calculator, normalise_spec, spec_label
 
 __all__ = [
@@ -39,6 +33,7 @@ __all__ = [
     "LABEL_TIME",
     "LABEL_METHOD",
     "JobOutcome",
+    "LabelFailure",
     "LabelResult",
     "label_one",
     "label_structures",
@@ -49,7 +44,23 @@ POOL_INDEX = "pool_index"  # info key: index of the structure in the list given 
 LABEL_TIME = "label_time_s"  # info key: seconds spent in the reference calculation
 LABEL_METHOD = "label_method"  # info key: short name of the calculator spec
 _ALLOWED_PROPERTIES = ("energy", "forces", "stress")
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class LabelFailure(str, enum.Enum):
+    """Why a structure got no label. ``rejected``: the calculator answered with non-finite
+    energies, forces or stresses (a property of the structure: a retry gives the same answer);
+    the others are failures of the job (:class:`ubmd.executors.FailureKind`): the calculator
+    raised (``error``), its worker process died (``crashed``) or it ran too long (``timeout``)."""
+
+    REJECTED = "rejected"
+    ERROR = FailureKind.ERROR.value
+    CRASHED = FailureKind.CRASHED.value
+    TIMEOUT = FailureKind.TIMEOUT.value
+
+    @property
+    def retryable(self) -> bool:
+        """Whether computing the label again may succeed (all but ``rejected``)."""
+        return self is not LabelFailure.REJECTED
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,29 +119,10 @@ def _check_finite(result: dict, n_atoms: int) -> str | None:
     return None
 
 
-def _format_exception(exc: BaseException) -> str:
-    msg = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
-
-
-def _worker_main(conn) -> None:
-    """Worker loop: receive ``(index, atoms, spec, properties)``, acknowledge with
-    ``(index, "started")``, then send ``(index, "ok", result)`` or ``(index, "error", reason,
-    elapsed)``; ``None`` stops the loop."""
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        index, atoms, spec, properties = msg
-        conn.send((index, "started"))
-        t0 = time.perf_counter()
-        try:
-            conn.send((index, "ok", label_one(atoms, spec, properties)))
-        except Exception as exc:  # noqa: BLE001 - any calculator error is a failed job
-            conn.send((index, "error", _format_exception(exc), time.perf_counter() - t0))
+def _label_job(job: tuple) -> dict:
+    """Worker side of :func:`label_structures`: ``label_one(atoms, spec, properties)``."""
+    atoms, spec, properties = job
+    return label_one(atoms, spec, properties)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,12 +130,14 @@ def _worker_main(conn) -> None:
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class JobOutcome:
-    """One finished job: ``atoms`` (labelled copy) on success, else ``reason``; elapsed in s."""
+    """One finished job: ``atoms`` (labelled copy) on success, else ``reason`` and ``kind``;
+    elapsed in s."""
 
     index: int
     atoms: Any | None
     reason: str | None
     elapsed: float
+    kind: LabelFailure | None = None
 
     @property
     def ok(self) -> bool:
@@ -155,7 +149,7 @@ class LabelResult:
     """Labelled structures (input order), failures and per-job timings (s).
 
     ``labelled[k].info[POOL_INDEX]`` is the structure's index in the input list; ``failures`` is a
-    list of ``{"index", "reason", "elapsed"}``; ``timings`` maps every job index to its elapsed
+    list of ``{"index", "reason", "kind", "elapsed"}`` (kind: a :class:`LabelFailure` value); ``timings`` maps every job index to its elapsed
     time (compute time for successes, wall time for failures).
     """
 
@@ -198,175 +192,6 @@ def _attach(atoms, index: int, result: dict, method: str):
     out.info[LABEL_TIME] = float(result["elapsed"])
     out.info[LABEL_METHOD] = method
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# default local pool: persistent spawned workers, killed and replaced on crash/timeout
-# ----------------------------------------------------------------------------------------------
-_ENV_LOCK = threading.Lock()
-
-
-@contextmanager
-def _thread_env(threads: int | None):
-    """Temporarily set the OpenMP/BLAS thread variables inherited by spawned workers."""
-    if threads is None:
-        yield
-        return
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-        os.environ.update({k: str(int(threads)) for k in _THREAD_VARS})
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-
-class _Worker:
-    def __init__(self, ctx, threads: int | None):
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True,
-                                name="ubmd-labeller")
-        with _thread_env(threads):
-            self.proc.start()
-        child.close()
-        self.job: int | None = None
-        self.started = False  # the worker acknowledged the current job
-        self.t_start = 0.0  # submit time, then acknowledgement time
-
-    def submit(self, index: int, atoms, spec, properties) -> None:
-        self.job, self.started, self.t_start = index, False, time.perf_counter()
-        self.conn.send((index, atoms, spec, properties))
-
-    def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(timeout=5)
-        self.conn.close()
-
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except (OSError, BrokenPipeError):
-            pass
-        self.proc.join(timeout=2)
-        self.kill()
-
-
-def _death_reason(proc) -> str:
-    code = proc.exitcode
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"worker process crashed ({name}, exit code {code})"
-    return f"worker process exited unexpectedly (exit code {code})"
-
-
-def _run_local(jobs, spec, properties, n_workers, timeout, threads, start_method, on_outcome):
-    """Jobs on persistent spawned workers; the timeout clock of a job starts when its worker
-    acknowledges it (so a worker's start-up, ~0.3-2 s, is not counted)."""
-    ctx = mp.get_context(start_method)
-    pending = deque(jobs)  # (index, atoms)
-    workers: list[_Worker | None] = [None] * max(1, min(n_workers, len(pending)))
-    try:
-        while pending or any(w is not None and w.job is not None for w in workers):
-            for slot, w in enumerate(workers):
-                if pending and (w is None or w.job is None):
-                    if w is None:
-                        w = workers[slot] = _Worker(ctx, threads)
-                    index, atoms = pending.popleft()
-                    w.submit(index, atoms, spec, properties)
-            busy = [w for w in workers if w is not None and w.job is not None]
-            deadlines = [w.t_start + timeout for w in busy if w.started and timeout is not None]
-            wait_s = max(0.0, min(deadlines) - time.perf_counter()) if deadlines else None
-            ready = set(mp_wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
-                                timeout=wait_s))
-            for slot, w in enumerate(workers):
-                if w is None or w.job is None:
-                    continue
-                index = w.job
-                if w.conn in ready or w.proc.sentinel in ready:
-                    msg = None
-                    try:
-                        while msg is None and w.conn.poll():
-                            msg = w.conn.recv()
-                            if msg[1] == "started":
-                                w.started, w.t_start, msg = True, time.perf_counter(), None
-                    except (EOFError, OSError):
-                        msg = None
-                    if msg is not None:
-                        w.job = None
-                        if msg[1] == "ok":
-                            on_outcome(index, msg[2], None, msg[2]["elapsed"])
-                        else:
-                            on_outcome(index, None, msg[2], msg[3])
-                        continue
-                    if w.proc.is_alive():  # only the acknowledgement arrived
-                        continue
-                    w.proc.join(timeout=5)  # the process died without answering
-                    elapsed = time.perf_counter() - w.t_start
-                    on_outcome(index, None, _death_reason(w.proc), elapsed)
-                    w.kill()
-                    workers[slot] = None
-                    continue
-                elapsed = time.perf_counter() - w.t_start
-                if timeout is not None and w.started and elapsed >= timeout:
-                    w.kill()
-                    workers[slot] = None
-                    on_outcome(index, None, f"timeout: killed after {elapsed:.3g} s "
-                                            f"(limit {timeout:g} s)", elapsed)
-    finally:
-        for w in workers:
-            if w is not None:
-                w.stop()
-
-
-# ----------------------------------------------------------------------------------------------
-# any concurrent.futures-like executor
-# ----------------------------------------------------------------------------------------------
-def _run_executor(executor, jobs, spec, properties, n_workers, timeout, on_outcome):
-    pending = deque(jobs)
-    in_flight: dict[Any, tuple[int, float]] = {}
-    cap = max(1, int(n_workers))
-    while pending or in_flight:
-        while pending and len(in_flight) < cap:
-            index, atoms = pending.popleft()
-            t0 = time.perf_counter()
-            try:
-                fut = executor.submit(label_one, atoms, spec, properties)
-            except Exception as exc:  # noqa: BLE001 - e.g. BrokenProcessPool
-                on_outcome(index, None, f"submit failed: {_format_exception(exc)}", 0.0)
-                continue
-            in_flight[fut] = (index, t0)
-        if not in_flight:
-            continue
-        wait_s = None
-        if timeout is not None:
-            now = time.perf_counter()
-            wait_s = max(0.0, min(t0 + timeout - now for _, t0 in in_flight.values()))
-        done, _ = cf.wait(list(in_flight), timeout=wait_s, return_when=cf.FIRST_COMPLETED)
-        now = time.perf_counter()
-        for fut in done:
-            index, t0 = in_flight.pop(fut)
-            try:
-                result = fut.result()
-            except Exception as exc:  # noqa: BLE001 - job errors, cancellation, crashes
-                on_outcome(index, None, _format_exception(exc), now - t0)
-            else:
-                on_outcome(index, result, None, result.get("elapsed", now - t0))
-        if timeout is not None:
-            for fut, (index, t0) in list(in_flight.items()):
-                if now - t0 >= timeout:
-                    in_flight.pop(fut)
-                    cancelled = fut.cancel()
-                    state = "cancelled" if cancelled else "abandoned (may still be running)"
-                    on_outcome(index, None, f"timeout: {state} after {now - t0:.3g} s "
-                                            f"(limit {timeout:g} s)", now - t0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -418,9 +243,10 @@ def label_structures(
         callback: called with a :class:`JobOutcome` as each job finishes (e.g. to checkpoint
             each label to disk); exceptions from it propagate (workers are shut down first).
         progress: show a tqdm progress bar.
-        executor: object with ``submit(fn, *args)`` returning concurrent.futures-like futures
-            (ProcessPoolExecutor, ``dask.distributed.Client.get_executor()``...). None: local
-            spawned worker processes.
+        executor: a :class:`ubmd.executors.Executor` (e.g. ``DaskExecutor``) or any object
+            with ``submit(fn, *args)`` returning concurrent.futures-like futures
+            (ProcessPoolExecutor, ``dask.distributed.Client.get_executor()``...), with at most
+            ``n_workers`` jobs in flight. None: ``n_workers`` local worker processes.
         threads_per_worker: OMP/MKL/OpenBLAS threads in local workers (None: inherit).
         start_method: multiprocessing start method for local workers.
 
@@ -449,10 +275,10 @@ def label_structures(
     t_wall = time.perf_counter()
 
     jobs = []
-    for index, atoms in enumerate(structures):
+    for atoms in structures:
         clean = atoms.copy()
         clean.calc = None
-        jobs.append((index, clean))
+        jobs.append((clean, spec, properties))
 
     bar = None
     if progress:
@@ -462,31 +288,37 @@ def label_structures(
 
     labelled: dict[int, Any] = {}
 
-    def on_outcome(index: int, res: dict | None, reason: str | None, elapsed: float) -> None:
-        if res is not None:
-            reason = _check_finite(res, len(structures[index]))
+    def on_outcome(index: int, out) -> None:
+        kind, reason = None, None
+        if isinstance(out, JobFailure):
+            kind, reason, elapsed = LabelFailure(out.kind.value), out.reason, out.elapsed
+        else:
+            elapsed = out["elapsed"]
+            reason = _check_finite(out, len(structures[index]))
+            kind = LabelFailure.REJECTED if reason is not None else None
         atoms = None
         if reason is None:
-            atoms = _attach(structures[index], index, res, method)
+            atoms = _attach(structures[index], index, out, method)
             labelled[index] = atoms
         else:
-            result.failures.append({"index": index, "reason": reason, "elapsed": float(elapsed)})
+            result.failures.append({"index": index, "reason": reason, "kind": kind.value,
+                                    "elapsed": float(elapsed)})
         result.timings[index] = float(elapsed)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(failed=len(result.failures))
         if callback is not None:
-            callback(JobOutcome(index, atoms, reason, float(elapsed)))
+            callback(JobOutcome(index, atoms, reason, float(elapsed), kind))
 
+    own = executor is None
+    pool = (LocalExecutor(int(n_workers), threads=threads_per_worker, start_method=start_method)
+            if own else as_executor(executor, int(n_workers)))
     try:
-        if jobs:
-            if executor is None:
-                _run_local(jobs, spec, properties, int(n_workers), timeout, threads_per_worker,
-                           start_method, on_outcome)
-            else:
-                _run_executor(executor, jobs, spec, properties, int(n_workers), timeout,
-                              on_outcome)
+        for index, out in pool.map_unordered(_label_job, jobs, timeout=timeout):
+            on_outcome(index, out)
     finally:
+        if own:
+            pool.close()
         if bar is not None:
             bar.close()
     result.labelled = [labelled[i] for i in sorted(labelled)]

@@ -1,0 +1,247 @@
+"""The five stages of an AL round (METHOD.md section 7), each a small function ``stage(ctx, rl)``
+of a :class:`StageContext` and the round's :class:`~ubmd.al.layout.RoundLayout`:
+
+1. :func:`propose`: structures to label (round 0: start structures + perturbed copies; later
+   rounds: the previous round's selection);
+2. :func:`label`: reference labels, checkpointed one by one, force filter, the round's data set;
+   a failed label is recorded and skipped, but when every label of the round failed, or the data
+   set would be too small to split, the stage stops with an error and stays unmarked: a resume
+   computes the failed labels again;
+3. :func:`train`: train (ensembles too; from scratch or warm-started), fit + calibrate the
+   uncertainty on the validation split, export the round's model file; the split is saved
+   (selection reuses it, whatever ``data.*`` says later);
+4. :func:`sample`: biased MD walkers run concurrently (finished walkers are not rerun on resume;
+   a walker that crashes its worker process is recorded as crashed) -> the candidate pool;
+5. :func:`select`: features of the pool, batch selection -> the frames to label next.
+
+Each writes its outputs first and then marks itself done (:meth:`RoundLayout.mark`). A
+campaign takes other stage functions through ``Campaign(cfg, stages={...})``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..data import label_keys_from, no_labels_message, read_structure_files, with_standard_labels
+from ..data import split_indices
+from ..executors import FailureKind, JobFailure
+from ..io import write_json_atomic
+from ..labelling import LabelFailure, collect_labels, label_checkpointed
+from ..md.engines import resolve_engine, run_walker
+from ..md.starts import check_walker_starts
+from . import walkers as W
+from .config import ALConfig
+from .initial import check_dihedrals, initial_structures, read_start_frames
+from .layout import CampaignLayout, RoundLayout
+
+
+@dataclass
+class StageContext:
+    """What every stage may use: the config, the campaign's layout, a log and the executor
+    (created on first use, closed by :meth:`close`)."""
+
+    cfg: ALConfig
+    layout: CampaignLayout
+    log: Callable[[str], None]
+    _executor: object = field(default=None, repr=False)
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            self._executor = self.cfg.executor.make()
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+
+def propose(ctx: StageContext, rl: RoundLayout) -> None:
+    cfg, r = ctx.cfg, rl.index
+    c = cfg.initial
+    if r == 0:
+        starts = read_start_frames(c.structures, c.index)
+        check_walker_starts(starts, cfg.walkers.ensemble)
+        check_dihedrals(starts, cfg.dihedrals)
+        frames = initial_structures(starts, c.n_perturbed, c.displacement, c.strain, c.seed)
+        if len(frames) > cfg.label_budget:
+            raise ValueError(f"the initial data ({len(frames)} structures) exceed the label "
+                             f"budget ({cfg.label_budget}); raise label_budget or lower "
+                             "initial.n_perturbed")
+    else:
+        frames = rl.read_frames(ctx.layout.round(r - 1).selected)
+    for f in frames:
+        f.info["al_round"] = r
+    rl.write_frames(frames, rl.to_label)
+    rl.mark("propose", n=len(frames))
+
+
+def label(ctx: StageContext, rl: RoundLayout) -> None:
+    cfg, r = ctx.cfg, rl.index
+    frames = rl.read_frames(rl.to_label)
+    ex = ctx.executor if cfg.executor.kind != "local" else None  # local: the labeller's own pool
+    info = label_checkpointed(frames, rl.labels_dir, cfg.reference, executor=ex)
+    if info["n_retried"]:
+        ctx.log(f"round {r}: retried {info['n_retried']} failed label(s)")
+    got = collect_labels(rl.labels_dir, len(frames), cfg.reference.max_force)
+    dataset = ctx.layout.round(r - 1).dataset_frames() if r > 0 else []
+    if r == 0 and cfg.initial.data:
+        # under the data.*_key names; stored (and trained on) under the standard ones
+        keys = label_keys_from(cfg.data)
+        given = read_structure_files(cfg.initial.data, what="initial.data")
+        dataset = [with_standard_labels(a, keys) for a in given]
+        if dataset and all(a.calc.results.get("energy") is None
+                           and a.calc.results.get("forces") is None for a in dataset):
+            raise ValueError(f"initial.data: {no_labels_message(given, keys)}")
+    new = got["kept"]
+    write_json_atomic({"failures": got["failures"], "dropped": got["dropped"]}, rl.label_failures)
+    check_labels(ctx, rl, len(frames), got, len(dataset) + len(new))
+    rl.write_frames(new, rl.labelled)
+    rl.write_frames(dataset + new, rl.dataset)
+    rl.mark("label", n_requested=len(frames), n_labelled=len(new), n_failed=len(got["failures"]),
+            n_dropped=len(got["dropped"]), n_dataset=len(dataset) + len(new),
+            reference_s=got["reference_s"], wall_s=info["wall_s"])
+
+
+def check_labels(ctx: StageContext, rl: RoundLayout, n_requested: int, got: dict,
+                 n_dataset: int) -> None:
+    """Refuse to finish a label stage (so that ``ubmd al resume`` redoes it) when every label
+    of the round failed with a retryable error, or when the data set would be too small to
+    split into training and validation data. Single failures are recorded and skipped."""
+    retryable = [f for f in got["failures"] if LabelFailure(f["kind"]).retryable]
+    problem = None
+    if n_requested and not got["labelled"] and retryable:
+        problem = f"every label failed ({len(got['failures'])} of {n_requested})"
+    else:
+        d = ctx.cfg.data
+        try:
+            if not split_indices(n_dataset, d.valid_fraction, d.test_fraction,
+                                 d.split_seed).valid:
+                raise ValueError("no validation structure to calibrate the uncertainty on")
+        except ValueError as exc:
+            problem = (f"the data set would hold {n_dataset} structure(s), too few to train "
+                       f"on ({exc}); {len(got['failures'])} of {n_requested} label(s) failed, "
+                       f"{len(got['dropped'])} dropped by reference.max_force")
+    if problem is None:
+        return
+    first = got["failures"][0]["reason"] if got["failures"] else None
+    out = ctx.layout.root
+    raise RuntimeError(
+        f"round {rl.index}: {problem}" + (f"; first failure: {first}" if first else "")
+        + f". The label stage is not marked done. Reasons per structure: {rl.label_failures}. "
+        f"Fix the reference calculator (reference.calculator, reference.timeout_s, "
+        f"reference.max_force, reference.stress in {ctx.layout.config}) and run "
+        f"`ubmd al resume {out}`: failed labels are computed again (except those "
+        f"rejected for non-finite results: delete their {rl.labels_dir}/NNNNN.failed.json to "
+        "retry them too)")
+
+
+def train(ctx: StageContext, rl: RoundLayout) -> None:
+    from .training import train_round
+
+    cfg, r = ctx.cfg, rl.index
+    dataset = rl.dataset_frames()
+    prev = ctx.layout.round(r - 1).train_dir if r > 0 and cfg.warm_start else None
+    t0 = time.perf_counter()
+    result = train_round(cfg, dataset, rl.train_dir, prev, r)
+    split = rl.recorded_split(len(dataset))  # what the training used (its config.yaml)
+    if len(split.train) != result.get("n_train", len(split.train)):
+        ctx.log(f"{rl.dir}: the recorded split has {len(split.train)} training structures, "
+                f"training reported {result['n_train']}")
+    rl.write_split(split, len(dataset))
+    rl.mark("train", wall_s=time.perf_counter() - t0, errors_valid=result.get("errors_valid"),
+            errors_train=result.get("errors_train"), calibration=result.get("calibration"),
+            quality_total=result.get("uncertainty_quality_total"),
+            quality_atomic=result.get("uncertainty_quality_atomic"),
+            n_train=result["n_train"], n_valid=result["n_valid"],
+            initialisation=result.get("initialisation"))
+
+
+def _threshold(ctx: StageContext, rl: RoundLayout) -> dict:
+    """The round's stop threshold (:mod:`ubmd.al.threshold`); when it is new, walkers left by an
+    interrupted sample stage under another threshold are marked unfinished, so they rerun."""
+    from .threshold import load_or_compute
+
+    rec, fresh = load_or_compute(rl.walkers_dir, ctx.cfg.walkers, rl.model_file,
+                                 rl.dataset_frames, seed=ctx.cfg.walkers.seed + rl.index)
+    if fresh:
+        for done in rl.walker_summaries():
+            done.unlink()
+    return rec
+
+
+def sample(ctx: StageContext, rl: RoundLayout) -> None:
+    from .threshold import walker_params
+
+    cfg, r = ctx.cfg, rl.index
+    t0 = time.perf_counter()
+    thr = _threshold(ctx, rl)
+    w = walker_params(cfg.walkers, thr)
+    src = ctx.layout.round(0 if w.start_from == "initial" else r)
+    starts = src.read_frames(src.labelled) or rl.dataset_frames()
+    if not starts:
+        raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
+                           f"label failed?); check {rl.label_failures}")
+    dihedrals = list(cfg.dihedrals.values()) if cfg.dihedrals else None
+    tasks = W.walker_tasks(w, starts, resolve_engine(w.engine, w.lammps), rl.model_file,
+                           rl.walker_dir, r, dihedrals)
+    todo = [t for t in tasks if not W.finished(t)]  # failed ones rerun
+    for i, res in ctx.executor.map_unordered(run_walker, todo):
+        if isinstance(res, JobFailure) and res.kind is FailureKind.CRASHED:
+            W.write_error(todo[i], f"walker w{todo[i].index:02d} crashed its worker process "
+                                   f"({res.reason})", crashed=True)
+            ctx.log(f"round {r}: walker w{todo[i].index:02d} crashed its worker process")
+        elif isinstance(res, JobFailure):
+            W.write_error(todo[i], res.reason)
+    pool, summaries = W.collect(tasks, r)
+    failed = [s for s in summaries if s.get("stop_reason") == "error"]
+    if failed:
+        msg = (f"round {r}: {len(failed)}/{len(summaries)} walkers failed; first: "
+               f"{failed[0].get('error')}")
+        if not pool:
+            raise RuntimeError(msg + f" (no candidate frames; details in {rl.walkers_dir}"
+                               "/w*/summary.json; `ubmd al resume` reruns failed walkers)")
+        ctx.log(msg)
+    rl.write_frames(pool, rl.pool)
+    rl.mark("sample", wall_s=time.perf_counter() - t0, engine=tasks[0].engine, n_pool=len(pool),
+            walkers=[W.brief(s) for s in summaries], threshold=thr)
+
+
+def select(ctx: StageContext, rl: RoundLayout) -> None:
+    from ..selection.pool import RunFeatures, select_from_pool
+
+    cfg, r = ctx.cfg, rl.index
+    t0 = time.perf_counter()
+    pool = rl.read_frames(rl.pool)
+    remaining = cfg.label_budget - ctx.layout.labels_used(r)
+    b = min(cfg.selection.batch_size, remaining)
+    if not pool:
+        raise RuntimeError(f"round {r}: the walkers produced no candidate frames; lower "
+                           "walkers.sample_every, raise walkers.max_steps, or read the walker "
+                           f"summaries in {rl.walkers_dir}")
+    dataset = rl.dataset_frames()
+    split = rl.read_split(len(dataset))
+    if split is None:
+        d = cfg.data
+        ctx.log(f"{rl.dir}: no split.json nor train/config.yaml; the split follows the current "
+                "data settings")
+        split = split_indices(len(dataset), d.valid_fraction, d.test_fraction, d.split_seed)
+    model = RunFeatures(rl.train_dir, cfg.train_config(rl.train_dir))
+    idx = select_from_pool(model, pool, dataset, [dataset[i] for i in split.train],
+                           cfg.selection.method, b, seed=cfg.selection.seed + r)
+    chosen = [pool[int(i)] for i in idx]
+    rl.write_frames(chosen, rl.selected)
+    rl.mark("select", wall_s=time.perf_counter() - t0, n_selected=len(chosen),
+            indices=[int(i) for i in idx],
+            selected_max_atomic_u=[float(f.info.get("max_atomic_uncertainty", math.nan))
+                                   for f in chosen])
+
+
+#: the stages of a round, in order; propose/label/train run in every round, sample/select in
+#: every round but the last
+STAGE_FUNCTIONS: dict[str, Callable[[StageContext, RoundLayout], None]] = {
+    "propose": propose, "label": label, "train": train, "sample": sample, "select": select}

@@ -1,0 +1,169 @@
+"""The ASE engine: biased MD with :class:`ubmd.calculator.UBMDCalculator` and ASE integrators.
+
+Integrators (ASE units inside: eV, Å, fs; pressure converted from bar once, here):
+
+* NVT ``langevin``: :class:`ase.md.langevin.Langevin` (friction in 1/fs);
+* NVT ``nose_hoover``: :class:`ase.md.nose_hoover_chain.NoseHooverChainNVT` (tdamp in fs);
+* NPT: :class:`ase.md.nose_hoover_chain.MTKNPT` -- Nosé-Hoover chains + the Martyna-Tobias-Klein
+  barostat with full cell freedom (all nine cell components move; the counterpart of LAMMPS
+  ``fix npt ... tri``), driven by the calculator's stress, bias stress included. ASE's
+  ``Inhomogeneous_NPTBerendsen`` only rescales the three cell lengths and ``ase.md.npt.NPT``
+  needs an upper-triangular cell, so neither gives the full cell freedom the method asks for.
+
+Each trajectory starts from fresh Maxwell-Boltzmann velocities (seeded) and an unbiased window
+(the adaptive bias scale is 0 for the first ``window`` evaluations). See :mod:`ubmd.md.task`
+for the files a walker writes. A model exported without an uncertainty runs plain MD: its
+uncertainties are NaN in the trace and the candidates (no ``atomic_uncertainty`` array), the
+threshold never stops it, and a bias (``tau_forces`` or NPT ``tau_stress`` > 0) is refused before
+the first step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from ase import Atoms, units
+
+from .. import keys as K
+from ..io import save_npz_atomic, write_frames_atomic
+from .starts import clean_copy
+from .task import (CANDIDATES, STOP_MAX_STEPS, STOP_THRESHOLD, STOP_TIME, TRACE, WalkerTask,
+                   dihedral_values)
+
+BAR_TO_EV_PER_A3 = units.bar  # 1 bar in eV/Å^3
+
+
+def make_dynamics(atoms: Atoms, params, temperature: float, pressure_bar: float,
+                  rng: np.random.Generator):
+    """The ASE integrator for ``params.ensemble``/``params.thermostat`` (timestep in fs)."""
+    dt = params.timestep * units.fs
+    if params.ensemble == "npt":
+        if not np.all(atoms.pbc):
+            raise ValueError("NPT walkers need a cell periodic in x, y and z; use ensemble: nvt "
+                             "for molecules and slabs")
+        from ase.md.nose_hoover_chain import MTKNPT
+
+        return MTKNPT(atoms, timestep=dt, temperature_K=temperature,
+                      pressure_au=pressure_bar * BAR_TO_EV_PER_A3,
+                      tdamp=params.tdamp * units.fs, pdamp=params.pdamp * units.fs)
+    if params.thermostat == "nose_hoover":
+        from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+        return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature,
+                                  tdamp=params.tdamp * units.fs)
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+
+    atoms.set_constraint(FixCom())  # no centre-of-mass drift (ASE's recommended replacement of fixcm)
+    return Langevin(atoms, timestep=dt, temperature_K=temperature,
+                    friction=params.friction / units.fs, fixcm=False, rng=rng)
+
+
+def init_velocities(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann velocities at ``temperature`` K, no net momentum (nor rotation for
+    non-periodic systems)."""
+    from ase.md import velocitydistribution as vd
+
+    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29
+        vd.thermalize_momenta(atoms, temperature, rng=rng)
+    else:  # pragma: no cover - older ASE
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary, ZeroRotation = vd.Stationary, vd.ZeroRotation
+    Stationary(atoms)
+    if not np.any(atoms.pbc) and len(atoms) > 2:
+        ZeroRotation(atoms)
+
+
+def _uncertainties(res: dict) -> tuple[float, float]:
+    """(total u, max atomic u) of a calculator result; NaN for a model without uncertainty."""
+    if K.ATOMIC_UNCERTAINTY not in res:
+        return math.nan, math.nan
+    return float(res[K.UNCERTAINTY]), float(np.max(res[K.ATOMIC_UNCERTAINTY]))
+
+
+def _frame(atoms: Atoms, res: dict, task: WalkerTask, step: int, trigger: bool) -> Atoms:
+    frame = clean_copy(atoms)
+    u, max_u = _uncertainties(res)
+    frame.info.update(walker=task.index, step=step, time_fs=step * task.params.timestep,
+                      uncertainty=u, max_atomic_uncertainty=max_u, trigger=trigger)
+    if K.ATOMIC_UNCERTAINTY in res:
+        frame.arrays["atomic_uncertainty"] = np.asarray(res[K.ATOMIC_UNCERTAINTY], dtype=float)
+    return frame
+
+
+def _check_bias(calc, task: WalkerTask, tau_stress: float) -> None:
+    """A bias needs a model with an uncertainty: refuse it before any MD step."""
+    p = task.params
+    if not calc.has_uncertainty and (p.tau_forces or tau_stress):
+        raise ValueError(f"{task.model_file} was exported without an uncertainty "
+                         f"(uncertainty.kind: none), so it cannot drive a bias (tau_forces "
+                         f"{p.tau_forces:g}, tau_stress {tau_stress:g}); set both to 0 for plain MD "
+                         "or export a model with an uncertainty")
+
+
+def run_ase_walker(task: WalkerTask) -> dict:
+    """Run one ASE walker (see the module docstring); returns its summary dict."""
+    import torch
+
+    from ..calculator import UBMDCalculator
+
+    torch.set_num_threads(1)
+    p = task.params
+    t_start = time.perf_counter()
+    atoms = clean_copy(task.start)
+    npt = p.ensemble == "npt"
+    tau_stress = p.tau_stress if npt else 0.0
+    calc = UBMDCalculator(task.model_file, window=p.window,
+                          uncertainty="total")  # no bias yet: checked first
+    # weights of elements the model does not know act on no atom (walkers.weights may name
+    # elements of other systems; the LAMMPS walkers drop them from the deck alike)
+    calc.set_weights({el: w for el, w in (p.weights or {}).items() if el in calc.elements})
+    _check_bias(calc, task, tau_stress)
+    calc.tau_forces, calc.tau_stress = float(p.tau_forces), float(tau_stress)
+    calc.reset_bias()
+    atoms.calc = calc
+    rng = np.random.default_rng(task.seed)
+    init_velocities(atoms, task.temperature, rng)
+    dyn = make_dynamics(atoms, p, task.temperature, task.pressure, rng)
+    periodic = bool(np.all(atoms.pbc))
+    trace = {k: [] for k in ("step", "time_fs", "uncertainty", "max_atomic_uncertainty",
+                             "energy", "bias_energy", "temperature", "volume")}
+    cvs = []
+    candidates: list[Atoms] = []
+    stop, step, max_u = STOP_MAX_STEPS, 0, math.nan
+    for step, _ in enumerate(dyn.irun(p.max_steps)):
+        res = calc.results
+        u, max_u = _uncertainties(res)
+        # the start frame is labelled already; without an uncertainty (NaN) never over
+        over = step > 0 and max_u > p.threshold
+        if step % p.log_every == 0 or over:
+            trace["step"].append(step)
+            trace["time_fs"].append(step * p.timestep)
+            trace["uncertainty"].append(u)
+            trace["max_atomic_uncertainty"].append(max_u)
+            trace["energy"].append(res["energy"])
+            trace["bias_energy"].append(res.get(K.BIAS_ENERGY, 0.0))
+            trace["temperature"].append(atoms.get_temperature())
+            trace["volume"].append(atoms.get_volume() if periodic else math.nan)
+            if task.dihedrals:
+                cvs.append(dihedral_values(atoms, task.dihedrals))
+        if (step % p.sample_every == 0 and step > 0) or over:
+            candidates.append(_frame(atoms, res, task, step, over))
+        if over:
+            stop = STOP_THRESHOLD
+            break
+        if p.max_time_s is not None and time.perf_counter() - t_start > p.max_time_s:
+            stop = STOP_TIME
+            break
+    if task.dihedrals:
+        trace["cvs"] = np.asarray(cvs, dtype=float).reshape(-1, 2)
+    workdir = task.workdir
+    write_frames_atomic(candidates, f"{workdir}/{CANDIDATES}")
+    save_npz_atomic(trace, f"{workdir}/{TRACE}")
+    return {"index": task.index, "engine": "ase", "stop_reason": stop, "n_steps": step,
+            "time_fs": step * p.timestep, "max_atomic_uncertainty": max_u,
+            "n_candidates": len(candidates), "ensemble": p.ensemble,
+            "has_uncertainty": bool(calc.has_uncertainty),
+            "final_volume": atoms.get_volume() if periodic else None}

@@ -1,0 +1,307 @@
+"""The LAMMPS engine: one input deck per walker with ``pair_style ubmd``, run as a subprocess.
+
+The deck (``in.walker.lmp`` in the walker directory, kept for inspection and reruns by hand):
+``units metal``, the start structure from ``start.data``, ``pair_style ubmd bias_forces tau_F
+[bias_stress tau_sigma] window W [weights El w ...]``, fresh Gaussian velocities, the thermostat
+(``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix
+nvt``, or ``fix npt ... tri`` with full cell freedom),
+``compute pair ubmd`` (u, bias energy, scales, max u_i), ``compute ubmd/atom`` + ``compute reduce
+max`` + ``fix halt 1`` on the threshold, ``dump custom`` of candidate frames with per-atom
+uncertainties every ``sample_every`` steps, and after the run a ``write_dump`` of the last
+(triggering) frame. ``lmp`` (or ``mpirun -np k lmp``) runs in its own process group, killed
+as a whole after ``max_time_s``.
+
+Units: the config is in ASE units (fs, 1/fs, bar, K); LAMMPS ``units metal`` wants ps for the
+timestep and damping times; pressures are bar in both. The conversion is :func:`metal_times`,
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ..analysis.readers import read_dump_columns
+from ..io import save_npz_atomic, write_frames_atomic
+from ..model_file import model_info
+from ..plugin import find_executable, plugin_path
+from .task import (CANDIDATES, STOP_MAX_STEPS, STOP_THRESHOLD, STOP_TIME, TRACE, WalkerTask,
+                   dihedral_values)
+
+FS_PER_PS = 1000.0
+DECK = "in.walker.lmp"
+DATA = "start.data"
+LOG = "log.lammps"
+DUMP = "candidates.lammpstrj"
+TRACE_DUMP = "trace.lammpstrj"
+LAST_DUMP = "last.lammpstrj"
+
+
+def metal_times(params) -> dict:
+    """The walker's times in LAMMPS metal units (ps): timestep, Langevin damping time (1/friction),
+    Nosé-Hoover thermostat and barostat damping times."""
+    return {"timestep": params.timestep / FS_PER_PS,
+            "langevin_damp": 1.0 / params.friction / FS_PER_PS,
+            "tdamp": params.tdamp / FS_PER_PS,
+            "pdamp": params.pdamp / FS_PER_PS}
+
+
+def _boundary(atoms: Atoms) -> str:
+    """``p`` for periodic directions, ``m`` (shrink-wrapped, never smaller than the data file's
+    box) for the others. Plain ``s`` shrinks the box to the atoms' extent, which for a small or
+    planar molecule (H2O lies in a plane) is far below the cutoff: LAMMPS stops with "Cannot use
+    neighbor bins - box size << cutoff"."""
+    return " ".join("p" if p else "m" for p in atoms.pbc)
+
+
+def _box_for_lammps(atoms: Atoms, cutoff: float) -> Atoms:
+    """A copy whose cell encloses the atoms in every non-periodic direction with a margin of
+    cutoff + 5 Å on each side (LAMMPS needs a box; with ``m`` boundaries it is the smallest box
+    LAMMPS will use, so the neighbour bins stay larger than the cutoff)."""
+    atoms = atoms.copy()
+    if np.all(atoms.pbc):
+        return atoms
+    cell = np.array(atoms.get_cell())
+    lo, hi = atoms.positions.min(0), atoms.positions.max(0)
+    for k in range(3):
+        if not atoms.pbc[k]:
+            cell[k] = 0.0
+            cell[k, k] = hi[k] - lo[k] + 2.0 * cutoff + 10.0
+    atoms.set_cell(cell)
+    shift = np.where(atoms.pbc, 0.0, -lo + cutoff + 5.0)
+    atoms.positions += shift
+    return atoms
+
+
+def write_data_file(atoms: Atoms, path: Path, species: list[str], cutoff: float) -> None:
+    """LAMMPS data file (atom_style atomic, types in model species order, masses)."""
+    from ase.io import write
+
+    missing = sorted(set(atoms.get_chemical_symbols()) - set(species))
+    if missing:
+        raise ValueError(f"elements {missing} are not in the model (species {species})")
+    write(str(path), _box_for_lammps(atoms, cutoff), format="lammps-data", specorder=species,
+          masses=True, atom_style="atomic", units="metal")
+
+
+def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> str:
+    """The LAMMPS input deck of one walker (see the module docstring)."""
+    p = task.params
+    t = metal_times(p)
+    species = " ".join(task.species)
+    T, seed = task.temperature, 1 + (task.seed % 900_000_000)
+    npt = p.ensemble == "npt"
+    if npt and not periodic:
+        raise ValueError("NPT walkers need a cell periodic in x, y and z; use ensemble: nvt")
+    style = f"pair_style ubmd bias_forces {p.tau_forces:g} window {p.window}"
+    if npt and p.tau_stress > 0:
+        style += f" bias_stress {p.tau_stress:g}"
+    # weights of elements the model does not know act on no atom (as in the ASE walkers);
+    # pair_style ubmd would refuse them
+    weights = {el: w for el, w in (p.weights or {}).items() if el in task.species}
+    if weights:
+        style += " weights " + " ".join(f"{el} {float(w):g}" for el, w in weights.items())
+    if npt:
+        integ = [f"fix integrate all npt temp {T:g} {T:g} {t['tdamp']:g} "
+                 f"tri {task.pressure:g} {task.pressure:g} {t['pdamp']:g}"]
+    elif p.thermostat == "nose_hoover":
+        integ = [f"fix integrate all nvt temp {T:g} {T:g} {t['tdamp']:g}"]
+    else:
+        # Not ``zero yes``: it subtracts the same force from every atom, which for mixed masses
+        # breaks fluctuation-dissipation (light atoms get extra noise): 22-atom alanine
+        # dipeptide ran at 340 K with a 300 K target. Instead the centre-of-mass momentum is
+        # removed every 10 steps (the ASE walkers' FixCom).
+        integ = ["fix integrate all nve",
+                 f"fix thermostat all langevin {T:g} {T:g} {t['langevin_damp']:g} {seed}",
+                 "fix zeromom all momentum 10 linear 1 1 1"]
+    dump_cols = "id type x y z c_uatom"
+    lines = [
+        f"# ubmd AL walker {task.index}: {p.ensemble} at {T:g} K"
+        + (f", {task.pressure:g} bar" if npt else "") + " (written by ubmd.md.lammps_engine)",
+        "units metal", "atom_style atomic", "atom_modify map array", f"boundary {boundary}",
+        f"plugin load {plugin}", f"read_data {DATA}",
+        *(["change_box all triclinic"] if npt else []),
+        style, f"pair_coeff * * {task.model_file} {species}",
+        f"neighbor {p.lammps.neighbor_skin:g} bin",
+        f"timestep {t['timestep']:g}",
+        f"velocity all create {T:g} {seed} mom yes rot {'no' if periodic else 'yes'} dist gaussian",
+        *integ,
+        "compute ubmd all pair ubmd", "compute uatom all ubmd/atom",
+        "compute umax all reduce max c_uatom", "variable umax equal c_umax",
+        "thermo_style custom step time temp pe c_ubmd[1] c_ubmd[2] c_umax vol",
+        f"thermo {p.log_every}", "thermo_modify flush yes",
+        f"dump candidates all custom {p.sample_every} {DUMP} {dump_cols}",
+        "dump_modify candidates sort id",
+    ]
+    if task.dihedrals:
+        lines += [f"dump trace all custom {p.log_every} {TRACE_DUMP} id type x y z",
+                  "dump_modify trace sort id"]
+    lines += [f"fix stop all halt 1 v_umax > {float(p.threshold)!r} error continue message yes",
+              *[str(c) for c in p.lammps.extra_commands],
+              f"run {p.max_steps}",
+              f"write_dump all custom {LAST_DUMP} {dump_cols} modify sort id"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_thermo(log_path: Path) -> tuple[dict, dict | None]:
+    """Thermo columns of the (single) run in a LAMMPS log, and ``{"step", "value"}`` of the
+    ``fix halt`` message (None if it did not fire; no thermo row is printed for that step)."""
+    cols: dict[str, list] = {}
+    names: list[str] | None = None
+    halted = None
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith("Fix halt condition"):
+            words = line.split()
+            halted = {"step": int(words[words.index("step") + 1]),
+                      "value": float(words[words.index("value") + 1])}
+            continue
+        words = line.split()
+        if words[:1] == ["Step"]:
+            names = words
+            cols = {n: [] for n in names}
+            continue
+        if names is None:
+            continue
+        if line.startswith("Loop time"):
+            names = None
+            continue
+        if len(words) == len(names):
+            try:
+                values = [float(w) for w in words]
+            except ValueError:
+                continue
+            for n, v in zip(names, values):
+                cols[n].append(v)
+    return {k: np.asarray(v) for k, v in cols.items()}, halted
+
+
+def _command(task: WalkerTask) -> list[str]:
+    lc = task.params.lammps
+    lmp = find_executable(lc.command)
+    if lmp is None:
+        raise FileNotFoundError(f"LAMMPS executable {lc.command!r} not found on PATH or next to "
+                                f"{sys.executable}; set walkers.lammps.command")
+    base = [lmp, "-in", DECK, "-log", LOG, "-screen", "none", "-nocite"]
+    if lc.mpi_ranks > 1:
+        mpirun = find_executable(lc.mpirun)
+        if mpirun is None:
+            raise FileNotFoundError(f"{lc.mpirun!r} not found; set walkers.lammps.mpirun")
+        return [mpirun, "-np", str(lc.mpi_ranks), *base]
+    return base
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float | None) -> tuple[int | None, bool]:
+    """Run in a new process group; on timeout kill the whole group. Returns (rc, timed_out)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with open(cwd / "lammps.out", "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None, True
+
+
+def dump_atoms(frame, species: list[str]) -> Atoms:
+    """An ASE Atoms from one :class:`ubmd.analysis.readers.DumpFrame` (types in model species
+    order; the box in LAMMPS's orientation, which is all an invariant model needs)."""
+    from ase.io.lammpsrun import construct_cell
+
+    box = frame.box
+    flags = frame.box_header.split()
+    tilt = box[:, 2] if box.shape[1] == 3 else np.zeros(3)
+    cell, disp = construct_cell(box[:, :2].ravel(), tilt)
+    pbc = [f == "pp" for f in flags[-3:]] if len(flags) >= 3 else [True] * 3
+    cols = frame.columns
+    types = cols["type"].astype(int)
+    if types.min() < 1 or types.max() > len(species):
+        raise ValueError(f"dump has atom types {sorted(set(types))}, model species {species}")
+    pos = np.stack([cols["x"], cols["y"], cols["z"]], axis=1) - disp
+    atoms = Atoms(symbols=[species[t - 1] for t in types], positions=pos, cell=cell, pbc=pbc)
+    if any(pbc):
+        atoms.wrap()
+    return atoms
+
+
+def _frames(path: Path, task: WalkerTask) -> list[Atoms]:
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    out = []
+    for frame in read_dump_columns(path):
+        atoms = dump_atoms(frame, list(task.species))
+        u_at = np.asarray(frame.columns.get("c_uatom", np.full(len(atoms), np.nan)), dtype=float)
+        step = int(frame.timestep)
+        atoms.info.update(walker=task.index, step=step, time_fs=step * task.params.timestep,
+                          max_atomic_uncertainty=float(np.max(u_at)) if len(u_at) else math.nan)
+        atoms.arrays["atomic_uncertainty"] = u_at
+        out.append(atoms)
+    return out
+
+
+def run_lammps_walker(task: WalkerTask) -> dict:
+    """Write the deck, run LAMMPS, collect candidates and the trace; returns the summary."""
+    p = task.params
+    wd = Path(task.workdir)
+    plugin = plugin_path(p.lammps.plugin)
+    info = model_info(task.model_file)
+    if not task.species:  # the model's element order (pair_coeff, data file types)
+        task = dataclasses.replace(task, species=list(info.species))
+    cutoff = info.cutoff
+    periodic = bool(np.all(task.start.pbc))
+    write_data_file(task.start, wd / DATA, list(task.species), cutoff)
+    (wd / DECK).write_text(deck_text(task, plugin, periodic, _boundary(task.start)))
+    for stale in (DUMP, TRACE_DUMP, LAST_DUMP, LOG):
+        (wd / stale).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    rc, timed_out = _run(_command(task), wd, p.max_time_s)
+    if rc not in (0, None):
+        tail = (wd / "lammps.out").read_text(errors="replace").strip().splitlines()[-5:]
+        log_tail = (wd / LOG).read_text(errors="replace").strip().splitlines()[-5:] \
+            if (wd / LOG).exists() else []
+        raise RuntimeError(f"LAMMPS exited with status {rc}: " + " / ".join(log_tail or tail))
+    thermo, halted = parse_thermo(wd / LOG) if (wd / LOG).exists() else ({}, None)
+    frames = [f for f in _frames(wd / DUMP, task) if f.info["step"] > 0]
+    last = _frames(wd / LAST_DUMP, task)
+    n_steps = int(thermo["Step"][-1]) if len(thermo.get("Step", [])) else 0
+    max_u = float(thermo["c_umax"][-1]) if len(thermo.get("c_umax", [])) else math.nan
+    if halted:
+        n_steps, max_u = halted["step"], halted["value"]
+    if halted and last and (not frames or frames[-1].info["step"] != last[0].info["step"]):
+        frames.append(last[0])
+    if halted and frames:
+        frames[-1].info["trigger"] = True
+    u_of_step = dict(zip(thermo.get("Step", []), thermo.get("c_ubmd[1]", [])))
+    for f in frames:
+        f.info.setdefault("trigger", False)
+        # total u of a frame: from the thermo row of its step (NaN between thermo rows)
+        f.info["uncertainty"] = float(u_of_step.get(float(f.info["step"]), math.nan))
+    write_frames_atomic(frames, wd / CANDIDATES)
+    trace = {}
+    if thermo:
+        trace = {"step": thermo["Step"], "time_fs": thermo["Time"] * FS_PER_PS,
+                 "uncertainty": thermo["c_ubmd[1]"], "bias_energy": thermo["c_ubmd[2]"],
+                 "max_atomic_uncertainty": thermo["c_umax"], "energy": thermo["PotEng"],
+                 "temperature": thermo["Temp"],
+                 "volume": thermo["Volume"] if periodic else np.full(len(thermo["Step"]), np.nan)}
+    if task.dihedrals:
+        tf = _frames(wd / TRACE_DUMP, task)
+        trace["cvs"] = np.asarray([dihedral_values(a, task.dihedrals) for a in tf]).reshape(-1, 2)
+    save_npz_atomic(trace, wd / TRACE)
+    stop = STOP_TIME if timed_out else (STOP_THRESHOLD if halted else STOP_MAX_STEPS)
+    return {"index": task.index, "engine": "lammps", "stop_reason": stop, "n_steps": n_steps,
+            "time_fs": n_steps * p.timestep,
+            "max_atomic_uncertainty": max_u,
+            "n_candidates": len(frames), "ensemble": p.ensemble, "lammps_s": time.perf_counter() - t0,
+            "final_volume": float(thermo["Volume"][-1]) if thermo and periodic else None,
+            "command": " ".join(_command(task))}

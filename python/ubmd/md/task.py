@@ -1,0 +1,64 @@
+"""What every MD walker (one MD run) gets and leaves behind, whatever the engine (ASE or LAMMPS).
+
+A walker runs (biased) MD from one start structure with the round's model file and stops once
+the largest calibrated atomic uncertainty exceeds ``threshold`` (eV/Å), after ``max_steps``, or
+after ``max_time_s``. It writes into its own directory:
+
+* ``candidates.extxyz``: a frame every ``sample_every`` steps plus the frame that triggered the
+  stop; ``info``: ``walker``, ``step``, ``time_fs``, ``uncertainty`` (eV/atom),
+  ``max_atomic_uncertainty`` (eV/Å), ``trigger`` (True for the triggering frame); per-atom array
+  ``atomic_uncertainty``;
+* ``trace.npz``: every ``log_every`` steps ``step``, ``time_fs``, ``uncertainty``,
+  ``max_atomic_uncertainty``, ``energy`` (unbiased potential energy, eV), ``temperature`` (K),
+  ``volume`` (Å^3, NaN without a cell), and ``cvs`` [n, 2] (degrees) when dihedrals are given;
+* ``summary.json`` (written last, atomically: its presence marks the walker as finished).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from ase import Atoms
+
+from .settings import MDSettings
+
+CANDIDATES = "candidates.extxyz"
+TRACE = "trace.npz"
+SUMMARY = "summary.json"
+STOP_THRESHOLD = "threshold"
+STOP_MAX_STEPS = "max_steps"
+STOP_TIME = "time_limit"
+STOP_ERROR = "error"
+
+
+@dataclass
+class WalkerTask:
+    """One walker's job; picklable, so it can travel to a worker process or a Dask worker."""
+
+    index: int
+    engine: str  # a name of ubmd.md.engines.ENGINES (ase | lammps)
+    model_file: str
+    start: Atoms
+    workdir: str
+    temperature: float  # K
+    pressure: float  # bar (npt only)
+    seed: int
+    params: MDSettings  # (an AL campaign passes its WalkerConfig, which extends MDSettings)
+    dihedrals: Optional[list] = None  # two lists of 4 atom indices
+    species: list = field(default_factory=list)  # model element order (LAMMPS pair_coeff)
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"walker {self.index}: temperature must be > 0 K, got "
+                             f"{self.temperature}")
+
+
+def dihedral_values(atoms: Atoms, dihedrals) -> list[float]:
+    """Dihedral angles (degrees, in [-180, 180)) of the given index quadruples."""
+    out = []
+    for idx in dihedrals:
+        a = atoms.get_dihedral(*idx, mic=bool(np.any(atoms.pbc)))
+        out.append(((a + 180.0) % 360.0) - 180.0)
+    return out

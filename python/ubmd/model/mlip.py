@@ -1,0 +1,142 @@
+"""A strictly local MLIP: Gaussian-moment descriptor + per-species scaled MLP readout.
+
+Every atomic energy E_i depends only on the neighbours of i within one cutoff r_c, so LAMMPS domain
+decomposition needs ghost atoms within one cutoff only. The model works on *edge vectors*
+``r_ij = r_j - r_i`` (Å): forces, the virial and bias forces are derivatives w.r.t. them.
+
+Descriptor (one interaction, rotation invariant): species-pair-mixed Gaussian radial functions
+R_n(r) (n < n_radial) times a cosine cutoff; moments A_n^(k) = sum_j R_n(r_ij) u_ij^(x k) for
+k = 0..3 (u = r/|r|, symmetric storage); invariants: A0_n, A1_n.A1_m, A2_n:A2_m, A3_n:A3_m,
+tr(A2_a A2_b A2_c), A1_a.A2_b.A1_c. Readout: standardise, MLP with SiLU and NTK-scaled linear
+layers o = W h / sqrt(d_in) + 0.1 b, then E_i = scale_Z y_i + shift_Z (eV).
+
+``readout_with_grads`` also returns, for every linear layer l, its extended input
+x~_l = [h_l / sqrt(d_in), 0.1] and the output gradient g_l = dE_i/do_l (computed in closed form
+inside the graph, so gradient features stay differentiable w.r.t. positions and strain).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .descriptor import GaussianMoments
+
+BIAS_FACTOR = 0.1
+
+
+class Linear(nn.Module):
+    """NTK-parameterised linear layer: o = x W^T / sqrt(d_in) + 0.1 b."""
+
+    def __init__(self, d_in: int, d_out: int, generator: torch.Generator):
+        super().__init__()
+        self.d_in = d_in
+        self.d_out = d_out
+        self.weight = nn.Parameter(torch.randn(d_out, d_in, generator=generator))
+        self.bias = nn.Parameter(torch.zeros(d_out))
+        self.in_factor = 1.0 / math.sqrt(d_in)
+        self.bias_factor = BIAS_FACTOR
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x * self.in_factor) @ self.weight.t() + self.bias_factor * self.bias
+
+
+def _silu_grad(o: Tensor) -> Tensor:
+    s = torch.sigmoid(o)
+    return s * (1.0 + o * (1.0 - s))
+
+
+class MLIP(nn.Module):
+    """Strictly local MLIP: :class:`GaussianMoments` + MLP readout with per-species scale/shift."""
+
+    def __init__(self, atomic_numbers: List[int], cutoff: float, n_radial: int = 8,
+                 n_basis: int = 12, hidden: List[int] = [256, 256], seed: int = 0):
+        super().__init__()
+        self.atomic_numbers = list(int(z) for z in atomic_numbers)
+        self.n_species = len(self.atomic_numbers)
+        self.cutoff = float(cutoff)
+        self.descriptor = GaussianMoments(self.n_species, cutoff, n_radial, n_basis)
+        gen = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            self.descriptor.radial_weights.copy_(
+                torch.randn(self.descriptor.radial_weights.shape, generator=gen)
+                / math.sqrt(n_basis))
+        dims = [self.descriptor.dim] + list(hidden) + [1]
+        self.layers = nn.ModuleList([Linear(dims[k], dims[k + 1], gen) for k in range(len(dims) - 1)])
+        self.register_buffer("desc_mean", torch.zeros(self.descriptor.dim))
+        self.register_buffer("desc_inv_std", torch.ones(self.descriptor.dim))
+        self.register_buffer("species_scale", torch.ones(self.n_species))
+        self.register_buffer("species_shift", torch.zeros(self.n_species))
+
+    def readout_with_grads(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
+        """Per-atom energies [n] and, per linear layer, x~_l [n, d_in+1] and g_l [n, d_out]."""
+        h = (desc - self.desc_mean) * self.desc_inv_std
+        xs: List[Tensor] = []
+        outs: List[Tensor] = []
+        weights: List[Tensor] = []
+        factors: List[float] = []
+        n_layers = len(self.layers)
+        for k, layer in enumerate(self.layers):
+            ones = torch.full((h.shape[0], 1), layer.bias_factor, dtype=h.dtype, device=h.device)
+            xs.append(torch.cat([h * layer.in_factor, ones], dim=-1))
+            o = layer(h)
+            outs.append(o)
+            weights.append(layer.weight)
+            factors.append(layer.in_factor)
+            if k < n_layers - 1:
+                h = torch.nn.functional.silu(o)
+        scale = self.species_scale[species]
+        energies = outs[-1].squeeze(-1) * scale + self.species_shift[species]
+        g = scale.unsqueeze(-1)
+        gs: List[Tensor] = [g]
+        for k in range(n_layers - 1, 0, -1):
+            g = (g @ weights[k]) * factors[k] * _silu_grad(outs[k - 1])
+            gs.insert(0, g)
+        return energies, xs, gs
+
+    def readout_last_layer(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies [n] and last-layer features g_L (x) x~_L [n, d_in(L) + 1].
+
+        Cheaper than :meth:`readout_with_grads`: g_L = scale_Z needs no backward through the MLP.
+        """
+        h = (desc - self.desc_mean) * self.desc_inv_std
+        n_layers = len(self.layers)
+        x_last = h
+        o = h
+        for k, layer in enumerate(self.layers):
+            if k == n_layers - 1:
+                ones = torch.full((h.shape[0], 1), layer.bias_factor, dtype=h.dtype, device=h.device)
+                x_last = torch.cat([h * layer.in_factor, ones], dim=-1)
+            o = layer(h)
+            if k < n_layers - 1:
+                h = torch.nn.functional.silu(o)
+        scale = self.species_scale[species]
+        energies = o.squeeze(-1) * scale + self.species_shift[species]
+        return energies, x_last * scale.unsqueeze(-1)
+
+    def atomic_energies(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
+        desc = self.descriptor(edge_vec, edge_index, species, n_centres)
+        return self.readout(desc, species[:n_centres])
+
+    def readout(self, desc: Tensor, sp: Tensor) -> Tensor:
+        """Per-atom energies [n] from descriptors [n, dim] and species [n]."""
+        h = (desc - self.desc_mean) * self.desc_inv_std
+        n_layers = len(self.layers)
+        for k, layer in enumerate(self.layers):
+            h = layer(h)
+            if k < n_layers - 1:
+                h = torch.nn.functional.silu(h)
+        return h.squeeze(-1) * self.species_scale[sp] + self.species_shift[sp]
+
+    def atomic_energies_from_slots(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                                   n_centres: int, flat: Tensor, n_slots: int) -> Tensor:
+        """:meth:`atomic_energies` with the descriptor's slot index given (see
+        :meth:`GaussianMoments.slot_index`)."""
+        desc = self.descriptor.from_slots(edge_vec, edge_index, species, n_centres, flat, n_slots)
+        return self.readout(desc, species[:n_centres])
+
+    def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
+        return self.atomic_energies(edge_vec, edge_index, species, n_centres)

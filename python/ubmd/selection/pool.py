@@ -1,0 +1,86 @@
+"""Features of a candidate pool and batch selection with a trained run's model (an AL round's,
+or any ``ubmd train`` run; METHOD.md section 6).
+
+Which features each selection method sees (``ubmd.selection`` uses a linear kernel on them):
+
+* ``max_diag``/``max_det``: posterior-transformed features phi~ = T phi (T = the model file's
+  ``head.transform``, so <phi~, phi~'> is the posterior covariance given the training split).
+  For ``distance`` uncertainties the same transform is fitted here from the training split.
+* ``max_dist``/``lcmd``: scaled raw features a phi, against the features of every labelled
+  structure of the dataset (train + validation), so picks are far from all paid-for labels.
+* ``ensemble`` uncertainty (all methods): member deviations (E_m - mean_m E) / N per structure.
+* ``random``: the features only give the pool size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from ..data import GraphDataset
+from ..model import load_members
+from ..model_file.load import load_model_file
+from ..uncertainty.fit import build_feature_model, dataset_features
+from ..uncertainty.heads import posterior_transform
+from .methods import select_batch
+
+
+class RunFeatures:
+    """The feature map and fitted uncertainty head of a trained run directory (``members.pt`` +
+    ``model.pt``, e.g. an AL round's ``train/``)."""
+
+    def __init__(self, train_dir: str | Path, train_cfg):
+        train_dir = Path(train_dir)
+        members = load_members(train_dir / "members.pt")
+        self.fm = build_feature_model(members, train_cfg.uncertainty)
+        module, self.meta = load_model_file(train_dir / "model.pt")
+        head = module.head
+        self.kind = str(head.kind)
+        self.scale = float(head.scale)
+        self.transform = head.transform.detach().double().clone()
+        self.cutoff = float(members[0].cutoff)
+        self.species_map = {int(z): k for k, z in enumerate(members[0].atomic_numbers)}
+
+    def features(self, frames: Sequence[Atoms]) -> dict:
+        """Structure features [n, K] (float64) and atom counts [n] of ``frames``."""
+        if not frames:
+            return {"phi": torch.zeros(0, self.fm.dim, dtype=torch.float64),
+                    "n_atoms": torch.zeros(0, dtype=torch.long)}
+        data = GraphDataset(frames, self.cutoff, self.species_map, dtype=torch.float64)
+        f = dataset_features(self.fm, data, with_forces=False)
+        return {"phi": f["phi"].double(), "n_atoms": f["n_atoms"]}
+
+
+def selection_features(model: RunFeatures, method: str, pool: dict, train: dict, train_split: dict):
+    """(pool_features, train_features) for :func:`ubmd.selection.select_batch` (module docstring)."""
+    if model.kind == "ensemble":
+        def dev(f):
+            phi = f["phi"]
+            return (phi - phi.mean(1, keepdim=True)) / f["n_atoms"].double().unsqueeze(1)
+        return dev(pool), dev(train)
+    if method in ("max_dist", "lcmd"):
+        return pool["phi"] * model.scale, train["phi"] * model.scale
+    if method in ("max_diag", "max_det"):
+        t = model.transform if model.kind == "posterior" and model.transform.numel() else \
+            posterior_transform(train_split["phi"], model.scale)
+        return pool["phi"] @ t.T, None
+    return pool["phi"], None
+
+
+def select_from_pool(model: RunFeatures, pool_frames: Sequence[Atoms], dataset: Sequence[Atoms],
+                     train_frames: Sequence[Atoms], method: str, batch_size: int,
+                     seed: int = 0) -> np.ndarray:
+    """Indices (selection order) of ``batch_size`` pool frames to label next."""
+    pool = model.features(pool_frames)
+    need_train = method in ("max_dist", "lcmd") or model.kind == "ensemble"
+    need_split = method in ("max_diag", "max_det") and not (
+        model.kind == "posterior" and model.transform.numel())
+    train = model.features(dataset) if need_train else {"phi": None, "n_atoms": None}
+    split = model.features(train_frames) if need_split else None
+    x, t = selection_features(model, method, pool, train, split)
+    idx = select_batch(x, t, int(batch_size), method, seed=seed)
+    return idx.numpy()

@@ -1,0 +1,112 @@
+"""Train -> fit uncertainty -> calibrate -> export, from one config; everything saved to disk.
+
+Output directory layout:
+  config.yaml        the resolved config
+  members.pt         the trained members (state dicts + constructor arguments), float64
+  model.pt           the exported TorchScript model file (docs/model_file.md)
+  calibration.json   calibration constants
+  history.json       learning curves of every member
+  errors.json        train/validation errors and calibration metrics
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from ase import Atoms
+
+from .. import keys as K
+from ..config import TrainRunConfig, save_yaml, to_dict
+from ..data import (GraphDataset, label_keys_from, read_structure_files, species_map_from,
+                    split_indices)
+from ..model import MLIP, save_members
+from ..model_file.export import ExportedModel, export_model
+from ..prediction import evaluate_errors
+from ..uncertainty.fit import build_feature_model, calibrate, fit_head, raw_uncertainties
+from ..uncertainty.metrics import summary
+from .ensemble import train_ensemble
+from .trainer import torch_dtype
+
+
+def check_split(cfg: TrainRunConfig, n_frames: int, valid: GraphDataset) -> None:
+    """Before training: an uncertainty is calibrated on the validation split, which must then
+    hold at least one structure with an energy label."""
+    kind = cfg.uncertainty.kind
+    if kind == "none":
+        return
+    if len(valid) == 0:
+        raise ValueError(
+            f"uncertainty.kind {kind!r} is calibrated on the validation split, but "
+            f"data.valid_fraction={cfg.data.valid_fraction} of {n_frames} structure(s) leaves "
+            "none: set data.valid_fraction > 0 (a fraction gives at least one validation "
+            "structure) with at least 2 structures in the data, or uncertainty.kind: none")
+    if not any(K.ENERGY in g for g in valid.graphs):
+        raise ValueError(
+            f"uncertainty.kind {kind!r} is calibrated on the energy errors of the validation "
+            f"split, but none of its {len(valid)} structure(s) has an energy label: label them, "
+            "change data.split_seed / data.valid_fraction, or set uncertainty.kind: none")
+
+
+def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
+                      species_map: dict | None = None, init_members: Sequence[MLIP] | None = None,
+                      label_keys: dict | None = None) -> dict:
+    """Run the whole training pipeline; returns a summary dict (also in errors.json).
+
+    ``init_members``: models (e.g. :func:`ubmd.model.load_members` of a previous run) to warm-start the
+    members from instead of training from scratch (same architecture and species).
+    ``label_keys``: label key names (:func:`ubmd.data.get_labels` keywords); default
+    :func:`label_keys_from` ``cfg.data``. Structures may lack some labels (masked in the loss
+    and the errors); a data set without any energy or forces label is refused, naming its keys."""
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(to_dict(cfg), out / "config.yaml")
+    frames = read_structure_files(cfg.data.train, what="data.train") if frames is None else frames
+    species_map = species_map or species_map_from(frames)
+    keys = label_keys_from(cfg.data) if label_keys is None else label_keys
+    data = GraphDataset(frames, cfg.model.cutoff, species_map, dtype=torch.float64,
+                        label_keys=keys)
+    data.require_labels()
+    split = split_indices(len(data), cfg.data.valid_fraction, cfg.data.test_fraction,
+                          cfg.data.split_seed)
+    train, valid, test = data.subset(split.train), data.subset(split.valid), data.subset(split.test)
+    check_split(cfg, len(data), valid)
+    init_states = None if init_members is None else [m.state_dict() for m in init_members]
+    results = train_ensemble(train, valid, cfg.model, cfg.training, init_states)
+    members = [r.float64_model() for r in results]  # exact float64 reference energies
+    save_members(members, out / "members.pt")
+    summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),
+                   "train_time_s": sum(r.time_s for r in results),
+                   "best_epochs": [r.best_epoch for r in results],
+                   "final_stage_epochs": [r.final_stage_epoch for r in results]}
+    with open(out / "history.json", "w") as fh:
+        json.dump([r.history for r in results], fh)
+    fm = build_feature_model(members, cfg.uncertainty)
+    head = None
+    if cfg.uncertainty.kind != "none":
+        head = fit_head(fm, train, cfg.uncertainty)
+        r_valid = raw_uncertainties(fm, head, valid)
+        cal = calibrate(fm, head, valid, cfg.uncertainty, raw=r_valid)
+        cal.save(out / "calibration.json")
+        summary_out["calibration"] = cal.to_dict()
+        # held-out quality on the test split, else on the validation split (already computed)
+        r = raw_uncertainties(fm, head, test) if len(test) else r_valid
+        if "r_total" in r:
+            summary_out["uncertainty_quality_total"] = summary(
+                cal.total * r["u_total_labelled"], r["r_total"], cfg.uncertainty.alpha)
+        if "r_atomic" in r and cal.atomic:
+            summary_out["uncertainty_quality_atomic"] = summary(
+                cal.atomic * r["u_atomic_labelled"], r["r_atomic"], cfg.uncertainty.alpha)
+    em = ExportedModel(fm, head)
+    for name, subset in (("train", train), ("valid", valid), ("test", test)):
+        if len(subset):
+            summary_out[f"errors_{name}"] = evaluate_errors(em, subset)
+    meta = export_model(em, out / "model.pt", torch_dtype(cfg.export_dtype),
+                        extra_metadata={"config": to_dict(cfg)})
+    summary_out["model_file"] = str(out / "model.pt")
+    summary_out["model_hash"] = meta["model_hash"]
+    with open(out / "errors.json", "w") as fh:
+        json.dump(summary_out, fh, indent=1)
+    return summary_out

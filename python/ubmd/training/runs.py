@@ -1,0 +1,82 @@
+"""A training run directory (written by ``ubmd train``): its config, and re-exporting its members
+with a re-fitted, re-calibrated uncertainty (``ubmd export``, ``ubmd calibrate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import TrainRunConfig, check, from_dict, load_yaml, require_files, resolve_path
+from ..data import GraphDataset, label_keys_from, read_structure_files, split_indices
+from ..model import load_members
+from ..model_file.export import ExportedModel, export_model
+from ..uncertainty.fit import build_feature_model, calibrate, fit_head
+from .pipeline import check_split
+from .trainer import torch_dtype
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a :class:`Path` if it is a directory written by ``ubmd train``; otherwise
+    an error that says what was given instead (a model file, nothing, another directory)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ValueError(f"{run_dir} is a file, not a run directory: give the directory written "
+                         "by `ubmd train` (holding config.yaml and members.pt)")
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir} (write one with "
+                                "`ubmd train`)")
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.yaml: not a directory written by "
+                                "`ubmd train`")
+    return run_dir
+
+
+def load_run_config(run_dir: str | Path) -> TrainRunConfig:
+    """The checked config of a ``ubmd train`` run, ``output`` set to ``run_dir``. Relative data
+    paths (runs written before paths were stored absolute) are taken relative to the run
+    directory, else, where only that exists, to the working directory."""
+    run_dir = check_run_dir(run_dir).resolve()
+    data = load_yaml(run_dir / "config.yaml")
+    data["output"] = str(run_dir)
+    cfg = from_dict(TrainRunConfig, data)
+    train = cfg.data.train
+    if train is not None:
+        cfg.data.train = [_legacy_path(p, run_dir) for p in train] if isinstance(train, list) \
+            else _legacy_path(train, run_dir)
+    return cfg
+
+
+def _legacy_path(p: str, run_dir: Path) -> str:
+    here = resolve_path(p, run_dir)
+    cwd = resolve_path(p, Path.cwd())
+    return cwd if not Path(here).exists() and Path(cwd).exists() else here
+
+
+def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
+               uncertainty: str | None = None, features: str | None = None,
+               cfg: TrainRunConfig | None = None) -> dict:
+    """Export the members of ``run_dir`` (config: ``cfg``, else the run's ``config.yaml``)."""
+    run_dir = check_run_dir(run_dir)
+    if not (run_dir / "members.pt").exists():
+        raise FileNotFoundError(f"{run_dir} has no members.pt: train first with `ubmd train`")
+    cfg = load_run_config(run_dir) if cfg is None else cfg
+    if uncertainty:
+        cfg.uncertainty.kind = uncertainty
+    if features:
+        cfg.uncertainty.features = features
+    check(cfg)
+    if cfg.uncertainty.kind != "none":
+        require_files(cfg.data.train, "data.train")
+    members = load_members(run_dir / "members.pt")
+    fm = build_feature_model(members, cfg.uncertainty)
+    head = None
+    if cfg.uncertainty.kind != "none":
+        frames = read_structure_files(cfg.data.train, what="data.train")
+        zs = members[0].atomic_numbers
+        data = GraphDataset(frames, cfg.model.cutoff, {z: k for k, z in enumerate(zs)},
+                            label_keys=label_keys_from(cfg.data))
+        split = split_indices(len(data), cfg.data.valid_fraction, cfg.data.test_fraction,
+                              cfg.data.split_seed)
+        check_split(cfg, len(data), data.subset(split.valid))
+        head = fit_head(fm, data.subset(split.train), cfg.uncertainty)
+        calibrate(fm, head, data.subset(split.valid), cfg.uncertainty)
+    return export_model(ExportedModel(fm, head), output, torch_dtype(dtype))

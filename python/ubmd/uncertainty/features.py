@@ -1,0 +1,197 @@
+"""Gradient features of a trained model, per atom (phi_i) and per structure (mean over atoms).
+
+For linear layer l with extended input x~_l and output gradient g_l = dE_i/do_l the per-atom
+parameter gradient is g_l (x) x~_l. Feature kinds:
+
+* ``last_layer``: phi_i = g_L (x) x~_L (dimension d_in(L) + 1; the output layer has d_out = 1);
+* ``sketch``: phi_i = sum_l (x~_l U_l) * (g_l V_l) / sqrt(K), with fixed Gaussian U_l [d_in+1, K],
+  V_l [d_out, K] drawn once from ``seed`` -- a Kronecker-structured random projection of the full
+  per-atom gradient that never materialises it;
+* ``energies`` (ensembles with ensemble uncertainty): phi_i = the members' atomic energies [M].
+
+Ensembles concatenate their members' features. Everything here is TorchScript-able and keeps the
+autograd graph to the edge vectors (bias forces and bias stress are derivatives of these).
+
+The bias needs only the gradient of v . sum_i phi_i for a fixed v = du/dphi_sum. For sketches,
+sum_i phi_i . v = sum_l sum_i x~_l,i^T M_l g_l,i with M_l = U_l diag(v_l) V_l^T / sqrt(K), so
+:meth:`FeatureModel.atomic_parts` returns the layer inputs and output gradients (graph kept) and
+:meth:`FeatureModel.contract` back-propagates through x M g at d_in d_out per atom instead of
+K (d_in + d_out) (plus d_in K d_out once per evaluation); the feature sum itself is
+diag(U^T (sum_i x~_i g_i^T) V) / sqrt(K). Each layer takes the cheaper of the two routes for the
+atom count at hand (``FeatureModel.route``: ``auto``; ``atoms`` / ``matrix`` force one), so small systems keep the per-atom projection.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..keys import ENSEMBLE_FEATURES, FEATURE_KINDS as USER_FEATURE_KINDS
+from ..model import MLIP
+
+FEATURE_KINDS = USER_FEATURE_KINDS + (ENSEMBLE_FEATURES,)  # "energies": ensembles only
+SKETCH_ROUTES = ("auto", "atoms", "matrix")  # how a sketch layer is contracted (see above)
+
+
+def matrix_route_cheaper(n: int, d_in: int, d_out: int, k: int) -> bool:
+    """True when U diag(v) V^T (d_in K d_out, once) + n d_in d_out multiply-adds beat the
+    per-atom projections n K (d_in + d_out)."""
+    return d_in * d_out * (k + n) < n * k * (d_in + d_out)
+
+
+class Sketch(nn.Module):
+    """Random projection matrices of one linear layer."""
+
+    def __init__(self, d_in: int, d_out: int, k: int, generator: torch.Generator):
+        super().__init__()
+        self.register_buffer("u", torch.randn(d_in + 1, k, generator=generator))
+        self.register_buffer("v", torch.randn(d_out, k, generator=generator))
+
+
+class FeatureModel(nn.Module):
+    """Members of an ensemble (or one model) with their gradient-feature map."""
+
+    def __init__(self, members: List[MLIP], kind: str = "last_layer", n_sketch: int = 512,
+                 seed: int = 0):
+        super().__init__()
+        if kind not in FEATURE_KINDS:
+            raise ValueError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
+        if len(members) == 0:
+            raise ValueError("need at least one model")
+        depths = {len(m.layers) for m in members}
+        if len(depths) != 1:
+            raise ValueError(f"ensemble members must have the same number of layers, got {sorted(depths)}")
+        self.members = nn.ModuleList(members)
+        self.kind = kind
+        self.n_members = len(members)
+        self.cutoff = float(members[0].cutoff)
+        self.sketch_norm = 1.0 / math.sqrt(n_sketch)
+        sketches: List[nn.Module] = []
+        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        dtype = members[0].desc_mean.dtype
+        for m in members:
+            for layer in m.layers:
+                sketches.append(Sketch(layer.d_in, layer.d_out, n_sketch, gen).to(dtype))
+        self.sketches = nn.ModuleList(sketches if kind == "sketch" else [])
+        n_layers = len(members[0].layers)
+        self.n_layers = n_layers
+        self.n_sketch = int(n_sketch)
+        self.route = "auto"
+        if kind == "last_layer":
+            self.dim = sum(m.layers[n_layers - 1].d_in + 1 for m in members)
+        elif kind == "sketch":
+            self.dim = n_sketch * len(members)
+        else:
+            self.dim = len(members)
+
+    def _readouts(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                  with_features: bool) -> Tuple[Tensor, List[Tensor]]:
+        """Member-mean energies [n] and the members' readout parts (graph kept), member after
+        member: per linear layer x~_l and g_l (sketch), the last-layer features (last_layer), or
+        the member's atomic energies [n, 1] (energies, and whenever ``with_features`` is false)."""
+        sp = species[:n_centres]
+        energies: List[Tensor] = []
+        parts: List[Tensor] = []
+        for member in self.members:
+            desc = member.descriptor(edge_vec, edge_index, species, n_centres)
+            if not with_features or self.kind == "energies":
+                e = member.readout(desc, sp)
+                parts.append(e.unsqueeze(-1))
+            elif self.kind == "last_layer":
+                e, phi_last = member.readout_last_layer(desc, sp)
+                parts.append(phi_last)
+            else:
+                e, xs, gs = member.readout_with_grads(desc, sp)
+                for layer in range(self.n_layers):
+                    parts.append(xs[layer])
+                    parts.append(gs[layer])
+            energies.append(e)
+        return torch.stack(energies, 0).mean(0), parts
+
+    def atomic(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+               with_features: bool) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies (member mean) [n] and features [n, dim] (graph kept)."""
+        energy, parts = self._readouts(edge_vec, edge_index, species, n_centres, with_features)
+        if not with_features:
+            return energy, torch.zeros(n_centres, 0, dtype=energy.dtype, device=energy.device)
+        if self.kind != "sketch":
+            return energy, torch.cat(parts, dim=-1)
+        feats: List[Tensor] = []  # one [n, K] block per member, summed over its layers
+        for idx, sk in enumerate(self.sketches):
+            term = (parts[2 * idx] @ sk.u) * (parts[2 * idx + 1] @ sk.v)
+            if idx % self.n_layers == 0:
+                feats.append(term)
+            else:
+                feats[-1] = feats[-1] + term
+        return energy, torch.cat(feats, dim=-1) * self.sketch_norm
+
+    def set_route(self, route: str) -> "FeatureModel":
+        """How sketched layers are contracted: ``auto`` (cheaper per layer and atom count),
+        ``atoms`` or ``matrix`` (forced; for tests). Set before scripting/export."""
+        if route not in SKETCH_ROUTES:
+            raise ValueError(f"unknown sketch route {route!r}; choose one of {SKETCH_ROUTES}")
+        self.route = route
+        return self
+
+    def _use_matrix(self, n: int, d_in: int, d_out: int) -> bool:
+        if self.route == "matrix":
+            return True
+        if self.route == "atoms":
+            return False
+        return matrix_route_cheaper(n, d_in, d_out, self.n_sketch)
+
+    def atomic_parts(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                     atomic_features: bool) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        """Per-atom energies [n] (graph kept), the feature sum [dim] and, if ``atomic_features``,
+        the per-atom features [n, dim] (both without graph), and ``parts`` (graph kept) from
+        which :meth:`contract` builds v . sum_i phi_i."""
+        energy, parts = self._readouts(edge_vec, edge_index, species, n_centres, True)
+        if self.kind != "sketch":
+            phi = torch.cat(parts, dim=-1).detach()
+            return energy, phi.sum(0), phi if atomic_features else phi[:, :0], parts
+        # parts per layer become (x~ U, g V) on the per-atom route and stay (x~, g) on the matrix
+        # route; sums and per-atom features collect one [K] / [n, K] block per member
+        sums: List[Tensor] = []
+        atoms: List[Tensor] = []
+        for idx, sk in enumerate(self.sketches):
+            x = parts[2 * idx]
+            g = parts[2 * idx + 1]
+            term = x[:, :0]
+            if not self._use_matrix(n_centres, x.shape[1], g.shape[1]):
+                parts[2 * idx] = x @ sk.u
+                parts[2 * idx + 1] = g @ sk.v
+                term = parts[2 * idx].detach() * parts[2 * idx + 1].detach()
+                s = term.sum(0)
+            elif atomic_features:
+                term = (x.detach() @ sk.u) * (g.detach() @ sk.v)
+                s = term.sum(0)
+            else:
+                s = ((sk.u.t() @ (x.detach().t() @ g.detach())) * sk.v.t()).sum(-1)
+            if idx % self.n_layers == 0:
+                sums.append(s)
+                atoms.append(term)
+            else:
+                sums[-1] = sums[-1] + s
+                if atomic_features:
+                    atoms[-1] = atoms[-1] + term
+        phi_atoms = torch.cat(atoms, dim=-1) if atomic_features else energy.new_zeros(n_centres, 0)
+        return energy, torch.cat(sums) * self.sketch_norm, phi_atoms * self.sketch_norm, parts
+
+    def contract(self, parts: List[Tensor], v: Tensor) -> Tensor:
+        """v . sum_i phi_i as a differentiable scalar from :meth:`atomic_parts`' ``parts``."""
+        if self.kind != "sketch":
+            return (torch.cat(parts, dim=-1).sum(0) * v).sum()
+        out = torch.zeros((), dtype=v.dtype, device=v.device)
+        k = self.n_sketch
+        for idx, sk in enumerate(self.sketches):
+            a = parts[2 * idx]
+            b = parts[2 * idx + 1]
+            vl = v[(idx // self.n_layers) * k:(idx // self.n_layers + 1) * k] * self.sketch_norm
+            if self._use_matrix(a.shape[0], sk.u.shape[0], sk.v.shape[0]):
+                out = out + ((a @ ((sk.u * vl) @ sk.v.t())) * b).sum()
+            else:
+                out = out + (a * b * vl).sum()
+        return out

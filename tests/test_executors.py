@@ -1,0 +1,103 @@
+"""ubmd.executors: results, typed failures (error, crashed, timeout), the in-flight window, the
+inline mode, concurrent.futures and Dask executors."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import executor_jobs as jobs  # noqa: E402
+
+from ubmd.executors import (DaskExecutor, FailureKind, FuturesExecutor, JobFailure,  # noqa: E402
+                            LocalExecutor, make_executor)
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_results_and_errors(inline):
+    with LocalExecutor(2, inline=inline) as ex:
+        got = dict(ex.map_unordered(jobs.square, [1, 2, 3]))
+        assert got == {0: 1, 1: 4, 2: 9}
+        assert list(ex.map_unordered(jobs.square, [])) == []
+        got = dict(ex.map_unordered(jobs.fail, [7]))
+    failure = got[0]
+    assert isinstance(failure, JobFailure) and failure.kind is FailureKind.ERROR
+    assert failure.reason == "RuntimeError: job 7 failed on purpose"
+    assert "failed on purpose" in (failure.traceback or "")
+
+
+def test_a_crashing_job_fails_alone():
+    """A job that kills its worker process is a CRASHED failure; the other jobs finish."""
+    with LocalExecutor(2) as ex:
+        items = [("crash", 0), ("ok", 3), ("ok", 4), ("crash", 0), ("ok", 5)]
+        got = dict(ex.map_unordered(jobs.crash_or_square, items))
+    assert [got[i] for i in (1, 2, 4)] == [9, 16, 25]
+    for i in (0, 3):
+        assert isinstance(got[i], JobFailure) and got[i].kind is FailureKind.CRASHED
+        assert "SIGKILL" in got[i].reason
+
+
+def test_timeout_kills_the_job_and_the_rest_go_on():
+    t0 = time.perf_counter()
+    with LocalExecutor(1) as ex:
+        got = dict(ex.map_unordered(jobs.sleep, [60, 0.1], timeout=2.0))
+    assert time.perf_counter() - t0 < 30  # the 60 s job was killed, not waited for
+    assert got[1] == 0.1
+    assert isinstance(got[0], JobFailure) and got[0].kind is FailureKind.TIMEOUT
+    assert "limit 2 s" in got[0].reason
+
+
+def test_next_job_is_handed_out_only_after_a_result_is_consumed(tmp_path):
+    """With one worker, job 1 has not started when the caller receives job 0's result: a caller
+    that checkpoints each result loses no finished job when it dies."""
+    with LocalExecutor(1) as ex:
+        it = ex.map_unordered(jobs.mark_started, [(str(tmp_path), k) for k in range(3)])
+        first = next(it)
+        time.sleep(0.5)
+        assert first == (0, 0)
+        assert not (tmp_path / "1.started").exists()
+        rest = dict(it)
+    assert rest == {1: 1, 2: 2}
+
+
+def test_thread_variables_reach_the_workers():
+    with LocalExecutor(1, threads=3) as ex:
+        assert dict(ex.map_unordered(jobs.thread_env, [0])) == {0: "3"}
+
+
+def test_inline_restores_the_torch_thread_count():
+    import torch
+
+    n = torch.get_num_threads()
+    with LocalExecutor(1, inline=True) as ex:
+        dict(ex.map_unordered(torch.set_num_threads, [1]))  # as a walker does
+    assert torch.get_num_threads() == n
+
+
+def test_futures_executor_abandons_a_timed_out_job():
+    with cf.ThreadPoolExecutor(2) as pool:
+        ex = FuturesExecutor(pool, n_workers=2)
+        got = dict(ex.map_unordered(jobs.sleep, [3.0, 0.05], timeout=0.5))
+    assert got[1] == 0.05
+    assert got[0].kind is FailureKind.TIMEOUT and "abandoned" in got[0].reason
+
+
+def test_make_executor_refuses_inline_with_dask():
+    with pytest.raises(ValueError, match="executor.inline"):
+        make_executor("dask", inline=True)
+    with pytest.raises(ValueError, match="executor.kind"):
+        make_executor("slurm")
+    with pytest.raises(ValueError, match="n_workers"):
+        LocalExecutor(0)
+
+
+def test_dask_executor():
+    pytest.importorskip("distributed")
+    with DaskExecutor(n_workers=1) as ex:
+        got = dict(ex.map_unordered(abs, [-3, -4, "x"]))
+    assert got[0] == 3 and got[1] == 4
+    assert got[2].kind is FailureKind.ERROR and "TypeError" in got[2].reason

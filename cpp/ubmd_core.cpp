@@ -432,25 +432,4 @@ void Evaluation::node_virial(double c_energy, double c_unc, std::vector<double> 
   }
 }
 
-/* ---------------------------------------------------------------------- */
-
-double AdaptiveScale::update(double true_norm2, double bias_norm2)
-{
-  hist_.emplace_back(true_norm2, bias_norm2);
-  while (static_cast<int>(hist_.size()) > window_) hist_.pop_front();
-  if (static_cast<int>(hist_.size()) < window_) return value_ = 0.0;
-  double a = 0.0, b = 0.0;
-  for (const auto &p : hist_) {
-    a += p.first;
-    b += p.second;
-  }
-  return value_ = std::sqrt(a) / (std::sqrt(b) + 1e-8);
-}
-
-void AdaptiveScale::reset()
-{
-  hist_.clear();
-  value_ = 0.0;
-}
-
 }    // namespace ubmd

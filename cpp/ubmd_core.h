@@ -1,12 +1,13 @@
 /* ubmd core: LAMMPS- and MPI-independent evaluation of a ubmd model file (docs/model_file.md)
-   on a caller-given neighbour graph, with the global-uncertainty arithmetic of the bias.
+   on a caller-given neighbour graph, with the global-uncertainty arithmetic of the bias
+   (the bias itself, its scales and coefficients: ubmd_bias.h).
 
    Typical step (see lammps_plugin/pair_ubmd.cpp):
      Evaluation ev(model);
      ev.forward(graph, with_features);        // energies, unbiased forces, virial, features
      ev.total_uncertainty(reducer);          // global u, du/dr, du/deps (one Allreduce)
-     ... caller sums ghost contributions, computes global norms (Reducer) ...
-     AdaptiveScale::update(...)              // s_F, s_sigma over a window
+     ... caller sums ghost contributions, then the bias arithmetic of ubmd_bias.h:
+     GlobalNorms (one Allreduce), Bias::update   // s_F, s_sigma over a window
 
    All errors are reported by throwing ubmd::Error (never through LAMMPS: the plugin catches). */
 #ifndef UBMD_CORE_H
@@ -14,7 +15,6 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -167,24 +167,6 @@ class Evaluation {
   std::vector<double> eatom_, forces_, gE_, gU_, dudr_;
   std::array<double, 9> virial_{}, dudeps_{};
   double u_ = 0.0, n_global_ = 0.0;
-};
-
-/* Adaptive bias scale over a window of the last W evaluations (current one included):
-   s = sqrt(sum_w a) / (sqrt(sum_w b) + 1e-8), and s = 0 while fewer than W evaluations. */
-class AdaptiveScale {
- public:
-  explicit AdaptiveScale(int window = 100) : window_(window) {}
-  double update(double true_norm2, double bias_norm2);
-  void reset();
-  double value() const { return value_; }
-  int window() const { return window_; }
-  int count() const { return static_cast<int>(hist_.size()); }
-  void set_window(int w) { window_ = w; reset(); }
-
- private:
-  int window_;
-  std::deque<std::pair<double, double>> hist_;
-  double value_ = 0.0;
 };
 
 std::string version_string();

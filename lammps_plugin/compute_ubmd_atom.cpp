@@ -52,7 +52,8 @@ void ComputeUBMDAtom::init()
     error->all(FLERR, "Compute ubmd/atom requires pair_style ubmd");
   }
   int dim = 0;
-  if (!pair->extract("uncertainty", dim)) error->all(FLERR, "Compute ubmd/atom: bad pair style");
+  if (!pair->extract(ubmd::keys::EXTRACT_UNCERTAINTY, dim))
+    error->all(FLERR, "Compute ubmd/atom: bad pair style");
   if (!pair->atomic_uncertainty_enabled())
     error->all(FLERR, "Compute ubmd/atom: pair ubmd computes no per-atom uncertainties (the model "
                "has no atomic uncertainty, or pair_style ubmd uncertainty none was given)");

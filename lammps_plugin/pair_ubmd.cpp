@@ -7,9 +7,12 @@
    2. model: per-atom energies, unbiased forces on local+ghost atoms, virial (edge derivatives);
    3. if uncertainty/bias is needed: Allreduce of the local feature sums and atom count, the
       model's total_uncertainty gives u and du/dphi_sum, backprop gives du/dR and du/deps;
-   4. the unbiased forces and du/dR of ghosts are reverse-communicated to their owners, global
-      norms are Allreduced, the adaptive scales s_F, s_sigma are updated, and owners get
-      F + tau_F s_F w_Z du/dR; the virial gets the bias term tau_sigma s_sigma du/deps.
+   4. the unbiased forces and du/dR of ghosts are reverse-communicated to their owners, the
+      global norms (ubmd::GlobalNorms) are Allreduced, ubmd::Bias updates the adaptive scales
+      s_F, s_sigma, and owners get F + tau_F s_F w_Z du/dR; the virial gets the bias term
+      tau_sigma s_sigma du/deps.
+   The pair_style / pair_coeff arguments are read in pair_ubmd_settings.cpp, the checks of the
+   input deck are in pair_ubmd_checks.cpp.
 ------------------------------------------------------------------------- */
 
 #include "pair_ubmd.h"
@@ -79,11 +82,10 @@ std::string what_of(const std::exception &e)
 /* ---------------------------------------------------------------------- */
 
 PairUBMD::PairUBMD(LAMMPS *lmp) :
-    Pair(lmp), tau_f(0.0), tau_s(0.0), window(100), fixed_scale(0), fixed_sf(0.0),
-    fixed_ss(0.0), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1), device("cpu"), cutoff(0.0),
-    nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr), ubuf(nullptr),
-    uncatom(nullptr), u_total(0.0), bias_energy(0.0), s_f(0.0), s_s(0.0), max_atomic_unc(0.0),
-    unc_trigger(0), unc_step(-1), scale_step(-1), skip_warned(0), setup_checked(0), tailshift_warned(0), mass_warned(0)
+    Pair(lmp), unc_request(UNC_BOTH), unc_mode(UNC_BOTH), unc_mode_set(0), every(1),
+    device("cpu"), cutoff(0.0), nmax_node(0), node_of(nullptr), nmax_atom(0), fbuf(nullptr),
+    ubuf(nullptr), uncatom(nullptr), globals(), unc_trigger(0), unc_step(-1), skip_warned(0),
+    setup_checked(0), tailshift_warned(0), mass_warned(0)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -94,7 +96,7 @@ PairUBMD::PairUBMD(LAMMPS *lmp) :
   comm_reverse = 6;
 
   // compute ID all pair ubmd -> [u, bias energy, s_F, s_sigma, max atomic uncertainty]
-  nextra = 5;
+  nextra = ubmd::keys::PAIR_NUM_COLUMNS;
   pvector = new double[nextra];
   for (int i = 0; i < nextra; i++) pvector[i] = 0.0;
 }
@@ -124,128 +126,13 @@ void PairUBMD::allocate()
     for (int j = 0; j < n; j++) setflag[i][j] = 0;
 }
 
-/* ----------------------------------------------------------------------
-   pair_style ubmd [bias_forces tau_F] [bias_stress tau_sigma] [window W]
-     [fixed_scales s_F s_sigma] [weights El w ...] [uncertainty total|atomic|none]
-     [every N] [device cpu|cuda] [dtype float32|float64]
-------------------------------------------------------------------------- */
-
-void PairUBMD::settings(int narg, char **arg)
-{
-  tau_f = tau_s = 0.0;
-  window = 100;
-  fixed_scale = 0;
-  fixed_sf = fixed_ss = 0.0;
-  unc_request = UNC_BOTH;
-  unc_mode_set = 0;
-  every = 1;
-  device = "cpu";
-  dtype.clear();
-  weight_by_element.clear();
-
-  static const char *keywords[] = {"bias_forces", "bias_stress", "window", "fixed_scales",
-                                   "weights", "uncertainty", "every", "device", "dtype"};
-  auto is_keyword = [](const char *s) {
-    for (const char *k : keywords)
-      if (strcmp(s, k) == 0) return true;
-    return false;
-  };
-
-  int iarg = 0;
-  while (iarg < narg) {
-    const std::string kw = arg[iarg];
-    if (kw == "bias_forces") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd bias_forces", error);
-      tau_f = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
-      if (tau_f < 0.0) error->all(FLERR, "pair_style ubmd bias_forces tau_F must be >= 0");
-      iarg += 2;
-    } else if (kw == "bias_stress") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd bias_stress", error);
-      tau_s = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
-      if (tau_s < 0.0) error->all(FLERR, "pair_style ubmd bias_stress tau_sigma must be >= 0");
-      iarg += 2;
-    } else if (kw == "window") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd window", error);
-      window = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
-      if (window < 1) error->all(FLERR, "pair_style ubmd window W must be >= 1");
-      iarg += 2;
-    } else if (kw == "fixed_scales") {
-      if (iarg + 3 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd fixed_scales", error);
-      fixed_scale = 1;
-      fixed_sf = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
-      fixed_ss = utils::numeric(FLERR, arg[iarg + 2], false, lmp);
-      if (fixed_sf < 0.0 || fixed_ss < 0.0)
-        error->all(FLERR, "pair_style ubmd fixed_scales values must be >= 0");
-      iarg += 3;
-    } else if (kw == "weights") {
-      iarg++;
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd weights", error);
-      while (iarg < narg && !is_keyword(arg[iarg])) {
-        if (iarg + 2 > narg)
-          error->all(FLERR, "pair_style ubmd weights needs element/weight pairs: El w El w ...");
-        double w = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
-        if (w < 0.0) error->all(FLERR, "pair_style ubmd weight for {} must be >= 0", arg[iarg]);
-        weight_by_element[arg[iarg]] = w;
-        iarg += 2;
-      }
-    } else if (kw == "uncertainty") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd uncertainty", error);
-      const std::string v = arg[iarg + 1];
-      if (v == "total") unc_request = UNC_BOTH;
-      else if (v == "atomic") unc_request = UNC_ATOMIC;
-      else if (v == "none") unc_request = UNC_NONE;
-      else
-        error->all(FLERR, "pair_style ubmd uncertainty must be total, atomic or none, not {}", v);
-      unc_mode_set = 1;
-      iarg += 2;
-    } else if (kw == "every") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd every", error);
-      every = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
-      if (every < 1) error->all(FLERR, "pair_style ubmd every N must be >= 1");
-      iarg += 2;
-    } else if (kw == "device") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd device", error);
-      device = arg[iarg + 1];
-      if (device != "cpu" && device.rfind("cuda", 0) != 0)
-        error->all(FLERR, "pair_style ubmd device must be cpu or cuda, not {}", device);
-      iarg += 2;
-    } else if (kw == "dtype") {
-      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "pair_style ubmd dtype", error);
-      dtype = arg[iarg + 1];
-      if (dtype != "float32" && dtype != "float64")
-        error->all(FLERR, "pair_style ubmd dtype must be float32 or float64, not {}", dtype);
-      iarg += 2;
-    } else {
-      error->all(FLERR, "Unknown pair_style ubmd keyword: {}", kw);
-    }
-  }
-
-  const bool bias = (tau_f > 0.0 || tau_s > 0.0);
-  if (bias && !(unc_request & UNC_TOTAL))
-    error->all(FLERR, "pair_style ubmd bias_forces/bias_stress needs uncertainty total");
-  if (fixed_scale && !bias)
-    error->all(FLERR, "pair_style ubmd fixed_scales only makes sense with bias_forces or bias_stress");
-
-  // re-issuing pair_style ubmd keeps the loaded model (LAMMPS's convention: pair_coeff need not
-  // be repeated), unless it was loaded for another device or dtype
-  if (model && (device != model_device || dtype != model_dtype)) {
-    model.reset();
-    eval.reset();
-    if (comm->me == 0)
-      utils::logmesg(lmp, "pair ubmd: device/dtype changed, repeat pair_coeff * * model.pt ...\n");
-  }
-  // a new pair_style command starts a new trajectory: the bias starts unbiased again
-  reset_trajectory();
-}
-
 /* ---------------------------------------------------------------------- */
 
 void PairUBMD::reset_trajectory()
 {
-  scale_f = std::make_unique<ubmd::AdaptiveScale>(window);
-  scale_s = std::make_unique<ubmd::AdaptiveScale>(window);
-  u_total = bias_energy = s_f = s_s = max_atomic_unc = 0.0;
-  unc_step = scale_step = -1;
+  bias.reset();
+  for (double &v : globals) v = 0.0;
+  unc_step = -1;
   unc_tags.clear();
 }
 
@@ -324,37 +211,8 @@ void PairUBMD::coeff(int narg, char **arg)
   skip_warned = 0;
   mass_warned = 0;
 
-  const bool hybrid = (force->pair != this);
-  type2species.assign(ntypes + 1, -1);
-  for (int t = 1; t <= ntypes; t++) {
-    const std::string el = arg[2 + t];
-    if (el == "NULL") {
-      if (!hybrid)
-        error->all(FLERR, "pair_coeff ubmd: NULL for type {} is only allowed under pair_style "
-                   "hybrid or hybrid/overlay", t);
-      continue;
-    }
-    int s = model->species_index(el);
-    if (s < 0) {
-      std::string known;
-      for (const auto &sp : model->metadata().species) known += " " + sp;
-      error->all(FLERR, "pair_coeff ubmd: element {} (type {}) is not in the model {} "
-                 "(species:{})", el, t, arg[2], known);
-    }
-    type2species[t] = s;
-  }
+  map_types(arg + 3);    // type2species, setflag
   map_weights();
-
-  int count = 0;
-  for (int i = 1; i <= ntypes; i++)
-    for (int j = i; j <= ntypes; j++) {
-      setflag[i][j] = 0;
-      if (type2species[i] >= 0 && type2species[j] >= 0) {
-        setflag[i][j] = 1;
-        count++;
-      }
-    }
-  if (count == 0) error->all(FLERR, "Incorrect args for pair coefficients: no element mapped");
 
   if (comm->me == 0) {
     const auto &m = model->metadata();
@@ -373,7 +231,8 @@ void PairUBMD::coeff(int narg, char **arg)
       if (type2species[t] < 0) msg += fmt::format("  type {} -> NULL (not handled by ubmd)\n", t);
       else
         msg += fmt::format("  type {} -> {} (model species {}, bias weight {})\n", t,
-                           m.species[type2species[t]], type2species[t], type2weight[t]);
+                           m.species[type2species[t]], type2species[t],
+                           bias.weight(type2species[t]));
     }
     // which BLAS libtorch's float64 matrix products reach (see cpp/blas_binding.h)
     const auto blas = ubmd::symbol_binding("libtorch_cpu", "dgemm_");
@@ -399,137 +258,13 @@ void PairUBMD::coeff(int narg, char **arg)
 
 /* ---------------------------------------------------------------------- */
 
-void PairUBMD::map_weights()
-{
-  for (const auto &kv : weight_by_element) {
-    if (model->species_index(kv.first) < 0)
-      error->all(FLERR, "pair_style ubmd weights: element {} is not in the model", kv.first);
-  }
-  type2weight.assign(atom->ntypes + 1, 1.0);
-  for (int t = 1; t <= atom->ntypes && t < (int) type2species.size(); t++)
-    if (type2species[t] >= 0) {
-      auto it = weight_by_element.find(model->metadata().species[type2species[t]]);
-      if (it != weight_by_element.end()) type2weight[t] = it->second;
-    }
-}
-
-/* ----------------------------------------------------------------------
-   the model needs every atom pair within its cutoff: special_bonds and neigh_modify exclude
-   remove pairs from the neighbour list, which silently changes energies and forces
-------------------------------------------------------------------------- */
-
-/* the error for special_bonds weights 0 of 1-(k+1) neighbours; under hybrid with the recipe
-   that keeps the exclusions for the other sub-styles */
-
-static std::string special_bonds_message(int k, const char *what, bool hybrid)
-{
-  return fmt::format("Pair style ubmd: special_bonds lj/coul 0 for 1-{} neighbours removes bonded "
-                     "{} from the neighbour lists, which changes the model's energies and forces; "
-                     "use special_bonds lj/coul 1.0 1.0 1.0{}", k + 1, what,
-                     hybrid ? " (or, for other sub-styles that need the exclusions, weights other "
-                              "than 0 and 1, e.g. special_bonds lj/coul 0.5 0.5 0.5, and "
-                              "pair_modify pair <style> special lj/coul 0.0 0.0 0.0)"
-                            : "");
-}
-
-void PairUBMD::check_neighbor_exclusions()
-{
-  const bool hybrid = (force->pair != this);
-  if (atom->molecular != Atom::ATOMIC && atom->nbonds > 0) {
-    // under hybrid the removed pairs may all belong to other sub-styles (bonded molecules of
-    // NULL types): setup() checks the actual bonded pairs of ubmd types where it can
-    const bool exact = hybrid && atom->molecular == Atom::MOLECULAR && atom->special &&
-        atom->nspecial && atom->map_style != Atom::MAP_NONE;
-    for (int k = 1; k <= 3 && !exact; k++) {
-      if (force->special_lj[k] != 0.0 || force->special_coul[k] != 0.0) continue;
-      if (force->kspace) continue;    // LAMMPS keeps all special pairs in the lists with kspace
-      const std::string msg = special_bonds_message(k, "pairs", hybrid);
-      if (hybrid) {
-        if (comm->me == 0) error->warning(FLERR, msg);
-      } else {
-        error->all(FLERR, msg);
-      }
-      break;
-    }
-  }
-  if (neighbor->includegroup) {
-    // neigh_modify include: only atoms of the group are centres and neighbours in every list
-    const int bit = group->bitmask[neighbor->includegroup];
-    int out = 0, any_out = 0;
-    for (int i = 0; i < atom->nlocal && !out; i++) {
-      if (is_model_type(atom->type[i]) && !(atom->mask[i] & bit)) out = 1;
-    }
-    MPI_Allreduce(&out, &any_out, 1, MPI_INT, MPI_MAX, world);
-    if (any_out)
-      error->all(FLERR, "Pair style ubmd: neigh_modify include {} leaves atoms that the model "
-                 "describes out of the neighbour lists (they would get no energy and no "
-                 "neighbours); remove the include, or put every atom of the ubmd types into "
-                 "group {}", group->names[neighbor->includegroup],
-                 group->names[neighbor->includegroup]);
-  }
-  for (int k = 0; k < neighbor->nex_type; k++) {
-    const int a = neighbor->ex1_type[k], b = neighbor->ex2_type[k];
-    if (is_model_type(a) && is_model_type(b))
-      error->all(FLERR, "Pair style ubmd: neigh_modify exclude type {} {} removes pairs of atoms "
-                 "that the model describes; remove the exclusion", a, b);
-  }
-  if (neighbor->nex_group > 0 || neighbor->nex_mol > 0) {
-    const std::string msg = "Pair style ubmd: neigh_modify exclude group/molecule removes pairs "
-                            "from the neighbour list the model uses; energies and forces change";
-    if (hybrid) {
-      if (comm->me == 0) error->warning(FLERR, msg);
-    } else {
-      error->all(FLERR, msg + "; remove the exclusion");
-    }
-  }
-}
-
-/* ---------------------------------------------------------------------- */
-
 void PairUBMD::init_style()
 {
-  if (strcmp(update->unit_style, "metal") != 0)
-    error->all(FLERR, "Pair style ubmd requires 'units metal' (models are in eV and Angstrom), "
-               "not units {}", update->unit_style);
-  if (force->newton_pair == 0)
-    error->all(FLERR, "Pair style ubmd requires newton pair on (ghost-atom forces are summed "
-               "by reverse communication)");
-  if (atom->tag_enable == 0) error->all(FLERR, "Pair style ubmd requires atom IDs");
-  if (!model) error->all(FLERR, "Pair style ubmd: pair_coeff * * model.pt El ... was not given");
-  map_weights();    // weights may have changed with a re-issued pair_style
+  check_init_style();    // units, newton, atom IDs, pair_coeff, pair_modify, minimize
+  map_weights();         // weights may have changed with a re-issued pair_style
   check_neighbor_exclusions();
   check_type_masses();
-  // under hybrid, pair_modify shift/tail go to every sub-style (meant for the others): no warning
-  if ((tail_flag || offset_flag) && force->pair == this && !tailshift_warned && comm->me == 0)
-    error->warning(FLERR, "Pair style ubmd: pair_modify {} has no effect on pair_style ubmd (a "
-                   "strictly local many-body model: no energy shift at the cutoff, no tail "
-                   "correction)", tail_flag && offset_flag ? "shift yes and tail yes"
-                   : tail_flag ? "tail yes" : "shift yes");
-  if (tail_flag || offset_flag) tailshift_warned = 1;
-
-  const bool bias = (tau_f > 0.0 || tau_s > 0.0);
-  if (bias && update->whichflag == 2)
-    error->all(FLERR, "Pair style ubmd: bias_forces/bias_stress cannot be used with minimize "
-               "(the biased forces are not the gradient of the reported energy, and the adaptive "
-               "scale changes on every evaluation); minimize with `pair_style ubmd` without bias "
-               "keywords, then re-issue the biased pair_style before run");
-  unc_mode = unc_request;
-  if (!model->has_uncertainty()) {
-    if (bias)
-      error->all(FLERR, "Pair style ubmd: bias_forces/bias_stress need a model with "
-                 "uncertainty, but {} has uncertainty '{}'", model->path(),
-                 model->metadata().uncertainty);
-    if (unc_mode_set && unc_mode != UNC_NONE)
-      error->all(FLERR, "Pair style ubmd: model {} has no uncertainty; use uncertainty none",
-                 model->path());
-    unc_mode = UNC_NONE;
-  } else if ((unc_mode & UNC_ATOMIC) && !model->has_atomic_uncertainty()) {
-    if (unc_mode_set)
-      error->all(FLERR, "Pair style ubmd: model {} has no method atomic_uncertainty",
-                 model->path());
-    unc_mode &= ~UNC_ATOMIC;
-  }
-
+  unc_mode = uncertainty_mode();
   neighbor->add_request(this, NeighConst::REQ_FULL);
   setup_checked = 0;    // run_setup_checks() from setup() or the first compute()
 }
@@ -547,128 +282,6 @@ double PairUBMD::init_one(int i, int j)
 void PairUBMD::setup()
 {
   run_setup_checks();
-}
-
-/* ----------------------------------------------------------------------
-   checks that need the run's neighbour lists and ghost atoms: from setup(), or from the first
-   compute() after init() where no setup() comes (rerun: init(), then setup_minimal() per
-   frame). Marked done only once they passed, so an evaluation after a refused one checks again.
-------------------------------------------------------------------------- */
-
-void PairUBMD::run_setup_checks()
-{
-  // ghost atoms must cover the model's interaction range
-  double cutghost = comm->get_comm_cutoff();
-  if (cutghost < cutoff)
-    error->all(FLERR, "Pair style ubmd: communication cutoff {} is smaller than the model "
-               "cutoff {}; increase it with comm_modify cutoff", cutghost, cutoff);
-  check_special_pairs();
-  check_hybrid_skips();
-  setup_checked = 1;
-}
-
-/* ----------------------------------------------------------------------
-   per-type masses that do not fit the element pair_coeff maps the type to (by more than 10 %)
-   are most often a pair_coeff element list in the wrong order: a warning (once per pair_coeff)
-   that names the element the mass belongs to. Isotopes and hydrogen mass repartitioning are
-   legitimate, hence no error.
-------------------------------------------------------------------------- */
-
-void PairUBMD::check_type_masses()
-{
-  if (mass_warned || comm->me != 0 || !atom->mass || !atom->mass_setflag) return;
-  const auto &z_of = model->metadata().atomic_numbers;
-  const auto &el_of = model->metadata().species;
-  std::string bad;
-  for (int t = 1; t <= atom->ntypes; t++) {
-    const int s = type2species[t];
-    if (s < 0 || !atom->mass_setflag[t] || s >= static_cast<int>(z_of.size())) continue;
-    const double m = atom->mass[t], m_el = ubmd_plugin::element_mass(z_of[s]);
-    if (m_el <= 0.0 || std::fabs(m - m_el) <= 0.1 * m_el) continue;
-    const int z = ubmd_plugin::closest_element(m);
-    const std::string whose =
-        z == z_of[s] ? "" : fmt::format(" (closest to {})", ubmd_plugin::ELEMENT_SYMBOLS[z]);
-    bad += fmt::format(" type {} has mass {:.4g}{} but is mapped to {} (mass {:.4g});", t, m,
-                       whose, el_of[s], m_el);
-  }
-  if (bad.empty()) return;
-  mass_warned = 1;
-  error->warning(FLERR, "Pair style ubmd: atom masses do not fit the elements of pair_coeff:{} "
-                 "check that pair_coeff * * model.pt lists one element per atom type in type "
-                 "order; ignore this if the masses are intended (isotopes, hydrogen mass "
-                 "repartitioning)", bad);
-}
-
-/* ----------------------------------------------------------------------
-   pair_style hybrid (not overlay): a later pair_coeff I J <other style> takes the pairs of
-   ubmd types I, J away from the model's neighbour list. That can be intended (two separately
-   described subsystems), but silently changes the model's energies otherwise: a warning.
-------------------------------------------------------------------------- */
-
-void PairUBMD::check_hybrid_skips()
-{
-  if (force->pair == this || !list || !list->ijskip || skip_warned) return;
-  std::string pairs;
-  const int ntypes = atom->ntypes;
-  for (int i = 1; i <= ntypes; i++)
-    for (int j = i; j <= ntypes; j++)
-      if (is_model_type(i) && is_model_type(j) && list->ijskip[i][j])
-        pairs += fmt::format(" {}-{}", i, j);
-  if (pairs.empty()) return;
-  skip_warned = 1;
-  if (comm->me == 0)
-    error->warning(FLERR, "Pair style ubmd: pairs of atom types{} are mapped to ubmd by pair_coeff "
-                   "* * but assigned to another sub-style by a later pair_coeff: the model does "
-                   "not see them (its atoms' energies, forces and uncertainties are those of "
-                   "separate subsystems). Use pair_style hybrid/overlay if the model should "
-                   "describe these pairs", pairs);
-}
-
-/* ----------------------------------------------------------------------
-   under hybrid: bonded pairs (1-2, 1-3, 1-4) that the neighbour lists leave out
-   (special_bonds weights 0, no kspace) are an error when both atoms are of ubmd types and
-   closer than the model cutoff. Runs after Neighbor::init() (special_flag is current) and
-   after the ghost atoms of the run were built (atom->map finds the partners).
-------------------------------------------------------------------------- */
-
-void PairUBMD::check_special_pairs()
-{
-  if (force->pair == this || atom->molecular != Atom::MOLECULAR || atom->nbonds == 0 ||
-      !atom->special || !atom->nspecial || atom->map_style == Atom::MAP_NONE)
-    return;
-  if (neighbor->special_flag[1] != 0 && neighbor->special_flag[2] != 0 &&
-      neighbor->special_flag[3] != 0)
-    return;
-  int *type = atom->type;
-  int **nspecial = atom->nspecial;
-  tagint **special = atom->special;
-  double **x = atom->x;
-  const double cutsq_model = cutoff * cutoff;
-  int found[4] = {0, 0, 0, 0}, any[4] = {0, 0, 0, 0};
-  for (int i = 0; i < atom->nlocal; i++) {
-    if (!is_model_type(type[i])) continue;
-    int lo = 0;
-    for (int k = 1; k <= 3; k++) {
-      const int hi = nspecial[i][k - 1];
-      if (neighbor->special_flag[k] == 0 && !found[k]) {
-        for (int s = lo; s < hi; s++) {
-          int j = atom->map(special[i][s]);
-          if (j < 0 || !is_model_type(type[j])) continue;
-          j = domain->closest_image(i, j);
-          const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-          if (dx * dx + dy * dy + dz * dz < cutsq_model) {
-            found[k] = 1;
-            break;
-          }
-        }
-      }
-      lo = hi;
-    }
-  }
-  MPI_Allreduce(found, any, 4, MPI_INT, MPI_MAX, world);
-  for (int k = 1; k <= 3; k++)
-    if (any[k])
-      error->all(FLERR, special_bonds_message(k, "pairs of atoms that the model describes", true));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -769,16 +382,16 @@ void PairUBMD::compute(int eflag, int vflag)
   g.species = node_species.data();
 
   // what is needed on this step: identical decision on every rank (collective calls follow)
-  const bool bias = (tau_f > 0.0 || tau_s > 0.0);
+  const bool bias_on = bias.active();
   // also on a run's setup and last step and on every output step, which thermo and dump use
   // whether or not they are multiples of N
   const bool monitor = (step % every == 0) || unc_trigger || update->setupflag ||
       step == update->laststep || step == output->next;
-  const bool need_total = bias || ((unc_mode & UNC_TOTAL) && monitor);
+  const bool need_total = bias_on || ((unc_mode & UNC_TOTAL) && monitor);
   const bool need_atomic = (unc_mode & UNC_ATOMIC) && monitor;
 
   try {
-    eval->forward(g, need_total || need_atomic, /*keep_graph=*/bias,
+    eval->forward(g, need_total || need_atomic, /*keep_graph=*/bias_on,
                   /*atomic_features=*/need_atomic);
   } catch (std::exception &e) {
     error->one(FLERR, "Pair style ubmd: model evaluation failed on step {}: {}", step, what_of(e));
@@ -790,19 +403,19 @@ void PairUBMD::compute(int eflag, int vflag)
     for (int n = 0; n < g.n_local; n++) eatom[node_atom[n]] += eat[n];
 
   const auto &fn = eval->forces();
-  double sf_now = 0.0, ss_now = 0.0;
+  double &u_total = global_value(ubmd::keys::PAIR_COLUMN_UNCERTAINTY);
 
   if (need_total) {
     // collective on every rank; the du/dR back-propagation only when a bias uses it
     try {
-      u_total = eval->total_uncertainty(reducer, /*with_gradient=*/bias);
+      u_total = eval->total_uncertainty(reducer, /*with_gradient=*/bias_on);
     } catch (std::exception &e) {
       error->one(FLERR, "Pair style ubmd: total uncertainty failed on step {}: {}", step,
                  what_of(e));
     }
   }
 
-  if (!bias) {
+  if (!bias_on) {
     // plain forces on local and ghost atoms, LAMMPS sums the ghosts (newton on)
     for (int64_t n = 0; n < g.n_nodes; n++) {
       const int i = node_atom[n];
@@ -825,58 +438,36 @@ void PairUBMD::compute(int eflag, int vflag)
     }
     comm->reverse_comm(this);
 
-    // global norms: ||F||^2, ||du/dR||^2, virial W and du/deps
-    double red[20] = {0.0};
-    for (int i = 0; i < nlocal; i++)
-      for (int d = 0; d < 3; d++) {
-        red[0] += fbuf[i][d] * fbuf[i][d];
-        red[1] += ubuf[i][d] * ubuf[i][d];
-      }
-    const auto &w = eval->virial();
-    const auto &dd = eval->uncertainty_strain_derivative();
-    for (int k = 0; k < 9; k++) {
-      red[2 + k] = w[k];
-      red[11 + k] = dd[k];
-    }
-    reducer.allreduce_sum(red, 20);
+    // global norms ||F||^2, ||du/dR||^2, virial W and du/deps: one Allreduce
+    ubmd::GlobalNorms norms;
+    norms.add_atoms(fbuf, ubuf, nlocal);
+    norms.virial = eval->virial();
+    norms.strain_derivative = eval->uncertainty_strain_derivative();
+    double buf[ubmd::GlobalNorms::size];
+    norms.pack(buf);
+    reducer.allreduce_sum(buf, ubmd::GlobalNorms::size);
+    norms.unpack(buf);
 
-    if (fixed_scale) {
-      sf_now = fixed_sf;
-      ss_now = fixed_ss;
-    } else {
-      // Frobenius norms of the unbiased virial and of du/deps (as the Python reference)
-      double w2 = 0.0, d2 = 0.0;
-      for (int k = 0; k < 9; k++) {
-        w2 += red[2 + k] * red[2 + k];
-        d2 += red[11 + k] * red[11 + k];
-      }
-      if (step != scale_step) {
-        if (tau_f > 0.0) sf_now = scale_f->update(red[0], red[1]);
-        if (tau_s > 0.0) ss_now = scale_s->update(w2, d2);
-        scale_step = step;
-      } else {
-        // the same step again (a new run's setup, fix numdiff): one window entry per step
-        sf_now = s_f;
-        ss_now = s_s;
-      }
-    }
-    s_f = sf_now;
-    s_s = ss_now;
-    bias_energy = -tau_f * s_f * u_total;
+    // s_F, s_sigma (a step evaluated again, a new run's setup or fix numdiff: the same scales)
+    bias.update(norms, step);
+    global_value(ubmd::keys::PAIR_COLUMN_SCALE_FORCES) = bias.scale_forces();
+    global_value(ubmd::keys::PAIR_COLUMN_SCALE_STRESS) = bias.scale_stress();
+    global_value(ubmd::keys::PAIR_COLUMN_BIAS_ENERGY) = bias.energy(u_total);
 
     int *type = atom->type;
-    const double cf = tau_f * s_f;
     for (int i = 0; i < nlocal; i++) {
-      const double c = cf * type2weight[type[i]];
+      const int s = type2species[type[i]];
+      if (s < 0) continue;    // NULL type under hybrid: not in the graph, nothing to add
+      const double c = bias.force_coefficient(s);
       f[i][0] += fbuf[i][0] + c * ubuf[i][0];
       f[i][1] += fbuf[i][1] + c * ubuf[i][1];
       f[i][2] += fbuf[i][2] + c * ubuf[i][2];
     }
   }
 
+  const double cs = bias.stress_coefficient();    // tau_sigma s_sigma, 0 without a bias
   if (vflag_global) {
     const auto &w = eval->virial();
-    const double cs = tau_s * ss_now;
     const auto &dd = eval->uncertainty_strain_derivative();    // zeros without uncertainty
     static const int vi[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
     for (int k = 0; k < 6; k++) {
@@ -885,7 +476,7 @@ void PairUBMD::compute(int eflag, int vflag)
     }
   }
   if (vflag_atom) {
-    eval->node_virial(1.0, tau_s * ss_now, node_vir);
+    eval->node_virial(1.0, cs, node_vir);
     for (int64_t n = 0; n < g.n_nodes; n++) {
       const int i = node_atom[n];
       for (int k = 0; k < 6; k++) vatom[i][k] += node_vir[6 * n + k];
@@ -907,7 +498,7 @@ void PairUBMD::compute(int eflag, int vflag)
       if (au_buf[n] > mx) mx = au_buf[n];
     }
     reducer.allreduce_max(&mx, 1);
-    max_atomic_unc = mx;
+    global_value(ubmd::keys::PAIR_COLUMN_MAX_ATOMIC_UNCERTAINTY) = mx;
     unc_step = step;
     // not atom->natoms: with thermo_modify lost ignore it is updated after this step's forces
     unc_tags.assign(atom->tag, atom->tag + nlocal);
@@ -919,8 +510,7 @@ void PairUBMD::compute(int eflag, int vflag)
   unc_trigger = 0;
 
   // compute pair sums pvector over ranks: global values on rank 0 only
-  const double vals[5] = {u_total, bias_energy, s_f, s_s, max_atomic_unc};
-  for (int k = 0; k < 5; k++) pvector[k] = (comm->me == 0) ? vals[k] : 0.0;
+  for (int k = 0; k < nextra; k++) pvector[k] = (comm->me == 0) ? globals[k] : 0.0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -955,27 +545,26 @@ void PairUBMD::unpack_reverse_comm(int n, int *list, double *buf)
 }
 
 /* ----------------------------------------------------------------------
-   global values (all ranks identical): uncertainty, bias_energy, bias_scale_forces,
-   bias_scale_stress, max_atomic_uncertainty, cutoff; trigger "uncertainty_flag" for fix pair
+   global values (all ranks identical): the columns of compute pair ubmd by their names
+   (keys::PAIR_COLUMNS: uncertainty, bias_energy, bias_scale_forces, bias_scale_stress,
+   max_atomic_uncertainty) and cutoff; the trigger uncertainty_flag for fix pair
 ------------------------------------------------------------------------- */
 
 void *PairUBMD::extract(const char *str, int &dim)
 {
+  namespace keys = ubmd::keys;
   dim = 0;
-  if (strcmp(str, "uncertainty") == 0) return &u_total;
-  if (strcmp(str, "bias_energy") == 0) return &bias_energy;
-  if (strcmp(str, "bias_scale_forces") == 0) return &s_f;
-  if (strcmp(str, "bias_scale_stress") == 0) return &s_s;
-  if (strcmp(str, "max_atomic_uncertainty") == 0) return &max_atomic_unc;
-  if (strcmp(str, "cutoff") == 0) return &cutoff;
-  if (strcmp(str, "uncertainty_flag") == 0) return &unc_trigger;
+  for (int k = 0; k < keys::PAIR_NUM_COLUMNS; k++)
+    if (strcmp(str, keys::PAIR_COLUMNS[k]) == 0) return &globals[k];
+  if (strcmp(str, keys::EXTRACT_CUTOFF) == 0) return &cutoff;
+  if (strcmp(str, keys::EXTRACT_UNCERTAINTY_FLAG) == 0) return &unc_trigger;
   return nullptr;
 }
 
 void *PairUBMD::extract_peratom(const char *str, int &ncol)
 {
   ncol = 0;
-  if (strcmp(str, "uncertainty") == 0) {
+  if (strcmp(str, ubmd::keys::EXTRACT_PERATOM_UNCERTAINTY) == 0) {
     // nullptr (fix pair: "cannot extract") when no per-atom uncertainty will ever be computed
     if (!atomic_uncertainty_possible()) return nullptr;
     grow_atom_arrays();

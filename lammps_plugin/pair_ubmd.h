@@ -8,6 +8,9 @@
 
 #include "pair.h"
 
+#include "ubmd_bias.h"
+#include "ubmd_keys.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -16,7 +19,6 @@
 namespace ubmd {
 class Model;
 class Evaluation;
-class AdaptiveScale;
 }    // namespace ubmd
 
 namespace LAMMPS_NS {
@@ -48,29 +50,25 @@ class PairUBMD : public Pair {
   bool atomic_uncertainty_enabled() const { return (unc_mode & UNC_ATOMIC) != 0; }
 
  protected:
-  // total = u and per-atom u_i (UNC_BOTH); atomic = u_i only; none
+  // uncertainty both = u and per-atom u_i (UNC_BOTH); atomic = u_i only; none
   enum { UNC_NONE = 0, UNC_TOTAL = 1, UNC_ATOMIC = 2, UNC_BOTH = 3 };
 
   // settings
-  double tau_f, tau_s;          // bias strengths (dimensionless, relative to the true forces/stress)
-  int window;                   // adaptive-scale window (evaluations)
-  int fixed_scale;              // 1: s_F, s_sigma given by the user, no adaptation
-  double fixed_sf, fixed_ss;
+  ubmd::Bias bias;              // tau_forces, tau_stress, window, fixed scales, weights per
+                                // model species; the adaptive scales of this trajectory
   int unc_request;              // UNC_* asked for by the uncertainty keyword
   int unc_mode;                 // UNC_* computed (unc_request limited by the model, init_style)
   int unc_mode_set;             // 1 if given explicitly
   int every;                    // uncertainty monitoring interval (timesteps), bias off only
   std::string device, dtype;
   std::string model_device, model_dtype;  // device / dtype the loaded model was made for
-  std::map<std::string, double> weight_by_element;
+  std::map<std::string, double> weight_by_element;   // weights keyword (map_weights: -> bias)
 
   // model
   std::unique_ptr<ubmd::Model> model;
   std::unique_ptr<ubmd::Evaluation> eval;
-  std::unique_ptr<ubmd::AdaptiveScale> scale_f, scale_s;
   double cutoff;
   std::vector<int> type2species;    // [ntypes+1], -1 for NULL
-  std::vector<double> type2weight;  // [ntypes+1]
 
   // graph buffers
   int nmax_node;
@@ -85,13 +83,13 @@ class PairUBMD : public Pair {
   double *uncatom;                  // per-atom calibrated uncertainty of local atoms
   std::vector<double> node_vir, au_buf;
 
-  // outputs
-  double u_total, bias_energy, s_f, s_s, max_atomic_unc;
-  int unc_trigger;                  // set by fix pair (extract "uncertainty_flag") or compute ubmd/atom
+  // global outputs: the columns of compute pair ubmd (keys::PAIR_COLUMN_*), also read by extract()
+  double globals[ubmd::keys::PAIR_NUM_COLUMNS];
+  double &global_value(int column) { return globals[column - 1]; }
+  int unc_trigger;                  // set by fix pair (extract uncertainty_flag), compute ubmd/atom
   bigint unc_step;                  // last timestep with atomic uncertainties computed
   std::vector<tagint> unc_tags;     // IDs of the local atoms on that step (uncatom is indexed
                                     // like them; delete_atoms/create_atoms since: stale)
-  bigint scale_step;                // last timestep that entered the adaptive-scale window
   int skip_warned;                  // hybrid pairs taken from ubmd: warned once per pair_coeff
   int setup_checked;                // run_setup_checks() done since the last init_style()
   int tailshift_warned;             // pair_modify tail/shift: warned once
@@ -101,13 +99,19 @@ class PairUBMD : public Pair {
   void grow_atom_arrays();
   void build_graph();
   void reset_trajectory();
+  // pair_style / pair_coeff arguments (pair_ubmd_settings.cpp)
+  void map_types(char **elements);
   void map_weights();
+  std::string model_species() const;
   bool atomic_uncertainty_possible() const;
   // LAMMPS type t is mapped to a model species (not NULL)
   bool is_model_type(int t) const
   {
     return t > 0 && t < (int) type2species.size() && type2species[t] >= 0;
   }
+  // input-deck checks (pair_ubmd_checks.cpp)
+  void check_init_style();
+  int uncertainty_mode() const;
   void check_neighbor_exclusions();
   void check_special_pairs();
   void check_hybrid_skips();

@@ -79,6 +79,12 @@ def lammps_error(text) -> str:
     ("bad_dtype", "dtype must be float32 or float64"),
     ("directory_as_model", "is a directory, not a model file"),
     ("checkpoint_as_model", "is not a ubmd model file"),
+    ("negative_tau", "pair_style ubmd tau_forces tau_F must be >= 0, not -0.1"),
+    ("negative_tau_alias", "tau_stress (given as bias_stress) tau_sigma must be >= 0"),
+    ("bad_uncertainty_mode", "uncertainty must be both, atomic or none (total is an older name"),
+    ("bias_needs_both", "tau_forces/tau_stress need uncertainty both"),
+    ("odd_weights", "weights needs element/weight pairs"),
+    ("fixed_without_bias", "fixed_scales only makes sense with tau_forces or tau_stress"),
 ])
 def test_bad_input_gives_clear_error(files, case, expect):
     m = files["model"]
@@ -98,6 +104,12 @@ def test_bad_input_gives_clear_error(files, case, expect):
         "bad_dtype": deck(files, style="ubmd dtype float16"),
         "directory_as_model": deck(files, coeff=f"* * {files['dir']} H C O"),
         "checkpoint_as_model": deck(files, coeff=f"* * {files['checkpoint']} H C O"),
+        "negative_tau": deck(files, style="ubmd tau_forces -0.1"),
+        "negative_tau_alias": deck(files, style="ubmd bias_stress -1"),
+        "bad_uncertainty_mode": deck(files, style="ubmd uncertainty all"),
+        "bias_needs_both": deck(files, style="ubmd tau_forces 0.1 uncertainty atomic"),
+        "odd_weights": deck(files, style="ubmd tau_forces 0.1 weights H 0.5 C window 1"),
+        "fixed_without_bias": deck(files, style="ubmd fixed_scales 1.0 1.0"),
     }[case]
     if case == "cuda_without_cuda":
         import torch
@@ -108,6 +120,41 @@ def test_bad_input_gives_clear_error(files, case, expect):
     assert expect in msg, msg
     if case == "old_format":
         assert "ubmd export" in msg
+    if case == "unknown_keyword":  # the message lists the keywords, older names included
+        assert "tau_forces (or bias_forces), tau_stress (or bias_stress), window" in msg, msg
+
+
+def test_older_keyword_names_give_identical_results(files):
+    """bias_forces / bias_stress are the older names of tau_forces / tau_stress, uncertainty total
+    the older name of both: the same energy, forces, virial and compute pair values to the bit,
+    also over a few biased MD steps (adaptive window)."""
+    import numpy as np
+
+    def state(style):
+        lmp = new_lammps()
+        lmp.commands_string(deck(files, style=style).replace("run 0\n", "") + """
+compute g all pair ubmd
+compute pv all pressure NULL virial
+thermo_style custom step pe c_pv[1] c_pv[2] c_pv[3] c_pv[4] c_pv[5] c_pv[6]
+velocity all create 300.0 4928459 loop geom
+timestep 0.0005
+fix nve all nve
+run 5
+""")
+        f = np.array(lmp.numpy.extract_atom("f")[: lmp.get_natoms()])
+        pv = [lmp.extract_compute("pv", 0, 1)[k] for k in range(6)]
+        g = [lmp.extract_compute("g", 0, 1)[k] for k in range(5)]
+        pe = lmp.get_thermo("pe")
+        lmp.close()
+        return f, pv, g, pe
+
+    new = state("ubmd tau_forces 0.3 tau_stress 0.2 window 2 weights H 0.5 uncertainty both")
+    old = state("ubmd bias_forces 0.3 bias_stress 0.2 window 2 weights H 0.5 uncertainty total")
+    np.testing.assert_array_equal(new[0], old[0])
+    assert new[1:] == old[1:]
+    assert new[2][2] > 0 and new[2][3] > 0      # s_F, s_sigma: the bias is on
+    unbiased = state("ubmd uncertainty both")
+    assert np.abs(unbiased[0] - new[0]).max() > 1e-6
 
 
 def test_null_type_under_hybrid(files):

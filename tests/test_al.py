@@ -129,7 +129,7 @@ def test_lammps_deck_and_dump_reader(tmp_path):
                       species=["Al", "Cu"])
     deck = deck_text(task, Path("/p/ubmdplugin.so"), True, "p p p")
     for line in ("timestep 0.0005", "change_box all triclinic",
-                 "pair_style ubmd bias_forces 0.25 window 100 bias_stress 0.1 weights Al 0",
+                 "pair_style ubmd tau_forces 0.25 window 100 tau_stress 0.1 weights Al 0",
                  "pair_coeff * * /m/model.pt Al Cu",
                  "fix integrate all npt temp 600 600 0.1 tri 2500 2500 1",
                  "fix stop all halt 1 v_umax > 1.2 error continue", "run 1000"):

@@ -123,7 +123,7 @@ def test_lammps_deck_drops_weights_of_elements_not_in_the_model(tmp_path):
     task = WalkerTask(0, "lammps", "/m/model.pt", start_cell(), str(tmp_path), 300.0, 0.0, 1, p,
                       species=["Al", "Cu"])
     deck = deck_text(task, Path("/p/ubmdplugin.so"), True, "p p p")
-    assert "pair_style ubmd bias_forces 0.25 window 100 weights Cu 0.5\n" in deck
+    assert "pair_style ubmd tau_forces 0.25 window 100 weights Cu 0.5\n" in deck
 
 
 def test_lammps_nvt_walkers_on_a_small_molecule(tmp_path):

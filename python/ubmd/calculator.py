@@ -26,15 +26,18 @@ from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from . import keys as K
-from .bias import AdaptiveScale
+from .bias import Bias, GlobalNorms
 from .neighbours import neighbour_list
 from .prediction import forces_from_edge_grad, model_dtype, virial_from_edge_grad
+
+
+_MODE_ALIASES = {K.UNCERTAINTY_MODE_TOTAL: K.UNCERTAINTY_MODE_BOTH}
 
 
 class UBMDCalculator(Calculator):
     """Model energies/forces/stress + uncertainties, optionally biased: E_b = E - tau u.
 
-    Parameters
+    Parameters (ASE parameters: ``calc.parameters``, changed with ``calc.set(...)``)
     ----------
     model: path to a model file written by ``ubmd export``, or an ``ExportedModel``.
     tau_forces: tau_F (dimensionless; bias force ~ tau_F x RMS true force once scaled).
@@ -42,8 +45,16 @@ class UBMDCalculator(Calculator):
     window: W, number of evaluations in the adaptive-scale window (s = 0 before W).
     weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1); every element
         named must be one of the model's (ValueError otherwise).
-    uncertainty: ``"total"`` (compute u, u_i; bias uses u), ``"atomic"`` (u_i only, no bias),
-        ``"none"`` (plain MLIP).
+    uncertainty: ``"both"`` (compute u and u_i; the bias uses u), ``"atomic"`` (u_i only, no
+        bias), ``"none"`` (plain MLIP); ``"total"`` is the older name of ``"both"``.
+    device: ``"cpu"`` or ``"cuda"`` (a model file is loaded there).
+
+    The bias arithmetic (adaptive scales, same-step rule, coefficients, bias energy) is
+    :class:`ubmd.bias.Bias`, the mirror of the LAMMPS pair style's ``ubmd::Bias``. ``set()`` of a
+    bias parameter keeps the current trajectory's scale windows (ASE's ``set`` changes settings,
+    it does not start a new trajectory); ``reset()`` clears the results *and* starts a new
+    trajectory (windows emptied: the bias is off for the next ``window`` evaluations), as
+    :meth:`reset_bias` does alone.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",
@@ -53,21 +64,18 @@ class UBMDCalculator(Calculator):
     uncertainty_properties = [K.UNCERTAINTY, K.ATOMIC_UNCERTAINTY, K.BIAS_ENERGY,
                               K.SCALE_FORCES, K.SCALE_STRESS]
     default_parameters = {"tau_forces": 0.0, "tau_stress": 0.0, "window": 100, "weights": None,
-                          "uncertainty": "total"}
+                          "uncertainty": K.UNCERTAINTY_MODE_BOTH}
+    _BIAS_PARAMETERS = ("tau_forces", "tau_stress", "window", "weights", "uncertainty")
 
     def __init__(self, model, tau_forces: float = 0.0, tau_stress: float = 0.0, window: int = 100,
-                 weights: dict | None = None, uncertainty: str = "total", device: str = "cpu",
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.implemented_properties = list(type(self).implemented_properties)
-        if uncertainty not in ("total", "atomic", "none"):
-            raise ValueError(f"uncertainty must be total, atomic or none, got {uncertainty!r}")
+                 weights: dict | None = None, uncertainty: str = K.UNCERTAINTY_MODE_BOTH,
+                 device: str = "cpu", **kwargs):
         if isinstance(model, (str, Path)):
             from .model_file.load import load_model_file
 
             model, meta = load_model_file(model, device)
             zs = [int(z) for z in meta[K.META_ATOMIC_NUMBERS]]
-            self.has_uncertainty = meta[K.META_UNCERTAINTY] != "none"
+            self.has_uncertainty = meta[K.META_UNCERTAINTY] != K.UNCERTAINTY_NONE
             self.cutoff = float(meta[K.META_CUTOFF])
         else:
             zs = list(model.features.members[0].atomic_numbers)
@@ -76,39 +84,80 @@ class UBMDCalculator(Calculator):
         self.model = model
         self.dtype = model_dtype(model)
         self.species_map = {z: k for k, z in enumerate(zs)}
-        self.uncertainty = uncertainty if self.has_uncertainty else "none"
-        if self.uncertainty != "none":  # a new list: += would extend the class attribute
-            self.implemented_properties = (list(type(self).implemented_properties)
-                                           + self.uncertainty_properties)
-        if (tau_forces or tau_stress) and self.uncertainty != "total":
-            raise ValueError("a bias needs uncertainty='total' and a model with uncertainty")
-        self.tau_forces, self.tau_stress = float(tau_forces), float(tau_stress)
-        self.scale_f = AdaptiveScale(window)
-        self.scale_s = AdaptiveScale(window)
-        self.set_weights(weights)
+        self.bias = Bias()
+        super().__init__(tau_forces=tau_forces, tau_stress=tau_stress, window=window,
+                         weights=weights, uncertainty=uncertainty, **kwargs)
+        self._configure_bias(new_window=True)  # also when every parameter is a default
 
     @property
     def elements(self) -> list[str]:
         """The model's elements (chemical symbols, in the model's order)."""
         return [chemical_symbols[z] for z in self.species_map]
 
+    @property
+    def uncertainty(self) -> str:
+        """What is computed: ``both``, ``atomic`` or ``none`` (``none`` for a model without
+        uncertainty, whatever was asked)."""
+        mode = self.parameters["uncertainty"]
+        return mode if self.has_uncertainty else K.UNCERTAINTY_MODE_NONE
+
+    @property
+    def tau_forces(self) -> float:
+        return self.bias.tau_forces
+
+    @property
+    def tau_stress(self) -> float:
+        return self.bias.tau_stress
+
+    def set(self, **kwargs) -> dict:
+        """Change parameters (ASE semantics: returns the changed ones, clears the results when
+        any changed). Bias parameters are checked and take effect at once; the adaptive-scale
+        windows are kept unless ``window`` changes."""
+        if "uncertainty" in kwargs:
+            mode = _MODE_ALIASES.get(kwargs["uncertainty"], kwargs["uncertainty"])
+            if mode not in K.UNCERTAINTY_MODES:
+                raise ValueError(f"uncertainty must be one of {', '.join(K.UNCERTAINTY_MODES)} "
+                                 f"(or {K.UNCERTAINTY_MODE_TOTAL}, the older name of "
+                                 f"{K.UNCERTAINTY_MODE_BOTH}), got {kwargs['uncertainty']!r}")
+            kwargs["uncertainty"] = mode
+        changed = super().set(**kwargs)
+        if hasattr(self, "bias") and any(k in self._BIAS_PARAMETERS for k in changed):
+            self._configure_bias(new_window="window" in changed)
+        if changed:  # stale results (not Calculator.reset: that starts a new trajectory here)
+            self.atoms, self.results = None, {}
+        return changed
+
+    def _configure_bias(self, new_window: bool) -> None:
+        p = self.parameters
+        weights = Bias.weights_by_species(_check_symbols(p["weights"]), self.elements)
+        if (p["tau_forces"] or p["tau_stress"]) and self.uncertainty != K.UNCERTAINTY_MODE_BOTH:
+            raise ValueError("a bias (tau_forces or tau_stress > 0) needs uncertainty='both' "
+                             "and a model with an uncertainty")
+        if new_window or p["window"] != self.bias.window:
+            self.bias = Bias(p["tau_forces"], p["tau_stress"], p["window"], weights=weights)
+        else:  # keep this trajectory's windows
+            checked = Bias(p["tau_forces"], p["tau_stress"], p["window"], weights=weights)
+            self.bias.tau_forces, self.bias.tau_stress = checked.tau_forces, checked.tau_stress
+            self.bias.set_weights(checked.weights)
+        self.implemented_properties = list(type(self).implemented_properties)  # a new list
+        if self.uncertainty != K.UNCERTAINTY_MODE_NONE:
+            self.implemented_properties += self.uncertainty_properties
+
     def set_weights(self, weights: dict | None) -> None:
         """Per-element bias weights, e.g. ``{"H": 0.0}`` (elements not named: 1); each element
-        must be one of :attr:`elements`."""
-        out = {}
-        for el, w in (weights or {}).items():
-            if el not in symbol_to_z:
-                raise ValueError(f"unknown element {el!r} in bias weights")
-            if symbol_to_z[el] not in self.species_map:
-                raise ValueError(f"bias weights: element {el} is not in the model (model "
-                                 f"elements: {', '.join(self.elements)})")
-            out[symbol_to_z[el]] = float(w)
-        self.weights = out
+        must be one of :attr:`elements`. Same as ``set(weights=...)``."""
+        self.set(weights=weights)
 
     def reset_bias(self) -> None:
-        """Restart the adaptive-scale windows (a new trajectory starts unbiased)."""
-        self.scale_f.reset()
-        self.scale_s.reset()
+        """Start a new trajectory: the adaptive-scale windows are emptied (the bias is off for
+        the next ``window`` evaluations)."""
+        self.bias.reset()
+
+    def reset(self) -> None:
+        """Clear the results and start a new trajectory (see :meth:`reset_bias`)."""
+        super().reset()
+        if hasattr(self, "bias"):
+            self.bias.reset()
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -128,8 +177,8 @@ class UBMDCalculator(Calculator):
         ev = torch.tensor(pos[j] - pos[i] + s @ cell, dtype=dt).requires_grad_(True)
         ei = torch.tensor(np.stack([i, j]), dtype=torch.long)
         species = torch.tensor([self.species_map[int(z)] for z in numbers], dtype=torch.long)
-        want_u = self.uncertainty != "none"
-        bias_on = self.uncertainty == "total" and (self.tau_forces != 0 or self.tau_stress != 0)
+        want_u = self.uncertainty != K.UNCERTAINTY_MODE_NONE
+        bias_on = self.uncertainty == K.UNCERTAINTY_MODE_BOTH and self.bias.active()
         e_at, phi = self.model.atomic(ev, ei, species, n, want_u)
         energy = e_at.sum()
         (g_e,) = torch.autograd.grad(energy, ev, retain_graph=bias_on)
@@ -152,16 +201,13 @@ class UBMDCalculator(Calculator):
                 (g_u,) = torch.autograd.grad((v.detach() * phi_sum).sum(), ev)
                 du_dr = -forces_from_edge_grad(g_u, ei, n).detach().double().numpy()
                 du_deps = -virial_from_edge_grad(g_u, ev, batch0, 1)[0].detach().double().numpy()
-                s_f = self.scale_f.update(float((forces ** 2).sum()), float((du_dr ** 2).sum()))
-                s_s = self.scale_s.update(float((virial ** 2).sum()), float((du_deps ** 2).sum()))
-                w = np.array([self.weights.get(int(z), 1.0) for z in numbers])[:, None]
-                bias_f = self.tau_forces * s_f * w * du_dr
-                bias_w = self.tau_stress * s_s * du_deps if periodic else bias_w
-                r[K.SCALE_FORCES], r[K.SCALE_STRESS] = s_f, s_s
-                r[K.BIAS_ENERGY] = -self.tau_forces * s_f * float(u)
-            else:
-                r[K.SCALE_FORCES] = r[K.SCALE_STRESS] = 0.0
-                r[K.BIAS_ENERGY] = 0.0
+                self.bias.update(GlobalNorms.from_arrays(forces, du_dr, virial, du_deps))
+                bias_f = self.bias.force_coefficients(species.numpy())[:, None] * du_dr
+                if periodic:
+                    bias_w = self.bias.stress_coefficient() * du_deps
+            r[K.SCALE_FORCES] = self.bias.scale_forces() if bias_on else 0.0
+            r[K.SCALE_STRESS] = self.bias.scale_stress() if bias_on else 0.0
+            r[K.BIAS_ENERGY] = self.bias.energy(float(u)) if bias_on else 0.0
         r[K.UNBIASED_FORCES] = forces
         r[K.BIAS_FORCES] = bias_f
         r["forces"] = forces + bias_f
@@ -172,3 +218,12 @@ class UBMDCalculator(Calculator):
             r["stress"] = full_3x3_to_voigt_6_stress(stress - bias_w / vol)
             r[K.VIRIAL] = virial
         self.results.update(r)
+
+
+def _check_symbols(weights: dict | None) -> dict:
+    """``weights`` with every key a chemical symbol (ValueError naming the bad one)."""
+    for el in weights or {}:
+        if el not in symbol_to_z:
+            raise ValueError(f"unknown element {el!r} in bias weights (a chemical symbol: H, He, "
+                             "...)")
+    return dict(weights or {})

@@ -115,14 +115,12 @@ def run_ase_walker(task: WalkerTask) -> dict:
     atoms = clean_copy(task.start)
     npt = p.ensemble == "npt"
     tau_stress = p.tau_stress if npt else 0.0
-    calc = UBMDCalculator(task.model_file, window=p.window,
-                          uncertainty="total")  # no bias yet: checked first
+    calc = UBMDCalculator(task.model_file, window=p.window)  # no bias yet: checked first
+    _check_bias(calc, task, tau_stress)
     # weights of elements the model does not know act on no atom (walkers.weights may name
     # elements of other systems; the LAMMPS walkers drop them from the deck alike)
-    calc.set_weights({el: w for el, w in (p.weights or {}).items() if el in calc.elements})
-    _check_bias(calc, task, tau_stress)
-    calc.tau_forces, calc.tau_stress = float(p.tau_forces), float(tau_stress)
-    calc.reset_bias()
+    calc.set(tau_forces=float(p.tau_forces), tau_stress=float(tau_stress),
+             weights={el: w for el, w in (p.weights or {}).items() if el in calc.elements})
     atoms.calc = calc
     rng = np.random.default_rng(task.seed)
     init_velocities(atoms, task.temperature, rng)

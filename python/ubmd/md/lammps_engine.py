@@ -1,8 +1,8 @@
 """The LAMMPS engine: one input deck per walker with ``pair_style ubmd``, run as a subprocess.
 
 The deck (``in.walker.lmp`` in the walker directory, kept for inspection and reruns by hand):
-``units metal``, the start structure from ``start.data``, ``pair_style ubmd bias_forces tau_F
-[bias_stress tau_sigma] window W [weights El w ...]``, fresh Gaussian velocities, the thermostat
+``units metal``, the start structure from ``start.data``, ``pair_style ubmd tau_forces tau_F
+[tau_stress tau_sigma] window W [weights El w ...]``, fresh Gaussian velocities, the thermostat
 (``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix
 nvt``, or ``fix npt ... tri`` with full cell freedom),
 ``compute pair ubmd`` (u, bias energy, scales, max u_i), ``compute ubmd/atom`` + ``compute reduce
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from .. import keys as K
 from ..analysis.readers import read_dump_columns
 from ..io import save_npz_atomic, write_frames_atomic
 from ..model_file import model_info
@@ -38,6 +39,9 @@ from .task import (CANDIDATES, STOP_MAX_STEPS, STOP_THRESHOLD, STOP_TIME, TRACE,
                    dihedral_values)
 
 FS_PER_PS = 1000.0
+# thermo columns of `compute ubmd all pair ubmd` (column numbers from ubmd.keys / ubmd_keys.h)
+U_COLUMN = K.pair_column(K.EXTRACT_UNCERTAINTY, "ubmd")
+E_BIAS_COLUMN = K.pair_column(K.EXTRACT_BIAS_ENERGY, "ubmd")
 DECK = "in.walker.lmp"
 DATA = "start.data"
 LOG = "log.lammps"
@@ -102,9 +106,9 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
     npt = p.ensemble == "npt"
     if npt and not periodic:
         raise ValueError("NPT walkers need a cell periodic in x, y and z; use ensemble: nvt")
-    style = f"pair_style ubmd bias_forces {p.tau_forces:g} window {p.window}"
+    style = f"pair_style ubmd {K.PAIR_KW_TAU_FORCES} {p.tau_forces:g} window {p.window}"
     if npt and p.tau_stress > 0:
-        style += f" bias_stress {p.tau_stress:g}"
+        style += f" {K.PAIR_KW_TAU_STRESS} {p.tau_stress:g}"
     # weights of elements the model does not know act on no atom (as in the ASE walkers);
     # pair_style ubmd would refuse them
     weights = {el: w for el, w in (p.weights or {}).items() if el in task.species}
@@ -137,7 +141,7 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
         *integ,
         "compute ubmd all pair ubmd", "compute uatom all ubmd/atom",
         "compute umax all reduce max c_uatom", "variable umax equal c_umax",
-        "thermo_style custom step time temp pe c_ubmd[1] c_ubmd[2] c_umax vol",
+        f"thermo_style custom step time temp pe {U_COLUMN} {E_BIAS_COLUMN} c_umax vol",
         f"thermo {p.log_every}", "thermo_modify flush yes",
         f"dump candidates all custom {p.sample_every} {DUMP} {dump_cols}",
         "dump_modify candidates sort id",
@@ -281,7 +285,7 @@ def run_lammps_walker(task: WalkerTask) -> dict:
         frames.append(last[0])
     if halted and frames:
         frames[-1].info["trigger"] = True
-    u_of_step = dict(zip(thermo.get("Step", []), thermo.get("c_ubmd[1]", [])))
+    u_of_step = dict(zip(thermo.get("Step", []), thermo.get(U_COLUMN, [])))
     for f in frames:
         f.info.setdefault("trigger", False)
         # total u of a frame: from the thermo row of its step (NaN between thermo rows)
@@ -290,7 +294,7 @@ def run_lammps_walker(task: WalkerTask) -> dict:
     trace = {}
     if thermo:
         trace = {"step": thermo["Step"], "time_fs": thermo["Time"] * FS_PER_PS,
-                 "uncertainty": thermo["c_ubmd[1]"], "bias_energy": thermo["c_ubmd[2]"],
+                 "uncertainty": thermo[U_COLUMN], "bias_energy": thermo[E_BIAS_COLUMN],
                  "max_atomic_uncertainty": thermo["c_umax"], "energy": thermo["PotEng"],
                  "temperature": thermo["Temp"],
                  "volume": thermo["Volume"] if periodic else np.full(len(thermo["Step"]), np.nan)}

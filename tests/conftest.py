@@ -1,6 +1,15 @@
-"""Shared fixtures: tiny datasets and tiny models (seconds, not minutes)."""
+"""Shared fixtures: tiny datasets and tiny models (seconds, not minutes), and the test tiers.
+
+Tiers (pytest markers, registered in pyproject.toml): ``cpp`` (the C++ core through ctest, and
+Python against C++), ``lammps`` (cross-layer: LAMMPS with the plugin against the Python
+reference, 1/2/4 MPI ranks), ``campaign`` (whole AL campaigns, benchmark drivers), ``unit``
+(everything else). ``slow`` marks single tests over ~20 s. The fast inner loop is
+``pytest -m "not campaign and not slow"``.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +22,26 @@ from ubmd.config import TrainRunConfig, from_dict
 
 # small models on a shared 2-core machine: one intra-op thread is much faster (see config.py)
 torch.set_num_threads(1)
+
+#: test files whose every test belongs to a tier (other tests are marked one by one)
+FILE_TIERS = {
+    "cpp": ("test_cpp_core.py", "test_bias_mirror.py"),
+    "lammps": ("test_lammps_pair.py", "test_lammps_decks.py", "test_lammps_inputs.py",
+               "test_lammps_npt_outputs.py", "test_lammps_blas.py", "test_lammps_examples.py"),
+    "campaign": ("test_benchmark_smoke.py", "test_ala2_campaigns.py", "test_mil53_campaigns.py"),
+}
+TIERS = ("cpp", "lammps", "campaign")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test gets its tier: its file's (FILE_TIERS), its own mark, else ``unit``."""
+    for item in items:
+        name = Path(str(item.fspath)).name
+        for tier, files in FILE_TIERS.items():
+            if name in files:
+                item.add_marker(getattr(pytest.mark, tier))
+        if not any(item.get_closest_marker(t) for t in TIERS):
+            item.add_marker(pytest.mark.unit)
 
 
 def emt_frames(n: int = 24, seed: int = 0, repeat=(2, 2, 2), rattle: float = 0.08) -> list[Atoms]:

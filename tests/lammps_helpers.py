@@ -1,6 +1,6 @@
 """Helpers for the LAMMPS tests of pair_style ubmd (tests/test_lammps_*.py).
 
-The plugin is built by ``scripts/build_plugin.sh`` into build/lammps_plugin/ubmdplugin.so
+The plugin is built by ``scripts/build_plugin.sh`` (build/lammps_plugin, installed in python/ubmd/lib)
 (override with UBMD_PLUGIN=/path/to/ubmdplugin.so). Tests that need it are marked with
 ``requires_plugin`` and skip with the reason when it is missing.
 """
@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ubmd.plugin import ENV_VARIABLE, PLUGIN_NAME, package_plugin_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN = Path(os.environ.get("UBMD_PLUGIN", ROOT / "build" / "lammps_plugin" / "ubmdplugin.so"))
+# where ubmd.plugin.plugin_path() looks: $UBMD_PLUGIN, else the package's lib/
+PLUGIN = Path(os.environ.get(ENV_VARIABLE) or package_plugin_dir() / PLUGIN_NAME)
 VENV_BIN = Path(sys.executable).parent
 NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = nktv2p * eV/Å^3
 ELEMENTS_HCO = ["H", "C", "O"]

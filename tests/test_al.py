@@ -209,6 +209,7 @@ def _force_rmse(model_file, frames):
     return float(np.sqrt(np.mean(np.concatenate(err) ** 2)))
 
 
+@pytest.mark.campaign
 def test_campaign_ase_end_to_end(tmp_path):
     d = campaign_dict(tmp_path)
     result = run_campaign(al_config_from_dict(d), log=lambda s: None)
@@ -241,6 +242,7 @@ def test_campaign_ase_end_to_end(tmp_path):
     assert (out / "report" / "learning_curves.png").stat().st_size > 1000
 
 
+@pytest.mark.campaign
 def test_campaign_kill_and_resume_recomputes_no_label(tmp_path):
     counter = tmp_path / "calls.txt"
     calc = {"import": f"{FIXTURES / 'al_calcs.py'}:CountingEMT",
@@ -272,6 +274,7 @@ def test_campaign_kill_and_resume_recomputes_no_label(tmp_path):
     assert sorted(fingerprint(a) for a in frames) == sorted(calls)
 
 
+@pytest.mark.campaign
 def test_second_driver_on_a_live_campaign_is_refused(tmp_path):
     """Two drivers on one directory would write the same rounds over each other: while one holds
     the directory, another run or resume fails at once and changes nothing; once it is gone
@@ -289,6 +292,7 @@ def test_second_driver_on_a_live_campaign_is_refused(tmp_path):
     assert run_campaign(al_config_from_dict(d), log=lambda s: None)["finished"]
 
 
+@pytest.mark.campaign
 def test_campaign_failing_labeller_goes_on(tmp_path):
     calc = {"import": f"{FIXTURES / 'al_calcs.py'}:FailingEMT", "kwargs": {"every": 4}}
     d = campaign_dict(tmp_path, reference={"calculator": calc, "n_workers": 1}, label_budget=16,
@@ -305,6 +309,7 @@ def test_campaign_failing_labeller_goes_on(tmp_path):
     assert result["rounds"][-1]["n_dataset"] == 16 - n_failed
 
 
+@pytest.mark.campaign
 def test_campaign_lammps_walkers(tmp_path):
     from ubmd.md.settings import LammpsConfig
     from ubmd.md.engines import lammps_available

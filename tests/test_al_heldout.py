@@ -73,6 +73,7 @@ def test_dihedrals_must_fit_every_start_structure(tmp_path):
 
 
 # ------------------------------------------------------------------ several start structures
+@pytest.mark.campaign
 def test_walkers_explore_every_start_structure(tmp_path):
     """Two molecules as start structures with 2 walkers: one walker starts from each (walker k
     took the k-th labelled structure, so both started from copies of the first molecule and
@@ -126,6 +127,7 @@ def test_lammps_deck_drops_weights_of_elements_not_in_the_model(tmp_path):
     assert "pair_style ubmd tau_forces 0.25 window 100 weights Cu 0.5\n" in deck
 
 
+@pytest.mark.campaign
 def test_lammps_nvt_walkers_on_a_small_molecule(tmp_path):
     """A planar molecule (H2O) in no cell with LAMMPS NVT walkers: the non-periodic directions
     use `m` boundaries (with `s` the box shrank to the molecule, below the cutoff, and LAMMPS
@@ -174,6 +176,7 @@ def test_reference_without_stress_names_the_al_option(tmp_path):
 
 
 # ------------------------------------------------------------------------------ edited config
+@pytest.mark.campaign
 def test_run_with_an_edited_config_names_what_changed(tmp_path):
     """`ubmd al run` on a directory whose campaign has another config lists the differences and
     says how to change a campaign's settings (edit DIR/config.yaml and resume)."""

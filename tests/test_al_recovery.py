@@ -79,6 +79,7 @@ def test_failed_labels_are_retried_unless_rejected(tmp_path):
     assert json.loads((tmp_path / "again" / "00000.failed.json").read_text())["attempts"] == 2
 
 
+@pytest.mark.campaign
 def test_round_whose_labels_all_failed_is_redone_on_resume(tmp_path):
     """Round 0 with a calculator that always raises: the run stops at the label stage with an
     error naming label_failures.json and how to retry; the stage stays unmarked; once the
@@ -106,6 +107,7 @@ def test_round_whose_labels_all_failed_is_redone_on_resume(tmp_path):
     assert any("retried 8 failed label(s)" in line for line in logged)
 
 
+@pytest.mark.campaign
 def test_data_set_too_small_to_split_is_an_error(tmp_path):
     """Every label rejected (non-finite forces): not retried, and with no data the stage stops
     with an error that points to label_failures.json instead of a bare split error later."""
@@ -158,6 +160,7 @@ def _ctx(c: Campaign) -> StageContext:
     return StageContext(c.cfg, c.layout, c.log)
 
 
+@pytest.mark.campaign
 def test_later_round_whose_labels_all_failed_stops(round0, tmp_path):
     """Round 1 with a data set from round 0 big enough to train on: every label failing still
     stops the stage (unmarked) rather than training round 1 on round 0's data again."""
@@ -195,6 +198,7 @@ def crash_walker_1(task):
     return run_walker(task)
 
 
+@pytest.mark.campaign
 def test_a_walker_that_kills_its_process_fails_alone(round0, tmp_path, monkeypatch):
     """One walker's process dies while the others run in other worker processes: only it is
     recorded as crashed, the others finish (a dead worker does not break the pool)."""
@@ -230,6 +234,7 @@ def crash_walker_1_at_once(task):
     return run_walker(task)
 
 
+@pytest.mark.campaign
 def test_a_crashing_walker_does_not_end_a_one_worker_campaign(round0, tmp_path, monkeypatch):
     """executor.n_workers 1, and then one walker left to run (as on resume): the walkers still
     run in a worker process (inline: false, the default), so a walker that kills its process is
@@ -260,6 +265,7 @@ def test_a_crashing_walker_does_not_end_a_one_worker_campaign(round0, tmp_path, 
 
 
 # ---------------------------------------------------------------------------- training split
+@pytest.mark.campaign
 def test_selection_uses_the_split_the_model_was_trained_with(round0, tmp_path, monkeypatch):
     """data.valid_fraction and split_seed edited before a resume: selection still sees the
     training split of the round's model (split.json; recomputed from train/config.yaml for a
@@ -347,6 +353,7 @@ def test_md_with_a_model_without_uncertainty(plain_model, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------ initial data keys
+@pytest.mark.campaign
 def test_initial_data_with_other_label_keys(tmp_path):
     """initial.data labelled under dft_energy/dft_forces with data.energy_key/forces_key: the
     round-0 data set holds them under the standard names next to the campaign's own labels,

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 
+@pytest.mark.campaign
 def test_sigterm_stops_all_descendants(tmp_path):
     # a parent under the guard with a child that itself starts a grandchild in a new session
     # (as the LAMMPS walkers start `lmp`), then SIGTERM to the parent
@@ -42,6 +43,7 @@ def test_sigterm_stops_all_descendants(tmp_path):
 
 
 @pytest.mark.parametrize("when", ["workers running", "workers starting"])
+@pytest.mark.campaign
 def test_sigterm_with_process_pool_exits_promptly_without_tracebacks(tmp_path, when):
     # a spawn pool (as the walkers use): unwinding through ProcessPoolExecutor.shutdown after its
     # workers were killed could hang for good (seen with the signal during cf.wait); killing

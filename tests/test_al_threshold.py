@@ -102,6 +102,7 @@ def test_threshold_relative_validation(bad):
     assert check(WalkerConfig(threshold_relative="3"), "walkers").threshold_relative == 3.0
 
 
+@pytest.mark.campaign
 def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):
     """An absolute threshold far below the model's own level stops every walker at its first
     step; the relative one moves the threshold to k times that level, so walkers run, each one

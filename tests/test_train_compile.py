@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
+pytestmark = pytest.mark.slow  # torch.compile: 30-80 s of compilation on 2 cores
 import torch
 
 from ubmd import keys as K

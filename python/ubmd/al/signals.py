@@ -58,8 +58,8 @@ def terminate_children_on_exit():
         n = kill_descendants()
         print(f"ubmd: received signal {signum}, stopped {n} child processes; "
               "continue with `ubmd al resume DIR`", file=sys.stderr)
-        # exit at once: unwinding (SystemExit) runs ProcessPoolExecutor.shutdown(wait=True),
-        # which can hang for good once its workers are gone; the state on disk is consistent
+        # exit at once: unwinding (SystemExit) joins the executors' worker processes, which
+        # can hang for good once they are gone; the state on disk is consistent
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

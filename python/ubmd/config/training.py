@@ -24,6 +24,9 @@ class ModelConfig:
     n_radial: int = setting(8, ge=1)
     n_basis: int = setting(12, ge=1)
     hidden: list[int] = setting(factory=lambda: [256, 256], ge=1)
+    repulsion: bool = True  # short-range ZBL pair baseline, zero beyond repulsion_range x the
+    # sum of covalent radii (ubmd.model.repulsion): physical energies where there are no data
+    repulsion_range: float = setting(0.75, gt=0)
 
 
 @dataclass

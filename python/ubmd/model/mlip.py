@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .descriptor import GaussianMoments
+from .repulsion import DEFAULT_RANGE, PairRepulsion
 
 BIAS_FACTOR = 0.1
 
@@ -53,7 +54,8 @@ class MLIP(nn.Module):
     """Strictly local MLIP: :class:`GaussianMoments` + MLP readout with per-species scale/shift."""
 
     def __init__(self, atomic_numbers: List[int], cutoff: float, n_radial: int = 8,
-                 n_basis: int = 12, hidden: List[int] = [256, 256], seed: int = 0):
+                 n_basis: int = 12, hidden: List[int] = [256, 256], seed: int = 0,
+                 repulsion: bool = True, repulsion_range: float = DEFAULT_RANGE):
         super().__init__()
         self.atomic_numbers = list(int(z) for z in atomic_numbers)
         self.n_species = len(self.atomic_numbers)
@@ -70,6 +72,16 @@ class MLIP(nn.Module):
         self.register_buffer("desc_inv_std", torch.ones(self.descriptor.dim))
         self.register_buffer("species_scale", torch.ones(self.n_species))
         self.register_buffer("species_shift", torch.zeros(self.n_species))
+        # short-range ZBL baseline (model/repulsion.py): no parameters, zero where data are
+        self.use_repulsion = bool(repulsion)
+        self.repulsion = PairRepulsion(self.atomic_numbers, repulsion_range)
+
+    def baseline(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                 n_centres: int) -> Tensor:
+        """Per-atom energies [n_centres] of the repulsive baseline (zeros when it is off)."""
+        if self.use_repulsion:
+            return self.repulsion(edge_vec, edge_index, species, n_centres)
+        return torch.zeros(n_centres, dtype=edge_vec.dtype, device=edge_vec.device)
 
     def readout_with_grads(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
         """Per-atom energies [n] and, per linear layer, x~_l [n, d_in+1] and g_l [n, d_out]."""
@@ -118,8 +130,10 @@ class MLIP(nn.Module):
         return energies, x_last * scale.unsqueeze(-1)
 
     def atomic_energies(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
+        """Per-atom energies [n_centres] (eV): the readout of the descriptor + the baseline."""
         desc = self.descriptor(edge_vec, edge_index, species, n_centres)
-        return self.readout(desc, species[:n_centres])
+        return (self.readout(desc, species[:n_centres])
+                + self.baseline(edge_vec, edge_index, species, n_centres))
 
     def readout(self, desc: Tensor, sp: Tensor) -> Tensor:
         """Per-atom energies [n] from descriptors [n, dim] and species [n]."""
@@ -136,7 +150,8 @@ class MLIP(nn.Module):
         """:meth:`atomic_energies` with the descriptor's slot index given (see
         :meth:`GaussianMoments.slot_index`)."""
         desc = self.descriptor.from_slots(edge_vec, edge_index, species, n_centres, flat, n_slots)
-        return self.readout(desc, species[:n_centres])
+        return (self.readout(desc, species[:n_centres])
+                + self.baseline(edge_vec, edge_index, species, n_centres))
 
     def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
         return self.atomic_energies(edge_vec, edge_index, species, n_centres)

@@ -87,6 +87,9 @@ def build_metadata(model: ExportedModel, dtype: torch.dtype, extra: dict | None 
         K.META_ATOMIC_FEATURE_DIM: int(model.feature_dim),
         K.META_MODEL_HASH: state_hash(model),
         "feature_kind": model.features.kind,
+        # short-range ZBL baseline inside the per-atom energies (ubmd.model.repulsion)
+        "repulsion": bool(member.use_repulsion),
+        "repulsion_range": float(member.repulsion.range_factor),
         "n_members": model.features.n_members,
         "calibration_total": float(model.head.calib_total) if model.has_uncertainty else 1.0,
         "calibration_atomic": float(model.head.calib_atomic) if model.has_uncertainty else 1.0,

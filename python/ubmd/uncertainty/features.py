@@ -109,7 +109,8 @@ class FeatureModel(nn.Module):
                     parts.append(xs[layer])
                     parts.append(gs[layer])
             energies.append(e)
-        return torch.stack(energies, 0).mean(0), parts
+        baseline = self.members[0].baseline(edge_vec, edge_index, species, n_centres)
+        return torch.stack(energies, 0).mean(0) + baseline, parts
 
     def atomic(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
                with_features: bool) -> Tuple[Tensor, Tensor]:

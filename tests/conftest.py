@@ -78,6 +78,25 @@ def random_model(zs=(1, 6, 7, 8), cutoff=4.0, seed=0, hidden=(16, 16), n_radial=
     return m.eval()
 
 
+def synthetic_campaign(root, n_rounds: int = 4, n_new: int = 5):
+    """A campaign directory with finished rounds 0..n_rounds-1 and nothing else: round k has a
+    data set of 4 (k + 1) H2 molecules, n_new relabelled structures and a summary (for the
+    campaign readers, branching and the benchmark drivers; no models, no walkers)."""
+    import json
+
+    from ase.io import write
+
+    for k in range(n_rounds):
+        d = root / f"round_{k:03d}"
+        d.mkdir(parents=True)
+        write(d / "dataset.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.01 * i]])
+                                     for i in range(4 * (k + 1))])
+        write(d / "labelled.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.8]])] * n_new)
+        (d / "summary.json").write_text(json.dumps({"round": k, "n_new_labels": n_new,
+                                                    "n_dataset": 4 * (k + 1)}))
+    return root
+
+
 def small_molecule() -> Atoms:
     a = molecule("CH3CH2OH")
     a.rattle(0.05, seed=3)

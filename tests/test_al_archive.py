@@ -13,6 +13,7 @@ import yaml
 from ase import Atoms
 from ase.io import read, write
 
+from conftest import synthetic_campaign
 from ubmd.al.archive import (archived_dataset, archived_traces, campaign_dataset,
                              campaign_finished, is_archive, load_rounds, load_traces, pick_round,
                              read_rounds, save_traces, walker_md_costs, walker_traces,
@@ -38,16 +39,7 @@ def _campaign(tmp_path: Path, n_rounds: int = 3, per_round: int = 4) -> Path:
 
 def _parent(tmp_path: Path, r: int = 3, n_new: int = 5) -> Path:
     """A campaign whose round k has 4 (k + 1) frames and n_new relabelled structures."""
-    parent = tmp_path / "parent"
-    for k in range(r + 1):
-        d = parent / f"round_{k:03d}"
-        d.mkdir(parents=True)
-        write(d / "dataset.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.01 * i]])
-                                     for i in range(4 * (k + 1))])
-        write(d / "labelled.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.8]])] * n_new)
-        (d / "summary.json").write_text(json.dumps({"round": k, "n_new_labels": n_new,
-                                                    "n_dataset": 4 * (k + 1)}))
-    return parent
+    return synthetic_campaign(tmp_path / "parent", r + 1, n_new)
 
 
 def _traced_campaign(tmp_path: Path, volumes_by_round: dict, n_fu: int = 2) -> Path:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import keys as K
 from .calculator import UBMDCalculator
-from .data import GraphDataset, frame_labels, get_labels, naming_structure, no_labels_message
+from .data import GraphDataset, frame_labels, naming_structure, no_labels_message
 from .model import load_members
 from .prediction import predict
 

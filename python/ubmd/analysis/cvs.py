@@ -170,8 +170,8 @@ _N_INDICES = {"distance": 2, "angle": 3, "dihedral": 4}
 
 def load_named_cvs(path) -> dict[str, tuple[int, ...]]:
     """Named atom-index CVs from a JSON file: ``{"phi": [1, 3, 4, 6], ...}`` or
-    ``{"phi": {"indices": [...]}, ...}`` (the layout of ``../shared/data/ala2/dihedrals.json``,
-    next to the repository).
+    ``{"phi": {"indices": [...]}, ...}`` (the layout of ``benchmarks/data/ala2/dihedrals.json``
+    in the repository).
 
     Entries with 2, 3 or 4 integer indices become distances, angles or dihedrals; others are
     ignored.

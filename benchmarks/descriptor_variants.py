@@ -28,7 +28,6 @@ import time
 import torch
 from torch import Tensor
 
-from ubmd.model import MLIP
 from ubmd.uncertainty.features import FeatureModel
 
 from . import md_speed as M
@@ -61,14 +60,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     dt = getattr(torch, ns.dtype)
-    scripted = torch.jit.load(str(M.model_path(ns.system, ns.dtype)))
-    sd = getattr(scripted.features.members, "0").state_dict()
     zs = sorted(znum[el] for el in M.ELEMENTS[ns.system])
-    fms = {}
-    for name, gemm in VARIANTS.items():
-        model = MLIP(zs, M.CUTOFF[ns.system], 8, 12, list(M.HIDDEN), pair_gemm=gemm).to(dt)
-        model.load_state_dict(sd)
-        fms[name] = torch.jit.script(Atomic(FeatureModel([model.eval()], "last_layer")))
+    fms = {name: torch.jit.script(Atomic(FeatureModel([M.eager_member(ns.system, ns.dtype, gemm)],
+                                                      "last_layer")))
+           for name, gemm in VARIANTS.items()}
     atoms = M.build_system(ns.system, ns.natoms)
     i, j, s = neighbour_list(atoms.get_positions(), np.asarray(atoms.get_cell()), True,
                              M.CUTOFF[ns.system])

@@ -587,6 +587,23 @@ def cmd_profile(ns) -> None:
                                                        "results": rows}, indent=1))
 
 
+def eager_member(system: str, dtype: str, pair_gemm: bool | None = None):
+    """The (first) member of the prepared model file as an eager ``ubmd.model.MLIP`` (same
+    weights; ``pair_gemm``: the descriptor's pair-mixing route, None: its default)."""
+    import torch
+    from ase.data import atomic_numbers as znum
+
+    from ubmd.model import MLIP
+
+    scripted = torch.jit.load(str(model_path(system, dtype)))
+    zs = sorted(znum[el] for el in ELEMENTS[system])  # model species order (by Z)
+    m = MLIP(zs, CUTOFF[system], 8, 12, list(HIDDEN), pair_gemm=pair_gemm).to(getattr(torch, dtype))
+    keys = m.state_dict().keys()  # TorchScript also keeps the derived (non-persistent) buffers
+    m.load_state_dict({k: v for k, v in getattr(scripted.features.members, "0").state_dict().items()
+                       if k in keys})
+    return m.eval()
+
+
 def split_profile(system, dtype, ev0, ei, sp, nat, repeats):
     """The model cut at the moments A [n, nr, 20] (``GaussianMoments.moments`` /
     ``.invariants``, eager): how the biased step divides into the edge-level part (edge vectors
@@ -594,15 +611,8 @@ def split_profile(system, dtype, ev0, ei, sp, nat, repeats):
     energies and gradient features, and backward). The neighbour-slot index (graph only) is
     computed once, outside the timings."""
     import torch
-    from ase.data import atomic_numbers as znum
 
-    from ubmd.model import MLIP
-
-    scripted = torch.jit.load(str(model_path(system, dtype)))
-    sd = getattr(scripted.features.members, "0").state_dict()
-    zs = sorted(znum[el] for el in ELEMENTS[system])
-    m = MLIP(zs, CUTOFF[system], 8, 12, list(HIDDEN)).to(getattr(torch, dtype))
-    m.load_state_dict(sd)
+    m = eager_member(system, dtype)
     d = m.descriptor
     flat, n_slots = d.slot_index(ei[0], nat)
 

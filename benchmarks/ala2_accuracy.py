@@ -4,7 +4,7 @@
 stopping), 200 held-out 600 K structures for the test; training limited to --minutes of wall
 time on this CPU. Prints a table and writes benchmarks/results/ala2_accuracy.json.
 
-    .venv/bin/python benchmarks/ala2_accuracy.py            # the bar: 8 members x 4.3 min, 2 processes
+    python -m benchmarks.ala2_accuracy            # the bar: 8 members x 4.3 min, 2 processes
 
 Defaults: the configuration that meets the bar (docs/accuracy.md): an ensemble of 8 members
 (cutoff 9.5 Å, 19 radial basis functions, readout [256, 256]) trained 2 at a time for 4.3 min
@@ -26,7 +26,8 @@ from ubmd.data import read_structures
 from ubmd.evaluation import evaluate_model_file
 from ubmd.training import train_from_config
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import RESULTS, ROOT
+
 DATA = ROOT / "examples" / "ala2" / "data"
 N_VALID = 50
 
@@ -120,9 +121,8 @@ def main(args=None) -> int:
     print(f"{'training wall time (s)':32s} {train_s:12.1f}")
     print(f"{'Spearman u_i vs |dF_i|':32s} {out['test600_spearman_atomic']!s:>12s}")
     print(f"{'goal met':32s} {out['goal_met']!s:>12s}")
-    res_dir = ROOT / "benchmarks" / "results"
-    res_dir.mkdir(parents=True, exist_ok=True)
-    with open(res_dir / a.results, "w") as fh:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / a.results, "w") as fh:
         json.dump(out, fh, indent=1)
     return 0
 

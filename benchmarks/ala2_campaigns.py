@@ -31,10 +31,11 @@ Sizes (``--size``, ``--quick`` = ``--size quick``): ``tiny`` (smoke test, ~2 min
 15-20 min for the three campaigns on a shared 2-core machine) and ``full``
 (256 labels, B = 8, 8 walkers, 10 ps walkers as in the paper's 20 000-step cap, seeds 0 1 2).
 
-    python benchmarks/ala2_campaigns.py --quick                     # 3 campaigns, seed 0
-    python benchmarks/ala2_campaigns.py --quick --extras            # + last-layer, ensemble
-    python benchmarks/ala2_campaigns.py --size full --seeds 0 1 2   # resumable; hours
-    python benchmarks/ala2_campaigns.py --quick --analyze-only      # re-measure, no new MD
+    python -m benchmarks.ala2_campaigns --quick                     # 3 campaigns, seed 0
+    python -m benchmarks.ala2_campaigns --quick --extras            # + last-layer, ensemble
+    python -m benchmarks.ala2_campaigns --size full --seeds 0 1 2   # resumable; hours
+    python -m benchmarks.ala2_campaigns --quick --analyze-only      # re-measure, no new MD
+    python -m benchmarks.ala2_campaigns --size full --dry-run       # the merged configs only
 
 Branch size (``--size branch``): the extras compared on equal footing at a realistic stage. Each
 variant continues one finished campaign (default: ``full/biased_300K_s0``) from the data set it
@@ -42,19 +43,20 @@ had at round R (default 15: 128 labels): its round 0 relabels the 8 structures t
 labelled in round R (``initial.structures``, no perturbed copies) on top of the parent's
 round R-1 data set (``initial.data``), so every variant starts from the same 128 labels and
 the same walker starts as the parent's round R, then runs ``--branch-labels`` (40) more labels
-with the full settings and its own uncertainty. Measured as above, plus the parent's own
-continuation over the same rounds (a second sample of the sketch setting: seed noise) and the
-LAMMPS cost per MD step of each variant's final model, measured in one call, interleaved:
+with the full settings and its own uncertainty (``ubmd.al.branch``). Measured as above, plus
+the parent's own continuation over the same rounds (a second sample of the sketch setting: seed
+noise) and the LAMMPS cost per MD step of each variant's final model, measured in one call,
+interleaved (``benchmarks.campaign_md_cost``):
 
-    python benchmarks/ala2_campaigns.py --size branch                         # 3 variants
-    python benchmarks/ala2_campaigns.py --size branch --branch-round 20 --branch-labels 24
+    python -m benchmarks.ala2_campaigns --size branch                         # 3 variants
+    python -m benchmarks.ala2_campaigns --size branch --branch-round 20 --branch-labels 24
 
 ``--branch-from`` also takes a campaign's archive (``benchmarks/results/archive/ala2_campaigns_
-<size>/<campaign>_s<seed>``, written by the analysis): the same files are cut from the archived
-data set into ``runs/unpacked/``. That continues a campaign whose directory is gone, e.g. seed
-2's unbiased 300 K campaign from round 19 (152 + 8 labels) to 256 labels:
+<size>/<campaign>_s<seed>``, written by the analysis, ``ubmd.al.archive``): the same files are cut
+from the archived data set into ``runs/unpacked/``. That continues a campaign whose directory is
+gone, e.g. seed 2's unbiased 300 K campaign from round 19 (152 + 8 labels) to 256 labels:
 
-    python benchmarks/ala2_campaigns.py --size branch --campaigns unbiased_300K --seeds 2 \
+    python -m benchmarks.ala2_campaigns --size branch --campaigns unbiased_300K --seeds 2 \
         --branch-from benchmarks/results/archive/ala2_campaigns_full/unbiased_300K_s2 \
         --branch-round 19 --branch-labels 96 --runs runs/continue_s2
 
@@ -75,19 +77,24 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (analyze_started, archive_dir, archived_dataset, archived_traces,
-                             campaign_finished, curve_rounds, deep_update, driver_parser,
-                             is_archive, lammps_loop_time, load_rounds, merged_campaigns,
-                             output_paths, predict_frames, results_record, run_campaigns, run_dir,
-                             run_sized_campaign, seed_stat, sized_config, ubmd_exe,
-                             walker_md_costs, with_traces, write_archive, write_results)
+from ubmd.al.archive import (archived_traces, campaign_finished, load_rounds, walker_md_costs,
+                             walker_traces, write_archive)
+from ubmd.al.branch import branch_settings, check_branch_dir
+from ubmd.config import merge
+from ubmd.evaluation import score_members
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import DATA as BENCH_DATA
+from . import FIGURES, RESULTS, ROOT
+from .campaign_common import (analyze_started, archive_dir, cached, curve_rounds, driver_parser,
+                              dry_run, merged_campaigns, output_paths, results_record,
+                              run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
+                              ubmd_exe, with_traces, write_results)
+from .campaign_md_cost import COST_MODES, lammps_cost
+
 CONFIGS = ROOT / "benchmarks" / "configs"
-DATA = ROOT / "examples" / "ala2" / "data"
-SHARED = ROOT.parent / "shared" / "data" / "ala2"
-RESULTS = ROOT / "benchmarks" / "results"
-FIGURES = ROOT / "docs" / "figures"
+DATA = ROOT / "examples" / "ala2" / "data"  # the labelled reference MD (test sets)
+DIHEDRALS = BENCH_DATA / "ala2" / "dihedrals.json"
+UNPACKED = ROOT / "runs" / "unpacked"  # archived parents, unpacked for a branch
 
 MAIN = ("unbiased_300K", "biased_300K", "unbiased_1200K")
 EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble")
@@ -121,57 +128,17 @@ CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8, "branch": 3}
 # ---------------------------------------------------------------------------------- configs
 def campaign_config(name: str, size: str, seed: int) -> dict:
     """Merged config: common + campaign + size preset + seed; paths made absolute. The branch
-    size also points the round-0 data at the parent campaign (``BRANCH``)."""
+    size also points the round-0 data at the parent campaign (``BRANCH``, ubmd.al.branch)."""
     cfg = yaml.safe_load((CONFIGS / "ala2_common.yaml").read_text())
-    deep_update(cfg, yaml.safe_load((CONFIGS / f"ala2_{name}.yaml").read_text()) or {})
+    merge(cfg, yaml.safe_load((CONFIGS / f"ala2_{name}.yaml").read_text()) or {})
     if size == "branch":
-        deep_update(cfg, branch_settings(Path(BRANCH["parent"]), int(BRANCH["round"]),
-                                         int(BRANCH["labels"])))
+        parent = Path(BRANCH["parent"])
+        try:
+            merge(cfg, branch_settings(parent, int(BRANCH["round"]), int(BRANCH["labels"]),
+                                       unpack_dir=UNPACKED / parent.parent.name / parent.name))
+        except ValueError as exc:
+            raise SystemExit(f"--branch-from {parent}: {exc}") from None
     return sized_config(cfg, SIZES[size], CONFIGS, seed)
-
-
-def branch_settings(parent: Path, r: int, new_labels: int) -> dict:
-    """Config keys of a branch from round ``r`` of the campaign in ``parent``: round 0 labels
-    the structures the parent labelled in round r (the walker starts of its round r) on top of
-    the parent's round r-1 data set."""
-    if r < 1:
-        raise SystemExit("--branch-round must be >= 1 (round 0 of a campaign has no earlier data set)")
-    if new_labels < 1:
-        raise SystemExit(f"--branch-labels must be >= 1, got {new_labels}")
-    if is_archive(parent):
-        parent = unpack_archive(parent, r)
-    new = parent / f"round_{r:03d}" / "labelled.extxyz"
-    data = parent / f"round_{r - 1:03d}" / "dataset.extxyz"
-    summ = parent / f"round_{r:03d}" / "summary.json"
-    for f in (new, data, summ):
-        if not f.exists():
-            raise SystemExit(f"branch: {f} not found; --branch-from must be a campaign directory "
-                             f"whose round {r} has finished")
-    # the budget counts the labels a campaign makes (initial.data is not counted): the parent's
-    # round-r structures, relabelled, plus the new ones
-    relabelled = int(json.loads(summ.read_text())["n_new_labels"])
-    return {"label_budget": relabelled + int(new_labels),
-            "initial": {"structures": str(new.resolve()), "n_perturbed": 0, "data": str(data.resolve())}}
-
-
-def unpack_archive(archive: Path, r: int) -> Path:
-    """Round r-1's data set, round r's labelled structures and round r's summary of an archived
-    campaign (``campaign_common.write_archive``) as the files of a campaign directory (under
-    ``runs/unpacked/``), so a campaign whose directory is gone can be continued as a branch."""
-    rounds = {s["round"]: s for s in json.loads((archive / "rounds.json").read_text())}
-    if r not in rounds or r - 1 not in rounds:
-        raise SystemExit(f"branch: the archive {archive} has no rounds {r - 1} and {r}")
-    from ase.io import write
-
-    lo, hi = rounds[r - 1]["n_dataset"], rounds[r]["n_dataset"]
-    frames = archived_dataset(archive, hi)
-    out = ROOT / "runs" / "unpacked" / archive.parent.name / archive.name
-    for k in (r - 1, r):
-        (out / f"round_{k:03d}").mkdir(parents=True, exist_ok=True)
-    write(out / f"round_{r - 1:03d}" / "dataset.extxyz", frames[:lo])
-    write(out / f"round_{r:03d}" / "labelled.extxyz", frames[lo:hi])
-    (out / f"round_{r:03d}" / "summary.json").write_text(json.dumps({**rounds[r], "n_new_labels": hi - lo}))
-    return out
 
 
 def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:
@@ -180,24 +147,15 @@ def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:
 
 # ---------------------------------------------------------------------------------- analysis
 def traced_points(out: Path, rounds: list[dict]) -> dict:
-    """{round: [cvs of each walker]} from trace.npz (every log_every steps)."""
-    pts = {}
-    for s in rounds:
-        walkers = []
-        for tr in sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*/trace.npz")):
-            d = np.load(tr)
-            if "cvs" in d and len(d["cvs"]):
-                walkers.append(np.asarray(d["cvs"]).reshape(-1, 2))
-        if walkers:
-            pts[s["round"]] = walkers
-    return pts
+    """{round: [(phi, psi) of each walker]} from the walkers' trace.npz (every log_every steps)."""
+    return {r: list(ws.values()) for r, ws in walker_traces(out, "cvs", rounds).items()}
 
 
 def campaign_points(name: str, size: str, seed: int, runs: Path) -> dict:
     """``traced_points`` of a campaign from its directory, else from its archive."""
-    arch = archived_traces(run_dir(runs, size, name, seed), archive_dir("ala2_campaigns", size, name, seed, runs),
-                           lambda out, rounds: {r: dict(enumerate(ws)) for r, ws in
-                                                traced_points(out, rounds).items()})
+    arch = archived_traces(run_dir(runs, size, name, seed),
+                           archive_dir("ala2_campaigns", size, name, seed, runs),
+                           lambda out, rounds: walker_traces(out, "cvs", rounds))
     return {r: list(ws.values()) for r, ws in arch.items()}
 
 
@@ -212,7 +170,7 @@ def analyze_cli_coverage(out: Path, rounds: list[dict], outdir: Path, name: str)
                                                         else str(f) for f in files))
     if not groups:
         return None
-    cmd = [ubmd_exe(), "analyze", "coverage", *groups, "--cv-names", str(SHARED / "dihedrals.json"),
+    cmd = [ubmd_exe(), "analyze", "coverage", *groups, "--cv-names", str(DIHEDRALS),
            "--cv", "phi", "--cv", "psi", "-o", str(outdir), "--name", name]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -221,7 +179,7 @@ def analyze_cli_coverage(out: Path, rounds: list[dict], outdir: Path, name: str)
     res = json.loads((outdir / f"{name}.json").read_text())
     short = [ubmd_exe().rsplit("/", 1)[-1], "analyze", "coverage",
              f"r0=<{out.name}/round_000/walkers/w*/trace.lammpstrj> r1=... (one group per round)",
-             "--cv-names", "../shared/data/ala2/dihedrals.json", "--cv", "phi", "--cv", "psi",
+             "--cv-names", str(DIHEDRALS.relative_to(ROOT)), "--cv", "phi", "--cv", "psi",
              "-o", str(outdir), "--name", name]
     return {"coverage": res["coverage"], "n_points": res["n_points"],
             "fraction_per_level": res["fraction_per_level"], "png": str(outdir / f"{name}.png"),
@@ -237,34 +195,23 @@ def test_sets() -> dict:
 
 
 def evaluate(train_dir: Path, sets: dict, cache: Path, check_model_file: bool = False) -> dict:
-    """Energy RMSE (meV/atom), force RMSE and max |force error| (eV/Å) of one round's model on
-    every test set (cached). With ``check_model_file`` the first 5 frames of each set are also
-    run through ``ubmd.evaluation.evaluate_model_file`` (the exported model.pt, per frame) and the
-    largest energy/force difference to the batched numbers is recorded."""
-    if cache.exists():
-        return json.loads(cache.read_text())
-    res = {}
-    for key, frames in sets.items():
-        e_pred, f_pred = predict_frames(train_dir, frames)
-        n_at = np.array([len(a) for a in frames])
-        e_ref = np.array([a.get_potential_energy() for a in frames])
-        de = (e_pred - e_ref) / n_at
-        df = np.concatenate([f - a.get_forces() for f, a in zip(f_pred, frames)])
-        res[key] = {"energy_rmse_meV_atom": 1000 * float(np.sqrt(np.mean(de ** 2))),
-                    "forces_rmse": float(np.sqrt(np.mean(df ** 2))),
-                    "forces_max": float(np.abs(df).max()), "n": len(frames)}
-        if check_model_file:
-            from ubmd.evaluation import evaluate_model_file
+    """Energy RMSE (meV/atom), force RMSE and max |force error| (eV/Å) of one round's model
+    (``train_dir/members.pt``, batched float64) on every test set (cached). With
+    ``check_model_file`` the first 5 frames of each set are also run through the exported
+    ``model.pt`` (per frame) and both RMSEs kept (``ubmd.evaluation.score_members``)."""
+    import torch
 
-            ref = evaluate_model_file(train_dir / "model.pt", frames[:5], progress=False)
-            de5, df5 = de[:5], np.concatenate([f - a.get_forces() for f, a in zip(f_pred[:5], frames)])
-            res[key]["check_model_file"] = {
-                "energy_rmse_batched": float(np.sqrt(np.mean(de5 ** 2))),
-                "energy_rmse_model_file": ref["energy_rmse"],
-                "forces_rmse_batched": float(np.sqrt(np.mean(df5 ** 2))),
-                "forces_rmse_model_file": ref["forces_rmse"]}
-    cache.write_text(json.dumps(res, indent=1))
-    return res
+    torch.set_num_threads(1)
+
+    def compute():
+        res = {}
+        for key, frames in sets.items():
+            r = score_members(train_dir, frames, check_model_file=5 if check_model_file else 0)
+            res[key] = {**r["all"], **({"check_model_file": r["check_model_file"]}
+                                       if check_model_file else {})}
+        return res
+
+    return cached(cache, compute)
 
 
 def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, figdir: Path) -> dict:
@@ -275,9 +222,9 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, sets: dict, fi
     if not rounds:
         return {"error": f"no finished round in {out}"}
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    pts = traced_points(out, rounds)
-    write_archive(out, archive_dir("ala2_campaigns", size, name, seed, runs),
-                  {r: dict(enumerate(ws)) for r, ws in pts.items()})
+    traces = walker_traces(out, "cvs", rounds)
+    pts = {r: list(ws.values()) for r, ws in traces.items()}
+    write_archive(out, archive_dir("ala2_campaigns", size, name, seed, runs), traces)
     cov = coverage_by_round(pts) if pts else None
     n_frames = int(sum(len(p) for ws in pts.values() for p in ws))
     per_round = []
@@ -384,22 +331,6 @@ def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_st
 
 
 # ---------------------------------------------------------------------------------- branch
-def check_branch_dir(out: Path, cfg: dict) -> None:
-    """Refuse a branch directory made from another parent, round or label count (the run would
-    be skipped as finished, or analysed, under the wrong settings)."""
-    old = out / "config.yaml"
-    if not old.exists():
-        return
-    prev = yaml.safe_load(old.read_text())
-    for key in ("data", "structures"):
-        if str(prev["initial"].get(key)) != str(cfg["initial"].get(key)):
-            raise SystemExit(f"{out} was branched from {prev['initial'].get(key)}, not "
-                             f"{cfg['initial'].get(key)}; use another --runs folder")
-    if int(prev["label_budget"]) != int(cfg["label_budget"]):
-        raise SystemExit(f"{out} was run with label_budget {prev['label_budget']}, not "
-                         f"{cfg['label_budget']} (--branch-labels); use another --runs folder")
-
-
 def parent_continuation(parent: Path, r: int, new_labels: int, sets: dict) -> dict:
     """What the parent campaign itself did over the branch's label range: coverage of the
     frames its walkers traced in the rounds whose models had [L, L + new_labels) labels (L = its
@@ -430,76 +361,6 @@ def parent_continuation(parent: Path, r: int, new_labels: int, sets: dict) -> di
             "md_steps": md_steps, "test_errors_end": errors,
             **campaign_record(parent, span, yaml.safe_load((parent / "config.yaml").read_text()),
                               {**stage, "reference": 0.0}, md_steps)}
-
-
-COST_MODES = {"none": "uncertainty none",
-              "biased": "bias_forces 0.25 window 2 weights H 0"}
-
-
-def lammps_cost(models: dict, runs: Path, steps: int = 1000, repeats: int = 3) -> dict:
-    """LAMMPS cost per MD step of each campaign's final model (``models``: name -> campaign
-    directory), without uncertainty (``uncertainty none``) and with the walkers' bias forces
-    (``window 2``, so the bias is on from the third step rather than after 100 steps); the
-    runs are interleaved (repeat x model x mode) in this one call, median of ``repeats`` loop
-    times after a 100-step warm-up, 22-atom molecule, one process, one thread each."""
-    import os
-    import statistics
-
-    from ubmd.plugin import find_executable, plugin_path
-
-    lmp = find_executable("lmp")
-    try:
-        plugin = plugin_path()
-    except FileNotFoundError:
-        plugin = None
-    if lmp is None or plugin is None:
-        return {"error": "LAMMPS (lmp) or the ubmd plugin not found; build with scripts/build_plugin.sh"}
-    work = runs / "branch" / "cost"
-    work.mkdir(parents=True, exist_ok=True)
-    jobs = {}
-    for name, out in models.items():
-        rounds = load_rounds(out)
-        if not rounds:
-            continue
-        model = out / f"round_{rounds[-1]['round']:03d}" / "train" / "model.pt"
-        deck0 = out / "round_000" / "walkers" / "w00" / "in.walker.lmp"
-        coeff = next((line for line in deck0.read_text().splitlines() if line.startswith("pair_coeff")),
-                     None) if deck0.exists() else None
-        if coeff is None:  # no LAMMPS walker (ASE engine, or no sampling round): nothing to time
-            continue
-        elements = coeff.split()[4:]
-        for mode, style in COST_MODES.items():
-            deck = work / f"in.{name}.{mode}.lmp"
-            deck.write_text("\n".join([
-                "units metal", "atom_style atomic", "atom_modify map array", "boundary s s s",
-                f"plugin load {plugin}", f"read_data {deck0.parent / 'start.data'}",
-                f"pair_style ubmd {style}", f"pair_coeff * * {model} {' '.join(elements)}",
-                "neighbor 1 bin", "timestep 0.0005",
-                "velocity all create 300 4928 mom yes rot yes dist gaussian",
-                "fix integrate all nve", "fix thermostat all langevin 300 300 0.1 4928",
-                "fix zeromom all momentum 10 linear 1 1 1",
-                "thermo 100", "run 100", f"run {steps}", ""]))
-            jobs[(name, mode)] = deck
-    times: dict = {k: [] for k in jobs}
-    for rep in range(repeats):
-        for (name, mode), deck in jobs.items():
-            log = deck.with_suffix(f".{rep}.log")
-            try:
-                subprocess.run([lmp, "-in", str(deck), "-log", str(log), "-screen", "none", "-nocite"],
-                               check=False, cwd=work, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                               timeout=600)
-            except subprocess.TimeoutExpired:
-                continue
-            lt = lammps_loop_time(log, which=-1)
-            if lt and lt[1] == steps:
-                times[(name, mode)].append(1000.0 * lt[0] / steps)
-    res: dict = {"steps": steps, "repeats": repeats, "modes": COST_MODES, "ms_per_step": {}}
-    for (name, mode), t in times.items():
-        res["ms_per_step"].setdefault(name, {})[mode] = statistics.median(t) if t else None
-    base = res["ms_per_step"].get("biased_300K", {}).get("biased")
-    res["biased_relative_to_sketch"] = {n: (v.get("biased") / base if base and v.get("biased") else None)
-                                        for n, v in res["ms_per_step"].items()}
-    return res
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -674,10 +535,17 @@ def main(argv=None) -> int:
     names = list(a.campaigns or default)
     runs = Path(a.runs)
     t_start = time.perf_counter()
+    if a.dry_run:
+        return dry_run(names, seeds, a.size, SIZES[a.size], runs,
+                       lambda name, seed: campaign_config(name, a.size, seed))
     if a.size == "branch":
         for name in names:
             for seed in seeds:
-                check_branch_dir(run_dir(runs, a.size, name, seed), campaign_config(name, a.size, seed))
+                try:
+                    check_branch_dir(run_dir(runs, a.size, name, seed),
+                                     campaign_config(name, a.size, seed))
+                except ValueError as exc:
+                    raise SystemExit(f"{exc} (--runs)") from None
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     sets = test_sets()
@@ -701,7 +569,7 @@ def main(argv=None) -> int:
                                  Path(BRANCH["parent"]), BRANCH["round"], BRANCH["labels"], sets)}
         if not a.no_cost:
             results["branch"]["lammps_cost"] = lammps_cost(
-                {n: run_dir(runs, a.size, n, seeds[0]) for n in merged}, runs)
+                {n: run_dir(runs, a.size, n, seeds[0]) for n in merged}, runs / "branch" / "cost")
     if not a.no_figures and merged:
         results["figures"] = figures(results, a.size, runs, figdir)
     write_results(results_path, results)

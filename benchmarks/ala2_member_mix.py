@@ -1,11 +1,11 @@
 """How much do ensemble members differ, and what does averaging more of them give? (issue: foundation)
 
-Loads the members (``members.pt``) of one or more ``benchmarks/ala2_accuracy.py`` runs, predicts
+Loads the members (``members.pt``) of one or more ``benchmarks.ala2_accuracy`` runs, predicts
 the 600 K test set once per member (float64) and reports the energy / force RMSE of every single
 member, of each run's full ensemble, of all members together, and the range over every subset of
 ``--subset-size`` members. Writes benchmarks/results/<--results>.
 
-    .venv/bin/python benchmarks/ala2_member_mix.py /tmp/acc/final4_c6 /tmp/acc/final4_c6_nb9
+    python -m benchmarks.ala2_member_mix /tmp/acc/final4_c6 /tmp/acc/final4_c6_nb9
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ from pathlib import Path
 
 import torch
 
-from ala2_accuracy import ROOT, draw_sets
 from ubmd import keys as K
-from ubmd.prediction import predict
 from ubmd.data import GraphDataset, collate, species_map_from
 from ubmd.model import load_members
+from ubmd.prediction import predict
+
+from . import RESULTS
+from .ala2_accuracy import draw_sets
 
 
 def main(args=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("runs", nargs="+", help="--out directories of benchmarks/ala2_accuracy.py runs")
+    p.add_argument("runs", nargs="+", help="--out directories of benchmarks.ala2_accuracy runs")
     p.add_argument("--seed", type=int, default=0, help="the seed those runs used")
     p.add_argument("--subset-size", type=int, default=4)
     p.add_argument("--results", default="ala2_member_mix.json")
@@ -68,7 +70,7 @@ def main(args=None) -> int:
            "subsets": {"size": a.subset_size, "n": len(subsets), "energy_range": [min(es), max(es)],
                        "forces_range": [min(fs), max(fs)],
                        "n_meeting_both_bars": sum(e <= 1.5 and f <= 0.06 for e, f in subsets)}}
-    (ROOT / "benchmarks" / "results" / a.results).write_text(json.dumps(out, indent=1))
+    (RESULTS / a.results).write_text(json.dumps(out, indent=1))
     return 0
 
 

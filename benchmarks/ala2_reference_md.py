@@ -1,6 +1,6 @@
 """Alanine dipeptide: Ramachandran coverage of fixed-length GFN2-xTB MD (reference-potential baseline).
 
-The unbiased AL campaigns (``ala2_campaigns.py``) run MLIP walkers that the uncertainty threshold
+The unbiased AL campaigns (``benchmarks.ala2_campaigns``) run MLIP walkers that the uncertainty threshold
 stops; at 1200 K that happens after a few dozen steps, so the campaign ``unbiased_1200K`` never
 measured what high-temperature MD explores. This benchmark gives the baseline the paper compares
 biased 300 K MD against: plain Langevin MD with the reference potential itself (GFN2-xTB via
@@ -15,23 +15,23 @@ parallel: at a total of S steps each walker contributes its first S / n_walkers)
 campaigns' accumulated coverage against their MD steps, read from
 ``benchmarks/results/ala2_campaigns_<size>.json`` when it exists.
 
-Resumable: each walker saves its state (positions, momenta, traced dihedrals) every ``chunk``
-steps under ``--runs``; the same command continues it, and a larger ``--steps`` extends it. Each
-chunk draws its own seeded random stream and a fresh calculator, so a resumed walker is
-identical to an uninterrupted one.
+Resumable (``ubmd.md.reference``): each walker saves its state (positions, momenta, traced
+dihedrals) every ``chunk`` steps under ``--runs``; the same command continues it, and a larger
+``--steps`` extends it. Each chunk draws its own seeded random stream and a fresh calculator, so
+a resumed walker is identical to an uninterrupted one.
 
-    OMP_NUM_THREADS=1 python benchmarks/ala2_reference_md.py --quick         # 2 x 1000 steps
-    OMP_NUM_THREADS=1 python benchmarks/ala2_reference_md.py --size full     # 8 x 12 500 steps
+    OMP_NUM_THREADS=1 python -m benchmarks.ala2_reference_md --size tiny      # 2 x 60 steps, smoke
+    OMP_NUM_THREADS=1 python -m benchmarks.ala2_reference_md --quick         # 2 x 1000 steps
+    OMP_NUM_THREADS=1 python -m benchmarks.ala2_reference_md --size full     # 8 x 12 500 steps
 
 Writes ``benchmarks/results/ala2_reference_md_<size>.json`` and
-``docs/figures/ala2_reference_md_<size>.png`` (quick: under ``--runs``).
+``docs/figures/ala2_reference_md_<size>.png`` (tiny, quick: under ``--runs``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "python"))
+from ubmd.analysis import coverage_vs_steps
+from ubmd.md.reference import load_reference_walker, reference_walker_summary, run_reference_walker
 
-from make_ala2_data import DATA_DIR, _dihedral, broken_bonds  # noqa: E402
+from . import DATA, ROOT
+
+DATA_DIR = DATA / "ala2"  # the relaxed start structure and its dihedrals
 
 SIZES = {
     "tiny": dict(walkers=2, steps=60, chunk=30, temperatures=[1200.0]),
@@ -92,98 +92,19 @@ def walker_path(runs: Path, temperature: float, walker: int) -> Path:
     return runs / f"T{int(round(temperature))}_w{walker}.npz"
 
 
-def load_walker(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
 def run_walker(temperature: float, walker: int, steps: int, chunk: int, seed: int, runs: str) -> dict:
     """Advance one walker to ``steps`` MD steps (resuming its saved state); returns its summary."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ase import units
-    from ase.constraints import FixCom
     from ase.io import read
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
-    from tblite.ase import TBLite
 
-    path = walker_path(Path(runs), temperature, walker)
     dih = json.loads((DATA_DIR / "dihedrals.json").read_text())
     bonds = [tuple(b) for b in dih["bonds"]]
-    ref = [dih["relaxed_bond_lengths_A"][f"{i}-{j}"] for i, j in bonds]
-    atoms = read(DATA_DIR / "ala2_relaxed.xyz")
-    atoms.calc = None
-    atoms.set_constraint(FixCom())
-    state = load_walker(path)
-    tag = [seed, int(round(temperature)), walker]
-    if state is None:
-        thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(tag))
-        Stationary(atoms)
-        state = {"steps": np.array(0), "cvs": np.zeros((0, 2)), "temperature": np.zeros(0),
-                 "n_broken": np.array(0), "wall_s": np.array(0.0)}
-    else:
-        atoms.set_positions(state["positions"])
-        atoms.set_momenta(state["momenta"])
-    while int(state["steps"]) < steps:
-        done = int(state["steps"])
-        n = min(chunk - done % chunk, steps - done)
-        atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)  # fresh per chunk: resume == no resume
-        rng = np.random.default_rng(tag + [done // chunk + 1])
-        dyn = Langevin(atoms, timestep=TIMESTEP_FS * units.fs, temperature_K=temperature,
-                       friction=FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
-        cvs, temps, broken = [], [], 0
-
-        def trace():
-            cvs.append((_dihedral(atoms, dih["phi"]["indices"]), _dihedral(atoms, dih["psi"]["indices"])))
-            temps.append(atoms.get_temperature())
-            nonlocal broken
-            broken += bool(broken_bonds(atoms, bonds, ref, MAX_BOND_STRETCH))
-
-        dyn.attach(trace, interval=LOG_EVERY)
-        t0 = time.perf_counter()
-        dyn.run(n)
-        keep = n // LOG_EVERY  # ASE also calls the observer before the first step: not traced
-        cvs, temps = cvs[-keep:], temps[-keep:]
-        state = {"steps": np.array(done + n), "positions": atoms.get_positions(),
-                 "momenta": atoms.get_momenta(),
-                 "cvs": np.concatenate([state["cvs"], np.asarray(cvs).reshape(-1, 2)]),
-                 "temperature": np.concatenate([state["temperature"], temps]),
-                 "n_broken": np.array(int(state["n_broken"]) + broken),
-                 "wall_s": np.array(float(state["wall_s"]) + time.perf_counter() - t0)}
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **state)
-        tmp.replace(path)
-    return summary(state)
-
-
-def summary(state: dict) -> dict:
-    steps = int(state["steps"])
-    return {"steps": steps, "traced_frames": int(len(state["cvs"])),
-            "mean_temperature_K": float(np.mean(state["temperature"])) if len(state["temperature"]) else None,
-            "n_broken_frames": int(state["n_broken"]), "wall_s": float(state["wall_s"]),
-            "ms_per_step": 1000.0 * float(state["wall_s"]) / steps if steps else None}
-
-
-def coverage_vs_steps(cvs_by_walker: list, n_points: int = 40) -> list[dict]:
-    """Coverage of all walkers' first k traced frames each, for k on a grid up to the shortest
-    walker; ``md_steps`` is the total over walkers (k * LOG_EVERY * n_walkers)."""
-    from ubmd.analysis.coverage import grid_coverage
-
-    k_max = min(len(c) for c in cvs_by_walker)
-    per_frame = LOG_EVERY * len(cvs_by_walker)  # total MD steps per traced frame of every walker
-    checkpoints = {n // per_frame for n in CHECKPOINTS if n % per_frame == 0 and n // per_frame <= k_max}
-    ks = sorted({int(k) for k in np.unique(np.geomspace(1, max(k_max, 1), n_points).round())}
-                | {k_max} | checkpoints)
-    rows = []
-    for k in ks:
-        if k == 0:
-            continue
-        cov = grid_coverage(np.concatenate([c[:k] for c in cvs_by_walker]))
-        rows.append({"md_steps": int(k * LOG_EVERY * len(cvs_by_walker)), "coverage": cov.mean,
-                     "fraction_per_level": list(cov.fractions)})
-    return rows
+    return run_reference_walker(
+        walker_path(Path(runs), temperature, walker), read(DATA_DIR / "ala2_relaxed.xyz"),
+        "gfn2-xtb", temperature, steps, chunk, [seed, int(round(temperature)), walker],
+        timestep_fs=TIMESTEP_FS, friction_per_fs=FRICTION_PER_FS, log_every=LOG_EVERY,
+        dihedrals=[dih["phi"]["indices"], dih["psi"]["indices"]], bonds=bonds,
+        bond_lengths=[dih["relaxed_bond_lengths_A"][f"{i}-{j}"] for i, j in bonds],
+        max_bond_stretch=MAX_BOND_STRETCH)
 
 
 def campaign_curves(path: Path) -> dict:
@@ -271,12 +192,12 @@ def main(argv=None) -> int:
                "campaigns_json": str(campaigns_json.relative_to(ROOT)) if campaigns_json.is_relative_to(ROOT)
                else str(campaigns_json), "temperatures": {}}
     for T in args.temperatures:
-        states = [load_walker(walker_path(runs, T, w)) for w in range(args.walkers)]
+        states = [load_reference_walker(walker_path(runs, T, w)) for w in range(args.walkers)]
         if any(s is None for s in states):
             print(f"T={T:g} K: walkers missing under {runs}; run without --analyze-only", file=sys.stderr)
             continue
-        walkers = [summary(s) for s in states]
-        rows = coverage_vs_steps([s["cvs"] for s in states])
+        walkers = [reference_walker_summary(s) for s in states]
+        rows = coverage_vs_steps([s["cvs"] for s in states], LOG_EVERY, checkpoints=CHECKPOINTS)
         final = rows[-1]
         compare = {}
         for row in rows[-1:] + [r for r in rows if r["md_steps"] in CHECKPOINTS]:

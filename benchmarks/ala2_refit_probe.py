@@ -1,6 +1,6 @@
 """Probe: does a least-squares refit of the output layer move the accuracy bar? (issue: foundation)
 
-Takes a run of ``benchmarks/ala2_accuracy.py`` (its ``--out`` directory, which holds
+Takes a run of ``benchmarks.ala2_accuracy`` (its ``--out`` directory, which holds
 ``members.pt``), rebuilds the same training / validation / test sets, and refits each member's
 output layer (w, b) -- in which energies and forces are linear -- by ridge least squares on
 
@@ -11,7 +11,7 @@ pass per atom coordinate). It prints energy / force RMSE of the ensemble mean on
 for a grid of energy weights w_E (w_F = 4 as in training) and ridge strengths rho, and writes
 benchmarks/results/<--results>.
 
-    .venv/bin/python benchmarks/ala2_refit_probe.py /tmp/acc/final4_c6
+    python -m benchmarks.ala2_refit_probe /tmp/acc/final4_c6
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from pathlib import Path
 import torch
 from torch.func import jvp
 
-from ala2_accuracy import N_VALID, ROOT, draw_sets
 from ubmd import keys as K
-from ubmd.prediction import edge_vectors
 from ubmd.data import GraphDataset, species_map_from, split_indices
 from ubmd.model import load_members
+from ubmd.prediction import edge_vectors
+
+from . import RESULTS
+from .ala2_accuracy import N_VALID, draw_sets
 
 
 def last_layer_system(member, data: GraphDataset, batch_size: int = 100):
@@ -85,7 +87,7 @@ def refit(system, w0: torch.Tensor, w_energy: float, w_forces: float, rho: float
 
 def main(args=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("run", help="--out directory of a benchmarks/ala2_accuracy.py run")
+    p.add_argument("run", help="--out directory of a benchmarks.ala2_accuracy run")
     p.add_argument("--seed", type=int, default=0, help="the seed that run used")
     p.add_argument("--n-train", type=int, default=500)
     p.add_argument("--energy-weights", type=float, nargs="+", default=[1, 10, 100, 1000])
@@ -119,7 +121,7 @@ def main(args=None) -> int:
     print(f"Jacobians: {jac_s:.0f} s for {len(members)} members (forward-mode AD, 1 thread)")
     out = {"run": str(a.run), "n_members": len(members), "jacobian_s": jac_s,
            "columns": "energy RMSE meV/atom, force RMSE eV/A of the ensemble mean", "rows": rows}
-    res = ROOT / "benchmarks" / "results" / a.results
+    res = RESULTS / a.results
     res.write_text(json.dumps(out, indent=1))
     return 0
 

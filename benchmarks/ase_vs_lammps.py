@@ -1,14 +1,14 @@
 """Biased MD: LAMMPS ``pair_style ubmd`` vs the reference code's way of running (one Python
 process, ASE Langevin MD, the model as an ASE calculator, neighbour list rebuilt every step).
 
-Same model file (fcc Cu/Al, EMT-trained, see md_speed.py), same system, same number of steps,
+Same model file (fcc Cu/Al, EMT-trained, see benchmarks.md_speed), same system, same number of steps,
 same bias (bias_forces 0.2, window 2), Langevin 300 K, dt = 0.5 fs, one core each (torch 1 thread
 in the ASE process, one MPI rank / OMP_NUM_THREADS=1 in LAMMPS). Each side runs in its own
 process; the first force evaluation (setup) is excluded from the timing on both sides; peak RSS
 (VmHWM) of each process is reported. The ASE side also reports the share of its step spent in
-the neighbour list (vesin) and in the calculator.
+the neighbour list (vesin; timed through ``UBMDCalculator.neighbours``) and in the calculator.
 
-    python benchmarks/ase_vs_lammps.py [--quick] [--dtype float64] [--rounds 2]
+    python -m benchmarks.ase_vs_lammps [--quick] [--dtype float64] [--rounds 2]
 
 Writes benchmarks/results/ase_vs_lammps[_quick].json. ``--device cuda`` runs both sides on the
 GPU (results in *_cuda.json), skipped without a GPU.
@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import md_speed as M  # noqa: E402
+from . import md_speed as M
+from . import module_command, module_env
 
 TAU_F = 0.2
 WINDOW = 2
@@ -34,51 +34,60 @@ SIZES = {108: 200, 1000: 40, 10000: 6}  # atoms -> steps (full)
 SIZES_QUICK = {108: 50, 1000: 10, 10000: 3}
 
 
+def ase_neighbour_list(pos, cell, pbc, cutoff):
+    """ASE's own (numpy) neighbour list, as a pure-ASE reference code would use, in the
+    layout of ``ubmd.neighbours.neighbour_list`` (sorted by i, then j)."""
+    import numpy as np
+    from ase.neighborlist import primitive_neighbor_list
+
+    i, j, s = primitive_neighbor_list("ijS", np.broadcast_to(pbc, (3,)), cell, pos, cutoff)
+    order = np.lexsort((j, i))
+    return i[order].astype(np.int64), j[order].astype(np.int64), s[order].astype(np.int64)
+
+
+def timed_calculator(ase_list: bool):
+    """A ``UBMDCalculator`` subclass that sums the wall time of its neighbour lists
+    (``nl_s``) and of its whole evaluations (``calc_s``); ``ase_list``: ASE's neighbour list
+    instead of ubmd's (vesin)."""
+    from ubmd.calculator import UBMDCalculator
+
+    class TimedCalculator(UBMDCalculator):
+        nl_s = 0.0
+        calc_s = 0.0
+
+        def neighbours(self, positions, cell, pbc):
+            t0 = time.perf_counter()
+            out = (ase_neighbour_list(positions, cell, pbc, self.cutoff) if ase_list
+                   else super().neighbours(positions, cell, pbc))
+            self.nl_s += time.perf_counter() - t0
+            return out
+
+        def calculate(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            super().calculate(*args, **kwargs)
+            self.calc_s += time.perf_counter() - t0
+
+    return TimedCalculator
+
+
 def _ase_worker(spec_path: str) -> None:
+    import numpy as np
     import torch
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    import ubmd.calculator as calc_mod
-    from ubmd.calculator import UBMDCalculator
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(1)
-    nl_time = [0.0]
-    nl_orig = calc_mod.neighbour_list
-
-    def timed_nl(*a, **k):
-        t0 = time.perf_counter()
-        out = nl_orig(*a, **k)
-        nl_time[0] += time.perf_counter() - t0
-        return out
-
-    if spec.get("neighbour_list") == "ase":
-        # ASE's own (numpy) neighbour list instead of vesin, as a pure-ASE reference code would
-        import numpy as np
-        from ase.neighborlist import primitive_neighbor_list
-
-        def nl_orig(pos, cell, pbc, cutoff):  # noqa: F811
-            i, j, s = primitive_neighbor_list("ijS", np.broadcast_to(pbc, (3,)), cell, pos, cutoff)
-            order = np.lexsort((j, i))
-            return i[order].astype(np.int64), j[order].astype(np.int64), s[order].astype(np.int64)
-    calc_mod.neighbour_list = timed_nl
     atoms = M.build_system(spec["system"], spec["n"])
-    calc = UBMDCalculator(spec["model"], tau_forces=TAU_F, window=WINDOW, device=spec["device"])
+    calc = timed_calculator(spec.get("neighbour_list") == "ase")(
+        spec["model"], tau_forces=TAU_F, window=WINDOW, device=spec["device"])
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=__import__("numpy").random.default_rng(1))
-    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs, rng=__import__("numpy").random.default_rng(2))
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs,
+                   rng=np.random.default_rng(2))
     atoms.get_forces()  # setup evaluation (untimed), like LAMMPS `run 0`
-    calc_time = [0.0]
-    orig_calc = calc.calculate
-
-    def timed_calc(*a, **k):
-        t0 = time.perf_counter()
-        orig_calc(*a, **k)
-        calc_time[0] += time.perf_counter() - t0
-
-    calc.calculate = timed_calc
-    nl_time[0] = 0.0
+    calc.nl_s = calc.calc_s = 0.0
     Path("/proc/self/clear_refs").write_text("5")
     t0, c0 = time.perf_counter(), time.process_time()
     dyn.run(spec["steps"])
@@ -87,8 +96,8 @@ def _ase_worker(spec_path: str) -> None:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM"):
             hwm = int(line.split()[1]) / 1024.0
-    print("BENCH " + json.dumps({"natoms": len(atoms), "time_s": dt, "cpu_s": cpu, "nl_s": nl_time[0],
-                                 "calc_s": calc_time[0], "max_rss_mib": hwm,
+    print("BENCH " + json.dumps({"natoms": len(atoms), "time_s": dt, "cpu_s": cpu, "nl_s": calc.nl_s,
+                                 "calc_s": calc.calc_s, "max_rss_mib": hwm,
                                  "bias_scale_forces": calc.results.get("bias_scale_forces")}),
           flush=True)
 
@@ -99,8 +108,8 @@ def run_ase(system, n, steps, model, device, neighbour_list="vesin") -> dict:
     sp.write_text(json.dumps({"system": system, "n": n, "steps": steps, "model": str(model),
                               "device": device, "neighbour_list": neighbour_list}))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_ase_worker", str(sp)],
-                       capture_output=True, text=True, env=env, timeout=7200)
+    p = subprocess.run(module_command("ase_vs_lammps", "_ase_worker", sp),
+                       capture_output=True, text=True, env=module_env(env), timeout=7200)
     for line in p.stdout.splitlines():
         if line.startswith("BENCH "):
             return json.loads(line[6:])

@@ -6,7 +6,7 @@ trained on the bundled data, then `ubmd md` runs unbiased and biased trajectorie
 seed; the mean total uncertainty over each trajectory (and for MIL-53 the volume range) is
 reported. Prints a table, writes benchmarks/results/bias_exploration_ase.json.
 
-    .venv/bin/python benchmarks/bias_exploration_ase.py [--steps 400] [--train-minutes 4]
+    python -m benchmarks.bias_exploration_ase [--steps 400] [--train-minutes 4]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ubmd.config import TrainRunConfig, from_dict
 from ubmd.data import read_structures, write_structures
 from ubmd.training import train_from_config
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import RESULTS, ROOT
 
 
 def train(frames, out: Path, cutoff: float, minutes: float, seed: int) -> Path:
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
         for label, row in results[key].items():
             vr = (f"{row['volume_min']:.0f}-{row['volume_max']:.0f}" if "volume_min" in row else "")
             print(f"{key:18s} {label:9s} {row['mean_u']:17.5f} {row['max_u']:10.5f} {vr:>20s}")
-    (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
-    with open(ROOT / "benchmarks" / "results" / "bias_exploration_ase.json", "w") as fh:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / "bias_exploration_ase.json", "w") as fh:
         json.dump(results, fh, indent=1)
     return 0
 

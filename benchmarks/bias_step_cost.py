@@ -1,10 +1,10 @@
 """Cost of an MD step, unbiased and with the sketched-feature bias, before and after two changes.
 
-1. Descriptor (python/ubmd/model.py): with 3+ species each edge takes its species pair's radial
+1. Descriptor (python/ubmd/model/descriptor.py): with 3+ species each edge takes its species pair's radial
    weights, instead of one GEMM of the radial basis to all S^2 pair channels followed by a pick
    whose gradient is a zero-filled [edges, S^2, n_radial] tensor. The model file carries the
    choice (``GaussianMoments.pair_gemm``), so both variants are exported from one model.
-2. Bias (python/ubmd/features.py, cpp/ubmd_core.cpp): through the model's ``atomic_parts`` /
+2. Bias (python/ubmd/uncertainty/features.py, cpp/ubmd_core.cpp): through the model's ``atomic_parts`` /
    ``feature_contraction`` a sketched layer contracts x~ U diag(v) V^T g (d_in d_out per atom)
    instead of back-propagating the per-atom projections x~ U and g V (K (d_in + d_out) per atom)
    where that is cheaper, and forms the feature sum as diag(U^T (sum_i x~_i g_i^T) V) on steps
@@ -22,22 +22,20 @@ on training). Modes: ``none`` (``uncertainty none``), ``bias`` (bias forces, per
 uncertainties on every step, as the AL walkers run), ``bias_every10`` (bias forces on every
 step, per-atom uncertainties every 10 steps: ``every 10``).
 
-    python benchmarks/bias_step_cost.py [--quick]   -> benchmarks/results/bias_step_cost[_quick].json
+    python -m benchmarks.bias_step_cost [--quick]   -> benchmarks/results/bias_step_cost[_quick].json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import blas_binding as B  # noqa: E402
-import md_speed as M  # noqa: E402
+from . import blas_binding as B
+from . import md_speed as M
 
 WORK = B.ROOT / "build" / "bench" / "bias_step_cost"
 MODES = {"none": "uncertainty none", "bias": "bias_forces 0.25 window 2",

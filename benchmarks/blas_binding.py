@@ -13,7 +13,7 @@ with bias forces, in float64 (the models' export dtype) and float32 (``dtype flo
 are untrained (random weights and a random posterior transform): the cost does not depend on
 training.
 
-    python benchmarks/blas_binding.py [--quick]   -> benchmarks/results/blas_binding[_quick].json
+    python -m benchmarks.blas_binding [--quick]   -> benchmarks/results/blas_binding[_quick].json
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import md_speed as M  # noqa: E402
-from campaign_common import lammps_loop_time  # noqa: E402
+from ubmd.analysis import read_loop_time
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import DATA, ROOT
+from . import md_speed as M
+
 WORK = ROOT / "build" / "bench" / "blas"
-ALA2 = Path("/work/shared/data/ala2/ala2_relaxed.xyz")
-MIL53 = Path("/work/shared/data/mil53/MIL-53Al_lp_conventional.extxyz")
+ALA2 = DATA / "ala2" / "ala2_relaxed.xyz"
+MIL53 = DATA / "mil53" / "MIL-53Al_lp_conventional.extxyz"
 MODES = {"none": "uncertainty none", "bias": "bias_forces 0.25 window 2"}
 SYSTEMS = {  # name: (structure, replication, elements, boundary, steps full, steps quick)
     "ala2": (ALA2, (1, 1, 1), ["H", "C", "N", "O"], "s s s", 1000, 200),
@@ -44,7 +44,7 @@ SYSTEMS = {  # name: (structure, replication, elements, boundary, steps full, st
 
 def make_model(path: Path, elements: list[str], kind: str, pair_gemm: bool | None = None) -> Path:
     """Untrained MLIP of the campaigns' size with ``kind`` features and a posterior head
-    (``pair_gemm``: force the descriptor's radial pair-mixing path, see ubmd.model)."""
+    (``pair_gemm``: the descriptor's radial pair-mixing route, ubmd.model.GaussianMoments)."""
     import torch
     from ase.data import atomic_numbers
     from ubmd.model_file.export import ExportedModel, export_model
@@ -55,9 +55,8 @@ def make_model(path: Path, elements: list[str], kind: str, pair_gemm: bool | Non
     if path.exists():
         return path
     zs = [atomic_numbers[e] for e in elements]
-    mlip = MLIP(zs, 5.0, n_radial=8, n_basis=8, hidden=[128, 128], seed=0).double().eval()
-    if pair_gemm is not None:
-        mlip.descriptor.pair_gemm = pair_gemm
+    mlip = MLIP(zs, 5.0, n_radial=8, n_basis=8, hidden=[128, 128], seed=0,
+                pair_gemm=pair_gemm).double().eval()
     fm = FeatureModel([mlip], kind=kind, n_sketch=512, seed=0)
     g = torch.Generator().manual_seed(1)
     t = torch.randn(fm.dim, fm.dim, generator=g, dtype=torch.float64) / fm.dim ** 0.5
@@ -94,7 +93,7 @@ def loop_ms(log: Path, steps: int) -> tuple[float | None, str]:
     text = log.read_text() if log.exists() else ""
     binding = next((line.split("->")[1].strip() for line in text.splitlines()
                     if "libtorch dgemm_ ->" in line), "?")
-    lt = lammps_loop_time(log, which=-1)
+    lt = read_loop_time(log, which=-1)
     return (1000.0 * lt[0] / steps if lt and lt[1] == steps else None), binding
 
 

@@ -1,7 +1,7 @@
 """Reference GFN2-xTB data for alanine dipeptide: Langevin MD at several temperatures.
 
 For each temperature T the script starts from the relaxed C7eq structure
-(``/work/shared/data/ala2/ala2_relaxed.xyz``), draws Maxwell-Boltzmann velocities at T, runs
+(``benchmarks/data/ala2/ala2_relaxed.xyz``), draws Maxwell-Boltzmann velocities at T, runs
 Langevin MD with GFN2-xTB (tblite) forces, discards an equilibration period, and then keeps one
 frame every ``--stride-fs`` femtoseconds (default 20 fs, so frames are decorrelated). Every kept
 frame carries the GFN2-xTB energy (eV) and forces (eV/Å) of that exact geometry (recomputed by a
@@ -18,7 +18,7 @@ to 1e-5 eV/Å and energies to 1e-6 eV to keep files small.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/make_ala2_data.py --n-per-temp 600 \
+    OMP_NUM_THREADS=1 python -m benchmarks.make_ala2_data --n-per-temp 600 \
         --out examples/ala2/data --seed 0
 """
 
@@ -32,7 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ala2"
+from ubmd.md.reference import broken_bonds
+from ubmd.md.task import dihedral_values
+
+from . import DATA
+
+DATA_DIR = DATA / "ala2"
 
 
 def _parse_args(argv=None) -> argparse.Namespace:
@@ -54,22 +59,6 @@ def _parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def broken_bonds(atoms, bonds, ref_lengths, factor: float) -> list[tuple[int, int, float]]:
-    """Bonds (i, j, length in Å) longer than ``factor`` x their relaxed length."""
-    bad = []
-    for (i, j), r0 in zip(bonds, ref_lengths):
-        r = float(atoms.get_distance(i, j))
-        if r > factor * r0:
-            bad.append((i, j, r))
-    return bad
-
-
-def _dihedral(atoms, idx) -> float:
-    """Dihedral in degrees in [-180, 180)."""
-    a = float(atoms.get_dihedral(*idx))
-    return (a + 180.0) % 360.0 - 180.0
-
-
 def run_temperature(temperature_K: float, args, start, dih, rng_seed: int):
     """Langevin MD at one temperature; returns (frames, n_broken, seconds)."""
     from ase import units
@@ -80,9 +69,9 @@ def run_temperature(temperature_K: float, args, start, dih, rng_seed: int):
     from tblite.ase import TBLite
 
     try:  # ASE >= 3.28
-        from ase.md.velocitydistribution import thermalize_momenta as _mb
+        from ase.md.velocitydistribution import thermalize_momenta as maxwell_boltzmann
     except ImportError:  # pragma: no cover - older ASE
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as _mb
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as maxwell_boltzmann
 
     bonds = [tuple(b) for b in dih["bonds"]]
     ref = [dih["relaxed_bond_lengths_A"][f"{i}-{j}"] for i, j in bonds]
@@ -91,7 +80,7 @@ def run_temperature(temperature_K: float, args, start, dih, rng_seed: int):
     atoms.calc = TBLite(method=args.method, verbosity=0)
     label_calc = TBLite(method=args.method, verbosity=0)
     rng = np.random.default_rng(rng_seed)
-    _mb(atoms, temperature_K=temperature_K, rng=rng)
+    maxwell_boltzmann(atoms, temperature_K=temperature_K, rng=rng)
     Stationary(atoms)
     dyn = Langevin(atoms, timestep=args.timestep_fs * units.fs, temperature_K=temperature_K,
                    friction=args.friction_per_fs / units.fs, fixcm=False, rng=rng)
@@ -121,8 +110,8 @@ def run_temperature(temperature_K: float, args, start, dih, rng_seed: int):
         f.calc = SinglePointCalculator(f, energy=float(e), forces=np.array(forces))
         f.info.update(temperature_K=float(temperature_K),
                       time_fs=float((block + 1) * args.stride_fs),
-                      phi=_dihedral(f, dih["phi"]["indices"]),
-                      psi=_dihedral(f, dih["psi"]["indices"]),
+                      phi=dihedral_values(f, [dih["phi"]["indices"]])[0],
+                      psi=dihedral_values(f, [dih["psi"]["indices"]])[0],
                       method=f"{args.method} (tblite)")
         frames.append(f)
         if len(frames) % 100 == 0:

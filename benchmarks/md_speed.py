@@ -3,18 +3,18 @@ peak memory.
 
 Subcommands (each prints a table and writes JSON under benchmarks/results/):
 
-    python benchmarks/md_speed.py prepare              # models + unit-cell data (build/bench/)
-    python benchmarks/md_speed.py lammps [--quick]     # sizes x systems x dtypes x modes
-    python benchmarks/md_speed.py mpi [--quick]        # 1 vs 2 MPI ranks (16k atoms)
-    python benchmarks/md_speed.py profile [--quick]    # torch profiler of the TorchScript calls
-    python benchmarks/md_speed.py plot                 # docs/performance_scaling.png
+    python -m benchmarks.md_speed prepare              # models + unit-cell data (build/bench/)
+    python -m benchmarks.md_speed lammps [--quick]     # sizes x systems x dtypes x modes
+    python -m benchmarks.md_speed mpi [--quick]        # 1 vs 2 MPI ranks (16k atoms)
+    python -m benchmarks.md_speed profile [--quick]    # torch profiler of the TorchScript calls
+    python -m benchmarks.md_speed plot                 # docs/performance_scaling.png
 
 ``--device cuda`` runs the pair style with ``device cuda`` (results go to *_cuda.json); without a
 GPU visible to torch it is skipped with a message.
 
 Systems: ``cual`` = fcc Cu/Al random alloy (25 % Al), a = 3.75 Å, replicated from the 4-atom
 conventional cell, model trained for a short time on EMT labels (hidden [64, 64], cutoff 4.5 Å);
-``mil53`` = MIL-53(Al) large-pore conventional cell (76 atoms, /work/shared/data/mil53) replicated,
+``mil53`` = MIL-53(Al) large-pore conventional cell (76 atoms, benchmarks/data/mil53) replicated,
 model with species H C O Al, cutoff 5 Å, hidden [64, 64], NOT trained (descriptor statistics,
 energy shift/scale and the posterior head fitted on EMT-labelled rattled cells; speed only).
 
@@ -40,13 +40,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from ubmd.plugin import STYLES_NAME, plugin_path
+
+from . import DATA, RESULTS, ROOT, module_command, module_env
+
 WORK = ROOT / "build" / "bench"
 MODELS = WORK / "models"
-PLUGIN_SRC = Path(os.environ.get("UBMD_PLUGIN", ROOT / "build" / "lammps_plugin" / "ubmdplugin.so"))
 VENV_BIN = Path(sys.executable).parent
-MIL53 = Path("/work/shared/data/mil53/MIL-53Al_lp_conventional.extxyz")
+MIL53 = DATA / "mil53" / "MIL-53Al_lp_conventional.extxyz"
 DT_PS = 0.0005  # 0.5 fs in metal units
 
 MODES = {
@@ -95,13 +96,17 @@ def plugin_copy() -> Path:
     using another build, never changes the files a running benchmark loads)."""
     import hashlib
 
-    impl = PLUGIN_SRC.parent / "libubmd_lammps.so"
-    if not PLUGIN_SRC.exists() or not impl.exists():
-        sys.exit(f"plugin {PLUGIN_SRC} (with {impl.name}) not built: run scripts/build_plugin.sh")
-    blobs = {src.name: src.read_bytes() for src in (PLUGIN_SRC, impl)}
+    try:
+        src_plugin = plugin_path()  # $UBMD_PLUGIN, else the package's own (scripts/build_plugin.sh)
+    except FileNotFoundError as exc:
+        sys.exit(str(exc))
+    impl = src_plugin.parent / STYLES_NAME
+    if not impl.exists():
+        sys.exit(f"plugin {src_plugin} without its {impl.name}: run scripts/build_plugin.sh")
+    blobs = {src.name: src.read_bytes() for src in (src_plugin, impl)}
     digest = hashlib.sha256(b"".join(blobs[k] for k in sorted(blobs))).hexdigest()[:12]
     dst_dir = WORK / "plugin" / digest
-    if not (dst_dir / PLUGIN_SRC.name).exists():
+    if not (dst_dir / src_plugin.name).exists():
         tmp_dir = WORK / "plugin" / f".{digest}.{os.getpid()}"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         for name, data in blobs.items():
@@ -111,7 +116,7 @@ def plugin_copy() -> Path:
             tmp_dir.rename(dst_dir)
         except OSError:  # another process made the same copy first
             shutil.rmtree(tmp_dir, ignore_errors=True)
-    return dst_dir / PLUGIN_SRC.name
+    return dst_dir / src_plugin.name
 
 
 def unit_cell(system: str):
@@ -266,7 +271,8 @@ def prepare(ns) -> None:
 # ----------------------------------------------------------------------------- LAMMPS worker
 
 def _worker(spec_path: str) -> None:
-    """Runs inside `[mpirun -np P] python md_speed.py _worker spec.json`; prints one JSON line."""
+    """Runs inside `[mpirun -np P] python -m benchmarks.md_speed _worker spec.json`; prints one
+    JSON line."""
     from mpi4py import MPI
     from ubmd.plugin import import_lammps
 
@@ -335,10 +341,10 @@ def run_worker(spec: dict, nprocs: int = 1, timeout: float = 3600) -> dict:
     WORK.mkdir(parents=True, exist_ok=True)
     sp = WORK / f"spec_{os.getpid()}.json"
     sp.write_text(json.dumps(spec))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_worker", str(sp)]
+    cmd = module_command("md_speed", "_worker", sp)
     if nprocs > 1:
         cmd = [str(VENV_BIN / "mpirun"), "-np", str(nprocs)] + cmd
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(module_env(), OMP_NUM_THREADS="1")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=WORK)
     for line in p.stdout.splitlines():
         if line.startswith("BENCH "):
@@ -581,67 +587,40 @@ def cmd_profile(ns) -> None:
                                                        "results": rows}, indent=1))
 
 
-def split_profile(system, dtype, ev0, ei, sp, nat, repeats):
-    """Eager copy of the model, cut at the moments A [n, nr, 20]: how the biased step divides
-    into the edge-level part (edge vectors -> radial x angular -> A, and its backward) and the
-    atom-level part (A -> invariants -> MLP, energies and gradient features, and backward).
-    Runs the same arithmetic as GaussianMoments.forward / FeatureModel.atomic."""
-    import math
+def eager_member(system: str, dtype: str, pair_gemm: bool | None = None):
+    """The (first) member of the prepared model file as an eager ``ubmd.model.MLIP`` (same
+    weights; ``pair_gemm``: the descriptor's pair-mixing route, None: its default)."""
     import torch
+    from ase.data import atomic_numbers as znum
+
     from ubmd.model import MLIP
 
     scripted = torch.jit.load(str(model_path(system, dtype)))
-    sd = getattr(scripted.features.members, "0").state_dict()
-    from ase.data import atomic_numbers as znum
-    zs = sorted(znum[el] for el in ELEMENTS[system])
-    m = MLIP(zs, CUTOFF[system], 8, 12, list(HIDDEN)).to(getattr(torch, dtype))
-    m.load_state_dict(sd)
+    zs = sorted(znum[el] for el in ELEMENTS[system])  # model species order (by Z)
+    m = MLIP(zs, CUTOFF[system], 8, 12, list(HIDDEN), pair_gemm=pair_gemm).to(getattr(torch, dtype))
+    keys = m.state_dict().keys()  # TorchScript also keeps the derived (non-persistent) buffers
+    m.load_state_dict({k: v for k, v in getattr(scripted.features.members, "0").state_dict().items()
+                       if k in keys})
+    return m.eval()
+
+
+def split_profile(system, dtype, ev0, ei, sp, nat, repeats):
+    """The model cut at the moments A [n, nr, 20] (``GaussianMoments.moments`` /
+    ``.invariants``, eager): how the biased step divides into the edge-level part (edge vectors
+    -> radial x angular -> A, and its backward) and the atom-level part (A -> invariants -> MLP,
+    energies and gradient features, and backward). The neighbour-slot index (graph only) is
+    computed once, outside the timings."""
+    import torch
+
+    m = eager_member(system, dtype)
     d = m.descriptor
-    i, j = ei[0], ei[1]
-    nr = d.n_radial
-    ns_ = d.n_species
+    flat, n_slots = d.slot_index(ei[0], nat)
 
     def edge_part(ev):
-        r = torch.sqrt((ev * ev).sum(-1) + 1e-30)
-        u = ev / r.unsqueeze(-1)
-        fcut = 0.5 * (torch.cos(math.pi * r / d.cutoff) + 1.0)
-        fcut = torch.where(r < d.cutoff, fcut, torch.zeros_like(fcut))
-        basis = torch.exp(-(((r.unsqueeze(-1) - d.centres) / d.width) ** 2)) * fcut.unsqueeze(-1)
-        w = d.radial_weights.permute(1, 0, 2).reshape(d.n_basis, ns_ * ns_ * nr)
-        allpairs = (basis @ w).view(-1, ns_ * ns_, nr)
-        pair = (sp[i] * ns_ + sp[j]).view(-1, 1, 1).expand(-1, 1, nr)
-        radial = allpairs.gather(1, pair).squeeze(1)
-        x, y, z = u[:, 0], u[:, 1], u[:, 2]
-        ang = torch.stack([torch.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z,
-                           x * x * x, y * y * y, z * z * z, x * x * y, x * x * z, x * y * y,
-                           y * y * z, x * z * z, y * z * z, x * y * z], dim=-1)
-        counts = torch.bincount(i, minlength=nat)
-        n_slots = int(counts.max())
-        order = torch.argsort(i, stable=True)
-        starts = torch.cumsum(counts, 0) - counts
-        slot = torch.empty_like(i)
-        slot[order] = torch.arange(i.numel()) - starts[i[order]]
-        flat = i * n_slots + slot
-        rpad = torch.zeros(nat * n_slots, nr, dtype=ev.dtype).index_copy(0, flat, radial)
-        apad = torch.zeros(nat * n_slots, 20, dtype=ev.dtype).index_copy(0, flat, ang)
-        return torch.bmm(rpad.view(nat, n_slots, nr).transpose(1, 2), apad.view(nat, n_slots, 20))
+        return d.moments(ev, ei, sp, nat, flat, n_slots)
 
     def atom_part(a):
-        a0, a1, a2s, a3s = a[:, :, 0], a[:, :, 1:4], a[:, :, 4:10], a[:, :, 10:20]
-        p0, p1 = d.pairs[:, 0], d.pairs[:, 1]
-        g1 = (a1[:, p0] * a1[:, p1]).sum(-1)
-        g2 = (a2s[:, p0] * a2s[:, p1] * d.mult2).sum(-1)
-        g3 = (a3s[:, p0] * a3s[:, p1] * d.mult3).sum(-1)
-        xx, yy, zz, xy, xz, yz = a2s.unbind(-1)
-        a2 = torch.stack([xx, xy, xz, xy, yy, yz, xz, yz, zz], dim=-1).view(nat, nr, 3, 3)
-        t = d.triples
-        m_ab = torch.einsum("naij,nbjk->nabik", a2, a2)
-        tr3 = torch.einsum("nabik,ncki->nabc", m_ab, a2)
-        g4 = tr3[:, t[:, 0], t[:, 1], t[:, 2]]
-        a2a1 = torch.einsum("nbij,ncj->nbci", a2, a1)
-        g5 = torch.einsum("nai,nbci->nabc", a1, a2a1).permute(0, 2, 1, 3)[:, :, p0, p1]
-        desc = torch.cat([a0, g1, g2, g3, g4, g5.reshape(nat, -1)], dim=-1)
-        e, xs, gs = m.readout_with_grads(desc, sp[:nat])
+        e, xs, gs = m.readout_with_grads(d.invariants(a), sp[:nat])
         return e, gs[-1] * xs[-1]
 
     v = torch.randn(65, dtype=ev0.dtype) / nat

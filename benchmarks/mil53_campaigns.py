@@ -1,7 +1,7 @@
 """MIL-53(Al): active learning with unbiased NPT, biased forces, and biased forces + stress.
 
 Campaigns are the configs in ``benchmarks/mil53/campaigns/mil53_<name>.yaml``, written by
-``benchmarks/mil53/make_campaigns.py``: 3 samplers x 2 temperatures x 2 pressure settings.
+``python -m benchmarks.mil53.make_campaigns``: 3 samplers x 2 temperatures x 2 pressure settings.
 Names: ``<sampler>_<T>_<p>`` with sampler ``unbiased`` (tau_F = tau_sigma = 0),
 ``bias_forces`` (tau_F = 0.25), ``bias_forces_stress`` (tau_F = tau_sigma = 0.25), T ``300K`` or
 ``600K`` and p ``p0`` (0 bar) or ``pm2500`` (+2500 / -2500 bar alternating between walkers).
@@ -11,7 +11,7 @@ structure + 7 strained/shifted copies, LAMMPS NPT walkers (Nose-Hoover + Parrine
 training with learning rate 3e-2 decaying to 3e-4 (the alanine result of docs/accuracy.md; the
 campaign configs carry it). Default set: the three samplers at 300 K with +-2500 bar; the other
 nine are selectable with ``--campaigns``. The metadynamics baseline is not an AL campaign (see
-``benchmarks/mil53/metadynamics_baseline.py`` and docs/benchmarks_mil53.md).
+``benchmarks.mil53_metadynamics`` and docs/benchmarks_mil53.md).
 
 Per campaign and seed it runs ``ubmd al run CONFIG --output DIR`` (rerunning the same command
 continues a partly finished campaign), then measures
@@ -26,8 +26,8 @@ continues a partly finished campaign), then measures
 * energy (meV/atom), force (eV/A) and stress (GPa, all 9 components) RMSE of the final model and
   of a few earlier rounds' models on ``examples/mil53/data/mil53_test_gfn1.extxyz`` (71 frames
   spanning both states), overall and per ``kind`` (``perturb_lp``, ``perturb_np``, ``interp``),
-  float64 from ``members.pt``; on 3 frames checked against
-  ``ubmd.evaluation.evaluate_model_file(model.pt)``;
+  float64 from ``members.pt``; on 3 frames checked against the model file
+  (``ubmd.evaluation.score_members``);
 * stage wall times per round (reference, training, sampling, selection) from the round
   summaries, MD steps and ms per MD step of the walkers.
 
@@ -73,12 +73,13 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
   with a stop threshold of max(5 eV/A, 2 x the model's level), so that walkers run to their 60 s
   wall cap (~400-600 steps) instead of stopping after 50-200 steps on 1.5 eV/A.
 
-    python benchmarks/mil53_campaigns.py --size tiny                      # smoke test, minutes
-    python benchmarks/mil53_campaigns.py --quick                          # 3 campaigns, 10-20 min
-    nohup nice -n 10 python benchmarks/mil53_campaigns.py --size full > runs/mil53_full.out &
-    python benchmarks/mil53_campaigns.py --size full --campaigns unbiased_600K_pm2500
-    python benchmarks/mil53_campaigns.py --size full --analyze-only       # re-measure, no new MD
-    python benchmarks/mil53_campaigns.py --size full_loose                # full, 5 eV/A stop
+    python -m benchmarks.mil53_campaigns --size tiny                      # smoke test, minutes
+    python -m benchmarks.mil53_campaigns --quick                          # 3 campaigns, 10-20 min
+    nohup nice -n 10 python -m benchmarks.mil53_campaigns --size full > runs/mil53_full.out &
+    python -m benchmarks.mil53_campaigns --size full --campaigns unbiased_600K_pm2500
+    python -m benchmarks.mil53_campaigns --size full --analyze-only       # re-measure, no new MD
+    python -m benchmarks.mil53_campaigns --size full_loose                # full, 5 eV/A stop
+    python -m benchmarks.mil53_campaigns --size full --dry-run            # the merged configs only
 
 Writes ``benchmarks/results/mil53_campaigns_<size>.json`` and ``docs/figures/mil53_<size>_*.png``
 (tiny: both under runs/mil53_campaigns/tiny/); campaign directories under
@@ -88,7 +89,6 @@ Writes ``benchmarks/results/mil53_campaigns_<size>.json`` and ``docs/figures/mil
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -96,18 +96,21 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from campaign_common import (analyze_started, archive_dir, archived_traces, campaign_dataset,
-                             campaign_finished, curve_rounds, driver_parser, load_rounds,
-                             merged_campaigns, output_paths, predict_frames, results_record,
-                             run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
-                             walker_md_costs, with_traces, write_archive, write_results)
+from ubmd.al.archive import (archived_traces, campaign_dataset, campaign_finished, load_rounds,
+                             walker_md_costs, walker_traces, write_archive)
+from ubmd.analysis import n_formula_units, shared_histograms, volume_per_fu
+from ubmd.analysis import state_summary as summary_of_states
+from ubmd.evaluation import score_members
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import FIGURES, RESULTS, ROOT
+from .campaign_common import (analyze_started, archive_dir, cached, curve_rounds, driver_parser,
+                              dry_run, merged_campaigns, output_paths, results_record,
+                              run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
+                              with_traces, write_results)
+
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
 DATA = ROOT / "examples" / "mil53" / "data"
 TEST_SET = DATA / "mil53_test_gfn1.extxyz"
-RESULTS = ROOT / "benchmarks" / "results"
-FIGURES = ROOT / "docs" / "figures"
 
 ALL = tuple(sorted(p.stem[len("mil53_"):] for p in CAMPAIGNS.glob("mil53_*.yaml")))
 MAIN = ("unbiased_300K_pm2500", "bias_forces_300K_pm2500", "bias_forces_stress_300K_pm2500")
@@ -121,7 +124,7 @@ REF_VOLUMES = {"cp": 747.5, "lp": 1486.4}
 CLOSED_MAX, LARGE_MIN, LARGE_MAX = 1150.0, 1350.0, 1700.0
 STATES = ("closed", "intermediate", "large", "expanded")
 HIST_RANGE, HIST_BINS = (600.0, 1800.0), 60  # 20 A^3 bins
-EV_A3_TO_GPA = 160.21766208
+EV_A3_TO_GPA = 160.21766208  # validation stress errors of the round summaries (eV/A^3) in GPa
 KINDS = ("perturb_lp", "perturb_np", "interp")
 
 # Size presets: overrides applied on top of the campaign config (dotted keys); see the docstring.
@@ -163,91 +166,37 @@ def run_campaign(name: str, size: str, seed: int, runs: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------- volumes
-def n_formula_units(n_atoms: int, atoms_per_fu: int = ATOMS_PER_FU) -> int:
-    if atoms_per_fu <= 0 or n_atoms <= 0 or n_atoms % atoms_per_fu:
-        raise ValueError(f"{n_atoms} atoms is not a whole number of {atoms_per_fu}-atom formula units")
-    return n_atoms // atoms_per_fu
-
-
-def pore_states(volumes, closed_max: float = CLOSED_MAX, large_min: float = LARGE_MIN,
-                large_max: float = LARGE_MAX) -> np.ndarray:
-    """Index into STATES of each volume per unit (A^3): closed < closed_max <= intermediate <
-    large_min <= large <= large_max < expanded; -1 for NaN."""
+def pore_bounds(closed_max: float = CLOSED_MAX, large_min: float = LARGE_MIN,
+                large_max: float = LARGE_MAX) -> tuple:
+    """The bounds of STATES for ``ubmd.analysis.classify``: closed < closed_max <= intermediate <
+    large_min <= large <= large_max < expanded (large_max belongs to large)."""
     if not closed_max < large_min < large_max:
         raise ValueError(f"need closed_max < large_min < large_max, got {closed_max}, {large_min}, {large_max}")
-    v = np.asarray(volumes, dtype=float).ravel()
-    idx = np.digitize(v, [closed_max, large_min, np.nextafter(large_max, np.inf)])
-    idx[~np.isfinite(v)] = -1  # no state
-    return idx
+    return (closed_max, large_min, float(np.nextafter(large_max, np.inf)))
 
 
 def state_summary(volumes, closed_max: float = CLOSED_MAX, large_min: float = LARGE_MIN,
                   large_max: float = LARGE_MAX) -> dict:
     """Counts, fractions and visited flags of the pore states, plus min/mean/max (A^3 per unit)."""
-    v = np.asarray(volumes, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    counts = np.bincount(pore_states(v, closed_max, large_min, large_max), minlength=len(STATES))
-    n = int(len(v))
-    return {"n": n,
-            "counts": {s: int(c) for s, c in zip(STATES, counts)},
-            "fractions": {s: (float(c) / n if n else None) for s, c in zip(STATES, counts)},
-            "visited": {s: bool(c > 0) for s, c in zip(STATES, counts)},
-            "min": float(v.min()) if n else None, "mean": float(v.mean()) if n else None,
-            "max": float(v.max()) if n else None}
+    return summary_of_states(volumes, pore_bounds(closed_max, large_min, large_max), STATES)
 
 
 def volume_histograms(samples: dict, bins: int = HIST_BINS, value_range=HIST_RANGE) -> dict:
-    """``ubmd.analysis.shared_histograms`` (densities on shared bins) plus integer counts."""
-    from ubmd.analysis import shared_histograms
-
-    samples = {k: np.asarray(v, dtype=float).ravel() for k, v in samples.items()}
-    samples = {k: v[np.isfinite(v)] for k, v in samples.items() if np.isfinite(v).any()}
-    if not samples:
-        return {}
-    res = shared_histograms(samples, bins=bins, value_range=value_range)
-    edges = np.asarray(res["edges"])
-    for k, v in samples.items():
-        res["campaigns"][k]["counts"] = np.histogram(v[(v >= edges[0]) & (v <= edges[-1])],
-                                                     bins=edges)[0].astype(int).tolist()
-    return res
-
-
-def _walker_volumes(wdir: Path) -> np.ndarray | None:
-    """Cell volumes (A^3) of one walker's traced frames: trace.npz, else its log.lammps."""
-    tr = wdir / "trace.npz"
-    if tr.exists():
-        d = np.load(tr)
-        if "volume" in d and len(d["volume"]) and np.isfinite(d["volume"]).any():
-            return np.asarray(d["volume"], dtype=float)
-    log = wdir / "log.lammps"
-    if log.exists():
-        from ubmd.analysis import read_thermo_log
-
-        try:
-            return np.asarray(read_thermo_log(log).get("Volume"), dtype=float)
-        except (KeyError, ValueError):
-            return None
-    return None
+    """Densities and counts of each campaign's volumes on shared bins ({} without any)."""
+    return shared_histograms(samples, bins=bins, value_range=value_range, skip_empty=True)
 
 
 def traced_volumes(out: Path, rounds: list[dict], n_fu: int) -> dict:
-    """{round: {walker index: volumes per unit of its traced frames}}."""
-    vols = {}
-    for s in rounds:
-        walkers = {}
-        for wdir in sorted((out / f"round_{s['round']:03d}" / "walkers").glob("w*")):
-            v = _walker_volumes(wdir)
-            if v is not None and len(v):
-                walkers[int(wdir.name[1:])] = v / n_fu
-        if walkers:
-            vols[s["round"]] = walkers
-    return vols
+    """{round: {walker index: volumes per unit of its traced frames}} (trace.npz, else the
+    walker's log.lammps)."""
+    return {r: {w: v / n_fu for w, v in ws.items()}
+            for r, ws in walker_traces(out, "volume", rounds, log_column="Volume").items()}
 
 
 def campaign_traced_volumes(name: str, size: str, seed: int, runs: Path, n_atoms: int) -> dict:
     """``traced_volumes`` of a campaign from its directory, else from its archive ({} if none)."""
     return archived_traces(run_dir(runs, size, name, seed), archive_dir("mil53_campaigns", size, name, seed, runs),
-                           lambda out, rounds: traced_volumes(out, rounds, n_formula_units(n_atoms)))
+                           lambda out, rounds: traced_volumes(out, rounds, n_formula_units(n_atoms, ATOMS_PER_FU)))
 
 
 def all_volumes(traced: dict) -> np.ndarray:
@@ -264,34 +213,11 @@ def campaign_volumes(name: str, size: str, seed: int, runs: Path, n_atoms: int) 
 def dataset_volumes(name: str, size: str, seed: int, runs: Path) -> np.ndarray:
     """Volumes per unit of the labelled training set of the last round (its ``dataset.extxyz``,
     else the archive's)."""
-    from ubmd.analysis import volume_per_fu
-
     frames = campaign_dataset(run_dir(runs, size, name, seed), archive_dir("mil53_campaigns", size, name, seed, runs))
     return np.array([volume_per_fu(a.cell, len(a), atoms_per_fu=ATOMS_PER_FU) for a in frames])
 
 
 # ---------------------------------------------------------------------------------- errors
-def rmse_by_kind(kinds, n_atoms, e_pred, e_ref, f_pred, f_ref, s_pred, s_ref) -> dict:
-    """Energy RMSE (meV/atom), force RMSE and max |error| (eV/A), stress RMSE (GPa, all 9
-    components; stresses given in eV/A^3) over all frames and per kind."""
-    kinds = np.asarray(kinds)
-    n_atoms = np.asarray(n_atoms, dtype=float)
-    de = (np.asarray(e_pred, dtype=float) - np.asarray(e_ref, dtype=float)) / n_atoms
-    ds = (np.asarray(s_pred, dtype=float) - np.asarray(s_ref, dtype=float)).reshape(len(de), 9)
-    df = [np.asarray(p, dtype=float) - np.asarray(r, dtype=float) for p, r in zip(f_pred, f_ref)]
-    present = set(kinds.tolist())
-    out = {}
-    for key in ["all"] + [k for k in KINDS if k in present] + sorted(present - set(KINDS)):
-        idx = np.arange(len(de)) if key == "all" else np.flatnonzero(kinds == key)
-        f = np.concatenate([df[i] for i in idx])
-        out[key] = {"energy_rmse_meV_atom": 1000 * float(np.sqrt(np.mean(de[idx] ** 2))),
-                    "forces_rmse": float(np.sqrt(np.mean(f ** 2))),
-                    "forces_max": float(np.abs(f).max()),
-                    "stress_rmse_GPa": EV_A3_TO_GPA * float(np.sqrt(np.mean(ds[idx] ** 2))),
-                    "n": int(len(idx))}
-    return out
-
-
 def load_test_set() -> list:
     from ubmd.data import read_structures
 
@@ -299,36 +225,16 @@ def load_test_set() -> list:
 
 
 def evaluate(train_dir: Path, frames, cache: Path, check_model_file: bool = False) -> dict:
-    """Test errors of one round's model (cached in ``cache``); with ``check_model_file`` the
-    first 3 frames are also run through ``evaluate_model_file(model.pt)`` and both RMSEs kept."""
-    if cache.exists():
-        res = json.loads(cache.read_text())
-        if not check_model_file or "check_model_file" in res:
-            return res
-    from ubmd.data import get_labels
+    """Test errors of one round's model (``train_dir/members.pt``, batched float64), overall and
+    per ``kind``: energy (meV/atom), forces (eV/A), stress (GPa, all 9 components); cached in
+    ``cache``. With ``check_model_file`` the first 3 frames are also run through the model file
+    and both RMSEs kept (``ubmd.evaluation.score_members``)."""
+    import torch
 
-    labels = [get_labels(a) for a in frames]
-    e_pred, f_pred, s_pred = predict_frames(train_dir, frames, stress=True)
-    res = rmse_by_kind([a.info.get("kind", "?") for a in frames], [len(a) for a in frames],
-                      e_pred, [lab["energy"] for lab in labels], f_pred, [lab["forces"] for lab in labels],
-                      s_pred, [lab["stress"] for lab in labels])
-    if check_model_file:
-        from ubmd.evaluation import evaluate_model_file
-
-        sub = frames[:3]
-        ref = evaluate_model_file(train_dir / "model.pt", sub, progress=False)
-        mine = rmse_by_kind(["x"] * len(sub), [len(a) for a in sub], e_pred[:3],
-                           [lab["energy"] for lab in labels[:3]], f_pred[:3],
-                           [lab["forces"] for lab in labels[:3]], s_pred[:3],
-                           [lab["stress"] for lab in labels[:3]])["all"]
-        res["check_model_file"] = {
-            "energy_rmse_meV_atom_batched": mine["energy_rmse_meV_atom"],
-            "energy_rmse_meV_atom_model_file": 1000 * ref["energy_rmse"],
-            "forces_rmse_batched": mine["forces_rmse"], "forces_rmse_model_file": ref["forces_rmse"],
-            "stress_rmse_GPa_batched": mine["stress_rmse_GPa"],
-            "stress_rmse_GPa_model_file": EV_A3_TO_GPA * ref.get("stress_rmse", np.nan)}
-    cache.write_text(json.dumps(res, indent=1))
-    return res
+    torch.set_num_threads(1)
+    return cached(cache, lambda: score_members(train_dir, frames, group_key="kind", stress=True,
+                                               check_model_file=3 if check_model_file else 0),
+                  fresh=lambda res: not check_model_file or "check_model_file" in res)
 
 
 # ---------------------------------------------------------------------------------- analysis
@@ -341,7 +247,7 @@ def analyze_campaign(name: str, size: str, seed: int, runs: Path, frames, thresh
     from ubmd.data import read_structures
 
     n_atoms = len(read_structures(cfg["initial"]["structures"], index="0")[0])
-    n_fu = n_formula_units(n_atoms)
+    n_fu = n_formula_units(n_atoms, ATOMS_PER_FU)
     vols = traced_volumes(out, rounds, n_fu)
     per_round, seen = [], []
     first_visit = {}
@@ -586,8 +492,14 @@ def main(argv=None) -> int:
     seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
     names = list(a.campaigns or DEFAULT_CAMPAIGNS[a.size])
     thresholds = {"closed_max": a.closed_max, "large_min": a.large_min, "large_max": a.large_max}
-    pore_states([], **thresholds)  # validates the order
+    try:
+        pore_bounds(**thresholds)
+    except ValueError as exc:
+        p.error(str(exc))
     runs = Path(a.runs)
+    if a.dry_run:
+        return dry_run(names, seeds, a.size, SIZES[a.size], runs,
+                       lambda name, seed: campaign_config(name, a.size, seed))
     t_start = time.perf_counter()
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))

@@ -2,7 +2,7 @@
 
 The paper compares the data of uncertainty-biased NPT with data from metadynamics on the
 breathing CV (the cell volume). This driver builds that data set with the same label budget,
-reference, start data and training settings as one AL campaign of ``mil53_campaigns.py``, and
+reference, start data and training settings as one AL campaign of ``benchmarks.mil53_campaigns``, and
 measures it the same way. Steps (each resumable from the files it leaves in
 ``runs/mil53_campaigns/<size>/metad_<campaign>_s<seed>/``):
 
@@ -11,21 +11,21 @@ measures it the same way. Steps (each resumable from the files it leaves in
    model that is stable in NPT, and a model trained on the 8 start structures is not
    (docs/benchmarks_mil53.md, section 3); the unbiased campaign's data involve no uncertainty bias.
 2. **Runs**: ``walkers.n_walkers`` well-tempered metadynamics NPT runs on the volume per formula
-   unit (``mil53/metadynamics_baseline.py``: ``fix external`` on the barostat, ``pair_style ubmd``
+   unit (``benchmarks.mil53.metadynamics_baseline``: ``fix external`` on the barostat, ``pair_style ubmd``
    without uncertainty bias), from the lp start structure, at the campaign's temperature, with the
    campaign's pressures alternating between runs, ``walkers.max_steps`` steps each, a frame every
    ``walkers.sample_every`` steps, two runs at a time.
 3. **Selection**: ``label_budget`` minus the campaign's round-0 labels, from all frames of all
    runs, with the campaign's selection method on the MD model's features (``--selection
-   uniform``: evenly spaced in time instead).
+   uniform``: evenly spaced in time instead, ``ubmd.selection.evenly_spaced``).
 4. **Labels**: the campaign's reference (GFN1-xTB), checkpointed per structure.
 5. **Training**: the campaign's round-0 labelled structures + these labels, with the campaign's
    model and training settings (one training, from scratch).
 6. **Measurements**: test errors on ``mil53_test_gfn1.extxyz`` as for the campaigns (overall and
    per kind), pore-state fractions of all metadynamics frames and of the labelled set, costs.
 
-    python benchmarks/mil53_metadynamics.py --size full
-    python benchmarks/mil53_metadynamics.py --size tiny --campaign bias_forces_stress_300K_pm2500
+    python -m benchmarks.mil53_metadynamics --size full
+    python -m benchmarks.mil53_metadynamics --size tiny --campaign bias_forces_stress_300K_pm2500
 
 Writes ``benchmarks/results/mil53_metadynamics_<size>_<tag>.json`` (tiny: ``results.json`` in the
 run directory), with tag = ``<campaign>[_md-<model-from>][_uniform]_s<seed>``, also the name of
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -46,13 +45,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from campaign_common import git_commit, load_rounds, campaign_finished, run_dir  # noqa: E402
-from mil53_campaigns import (ATOMS_PER_FU, RESULTS, ROOT, SIZES, campaign_config,  # noqa: E402
-                             evaluate, load_test_set, state_summary)
-from ubmd.al.walkers import cyclic as _cyclic  # noqa: E402  (walker i gets entry i mod len, as in the AL loop)
+from ubmd.al.archive import campaign_finished, load_rounds
+from ubmd.al.walkers import cyclic  # walker i gets entry i mod len, as in the AL loop
+from ubmd.selection import evenly_spaced
 
-METAD_SCRIPT = ROOT / "benchmarks" / "mil53" / "metadynamics_baseline.py"
+from . import RESULTS, ROOT, module_command, module_env
+from .campaign_common import git_commit, run_dir
+from .mil53_campaigns import (ATOMS_PER_FU, SIZES, campaign_config, evaluate, load_test_set,
+                              state_summary)
+
+METAD_MODULE = "mil53.metadynamics_baseline"
 # metadynamics settings (docs/benchmarks_mil53.md, section 3)
 METAD = {"height": 0.1, "sigma": 20.0, "biasfactor": 20.0, "pace": 100, "wall_lo": 800.0,
          "wall_hi": 1700.0}
@@ -67,17 +69,16 @@ def run_metad(model: Path, cfg: dict, out: Path, seed: int) -> list[dict]:
         d = out / "runs" / f"m{k:02d}"
         if (d / "summary.json").exists():
             continue
-        cmd = [sys.executable, str(METAD_SCRIPT), "--model", str(model), "--start", str(start),
-               "--out", str(d), "--temperature", str(_cyclic(w["temperature"], k)),
-               "--pressure", str(_cyclic(w["pressure"], k)), "--steps", str(w["max_steps"]),
-               "--timestep", str(w["timestep"]), "--tdamp", str(w["tdamp"]),
-               "--pdamp", str(w["pdamp"]), "--dump-every", str(w["sample_every"]),
-               "--seed", str(1 + 1000 * seed + k), "--height", str(METAD["height"]),
-               "--sigma", str(METAD["sigma"]), "--biasfactor", str(METAD["biasfactor"]),
-               "--pace", str(METAD["pace"]), "--wall-lo", str(METAD["wall_lo"]),
-               "--wall-hi", str(METAD["wall_hi"])]
+        cmd = module_command(
+            METAD_MODULE, "--model", model, "--start", start, "--out", d,
+            "--temperature", cyclic(w["temperature"], k), "--pressure", cyclic(w["pressure"], k),
+            "--steps", w["max_steps"], "--timestep", w["timestep"], "--tdamp", w["tdamp"],
+            "--pdamp", w["pdamp"], "--dump-every", w["sample_every"], "--seed", 1 + 1000 * seed + k,
+            "--height", METAD["height"], "--sigma", METAD["sigma"],
+            "--biasfactor", METAD["biasfactor"], "--pace", METAD["pace"],
+            "--wall-lo", METAD["wall_lo"], "--wall-hi", METAD["wall_hi"])
         jobs.append((d, cmd))
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # two runs at a time on their own cores
+    env = dict(module_env(), OMP_NUM_THREADS="1")  # two runs at a time on their own cores
 
     def run_one(job) -> None:
         d, cmd = job
@@ -98,7 +99,7 @@ def select_frames(frames, n: int, method: str, model_dir: Path, cfg: dict, initi
     if n >= len(frames):
         return list(range(len(frames)))
     if method == "uniform":
-        return [int(i) for i in np.linspace(0, len(frames) - 1, n).round().astype(int)]
+        return evenly_spaced(len(frames), n)
     from ubmd.al.config import al_config_from_dict
     from ubmd.selection.pool import RunFeatures as RoundModel, select_from_pool
 
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
     base = run_dir(runs, args.size, args.campaign, args.seed)
     for d, what in ((src, "--model-from"), (base, "--campaign")):
         if not campaign_finished(d):
-            print(f"{what}: campaign {d} has not finished; run mil53_campaigns.py first",
+            print(f"{what}: campaign {d} has not finished; run benchmarks.mil53_campaigns first",
                   file=sys.stderr)
             return 2
     cfg = campaign_config(args.campaign, args.size, args.seed)

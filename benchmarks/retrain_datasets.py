@@ -1,6 +1,6 @@
 """Retrain each AL campaign's data set with equal compute (alanine dipeptide or MIL-53(Al)).
 
-The AL campaigns of ``ala2_campaigns.py`` and ``mil53_campaigns.py`` retrain their model every round under a wall-time cap
+The AL campaigns of ``benchmarks.ala2_campaigns`` and ``benchmarks.mil53_campaigns`` retrain their model every round under a wall-time cap
 (90 s / 120 s at full size), so a campaign's final test errors mix two things: the data it chose and how
 many epochs its last round got on a loaded machine. This script separates them: it takes each
 campaign's data set at the same number of labels (default: the largest count every campaign
@@ -10,20 +10,20 @@ validation split; compiled training step and the energy-weighted final stage of
 docs/accuracy.md; two at a time in separate processes; equal epochs rather than equal wall
 time, so the comparison does not depend on the machine's load; ``--minutes`` is only a safety
 cap), and evaluates them on the system's test sets: alanine dipeptide at 300 K, 600 K and
-1200 K (energy RMSE meV/atom, force RMSE and max |force error| eV/Å, as ``ala2_campaigns.py``);
+1200 K (energy RMSE meV/atom, force RMSE and max |force error| eV/Å, as the alanine campaigns);
 MIL-53(Al) on ``mil53_test_gfn1.extxyz`` overall and per kind (lp / np perturbations,
-interpolations; also stress RMSE in GPa, as ``mil53_campaigns.py``).
+interpolations; also stress RMSE in GPa, as the MIL-53 campaigns).
 
-    python benchmarks/retrain_datasets.py ala2                   # the three full seed-0 campaigns
-    python benchmarks/retrain_datasets.py ala2 --labels 216 --epochs 500
-    python benchmarks/retrain_datasets.py mil53 --epochs 200    # the three 300 K +-2500 bar ones
+    python -m benchmarks.retrain_datasets ala2                   # the three full seed-0 campaigns
+    python -m benchmarks.retrain_datasets ala2 --labels 216 --epochs 500
+    python -m benchmarks.retrain_datasets mil53 --epochs 200    # the three 300 K +-2500 bar ones
 
 A campaign is a campaign directory under ``runs/`` or, once that is gone (``runs/`` is not in
 git), the archive the drivers' analysis wrote of it (``benchmarks/results/archive/<driver>_<size>/
-<campaign>_s<seed>/``: config, data set, round sizes); the campaign's own capped model is then not
-evaluated:
+<campaign>_s<seed>/``: config, data set, round sizes; ``ubmd.al.archive``); the campaign's own
+capped model is then not evaluated:
 
-    python benchmarks/retrain_datasets.py ala2 --tag s1 --campaigns \
+    python -m benchmarks.retrain_datasets ala2 --tag s1 --campaigns \
         benchmarks/results/archive/ala2_campaigns_full/{unbiased_300K,biased_300K}_s1
 
 Writes ``benchmarks/results/retrain_<system>_<--tag>.json`` (default tag ``full``); models under
@@ -41,9 +41,11 @@ import sys
 import time
 from pathlib import Path
 
-from campaign_common import archived_dataset, is_archive, load_rounds, write_results
+from ubmd.al.archive import archived_dataset, pick_round, read_rounds
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import RESULTS, ROOT
+from .campaign_common import write_results
+
 DEFAULT = {
     "ala2": [ROOT / "runs" / "ala2_campaigns" / "full" / f"{n}_s0"
              for n in ("unbiased_300K", "biased_300K", "unbiased_1200K")],
@@ -56,28 +58,12 @@ SETS = {"ala2": ("300K", "600K", "1200K"), "mil53": ("all", "perturb_lp", "pertu
 def test_frames(system: str):
     """(test data, evaluate(train_dir, data, cache) -> errors) of a system's campaign driver."""
     if system == "ala2":
-        from ala2_campaigns import evaluate, test_sets
+        from .ala2_campaigns import evaluate, test_sets
 
         return test_sets(), evaluate
-    from mil53_campaigns import evaluate, load_test_set
+    from .mil53_campaigns import evaluate, load_test_set
 
     return load_test_set(), evaluate
-
-
-def campaign_rounds(out: Path) -> list[dict]:
-    """Round summaries of a campaign directory, or ``rounds.json`` of a campaign archive
-    (``benchmarks/results/archive/...``, written by the campaign drivers' analysis)."""
-    if is_archive(out):
-        return json.loads((out / "rounds.json").read_text())
-    return load_rounds(out)
-
-
-def pick_round(out: Path, labels: int) -> dict:
-    """The round of campaign ``out`` whose data set is the largest with at most ``labels``."""
-    rounds = [s for s in campaign_rounds(out) if s["n_dataset"] <= labels]
-    if not rounds:
-        raise SystemExit(f"{out}: no round with at most {labels} labels")
-    return rounds[-1]
 
 
 def train_one(out: str, round_index: int, n_dataset: int, dest: str, epochs: int, minutes: float,
@@ -127,10 +113,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     outs = [Path(c).resolve() for c in (a.campaigns or DEFAULT[a.system])]
     for o in outs:
-        if not campaign_rounds(o):
+        if not read_rounds(o):
             raise SystemExit(f"{o}: not an AL campaign directory (or archive) with a finished round")
-    labels = a.labels or min(campaign_rounds(o)[-1]["n_dataset"] for o in outs)
-    picks = {o.name: pick_round(o, labels) for o in outs}
+    labels = a.labels or min(read_rounds(o)[-1]["n_dataset"] for o in outs)
+    try:
+        picks = {o.name: pick_round(o, labels) for o in outs}
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     work = ROOT / "runs" / "retrain" / f"{a.system}_{a.tag}"
     jobs = {}
     with cf.ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:
@@ -168,10 +157,10 @@ def main(argv=None) -> int:
            "minutes_cap_per_model": a.minutes,
            "seed": a.seed, "settings": "campaign architecture and lr schedule; compile; final_fraction "
                                        "0.2 x energy weight 100; one model; the campaign's split",
-           "command": "python benchmarks/retrain_datasets.py " + " ".join(
+           "command": "python -m benchmarks.retrain_datasets " + " ".join(
                sys.argv[1:] if argv is None else argv),
            "campaigns": res}
-    path = ROOT / "benchmarks" / "results" / f"retrain_{a.system}_{a.tag}.json"
+    path = RESULTS / f"retrain_{a.system}_{a.tag}.json"
     write_results(path, out)
     print(f"\nretrained on {labels} labels, {a.epochs} epochs each (campaign model in brackets)")
     print(f"{'campaign':28s} {'n':>4s} {'epochs':>6s} | " + " | ".join(

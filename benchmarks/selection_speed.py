@@ -5,7 +5,7 @@ on a random ``n_pool x K`` pool (default 10^5 x 512) with 500 training points, f
 in float32 and float64; reports the median of ``--repeats`` runs (after one untimed warm-up per
 dtype), prints a table and writes ``benchmarks/results/selection_speed.json``.
 
-    python benchmarks/selection_speed.py [--n-pool 100000] [--dim 512] [--n-train 500]
+    python -m benchmarks.selection_speed [--n-pool 100000] [--dim 512] [--n-train 500]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 
 from ubmd.selection import select_batch
 
+from . import RESULTS
+
 METHODS = ("max_det", "lcmd", "max_dist", "max_diag")
 GOAL_S = 5.0
 
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 64])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
-        "-o", "--output", default=str(Path(__file__).parent / "results" / "selection_speed.json")
+        "-o", "--output", default=str(RESULTS / "selection_speed.json")
     )
     ns = p.parse_args(argv)
 

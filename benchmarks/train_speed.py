@@ -8,10 +8,10 @@ in the default config; the time of the validation pass is included, as in real t
 intra-op threads = ``--threads``. Also reports the time of one training step alone (forward +
 double backward + Adam) per batch, median over batches.
 
-    python benchmarks/train_speed.py [--quick] [--threads 1]
+    python -m benchmarks.train_speed [--quick] [--threads 1]
 
 Writes benchmarks/results/train_speed[_quick].json. The selection timings are in
-benchmarks/results/selection_speed.json (benchmarks/selection_speed.py).
+benchmarks/results/selection_speed.json (``python -m benchmarks.selection_speed``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import md_speed as M  # noqa: E402
+from . import md_speed as M
 
 
 def main(argv=None) -> int:
@@ -42,12 +40,11 @@ def main(argv=None) -> int:
     ns = p.parse_args(argv)
 
     import torch
-    from ubmd import keys as K
     from ubmd.config import ModelConfig, TrainingConfig
     from ubmd.data import GraphDataset, read_structures, species_map_from, split_indices
     from ubmd.model import MLIP
-    from ubmd.prediction import to_dtype as _to_dtype
-    from ubmd.training.loss import StepLoss as _StepLoss
+    from ubmd.prediction import to_dtype
+    from ubmd.training.loss import StepLoss
     from ubmd.training.trainer import fit_statistics, train_model
 
     name = "train_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
@@ -87,10 +84,10 @@ def main(argv=None) -> int:
         model = MLIP(zs, mcfg.cutoff, mcfg.n_radial, mcfg.n_basis, list(mcfg.hidden)).to(getattr(torch, dtype))
         fit_statistics(model, train)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
-        step_loss = _StepLoss(model, tcfg, has_virial=False)
+        step_loss = StepLoss(model, tcfg, has_virial=False)
         times = []
         for k, batch in enumerate(train.batches(tcfg.batch_size, shuffle=True, seed=0)):
-            batch = _to_dtype(batch, getattr(torch, dtype))
+            batch = to_dtype(batch, getattr(torch, dtype))
             t0 = time.perf_counter()
             loss = step_loss(batch)
             opt.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""Tests of ubmd.analysis (readers, CVs, coverage, ACF, histograms) and ``ubmd analyze``."""
+"""Tests of ubmd.analysis (readers, CVs, coverage, ACF, histograms, states) and ``ubmd analyze``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from ubmd.analysis import (
     acf,
     acf_over_runs,
     angle,
+    classify,
     coverage_by_round,
+    coverage_vs_steps,
     dihedral,
     distance,
     fit_sine,
@@ -26,19 +28,22 @@ from ubmd.analysis import (
     load_named_cvs,
     load_series,
     model_acf,
+    n_formula_units,
     parse_cv,
     read_dump_columns,
     read_frames,
+    read_loop_time,
     read_thermo_log,
     shared_histograms,
     sine,
+    state_summary,
     volume_per_fu,
 )
 from ubmd.cli.analyze import main as analyze
 
 DATA = Path(__file__).parent / "data" / "analysis"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-MIL53 = SHARED / "data" / "mil53" / "MIL-53Al_lp_primitive.extxyz"
+BENCH_DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"  # in the repository
+MIL53 = BENCH_DATA / "mil53" / "MIL-53Al_lp_primitive.extxyz"
 FIXTURE_STEPS = [0, 10, 20, 30, 40, 50, 60, 70]  # two runs, the second halted at step 70
 
 
@@ -88,6 +93,20 @@ def test_coverage_per_walker_round_and_accumulated():
     assert result["per_walker"] == {"0": [0.25, 0.25], "1": [0.25]}
     assert result["per_round"] == {"0": 0.25, "1": 0.25}
     assert result["cumulative"] == {"0": 0.25, "1": 0.5}
+
+
+def test_coverage_vs_steps_counts_walkers_in_parallel():
+    # walker 0 stays in one 32x32 cell, walker 1 visits the four 2x2 quadrants one after another
+    w0 = np.full((4, 2), -170.0)
+    w1 = np.array([[-90.0, -90.0], [90.0, -90.0], [-90.0, 90.0], [90.0, 90.0]])
+    rows = coverage_vs_steps([w0, w1], steps_per_point=10, n_points=10)
+    assert [r["md_steps"] for r in rows] == [20, 40, 60, 80]
+    # after k frames each: 2x2 level sees k quadrants (w0's cell is in the (-,-) quadrant, as w1's first)
+    assert [r["fraction_per_level"][0] for r in rows] == [0.25, 0.5, 0.75, 1.0]
+    # a checkpoint that falls on a point gets its own row; one between points does not
+    rows = coverage_vs_steps([w0, w1], steps_per_point=10, n_points=1, checkpoints=(60, 70))
+    assert [r["md_steps"] for r in rows] == [20, 60, 80]
+    assert coverage_vs_steps([], 10) == []
 
 
 # ----------------------------------------------------------------------------------- ACF ---
@@ -237,10 +256,9 @@ def test_lattice_parameters_and_volume_per_formula_unit():
         volume_per_fu(cell, 76, atoms_per_fu=20)
 
 
-ALA2 = SHARED / "data" / "ala2"
+ALA2 = BENCH_DATA / "ala2"
 
 
-@pytest.mark.skipif(not (ALA2 / "dihedrals.json").is_file(), reason="ala2 data not available")
 def test_named_dihedrals_of_alanine_dipeptide(tmp_path):
     named = load_named_cvs(ALA2 / "dihedrals.json")
     assert named["phi"] == (1, 3, 4, 6) and named["psi"] == (3, 4, 6, 8)
@@ -396,6 +414,76 @@ def test_shared_histograms_are_normalised_on_common_bins():
     assert hist["centres"][int(np.argmax(dens))] == pytest.approx(220, abs=10)
 
 
+def test_shared_histograms_counts_and_empty_campaigns():
+    samples = {"a": [610.0, 615.0, 1490.0, 1495.0, 2000.0], "b": [750.0, np.nan]}
+    h = shared_histograms(samples, bins=60, value_range=(600.0, 1800.0))
+    edges = np.asarray(h["edges"])
+    assert len(edges) == 61 and edges[1] - edges[0] == pytest.approx(20.0)
+    ca = np.asarray(h["campaigns"]["a"]["counts"])
+    assert ca.sum() == 4 and ca[0] == 2 and ca[(1490 - 600) // 20] == 2
+    assert h["campaigns"]["a"]["n_outside"] == 1
+    dens = np.asarray(h["campaigns"]["a"]["density"])
+    assert (dens * np.diff(edges)).sum() == pytest.approx(1.0)
+    assert h["campaigns"]["b"]["counts"][(750 - 600) // 20] == 1 and h["campaigns"]["b"]["n"] == 1
+    with pytest.raises(ValueError, match="no finite values"):
+        shared_histograms({"empty": [], "b": [1.0]})
+    assert shared_histograms({"empty": [], "nan": [np.nan]}, skip_empty=True) == {}
+    assert list(shared_histograms({"empty": [], "b": [1.0]}, skip_empty=True)["campaigns"]) == ["b"]
+
+
+# ------------------------------------------------------------------------------- states ---
+
+PORE_STATES = ("closed", "intermediate", "large", "expanded")
+# MIL-53(Al): closed < 1150 <= intermediate < 1350 <= large <= 1700 < expanded (Å^3 per unit)
+PORE_BOUNDS = (1150.0, 1350.0, np.nextafter(1700.0, np.inf))
+
+
+def test_state_boundaries():
+    v = [700.0, 1149.9, 1150.0, 1349.9, 1350.0, 1486.0, 1700.0, 1700.1, np.nan]
+    assert classify(v, PORE_BOUNDS).tolist() == [0, 0, 1, 1, 2, 2, 2, 3, -1]
+    v2 = [799.0, 800.0, 899.0, 900.0, 1000.0, 1001.0]
+    assert classify(v2, (800, 900, np.nextafter(1000, np.inf))).tolist() == [0, 1, 1, 2, 2, 3]
+    with pytest.raises(ValueError, match="increasing"):
+        classify(v, (1400, 1300, 1700))
+    with pytest.raises(ValueError, match="4 states"):
+        state_summary(v, PORE_BOUNDS, PORE_STATES[:3])
+
+
+def test_state_summary_counts_fractions_visited():
+    rng = np.random.default_rng(0)
+    closed = rng.normal(750, 20, 30)
+    large = rng.normal(1490, 30, 60)
+    v = np.concatenate([closed, large, [1250.0], [np.nan]])
+    s = state_summary(v, PORE_BOUNDS, PORE_STATES)
+    assert s["n"] == 91  # NaN left out
+    assert s["counts"] == {"closed": 30, "intermediate": 1, "large": 60, "expanded": 0}
+    assert s["fractions"]["closed"] == pytest.approx(30 / 91)
+    assert sum(s["fractions"].values()) == pytest.approx(1.0)
+    assert s["visited"] == {"closed": True, "intermediate": True, "large": True, "expanded": False}
+    lp_only = state_summary(large, PORE_BOUNDS, PORE_STATES)
+    assert lp_only["visited"]["closed"] is False and lp_only["fractions"]["large"] == 1.0
+    empty = state_summary([], PORE_BOUNDS, PORE_STATES)
+    assert empty["n"] == 0 and empty["fractions"]["closed"] is None and not any(empty["visited"].values())
+
+
+def test_n_formula_units():
+    assert n_formula_units(152, 76) == 2 and n_formula_units(76, 76) == 1
+    with pytest.raises(ValueError, match="whole number"):
+        n_formula_units(150, 76)
+
+
+def test_read_loop_time_picks_the_requested_run(tmp_path):
+    log = tmp_path / "log.lammps"
+    log.write_text("Step Temp\n"
+                   "Loop time of 0.5 on 1 procs for 100 steps with 22 atoms\n"
+                   "more\n"
+                   "Loop time of 4.25 on 1 procs for 1000 steps with 22 atoms\n")
+    assert read_loop_time(log) == (0.5, 100)
+    assert read_loop_time(log, which=-1) == (4.25, 1000)
+    assert read_loop_time(log, which=5) is None
+    assert read_loop_time(tmp_path / "missing.log") is None
+
+
 # ----------------------------------------------------------------------------------- CLI ---
 
 
@@ -502,7 +590,6 @@ def test_cli_acf_of_short_drifting_runs_reports_no_fit(tmp_path, capsys):
     assert summary["model_acf"] == {} and not any(f["reliable"] for f in summary["fits"])
 
 
-@pytest.mark.skipif(not MIL53.is_file(), reason="MIL-53 data not available")
 def test_cli_hist_and_trace_on_mof_cells(tmp_path):
     base = read(MIL53)
     v0 = base.get_volume()

@@ -16,8 +16,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from ubmd.al.config import ALConfig, WalkerConfig, al_config_from_dict, load_al_config
-from ubmd.config import (TrainRunConfig, check, from_dict, load_train_config, merge,
-                         resolve_paths)
+from ubmd.config import (TrainRunConfig, check, from_dict, load_train_config, merge, nested,
+                         parse_overrides, resolve_paths)
 from ubmd.md.settings import LammpsConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -410,7 +410,8 @@ def test_shipped_al_configs_load(path):
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "benchmarks" / "configs").glob(
     "ala2_*.yaml") if p.name != "ala2_common.yaml"))
 def test_benchmark_ala2_configs_load(name):
-    """Campaign files override ala2_common.yaml (as benchmarks/ala2_campaigns.py merges them)."""
+    """Campaign files override ala2_common.yaml (as ``python -m benchmarks.ala2_campaigns``
+    merges them)."""
     base = ROOT / "benchmarks" / "configs"
     d = merge(yaml.safe_load((base / "ala2_common.yaml").read_text()),
               yaml.safe_load((base / name).read_text()) or {})
@@ -427,3 +428,18 @@ def test_test_suite_configs_load(tmp_path, tiny_cfg_dict):
 
     assert al_config_from_dict(test_al.campaign_dict(tmp_path)).walkers.n_walkers == 2
     assert from_dict(TrainRunConfig, tiny_cfg_dict).training.batch_size == 8
+
+
+def test_merge_and_nested_dotted_keys():
+    """Size presets of the benchmark drivers: dotted keys merged into a campaign config."""
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    new = {"a": {"b": 2, "e": {"f": 3}}, "g": 4}
+    merge(base, new)
+    assert base == {"a": {"b": 2, "c": [1, 2], "e": {"f": 3}}, "d": 1, "g": 4}
+    new["a"]["e"]["f"] = 99  # copied, not aliased
+    assert base["a"]["e"]["f"] == 3
+    merge(base, nested({"x.y.z": 5, "a.b": 7}))
+    assert base["x"] == {"y": {"z": 5}} and base["a"]["b"] == 7 and base["a"]["c"] == [1, 2]
+    assert nested([("w.max_steps", 400), ("w.seed", 1)]) == {"w": {"max_steps": 400, "seed": 1}}
+    assert parse_overrides(["w.max_steps=400", "w.pressure=[1, -1]"]) == {
+        "w": {"max_steps": 400, "pressure": [1, -1]}}

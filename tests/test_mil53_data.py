@@ -1,10 +1,10 @@
-"""The committed MIL-53(Al) benchmark data (examples/mil53/data) and the metadynamics bias.
+"""The committed MIL-53(Al) benchmark data (examples/mil53/data); the metadynamics bias of the
+MIL-53 baseline is tested in tests/test_md_reference.py.
 
 Fast: reads small extxyz files, no reference calculations, no LAMMPS."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -64,30 +64,3 @@ def test_test_set_spans_both_pore_states():
     kinds = {a.info["kind"] for a in frames}
     assert kinds == {"perturb_lp", "perturb_np", "interp"}
     assert len({a.info["frame"] for a in frames}) == len(frames)
-
-
-def _metad_module():
-    path = ROOT / "benchmarks" / "mil53" / "metadynamics_baseline.py"
-    spec = importlib.util.spec_from_file_location("mil53_metad", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_well_tempered_bias():
-    mod = _metad_module()
-    mtd = mod.WellTemperedMetad(height=0.1, sigma=20.0, biasfactor=10.0, temperature=300.0,
-                                wall_lo=900.0, wall_hi=1600.0, wall_k=1e-3)
-    assert mtd(1200.0) == (0.0, 0.0)
-    heights = [mtd.deposit(1200.0) for _ in range(5)]
-    assert heights[0] == pytest.approx(0.1)
-    assert all(b < a for a, b in zip(heights, heights[1:]))  # well-tempered: shrinking hills
-    kT_dT = mod.KB_EV * 300.0 * 9.0
-    assert heights[1] == pytest.approx(0.1 * np.exp(-heights[0] / kT_dT))
-    for s in (1150.0, 1210.0, 880.0, 1650.0):  # derivative (walls included) vs finite difference
-        h = 1e-3
-        fd = (mtd(s + h)[0] - mtd(s - h)[0]) / (2 * h)
-        assert mtd(s)[1] == pytest.approx(fd, rel=1e-6, abs=1e-10)
-    assert mtd(880.0)[1] < 0 < mtd(1650.0)[1]  # walls push back inside
-    zero = mod.WellTemperedMetad(0.0, 20.0, 10.0, 300.0)
-    assert zero.deposit(1000.0) == 0.0 and zero(1000.0) == (0.0, 0.0)

@@ -238,3 +238,45 @@ def test_radial_pair_mixing_paths_agree(n_species):
     torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-12, atol=1e-12)
     assert out[True][1].abs().max() > 1e-3
+
+
+def test_descriptor_halves_and_pair_mixing_choice():
+    """forward = invariants(moments(...)) (the edge-level and atom-level halves a profile can time
+    apart), and the pair-mixing route is a constructor choice (default: by species count)."""
+    from ubmd.model import MLIP, GaussianMoments
+    from ubmd.neighbours import neighbour_list
+
+    assert GaussianMoments(2, 4.0).pair_gemm and not GaussianMoments(4, 4.0).pair_gemm
+    assert not GaussianMoments(2, 4.0, pair_gemm=False).pair_gemm
+    assert MLIP([1, 6, 7, 8], 4.0, 4, 6, [8], pair_gemm=True).descriptor.pair_gemm
+    m = random_model(seed=5)
+    mol = small_molecule()
+    zs = list(m.atomic_numbers)
+    i, j, s = neighbour_list(mol.positions, np.zeros((3, 3)), False, m.cutoff)
+    ev = torch.tensor(mol.positions[j] - mol.positions[i])
+    ei = torch.tensor(np.stack([i, j]))
+    sp = torch.tensor([zs.index(int(z)) for z in mol.numbers])
+    d = m.descriptor
+    flat, n_slots = d.slot_index(ei[0], len(mol))
+    a = d.moments(ev, ei, sp, len(mol), flat, n_slots)
+    assert a.shape == (len(mol), d.n_radial, 20)
+    torch.testing.assert_close(d.invariants(a), d(ev, ei, sp, len(mol)), rtol=0, atol=0)
+    scripted = torch.jit.script(d)  # the halves are TorchScript methods too
+    torch.testing.assert_close(scripted.invariants(scripted.moments(ev, ei, sp, len(mol), flat,
+                                                                     n_slots)), d.invariants(a))
+
+
+def test_calculator_neighbour_list_is_a_hook(cu_model):
+    """A subclass can time or replace the neighbour list (benchmarks/ase_vs_lammps.py)."""
+    calls = []
+
+    class Counting(UBMDCalculator):
+        def neighbours(self, positions, cell, pbc):
+            calls.append(len(positions))
+            return super().neighbours(positions, cell, pbc)
+
+    a, b = cu_cell(), cu_cell()
+    a.calc = calc_for(cu_model)
+    b.calc = Counting(ExportedModel(FeatureModel([cu_model]), None))
+    np.testing.assert_array_equal(a.get_forces(), b.get_forces())
+    assert calls == [len(b)]

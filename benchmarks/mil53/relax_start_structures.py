@@ -6,7 +6,7 @@ along the chain axis a), so that np <-> lp interpolations (cell and fractional c
 meaningful:
 
 * lp: the lp conventional cell with the GFN1-xTB fixed-cell-relaxed positions
-  (/work/shared/data/mil53/derived_..._GFN1-xTB_fixedcell_relaxed.extxyz), repeated 2x1x1;
+  (benchmarks/data/mil53/derived_..._GFN1-xTB_fixedcell_relaxed.extxyz), repeated 2x1x1;
 * np: the same structure with the pore rhombus closed by an affine map of the cell
   (b: 16.68 -> 19.0 A, c: 12.81 -> 7.8 A, close to the chain-lattice rectangle 18.98 x 7.62 A of
   the experimental np structure MIL-53Al_np_P21c.extxyz), positions first relaxed at that fixed
@@ -21,7 +21,7 @@ Relaxation: ase.filters.FrechetCellFilter (exp_cell_factor 10, so fmax 0.05 eV/A
 degrees of freedom is a residual stress of ~0.03 GPa) + BFGS, bounded steps, trajectory
 checkpointed every step (restarts continue from the last frame).
 
-Usage:  OMP_NUM_THREADS=1 nice -n 5 python benchmarks/mil53/relax_start_structures.py \
+Usage:  OMP_NUM_THREADS=1 nice -n 5 python -m benchmarks.mil53.relax_start_structures \
             [--work runs/mil53] [--out examples/mil53/data] [--which lp np] [--steps-lp 80 --steps-np 150]
 """
 
@@ -42,18 +42,20 @@ from ase.io import read, write  # noqa: E402
 from ase.io.trajectory import Trajectory  # noqa: E402
 from ase.optimize import BFGS  # noqa: E402
 
+from ubmd.analysis import volume_per_fu as cell_volume_per_fu  # noqa: E402
 from ubmd.labelling import make_calculator  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mil53"
-LP_SRC = DATA / "derived_MIL-53Al_lp_conventional_GFN1-xTB_fixedcell_relaxed.extxyz"
+from .. import DATA as BENCH_DATA  # noqa: E402
+
+LP_SRC = BENCH_DATA / "mil53" / "derived_MIL-53Al_lp_conventional_GFN1-xTB_fixedcell_relaxed.extxyz"
 NP_CHAIN_RECT = (19.0, 7.8)  # long, short chain-lattice rectangle sides (exp. np: 18.98, 7.62 A)
-N_FU = 4  # Al4(OH)4(BDC)4 units per 76 atoms
+N_FU = 4  # Al(OH)(BDC) per Al4(OH)4(BDC)4 unit (76 atoms)
+ATOMS_PER_FU = 76
 
 
 def volume_per_fu(atoms) -> float:
     """Cell volume per Al4(OH)4(BDC)4 unit (A^3) -- the paper's breathing CV."""
-    n_al = int(np.sum(atoms.numbers == 13))
-    return atoms.get_volume() / (n_al / N_FU)
+    return cell_volume_per_fu(atoms.cell, len(atoms), atoms_per_fu=ATOMS_PER_FU)
 
 
 def start_lp():

@@ -1,11 +1,11 @@
 """A tiny ubmd model for MIL-53(Al), only to exercise the benchmark scripts (not a benchmark result).
 
-Training frames: the GFN1-xTB relaxation trajectories written by ``relax_start_structures.py``
+Training frames: the GFN1-xTB relaxation trajectories written by ``benchmarks.mil53.relax_start_structures``
 (runs/mil53/relax_*.traj, every frame carries energy, forces and stress), optionally plus the
 labelled test set. Small architecture, few epochs, one torch thread, float32 training, float64
-export (``model.pt`` usable by ``pair_style ubmd`` and ``metadynamics_baseline.py``).
+export (``model.pt`` usable by ``pair_style ubmd`` and ``benchmarks.mil53.metadynamics_baseline``).
 
-Usage: nice -n 5 python benchmarks/mil53/train_smoke_model.py [--work runs/mil53] [--epochs 60]
+Usage: nice -n 5 python -m benchmarks.mil53.train_smoke_model [--work runs/mil53] [--epochs 60]
 """
 
 from __future__ import annotations

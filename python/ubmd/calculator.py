@@ -159,6 +159,12 @@ class UBMDCalculator(Calculator):
         if hasattr(self, "bias"):
             self.bias.reset()
 
+    def neighbours(self, positions: np.ndarray, cell: np.ndarray, pbc) -> tuple:
+        """The edges (i, j, integer cell shifts S: r_ij = r_j - r_i + S @ cell) within the model's
+        cutoff (:func:`ubmd.neighbours.neighbour_list`); a subclass may time it or
+        use another list."""
+        return neighbour_list(positions, cell, pbc, self.cutoff)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
@@ -171,7 +177,7 @@ class UBMDCalculator(Calculator):
         pos = atoms.get_positions()
         cell = np.asarray(atoms.get_cell())
         pbc = atoms.get_pbc()
-        i, j, s = neighbour_list(pos, cell, pbc, self.cutoff)
+        i, j, s = self.neighbours(pos, cell, pbc)
         n = len(atoms)
         dt = self.dtype
         ev = torch.tensor(pos[j] - pos[i] + s @ cell, dtype=dt).requires_grad_(True)

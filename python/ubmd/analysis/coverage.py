@@ -124,3 +124,32 @@ def coverage_by_round(
         result["per_round_per_level"][key] = list(this.fractions)
         result["cumulative_per_level"][key] = list(total.fractions)
     return result
+
+
+def coverage_vs_steps(points_by_walker, steps_per_point: int, n_points: int = 40,
+                      checkpoints=(), levels=DEFAULT_LEVELS,
+                      ranges=(DIHEDRAL_RANGE, DIHEDRAL_RANGE), periodic=(True, True)) -> list[dict]:
+    """Coverage of walkers run side by side, against the MD steps of all of them together.
+
+    ``points_by_walker``: each walker's [n, 2] points in time order, one every
+    ``steps_per_point`` MD steps. Row k is the coverage of every walker's first k points, at
+    ``md_steps = k * steps_per_point * n_walkers``; k runs over about ``n_points`` values spaced
+    evenly in log scale up to the shortest walker, plus every total of ``checkpoints`` (MD steps)
+    that falls on a point. Rows: ``md_steps``, ``coverage`` (mean over levels),
+    ``fraction_per_level``."""
+    walkers = [_check(w, ranges, periodic)[0] for w in points_by_walker]
+    if not walkers:
+        return []
+    k_max = min(len(w) for w in walkers)
+    per_point = int(steps_per_point) * len(walkers)  # MD steps of all walkers per point each
+    marks = {n // per_point for n in checkpoints if n % per_point == 0 and n // per_point <= k_max}
+    ks = sorted({int(k) for k in np.unique(np.geomspace(1, max(k_max, 1), n_points).round())}
+                | {k_max} | marks)
+    rows = []
+    for k in ks:
+        if k == 0:
+            continue
+        cov = grid_coverage(np.concatenate([w[:k] for w in walkers]), levels, ranges, periodic)
+        rows.append({"md_steps": int(k * per_point), "coverage": cov.mean,
+                     "fraction_per_level": list(cov.fractions)})
+    return rows

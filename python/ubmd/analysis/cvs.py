@@ -32,16 +32,22 @@ def cell_volume(cell) -> float:
     return float(abs(np.linalg.det(np.asarray(cell, dtype=float).reshape(3, 3))))
 
 
+def n_formula_units(n_atoms: int, atoms_per_fu: int) -> int:
+    """How many formula units of ``atoms_per_fu`` atoms ``n_atoms`` atoms are (ValueError unless a
+    positive whole number)."""
+    if atoms_per_fu <= 0 or n_atoms <= 0 or n_atoms % atoms_per_fu:
+        raise ValueError(
+            f"{n_atoms} atoms is not a whole number of formula units of {atoms_per_fu} atoms"
+        )
+    return n_atoms // atoms_per_fu
+
+
 def volume_per_fu(cell, n_atoms: int, atoms_per_fu: int | None = None, n_fu: int | None = None) -> float:
     """Cell volume per formula unit (Å^3); give ``atoms_per_fu`` or ``n_fu`` (exactly one)."""
     if (atoms_per_fu is None) == (n_fu is None):
         raise ValueError("volume per formula unit needs exactly one of atoms_per_fu or n_fu")
     if atoms_per_fu is not None:
-        if atoms_per_fu <= 0 or n_atoms % atoms_per_fu:
-            raise ValueError(
-                f"{n_atoms} atoms is not a whole number of formula units of {atoms_per_fu} atoms"
-            )
-        n_fu = n_atoms // atoms_per_fu
+        n_fu = n_formula_units(n_atoms, atoms_per_fu)
     if n_fu <= 0:
         raise ValueError(f"number of formula units must be positive, got {n_fu}")
     return cell_volume(cell) / n_fu
@@ -164,8 +170,8 @@ _N_INDICES = {"distance": 2, "angle": 3, "dihedral": 4}
 
 def load_named_cvs(path) -> dict[str, tuple[int, ...]]:
     """Named atom-index CVs from a JSON file: ``{"phi": [1, 3, 4, 6], ...}`` or
-    ``{"phi": {"indices": [...]}, ...}`` (the layout of ``../shared/data/ala2/dihedrals.json``,
-    next to the repository).
+    ``{"phi": {"indices": [...]}, ...}`` (the layout of ``benchmarks/data/ala2/dihedrals.json``
+    in the repository).
 
     Entries with 2, 3 or 4 integer indices become distances, angles or dihedrals; others are
     ignored.

@@ -9,24 +9,32 @@ from __future__ import annotations
 import numpy as np
 
 
-def shared_histograms(samples: dict, bins: int = 50, value_range=None) -> dict:
+def shared_histograms(samples: dict, bins: int = 50, value_range=None,
+                      skip_empty: bool = False) -> dict:
     """Histograms of each campaign's values on one set of bins.
 
-    ``samples`` maps a campaign label to a 1-D array of CV values (any unit); ``value_range``
-    (low, high) defaults to the range over all campaigns. Each density integrates to 1 over the
-    bins (values outside ``value_range`` are left out and counted in ``n_outside``). Returns a
-    JSON-ready dict: ``edges``, ``centres``, and per label ``density``, ``n``, ``n_outside``,
-    ``mean``, ``std``.
+    ``samples`` maps a campaign label to a 1-D array of CV values (any unit; NaN and inf are
+    left out); ``value_range`` (low, high) defaults to the range over all campaigns. Each density
+    integrates to 1 over the bins (values outside ``value_range`` are left out and counted in
+    ``n_outside``). Returns a JSON-ready dict: ``edges``, ``centres``, and per label ``density``,
+    ``counts`` (integers, inside the range), ``n``, ``n_outside``, ``mean``, ``std``.
+
+    A campaign without finite values is an error, unless ``skip_empty``: then it is left out,
+    and the result is ``{}`` when no campaign is left.
     """
-    if not samples:
+    if not samples and not skip_empty:
         raise ValueError("shared_histograms needs at least one campaign")
     arrays = {}
     for label, values in samples.items():
         values = np.asarray(values, dtype=float).ravel()
         values = values[np.isfinite(values)]
         if not len(values):
+            if skip_empty:
+                continue
             raise ValueError(f"campaign {label!r} has no finite values to histogram")
         arrays[str(label)] = values
+    if not arrays:
+        return {}
     if int(bins) < 1:
         raise ValueError(f"number of bins must be positive, got {bins}")
     if value_range is None:
@@ -47,6 +55,7 @@ def shared_histograms(samples: dict, bins: int = 50, value_range=None) -> dict:
         density = counts / (total * np.diff(edges)) if total else np.zeros(len(counts))
         result["campaigns"][label] = {
             "density": density.tolist(),
+            "counts": counts.astype(int).tolist(),
             "n": int(len(values)),
             "n_outside": int((~inside).sum()),
             "mean": float(values.mean()),

@@ -5,6 +5,8 @@
   ``lammps_logfile`` with two fixes: the ``Fix halt condition ...`` line that ``fix halt``
   prints *before* the last thermo row no longer cuts that row off, and the row that a new
   ``run`` repeats (same step as the end of the previous run) is dropped.
+* :func:`read_loop_time` -- the ``Loop time of X on N procs for S steps`` line of one ``run``
+  (the MD loop alone: no start-up, no model loading).
 * :func:`read_dump_columns` -- a small parser of ``dump custom`` text files that keeps every
   per-atom column (``c_uat``, ``f_ID[2]`` ...) as a float array per frame, sorted by atom id
   (non-numeric columns such as ``element`` as string arrays).
@@ -121,6 +123,23 @@ def read_thermo_log(path: str | Path, drop_repeated_steps: bool = True) -> Therm
             columns = {name: values[keep] for name, values in columns.items()}
             run = run[keep]
     return ThermoLog(str(path), columns, run, int(run.max()) + 1)
+
+
+def read_loop_time(path: str | Path, which: int = 0) -> tuple[float, int] | None:
+    """(seconds, steps) of the ``Loop time of X on N procs for S steps`` line of a LAMMPS log:
+    the MD loop of one ``run`` command without start-up and model loading. ``which`` indexes the
+    ``run`` commands that finished (-1: the last). None when the log or that line is missing
+    (e.g. a killed run)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    loops = [line.split() for line in path.read_text(errors="replace").splitlines()
+             if line.startswith("Loop time of ")]
+    try:
+        words = loops[which]
+    except IndexError:
+        return None
+    return float(words[3]), int(words[8])
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Examples:
 
     ubmd analyze coverage w0.extxyz w1.extxyz --cv dihedral:1,3,4,6 --cv dihedral:3,4,6,8
-    ubmd analyze coverage w*.extxyz --cv-names ../shared/data/ala2/dihedrals.json --cv phi --cv psi
+    ubmd analyze coverage w*.extxyz --cv-names benchmarks/data/ala2/dihedrals.json --cv phi --cv psi
     ubmd analyze coverage r0=w0.xyz,w1.xyz r1=w2.xyz,w3.xyz --cv dihedral:1,3,4,6 --cv dihedral:3,4,6,8
     ubmd analyze acf run0/log.lammps run1/log.lammps --cv log:Volume --fixed-period 2x
     ubmd analyze hist biased=b0.lammpstrj,b1.lammpstrj unbiased=u0.lammpstrj --cv volume_per_fu --atoms-per-fu 76
@@ -67,7 +67,7 @@ def _common(parser: argparse.ArgumentParser, multi_cv: bool = True) -> None:
                                                                 else ""))
     parser.add_argument("--cv-names", default=None, metavar="JSON",
                         help="JSON of named atom-index CVs, e.g. "
-                             "../shared/data/ala2/dihedrals.json "
+                             "benchmarks/data/ala2/dihedrals.json "
                              "(relative to the repository), so that --cv phi means the dihedral "
                              "listed under phi")
     parser.add_argument("--format", choices=FORMATS, default=None,

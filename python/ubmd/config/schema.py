@@ -306,19 +306,28 @@ def save_yaml(data: dict, path: str | Path) -> None:
     tmp.replace(path)
 
 
-def parse_overrides(items) -> dict:
-    """``section.key=value`` strings (values parsed as YAML) as a nested dict."""
+def nested(dotted) -> dict:
+    """Dotted keys as a nested dict: ``{"walkers.max_steps": 400}`` (or pairs) gives
+    ``{"walkers": {"max_steps": 400}}``; ready for :func:`merge` into a config dict."""
     out: dict = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, e.g. training.max_epochs=50, got {item!r}")
+    for key, value in (dotted.items() if isinstance(dotted, dict) else dotted):
         node = out
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = value
     return out
+
+
+def parse_overrides(items) -> dict:
+    """``section.key=value`` strings (values parsed as YAML) as a nested dict."""
+    pairs = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, e.g. training.max_epochs=50, got {item!r}")
+        pairs.append((key, yaml.safe_load(value)))
+    return nested(pairs)
 
 
 def merge(data: dict, over: dict) -> dict:

@@ -36,13 +36,17 @@ class GaussianMoments(nn.Module):
     """Gaussian-moment descriptor of atomic neighbourhoods (rotation/permutation invariant)."""
 
     def __init__(self, n_species: int, cutoff: float, n_radial: int = 8, n_basis: int = 12,
-                 r_min: float = 0.5):
+                 r_min: float = 0.5, pair_gemm: bool | None = None):
+        """``pair_gemm``: how the radial basis is mixed per species pair (same numbers either
+        way): one GEMM to all pair channels, then the pair's picked (True), or each edge's own
+        pair weights (False); None picks the faster, the GEMM up to
+        ``PAIR_GEMM_MAX_SPECIES`` species."""
         super().__init__()
         self.n_species = n_species
         self.cutoff = float(cutoff)
         self.n_radial = n_radial
         self.n_basis = n_basis
-        self.pair_gemm = n_species <= PAIR_GEMM_MAX_SPECIES
+        self.pair_gemm = bool(n_species <= PAIR_GEMM_MAX_SPECIES if pair_gemm is None else pair_gemm)
         self.register_buffer("centres", torch.linspace(r_min, cutoff, n_basis))
         self.width = float((cutoff - r_min) / (n_basis - 1))
         g = torch.Generator().manual_seed(1234)
@@ -88,6 +92,13 @@ class GaussianMoments(nn.Module):
                    flat: Tensor, n_slots: int) -> Tensor:
         """:meth:`forward` with the slot index of :meth:`slot_index` given (no data-dependent
         shapes inside: what ``training.compile`` traces)."""
+        return self.invariants(self.moments(edge_vec, edge_index, species, n_centres, flat, n_slots))
+
+    def moments(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                flat: Tensor, n_slots: int) -> Tensor:
+        """The edge-level half of the descriptor: the moments A [n_centres, n_radial, 20]
+        (k = 0..3 in symmetric storage: 1, xyz, 6 rank-2, 10 rank-3 components) of every centre
+        (slot index of :meth:`slot_index`)."""
         i = edge_index[0]
         j = edge_index[1]
         nr = self.n_radial
@@ -120,8 +131,13 @@ class GaussianMoments(nn.Module):
         rpad = rpad.index_copy(0, flat, radial).view(n_centres, n_slots, nr)
         apad = torch.zeros(n_centres * n_slots, 20, dtype=edge_vec.dtype, device=edge_vec.device)
         apad = apad.index_copy(0, flat, ang).view(n_centres, n_slots, 20)
-        a = torch.bmm(rpad.transpose(1, 2), apad)  # [n, nr, 20]
-        n = n_centres
+        return torch.bmm(rpad.transpose(1, 2), apad)  # [n, nr, 20]
+
+    def invariants(self, a: Tensor) -> Tensor:
+        """The atom-level half of the descriptor: the rotation invariants [n, dim] of the moments
+        A of :meth:`moments`."""
+        n = a.shape[0]
+        nr = self.n_radial
         a0 = a[:, :, 0]
         a1 = a[:, :, 1:4]
         a2s = a[:, :, 4:10]
@@ -139,4 +155,4 @@ class GaussianMoments(nn.Module):
         a2a1 = torch.einsum("nbij,ncj->nbci", a2, a1)  # [n, b, c, 3]
         g5full = torch.einsum("nai,nbci->nbac", a1, a2a1)  # [n, b, a, c]: A1_a . A2_b . A1_c
         g5 = g5full.reshape(n, nr, nr * nr).index_select(2, self.pair_flat)  # a <= c
-        return torch.cat([a0, g1, g2, g3, g4, g5.reshape(n_centres, -1)], dim=-1)
+        return torch.cat([a0, g1, g2, g3, g4, g5.reshape(n, -1)], dim=-1)

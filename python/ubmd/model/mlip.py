@@ -55,12 +55,17 @@ class MLIP(nn.Module):
 
     def __init__(self, atomic_numbers: List[int], cutoff: float, n_radial: int = 8,
                  n_basis: int = 12, hidden: List[int] = [256, 256], seed: int = 0,
-                 repulsion: bool = True, repulsion_range: float = DEFAULT_RANGE):
+                 repulsion: bool = True, repulsion_range: float = DEFAULT_RANGE,
+                 pair_gemm: bool | None = None):
+        """``repulsion``, ``repulsion_range``: the short-range baseline (:mod:`.repulsion`);
+        ``pair_gemm``: the descriptor's route of the species-pair mixing
+        (:class:`GaussianMoments`; None: the faster for the number of species)."""
         super().__init__()
         self.atomic_numbers = list(int(z) for z in atomic_numbers)
         self.n_species = len(self.atomic_numbers)
         self.cutoff = float(cutoff)
-        self.descriptor = GaussianMoments(self.n_species, cutoff, n_radial, n_basis)
+        self.descriptor = GaussianMoments(self.n_species, cutoff, n_radial, n_basis,
+                                          pair_gemm=pair_gemm)
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             self.descriptor.radial_weights.copy_(

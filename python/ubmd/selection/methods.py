@@ -155,6 +155,17 @@ def select_batch(
     return torch.tensor(picked, dtype=torch.int64)
 
 
+def evenly_spaced(n: int, count: int) -> list[int]:
+    """``count`` indices of ``0 .. n-1`` spread evenly, first and last included (the rounded
+    ``linspace``; ``count`` 1: the first): the baseline that picks frames evenly in time, or the
+    rounds of a learning curve. All of them when ``count >= n``."""
+    if n < 0 or count < 1:
+        raise ValueError(f"evenly_spaced needs n >= 0 and count >= 1, got n={n}, count={count}")
+    if count >= n:
+        return list(range(n))
+    return [int(i) for i in np.unique(np.linspace(0, n - 1, count).round().astype(int))]
+
+
 def min_squared_distances(
     x: Tensor, centres: Tensor, chunk_elements: int | None = None
 ) -> tuple[Tensor, Tensor]:

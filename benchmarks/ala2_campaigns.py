@@ -323,7 +323,7 @@ def campaign_record(out: Path, rounds: list[dict], cfg: dict, stage: dict, md_st
                                  "p95": float(np.percentile(temps, 95)) if len(temps) else None,
                                  "n_rows": int(len(temps))},
         # calibrated atomic uncertainty against the atomic force error on the validation set,
-        # mean over rounds (ubmd.calibration_metrics)
+        # mean over rounds (ubmd.uncertainty.metrics)
         "uncertainty_quality_atomic": {"spearman": mean_of("spearman"),
                                        "miscalibration_area": mean_of("miscalibration_area"),
                                        "coverage": mean_of("coverage"), "nll": mean_of("nll")},

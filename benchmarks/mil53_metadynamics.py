@@ -101,10 +101,10 @@ def select_frames(frames, n: int, method: str, model_dir: Path, cfg: dict, initi
     if method == "uniform":
         return evenly_spaced(len(frames), n)
     from ubmd.al.config import al_config_from_dict
-    from ubmd.selection.pool import RunFeatures as RoundModel, select_from_pool
+    from ubmd.selection.pool import RunFeatures, select_from_pool
 
     acfg = al_config_from_dict(cfg)
-    model = RoundModel(model_dir, acfg.train_config(model_dir))
+    model = RunFeatures(model_dir, acfg.train_config(model_dir))
     idx = select_from_pool(model, frames, initial, initial, acfg.selection.method, n, seed=seed)
     return [int(i) for i in idx]
 

@@ -3,7 +3,7 @@
 Default model config (``ubmd.config.ModelConfig``: cutoff 5 Å, 8 radial, 12 basis, hidden
 [256, 256]), default training config (batch 16, Adam, energy + forces loss) on
 examples/ala2/data/*.extxyz (22 atoms, GFN2-xTB labels), float32 and float64. Timed with
-:func:`ubmd.train.train_model` for ``--epochs`` epochs (validation every epoch on a 10 % split, as
+:func:`ubmd.training.trainer.train_model` for ``--epochs`` epochs (validation every epoch on a 10 % split, as
 in the default config; the time of the validation pass is included, as in real training), torch
 intra-op threads = ``--threads``. Also reports the time of one training step alone (forward +
 double backward + Adam) per batch, median over batches.
@@ -49,8 +49,8 @@ def main(argv=None) -> int:
 
     name = "train_speed" + ("_quick" if ns.quick else "") + ("_cuda" if ns.device == "cuda" else "")
     if ns.device == "cuda":
-        # ubmd.train has no device option: the GPU path is not implemented in the training code
-        print("device cuda: ubmd.train.train_model runs on the CPU only -> skipped")
+        # ubmd.training has no device option: the GPU path is not implemented in the training code
+        print("device cuda: ubmd.training.trainer.train_model runs on the CPU only -> skipped")
         (M.RESULTS / f"{name}.json").write_text(json.dumps(
             {"benchmark": "train_speed", "device": "cuda", "skipped": "train_model has no device option"}))
         return 0

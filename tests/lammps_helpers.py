@@ -113,7 +113,7 @@ def random_cell(symbols, n_atoms, box, seed=0, min_dist=1.0, tilt=(0.0, 0.0, 0.0
 
 def real_model_file(path, zs=(1, 6, 8), cutoff=4.0, seed=0, dtype="float64", kind="posterior",
                     features="last_layer", n_sketch=64):
-    """A model file written by the real exporter (python/ubmd/export.py): an untrained MLIP with
+    """A model file written by the real exporter (ubmd.model_file.export): an untrained MLIP with
     non-trivial weights, gradient features (``features``: last_layer or sketch with ``n_sketch``
     columns) and a posterior-type uncertainty head with a random SPD-like transform (what
     fitting would produce, without the data)."""

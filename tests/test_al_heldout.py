@@ -5,7 +5,6 @@ second `ubmd al run` with an edited config."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 

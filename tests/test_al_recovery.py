@@ -44,7 +44,7 @@ def _write_nan_calculator(path: Path) -> dict:
 def test_failed_labels_are_retried_unless_rejected(tmp_path):
     """A label that raised (or crashed, or timed out) is computed again by the next run of the
     stage; one rejected for non-finite results is not (a file written before failure kinds
-    existed counts as an error: retried)."""
+    existed is classified by its reason, as it was then)."""
     from ubmd.al.config import ReferenceConfig
     from ubmd.labelling import collect_labels, label_checkpointed
 
@@ -64,6 +64,8 @@ def test_failed_labels_are_retried_unless_rejected(tmp_path):
 
     legacy = tmp_path / "legacy.failed.json"
     legacy.write_text(json.dumps({"index": 0, "reason": "non-finite forces", "elapsed_s": 0.1}))
+    assert read_failure(legacy)["kind"] == "rejected"  # classified as when it was written
+    legacy.write_text(json.dumps({"index": 0, "reason": "RuntimeError: SCF", "elapsed_s": 0.1}))
     assert read_failure(legacy)["kind"] == "error"
     ref_ok = ReferenceConfig(calculator="emt", n_workers=1, stress=False)
     info = label_checkpointed(frames, lab, ref_ok)

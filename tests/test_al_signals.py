@@ -20,7 +20,7 @@ def test_sigterm_stops_all_descendants(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""
         import subprocess, sys, time
-        from ubmd.al.signals import terminate_children_on_exit
+        from ubmd.signals import terminate_children_on_exit
         with terminate_children_on_exit():
             child = subprocess.Popen([sys.executable, "-c",
                 "import subprocess, sys, time; "
@@ -52,7 +52,7 @@ def test_sigterm_with_process_pool_exits_promptly_without_tracebacks(tmp_path, w
     script = tmp_path / "pool.py"
     script.write_text(textwrap.dedent(f"""
         import concurrent.futures as cf, multiprocessing as mp, os, time
-        from ubmd.al.signals import terminate_children_on_exit
+        from ubmd.signals import terminate_children_on_exit
 
         def job(i):
             open(os.path.join({str(tmp_path)!r}, f"started{{i}}"), "w").close()

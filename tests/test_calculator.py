@@ -78,3 +78,21 @@ def test_uncertainty_results_through_get_property():
     plain = UBMDCalculator(em, uncertainty="none")
     assert "uncertainty" not in plain.implemented_properties
     assert "uncertainty" not in UBMDCalculator.implemented_properties  # class list untouched
+
+
+def test_a_refused_set_changes_nothing():
+    """A bad value raises and leaves parameters, bias and results as they were; setters on
+    tau_forces / tau_stress go through set()."""
+    em, calc = _biased_calc(tau_f=0.3)
+    atoms = small_molecule()
+    f = _forces(calc, atoms)
+    before = dict(calc.parameters)
+    with pytest.raises(ValueError, match="unknown element 'Xx'"):
+        calc.set(weights={"Xx": 0.0})
+    with pytest.raises(ValueError, match="needs uncertainty='both'"):
+        calc.set(tau_forces=0.5, uncertainty="atomic")
+    assert calc.parameters == before and calc.bias.tau_forces == 0.3
+    assert calc.set(tau_forces=0.3) == {} and calc.results  # nothing changed: results kept
+    np.testing.assert_allclose(atoms.get_forces(), f)
+    calc.tau_forces = 0.0
+    assert calc.parameters["tau_forces"] == 0.0 and not calc.bias.active()

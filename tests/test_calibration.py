@@ -1,4 +1,4 @@
-"""Tests of ubmd.calibration, ubmd.calibration_metrics and ubmd.calibration_plots.
+"""Tests of ubmd.uncertainty.calibration, .metrics and .plots.
 
 Statistical tolerances are derived in comments next to each assertion (all with fixed seeds, so
 the tests are deterministic; the derived bounds say why the chosen seeds are not cherry-picked).

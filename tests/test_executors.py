@@ -65,8 +65,20 @@ def test_next_job_is_handed_out_only_after_a_result_is_consumed(tmp_path):
 
 
 def test_thread_variables_reach_the_workers():
+    """The variables, and what torch makes of them when a job imports it."""
     with LocalExecutor(1, threads=3) as ex:
         assert dict(ex.map_unordered(jobs.thread_env, [0])) == {0: "3"}
+    with LocalExecutor(1, threads=1) as ex:  # (torch caps its count at the cores: 2 here)
+        assert dict(ex.map_unordered(jobs.torch_threads, [0])) == {0: 1}
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0])
+def test_a_job_that_raises_timeout_error_is_an_error(timeout):
+    """Only the executor's own limit is a timeout; a job's TimeoutError is the job's error."""
+    with LocalExecutor(1) as ex:
+        (failure,) = dict(ex.map_unordered(jobs.raise_timeout, [0], timeout=timeout)).values()
+    assert failure.kind is FailureKind.ERROR and "socket timed out" in failure.reason
+    assert isinstance(failure.exception, TimeoutError)
 
 
 def test_inline_restores_the_torch_thread_count():
@@ -76,6 +88,17 @@ def test_inline_restores_the_torch_thread_count():
     with LocalExecutor(1, inline=True) as ex:
         dict(ex.map_unordered(torch.set_num_threads, [1]))  # as a walker does
     assert torch.get_num_threads() == n
+
+
+def test_futures_executor_without_a_cap_submits_everything():
+    """No cap (Dask's default): every job in flight at once; a limit caps it."""
+    with cf.ThreadPoolExecutor(4) as pool:
+        t0 = time.perf_counter()
+        dict(FuturesExecutor(pool, None).map_unordered(jobs.sleep, [0.4] * 4))
+        assert time.perf_counter() - t0 < 1.2
+        t0 = time.perf_counter()
+        dict(FuturesExecutor(pool, None).map_unordered(jobs.sleep, [0.3] * 4, limit=1))
+        assert time.perf_counter() - t0 > 1.1
 
 
 def test_futures_executor_abandons_a_timed_out_job():

@@ -148,15 +148,19 @@ def test_periodic_xtb_stress_matches_finite_differences():
 
 
 def test_failing_jobs_are_recorded_and_skipped():
-    cells = metal_cells(6, seed=3)
-    modes = {1: "raise", 2: "segfault", 3: "sleep", 4: "nan"}
+    cells = metal_cells(7, seed=3)
+    modes = {1: "raise", 2: "segfault", 3: "sleep", 4: "nan", 5: "shape"}
     for k, mode in modes.items():
         cells[k].info["misbehave"] = mode
     seen = []
     res = label_structures(cells, FLAKY, n_workers=2, timeout=2.0, callback=seen.append)
-    assert res.labelled_indices == [0, 5]
+    assert res.labelled_indices == [0, 6]
     reasons = {f["index"]: f["reason"] for f in res.failures}
-    assert set(reasons) == {1, 2, 3, 4}
+    assert set(reasons) == {1, 2, 3, 4, 5}
+    # typed kinds: only non-finite numbers are a property of the structure (not retried)
+    kinds = {f["index"]: f["kind"] for f in res.failures}
+    assert kinds == {1: "error", 2: "crashed", 3: "timeout", 4: "rejected", 5: "error"}
+    assert "forces have shape" in reasons[5]
     assert "RuntimeError" in reasons[1] and "SCF not converged" in reasons[1]
     assert "SIGSEGV" in reasons[2]
     assert reasons[3].startswith("timeout")
@@ -164,13 +168,13 @@ def test_failing_jobs_are_recorded_and_skipped():
     assert all(f["elapsed"] >= 0 for f in res.failures)
     timeout_fail = next(f for f in res.failures if f["index"] == 3)
     assert 2.0 <= timeout_fail["elapsed"] < 30.0
-    for k in (0, 5):
-        lab = res.labelled[[0, 5].index(k)]
+    for k in (0, 6):
+        lab = res.labelled[[0, 6].index(k)]
         e, f, _ = direct(cells[k], EMT())
         assert lab.get_potential_energy() == pytest.approx(e, abs=1e-10)
         np.testing.assert_allclose(lab.get_forces(), f, atol=1e-10)
-    assert sorted(o.index for o in seen) == list(range(6))
-    assert {o.index for o in seen if not o.ok} == {1, 2, 3, 4}
+    assert sorted(o.index for o in seen) == list(range(7))
+    assert {o.index for o in seen if not o.ok} == {1, 2, 3, 4, 5}
 
 
 def test_custom_executor_records_failures_and_timeouts():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lammps_helpers import (ELEMENTS_HCO, header, new_lammps, random_cell, real_model_file,
+from lammps_helpers import (ELEMENTS_HCO, new_lammps, random_cell, real_model_file,
                             requires_plugin, write_data)
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))

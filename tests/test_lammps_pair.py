@@ -26,7 +26,7 @@ def model_path(tmp_path_factory):
 def bias_model(request, tmp_path_factory):
     """Both feature kinds for the bias tests. The sketched model (K = 64) takes the per-atom
     route in its first layer below 18 atoms per rank and the U diag(v) V^T route above
-    (ubmd.features.matrix_route_cheaper), so 1 vs 4 ranks also compares the two routes."""
+    (ubmd.uncertainty.features.matrix_route_cheaper), so 1 vs 4 ranks also compares the two routes."""
     d = tmp_path_factory.mktemp(f"ubmd_model_{request.param}")
     return real_model_file(d / "model.pt", features=request.param)
 

@@ -4,6 +4,7 @@ the threshold stops a run and its triggering frame is a candidate."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,34 @@ def test_ase_walker_ignores_weights_of_elements_not_in_the_model(model_file, tmp
                       300.0, 0.0, 1, p)
     summary = run_walker(task)
     assert summary["stop_reason"] == "max_steps" and summary["n_steps"] == 4
+
+
+def test_a_registered_engine_runs_in_worker_processes(tmp_path):
+    """register_engine with 'module:function': the task carries the reference, so a worker
+    process (which knows only the built-ins) imports and runs it; a function of __main__ is
+    refused with the fix."""
+    import sys
+
+    from ase import Atoms
+
+    from ubmd.executors import LocalExecutor
+    from ubmd.md import MDSettings, WalkerTask, register_engine, run_walker
+    from ubmd.md.engines import ENGINES, engine_reference, resolve_engine
+
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+    register_engine("echo", "executor_jobs:echo_engine")
+    try:
+        ref = resolve_engine("echo", None)
+        assert ref == "executor_jobs:echo_engine"
+        task = WalkerTask(index=3, engine=ref, model_file="none.pt", start=Atoms("H2"),
+                          workdir=str(tmp_path / "w"), temperature=300.0, pressure=0.0, seed=0,
+                          params=MDSettings())
+        with LocalExecutor(1) as ex:
+            (summary,) = dict(ex.map_unordered(run_walker, [task])).values()
+        assert summary["stop_reason"] == "max_steps" and summary["engine"] == "echo"
+        register_engine("local", lambda t: {})
+        with pytest.raises(ValueError, match="register it as 'module:function'"):
+            engine_reference("local")
+    finally:
+        ENGINES.pop("echo", None)
+        ENGINES.pop("local", None)

@@ -9,7 +9,6 @@ from ase.build import bulk
 
 from conftest import random_model, small_molecule
 from ubmd.calculator import UBMDCalculator
-from ubmd.prediction import forces_from_edge_grad
 from ubmd.model_file.export import ExportedModel
 from ubmd.uncertainty.features import FeatureModel
 from ubmd.neighbours import neighbour_list

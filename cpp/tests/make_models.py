@@ -16,7 +16,7 @@ from toy_model import write_toy_model  # noqa: E402
 
 
 def write_sketch_model(path):
-    """A real exported model (python/ubmd/export.py) with sketched gradient features (K = 64) and
+    """A real exported model (ubmd.model_file.export) with sketched gradient features (K = 64) and
     a random posterior head: it has atomic_parts / feature_contraction, so the C++ test can
     compare the contraction path with the per-atom path of the same file."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))

@@ -87,7 +87,7 @@ class UBMDCalculator(Calculator):
         self.bias = Bias()
         super().__init__(tau_forces=tau_forces, tau_stress=tau_stress, window=window,
                          weights=weights, uncertainty=uncertainty, **kwargs)
-        self._configure_bias(new_window=True)  # also when every parameter is a default
+        self._apply_bias(self._checked_bias(self.parameters), new_window=True)  # also defaults
 
     @property
     def elements(self) -> list[str]:
@@ -111,8 +111,9 @@ class UBMDCalculator(Calculator):
 
     def set(self, **kwargs) -> dict:
         """Change parameters (ASE semantics: returns the changed ones, clears the results when
-        any changed). Bias parameters are checked and take effect at once; the adaptive-scale
-        windows are kept unless ``window`` changes."""
+        any changed). Bias parameters are checked first and take effect at once, or nothing
+        changes (a refused value leaves the calculator as it was); the adaptive-scale windows are
+        kept unless ``window`` changes."""
         if "uncertainty" in kwargs:
             mode = _MODE_ALIASES.get(kwargs["uncertainty"], kwargs["uncertainty"])
             if mode not in K.UNCERTAINTY_MODES:
@@ -120,28 +121,42 @@ class UBMDCalculator(Calculator):
                                  f"(or {K.UNCERTAINTY_MODE_TOTAL}, the older name of "
                                  f"{K.UNCERTAINTY_MODE_BOTH}), got {kwargs['uncertainty']!r}")
             kwargs["uncertainty"] = mode
+        new_bias = None
+        if hasattr(self, "bias") and any(k in self._BIAS_PARAMETERS for k in kwargs):
+            new_bias = self._checked_bias({**self.parameters, **kwargs})  # raises, changes nothing
         changed = super().set(**kwargs)
-        if hasattr(self, "bias") and any(k in self._BIAS_PARAMETERS for k in changed):
-            self._configure_bias(new_window="window" in changed)
+        if new_bias is not None and any(k in self._BIAS_PARAMETERS for k in changed):
+            self._apply_bias(new_bias, new_window="window" in changed)
         if changed:  # stale results (not Calculator.reset: that starts a new trajectory here)
             self.atoms, self.results = None, {}
         return changed
 
-    def _configure_bias(self, new_window: bool) -> None:
-        p = self.parameters
+    def _checked_bias(self, p: dict) -> Bias:
+        """A :class:`Bias` for parameters ``p``, or a ValueError naming what is wrong."""
         weights = Bias.weights_by_species(_check_symbols(p["weights"]), self.elements)
-        if (p["tau_forces"] or p["tau_stress"]) and self.uncertainty != K.UNCERTAINTY_MODE_BOTH:
+        mode = p["uncertainty"] if self.has_uncertainty else K.UNCERTAINTY_MODE_NONE
+        if (p["tau_forces"] or p["tau_stress"]) and mode != K.UNCERTAINTY_MODE_BOTH:
             raise ValueError("a bias (tau_forces or tau_stress > 0) needs uncertainty='both' "
                              "and a model with an uncertainty")
-        if new_window or p["window"] != self.bias.window:
-            self.bias = Bias(p["tau_forces"], p["tau_stress"], p["window"], weights=weights)
+        return Bias(p["tau_forces"], p["tau_stress"], p["window"], weights=weights)
+
+    def _apply_bias(self, bias: Bias, new_window: bool) -> None:
+        if new_window or bias.window != self.bias.window:
+            self.bias = bias
         else:  # keep this trajectory's windows
-            checked = Bias(p["tau_forces"], p["tau_stress"], p["window"], weights=weights)
-            self.bias.tau_forces, self.bias.tau_stress = checked.tau_forces, checked.tau_stress
-            self.bias.set_weights(checked.weights)
+            self.bias.tau_forces, self.bias.tau_stress = bias.tau_forces, bias.tau_stress
+            self.bias.set_weights(bias.weights)
         self.implemented_properties = list(type(self).implemented_properties)  # a new list
         if self.uncertainty != K.UNCERTAINTY_MODE_NONE:
             self.implemented_properties += self.uncertainty_properties
+
+    @tau_forces.setter
+    def tau_forces(self, value: float) -> None:
+        self.set(tau_forces=float(value))
+
+    @tau_stress.setter
+    def tau_stress(self, value: float) -> None:
+        self.set(tau_stress=float(value))
 
     def set_weights(self, weights: dict | None) -> None:
         """Per-element bias weights, e.g. ``{"H": 0.0}`` (elements not named: 1); each element

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from . import keys as K
 from .calculator import UBMDCalculator
 from .data import GraphDataset, frame_labels, naming_structure, no_labels_message
+from .io import RunFiles
 from .model import load_members
 from .prediction import predict
 
@@ -173,7 +174,7 @@ def score_members(run_dir: str | Path, frames: Sequence[Atoms], group_key: str |
     broke something (to the model file's dtype)."""
     run_dir = Path(run_dir)
     labels = frame_labels(frames)
-    e_pred, f_pred, s_pred = predict_members(run_dir / "members.pt", frames, stress=stress)
+    e_pred, f_pred, s_pred = predict_members(RunFiles(run_dir).members, frames, stress=stress)
     refs = ([lab["energy"] for lab in labels], [lab["forces"] for lab in labels],
             [lab["stress"] for lab in labels] if stress else None)
     groups = [a.info.get(group_key, "?") if group_key else "all" for a in frames]
@@ -184,7 +185,7 @@ def score_members(run_dir: str | Path, frames: Sequence[Atoms], group_key: str |
         mine = error_table(["x"] * k, [len(a) for a in frames[:k]], e_pred[:k], refs[0][:k],
                            f_pred[:k], refs[1][:k], None if s_pred is None else s_pred[:k],
                            None if refs[2] is None else refs[2][:k])["all"]
-        ref = evaluate_model_file(run_dir / "model.pt", frames[:k], progress=False)
+        ref = evaluate_model_file(RunFiles(run_dir).model, frames[:k], progress=False)
         check = {"energy_rmse_meV_atom_batched": mine["energy_rmse_meV_atom"],
                  "energy_rmse_meV_atom_model_file": 1000 * ref["energy_rmse"],
                  "forces_rmse_batched": mine["forces_rmse"],

@@ -14,8 +14,9 @@ itself raises only for bad arguments.
   so worker start-up is not counted). ``inline=True`` runs the jobs in this process instead (no
   start-up cost, easiest to debug and profile; a crash ends the driver, a timeout is not enforced).
 * :class:`DaskExecutor`: ``dask.distributed`` -- a scheduler at ``address`` (e.g. started by
-  ``dask-jobqueue`` on SLURM/PBS) or a ``LocalCluster``. A timed-out job is abandoned (cancelled if
-  still queued), not killed.
+  ``dask-jobqueue`` on SLURM/PBS) or a ``LocalCluster``. Every job is submitted at once (the
+  scheduler hands them to the workers it has, also to workers that join later) unless a
+  ``limit`` is given. A timed-out job is abandoned (cancelled if still queued), not killed.
 * :class:`FuturesExecutor`: any ``concurrent.futures``-like object (``submit`` returning futures),
   with at most ``n_workers`` jobs in flight; timeouts abandon as for Dask.
 
@@ -36,11 +37,13 @@ Scripts that use the local executor must guard their entry point with
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import enum
 import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -60,13 +63,15 @@ class FailureKind(str, enum.Enum):
 
 @dataclass
 class JobFailure:
-    """A job without a result: its kind, a one-line reason, seconds spent (time since it was
-    handed out; the limit for timeouts) and, for ``error``, the traceback text."""
+    """A job without a result: its kind, a one-line reason, seconds spent (since it was handed
+    out) and, for ``error``, the traceback text and the job's exception itself (``exception``,
+    to re-raise it in the caller with its own type)."""
 
     kind: FailureKind
     reason: str
     elapsed: float = 0.0
     traceback: str | None = None
+    exception: BaseException | None = None
 
     def __str__(self) -> str:
         return self.reason
@@ -78,19 +83,50 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
 
 
-def _signal_name(code: int | None) -> str:
+def death_reason(code: int | None) -> str:
+    """Why a worker process with exit code ``code`` ended, in words."""
     if code is not None and code < 0:
         try:
-            return f"{signal.Signals(-code).name}, exit code {code}"
+            name = signal.Signals(-code).name
         except ValueError:
-            return f"signal {-code}, exit code {code}"
-    return f"exit code {code}"
+            name = f"signal {-code}"
+        return f"worker process crashed ({name}, exit code {code})"
+    return f"worker process exited unexpectedly (exit code {code})"
+
+
+_ENV_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def thread_variables(threads: int | None):
+    """Within the block, the OpenMP/MKL/OpenBLAS thread variables are ``threads`` (None: left
+    alone), so that worker processes started meanwhile inherit them before they import anything
+    (a spawned worker imports the caller's main module, and with it torch or numpy, first)."""
+    if threads is None:
+        yield
+        return
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+        os.environ.update({k: str(int(threads)) for k in THREAD_VARIABLES})
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def _set_thread_variables(threads: int | None) -> None:
-    """Worker initializer: the OpenMP/BLAS thread count of the libraries a job loads."""
-    if threads is not None:
-        os.environ.update({k: str(int(threads)) for k in THREAD_VARIABLES})
+    """Worker initializer: the thread count again, for libraries loaded later, and torch's own
+    (torch reads the variables only when it is imported)."""
+    if threads is None:
+        return
+    os.environ.update({k: str(int(threads)) for k in THREAD_VARIABLES})
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(threads))
 
 
 class Executor:
@@ -98,8 +134,10 @@ class Executor:
 
     n_workers: int = 1
 
-    def map_unordered(self, fn: Callable, items: Sequence,
-                      timeout: float | None = None) -> Iterator[tuple[int, Any]]:
+    def map_unordered(self, fn: Callable, items: Sequence, timeout: float | None = None,
+                      limit: int | None = None) -> Iterator[tuple[int, Any]]:
+        """``(i, fn(items[i]) or JobFailure)`` as jobs finish. ``timeout``: seconds per job;
+        ``limit``: at most this many jobs handed out at once (None: the executor's own)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -131,7 +169,7 @@ class LocalExecutor(Executor):
         self.threads = threads
         self.start_method = start_method
 
-    def map_unordered(self, fn, items, timeout=None):
+    def map_unordered(self, fn, items, timeout=None, limit=None):
         _check_timeout(timeout)
         items = list(items)
         if not items:
@@ -141,42 +179,46 @@ class LocalExecutor(Executor):
             return
         from pebble import ProcessExpired, ProcessPool
 
-        n_workers = min(self.n_workers, len(items))
-        pool = ProcessPool(max_workers=n_workers, context=mp.get_context(self.start_method),
-                           initializer=_set_thread_variables, initargs=(self.threads,))
-        # at most n_workers jobs handed out: the next job goes out only after the caller has
-        # consumed a result (so a caller that checkpoints each result, then dies, loses no
-        # finished job that it was not yet given)
-        pending = deque(enumerate(items))
-        in_flight: dict[Any, tuple[int, float]] = {}
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < n_workers:
-                    i, item = pending.popleft()
-                    in_flight[pool.schedule(fn, args=(item,), timeout=timeout)] = (
-                        i, time.perf_counter())
-                done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    i, t0 = in_flight.pop(fut)
-                    yield i, _outcome(fut, timeout, time.perf_counter() - t0, ProcessExpired)
-        finally:
-            pool.stop()
-            pool.join()
+        n_workers = min(self.n_workers, len(items), limit or self.n_workers)
+        # the variables for the whole call: pebble starts replacement workers after a crash or a
+        # timeout, and they must inherit them too
+        with thread_variables(self.threads):
+            pool = ProcessPool(max_workers=n_workers, context=mp.get_context(self.start_method),
+                               initializer=_set_thread_variables, initargs=(self.threads,))
+            # at most n_workers jobs handed out: the next job goes out only after the caller has
+            # consumed a result (so a caller that checkpoints each result, then dies, loses no
+            # finished job that it was not yet given)
+            pending = deque(enumerate(items))
+            in_flight: dict[Any, tuple[int, float]] = {}
+            try:
+                while pending or in_flight:
+                    while pending and len(in_flight) < n_workers:
+                        i, item = pending.popleft()
+                        in_flight[pool.schedule(fn, args=(item,), timeout=timeout)] = (
+                            i, time.perf_counter())
+                    done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        i, t0 = in_flight.pop(fut)
+                        yield i, _outcome(fut, timeout, time.perf_counter() - t0, ProcessExpired)
+            finally:
+                pool.stop()
+                pool.join()
 
 
 def _outcome(fut, timeout: float | None, elapsed: float, expired: type):
     """The result of a finished pebble future, or the :class:`JobFailure` it stands for."""
     try:
         return fut.result()
-    except cf.TimeoutError:
-        return JobFailure(FailureKind.TIMEOUT, f"timeout: killed after {timeout:g} s (limit "
-                                               f"{timeout:g} s)", float(timeout))
     except expired as exc:
-        return JobFailure(FailureKind.CRASHED,
-                          f"worker process crashed ({_signal_name(exc.exitcode)})", elapsed)
-    except Exception as exc:  # noqa: BLE001 - the job's own error
+        return JobFailure(FailureKind.CRASHED, death_reason(exc.exitcode), elapsed)
+    except Exception as exc:  # noqa: BLE001 - the job's own error, or pebble's timeout
+        # pebble's own timeout carries no remote traceback; a job's TimeoutError does
+        if (isinstance(exc, TimeoutError) and timeout is not None
+                and not hasattr(exc, "traceback")):
+            return JobFailure(FailureKind.TIMEOUT, f"timeout: killed after {elapsed:.3g} s "
+                                                   f"(limit {timeout:g} s)", elapsed)
         return JobFailure(FailureKind.ERROR, one_line(exc), elapsed,
-                          getattr(exc, "traceback", None))
+                          getattr(exc, "traceback", None), exc)
 
 
 def _run_inline(fn, items):
@@ -191,7 +233,7 @@ def _run_inline(fn, items):
                 result = fn(item)
             except Exception as exc:  # noqa: BLE001 - reported to the caller per job
                 result = JobFailure(FailureKind.ERROR, one_line(exc), time.perf_counter() - t0,
-                                    traceback.format_exc())
+                                    traceback.format_exc(), exc)
             yield i, result
     finally:
         if n_threads is not None:
@@ -199,21 +241,23 @@ def _run_inline(fn, items):
 
 
 class FuturesExecutor(Executor):
-    """Any ``concurrent.futures``-like executor, at most ``n_workers`` jobs in flight; a job past
-    ``timeout`` (counted from its submission) is cancelled if still queued, else abandoned."""
+    """Any ``concurrent.futures``-like executor, at most ``n_workers`` jobs in flight (None: all
+    at once); a job past ``timeout`` (counted from its submission) is cancelled if still queued,
+    else abandoned."""
 
-    def __init__(self, executor, n_workers: int = 2):
-        if int(n_workers) < 1:
+    def __init__(self, executor, n_workers: int | None = 2):
+        if n_workers is not None and int(n_workers) < 1:
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
         self.executor = executor
-        self.n_workers = int(n_workers)
+        self.n_workers = None if n_workers is None else int(n_workers)
 
-    def map_unordered(self, fn, items, timeout=None):
+    def map_unordered(self, fn, items, timeout=None, limit=None):
         _check_timeout(timeout)
         pending = deque(enumerate(items))
+        cap = limit or self.n_workers or len(pending) or 1
         in_flight: dict[Any, tuple[int, float]] = {}
         while pending or in_flight:
-            while pending and len(in_flight) < self.n_workers:
+            while pending and len(in_flight) < cap:
                 i, item = pending.popleft()
                 try:
                     in_flight[self.executor.submit(fn, item)] = (i, time.perf_counter())
@@ -232,9 +276,12 @@ class FuturesExecutor(Executor):
                 try:
                     yield i, fut.result()
                 except Exception as exc:  # noqa: BLE001 - job errors, cancellation, crashes
-                    kind = (FailureKind.CRASHED if isinstance(exc, cf.BrokenExecutor)
-                            else FailureKind.ERROR)
-                    yield i, JobFailure(kind, one_line(exc), now - t0)
+                    # a dead process: a broken local pool, or Dask's KilledWorker
+                    dead = (isinstance(exc, cf.BrokenExecutor)
+                            or type(exc).__name__ == "KilledWorker")
+                    kind = FailureKind.CRASHED if dead else FailureKind.ERROR
+                    yield i, JobFailure(kind, one_line(exc), now - t0,
+                                        getattr(exc, "traceback", None), exc)
             if timeout is not None:
                 for fut, (i, t0) in list(in_flight.items()):
                     if now - t0 >= timeout:
@@ -265,9 +312,11 @@ class DaskExecutor(Executor):
         n_known = len(self.client.scheduler_info().get("workers", {}))
         self.n_workers = max(1, n_known or int(n_workers))
 
-    def map_unordered(self, fn, items, timeout=None):
-        futures = FuturesExecutor(self.client.get_executor(pure=False), self.n_workers)
-        yield from futures.map_unordered(fn, items, timeout)
+    def map_unordered(self, fn, items, timeout=None, limit=None):
+        """Every job submitted at once (the scheduler queues them for the workers it has, also
+        workers that join later), or at most ``limit`` in flight."""
+        futures = FuturesExecutor(self.client.get_executor(pure=False), None)
+        yield from futures.map_unordered(fn, items, timeout, limit)
 
     def close(self) -> None:
         self.client.close()

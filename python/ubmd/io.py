@@ -70,3 +70,26 @@ def save_npz_atomic(arrays: dict, path: str | Path) -> None:
     tmp = _tmp(path, ".tmp.npz")
     np.savez(tmp, **{k: np.asarray(v, dtype=float) for k, v in arrays.items()})
     os.replace(tmp, path)
+
+
+class RunFiles:
+    """The files of a training run directory (``ubmd train``, an AL round's ``train/``): the one
+    place their names are spelled. ``config.yaml`` the resolved config, ``members.pt`` the trained
+    members (float64), ``model.pt`` the model file, ``calibration.json``, ``history.json``
+    (learning curves), ``errors.json`` (errors and calibration metrics)."""
+
+    CONFIG, MEMBERS, MODEL = "config.yaml", "members.pt", "model.pt"
+    CALIBRATION, HISTORY, ERRORS = "calibration.json", "history.json", "errors.json"
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+
+    def __repr__(self) -> str:
+        return f"RunFiles({str(self.dir)!r})"
+
+    config = property(lambda self: self.dir / self.CONFIG)
+    members = property(lambda self: self.dir / self.MEMBERS)
+    model = property(lambda self: self.dir / self.MODEL)
+    calibration = property(lambda self: self.dir / self.CALIBRATION)
+    history = property(lambda self: self.dir / self.HISTORY)
+    errors = property(lambda self: self.dir / self.ERRORS)

@@ -50,8 +50,8 @@ def plugin_path(explicit: str | os.PathLike | None = None) -> Path:
         raise FileNotFoundError(
             f"ubmd LAMMPS plugin not found at {path} ({source}); build and install it with "
             "`bash scripts/build_plugin.sh` (it installs into the package's lib/ directory), or "
-            f"point ${ENV_VARIABLE} (or walkers.lammps.plugin) at a ubmdplugin.so built "
-            "elsewhere, or use walkers.engine: ase")
+            f"point ${ENV_VARIABLE} (or the lammps.plugin setting: walkers.lammps.plugin in an "
+            "AL config) at a ubmdplugin.so built elsewhere, or run MD with the ASE engine")
     return path.resolve()
 
 

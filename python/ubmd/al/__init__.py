@@ -4,7 +4,7 @@ Modules: :mod:`.config` (schema), :mod:`.layout` (every file of a campaign and t
 :mod:`.stages` (propose, label, train, sample, select), :mod:`.campaign` (the driver loop, lock,
 resume), :mod:`.summary` (round summaries, log lines), :mod:`.report` (plots), :mod:`.initial`
 (round-0 structures), :mod:`.walkers` (which walker starts where), :mod:`.threshold` (the round's
-stop threshold), :mod:`.training` (a round's training), :mod:`.signals` (clean termination),
+stop threshold), :mod:`.training` (a round's training),
 :mod:`.archive` (a campaign directory read back, and its compact archive), :mod:`.branch` (a
 campaign that continues another from one of its rounds).
 Command line: ``ubmd al run|resume|report``.

@@ -129,7 +129,7 @@ def write_archive(out: str | Path, dest: str | Path, traces: dict, dtype=np.floa
     if not rounds:
         return
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(layout.config, dest / "config.yaml")
+    shutil.copy(layout.config, dest / CampaignLayout.CONFIG)
     src = layout.round(rounds[-1]["round"]).dataset
     with open(src, "rb") as f, gzip.GzipFile(dest / DATASET, "wb", mtime=0) as g:
         shutil.copyfileobj(f, g)

@@ -25,7 +25,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from ..config import (DataConfig, ModelConfig, TrainingConfig, TrainRunConfig, UncertaintyConfig,
                       check, check_ensemble, dtype_names, from_dict, join_key, load_yaml,
@@ -33,9 +33,9 @@ from ..config import (DataConfig, ModelConfig, TrainingConfig, TrainRunConfig, U
 from ..executors import EXECUTOR_KINDS as EXECUTORS
 from ..keys import SELECTION_METHODS
 from ..md.engines import AUTO, ENGINES as ENGINE_RUNNERS
+from ..labelling.settings import ReferenceConfig
 from ..md.settings import MDSettings
 
-ENGINES = tuple(ENGINE_RUNNERS) + (AUTO,)
 START_FROM = ("previous", "initial")
 Paths = Optional[Union[str, list[str]]]
 Numbers = Union[float, list[float]]
@@ -77,18 +77,6 @@ def parse_index(index, key: str = "initial.index"):
         pass
     raise ValueError(f"{key} must be a frame number or a slice of frame numbers (0-based; "
                      f"\"0\", \"-1\", \"2:\", \"0:10:2\", \":\" for all), got {index!r}")
-
-
-@dataclass
-class ReferenceConfig:
-    """The reference ("DFT") labeller: an ASE calculator spec (see ubmd.labelling)."""
-
-    calculator: Any = setting(None, path="calculator")  # "emt", "gfn2-xtb",
-    # {"import": "pkg.mod:Class", "kwargs": {...}}, {"import": "file.py:Class"}
-    n_workers: int = setting(2, ge=1)
-    timeout_s: Optional[float] = setting(None, gt=0)  # per structure; None = no limit
-    max_force: float = setting(20.0, gt=0)  # eV/Å; labels with any |F| component above are dropped
-    stress: bool = True  # label the stress of fully periodic cells (needed for NPT training)
 
 
 @dataclass

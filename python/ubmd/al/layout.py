@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from ..data import Split, split_indices
-from ..io import read_frames, read_json, write_frames_atomic, write_json_atomic
+from ..io import RunFiles, read_frames, read_json, write_frames_atomic, write_json_atomic
 from ..md.task import SUMMARY as WALKER_SUMMARY
 from ..md.task import TRACE as WALKER_TRACE
 
@@ -72,8 +72,13 @@ class RoundLayout:
         return self.dir / "train"
 
     @property
+    def train_files(self) -> RunFiles:
+        """The round's training run directory (``train/``: config, members, model file ...)."""
+        return RunFiles(self.train_dir)
+
+    @property
     def model_file(self) -> Path:
-        return self.train_dir / "model.pt"
+        return self.train_files.model
 
     @property
     def split_file(self) -> Path:
@@ -110,8 +115,20 @@ class RoundLayout:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_frames_atomic(frames, path)
 
+    def to_label_frames(self) -> list:
+        return read_frames(self.to_label)
+
+    def labelled_frames(self) -> list:
+        return read_frames(self.labelled)
+
     def dataset_frames(self) -> list:
         return read_frames(self.dataset)
+
+    def pool_frames(self) -> list:
+        return read_frames(self.pool)
+
+    def selected_frames(self) -> list:
+        return read_frames(self.selected)
 
     def walker_traces(self) -> list[Path]:
         return sorted(self.walkers_dir.glob(f"w*/{WALKER_TRACE}"))
@@ -143,7 +160,7 @@ class RoundLayout:
         ``train/config.yaml`` (the split it used), None without that file."""
         import yaml
 
-        path = self.train_dir / "config.yaml"
+        path = self.train_files.config
         if not path.exists():
             return None
         d = (yaml.safe_load(path.read_text()) or {}).get("data") or {}

@@ -65,7 +65,8 @@ def propose(ctx: StageContext, rl: RoundLayout) -> None:
     c = cfg.initial
     if r == 0:
         starts = read_start_frames(c.structures, c.index)
-        check_walker_starts(starts, cfg.walkers.ensemble)
+        check_walker_starts(starts, cfg.walkers.ensemble, source="initial.structures",
+                            option="walkers.ensemble")
         check_dihedrals(starts, cfg.dihedrals)
         frames = initial_structures(starts, c.n_perturbed, c.displacement, c.strain, c.seed)
         if len(frames) > cfg.label_budget:
@@ -73,7 +74,7 @@ def propose(ctx: StageContext, rl: RoundLayout) -> None:
                              f"budget ({cfg.label_budget}); raise label_budget or lower "
                              "initial.n_perturbed")
     else:
-        frames = rl.read_frames(ctx.layout.round(r - 1).selected)
+        frames = ctx.layout.round(r - 1).selected_frames()
     for f in frames:
         f.info["al_round"] = r
     rl.write_frames(frames, rl.to_label)
@@ -82,7 +83,7 @@ def propose(ctx: StageContext, rl: RoundLayout) -> None:
 
 def label(ctx: StageContext, rl: RoundLayout) -> None:
     cfg, r = ctx.cfg, rl.index
-    frames = rl.read_frames(rl.to_label)
+    frames = rl.to_label_frames()
     ex = ctx.executor if cfg.executor.kind != "local" else None  # local: the labeller's own pool
     info = label_checkpointed(frames, rl.labels_dir, cfg.reference, executor=ex)
     if info["n_retried"]:
@@ -149,6 +150,9 @@ def train(ctx: StageContext, rl: RoundLayout) -> None:
     t0 = time.perf_counter()
     result = train_round(cfg, dataset, rl.train_dir, prev, r)
     split = rl.recorded_split(len(dataset))  # what the training used (its config.yaml)
+    if split is None:  # (train_round always writes it; a custom train stage may not)
+        d = cfg.data
+        split = split_indices(len(dataset), d.valid_fraction, d.test_fraction, d.split_seed)
     if len(split.train) != result.get("n_train", len(split.train)):
         ctx.log(f"{rl.dir}: the recorded split has {len(split.train)} training structures, "
                 f"training reported {result['n_train']}")
@@ -182,7 +186,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
     thr = _threshold(ctx, rl)
     w = walker_params(cfg.walkers, thr)
     src = ctx.layout.round(0 if w.start_from == "initial" else r)
-    starts = src.read_frames(src.labelled) or rl.dataset_frames()
+    starts = src.labelled_frames() or rl.dataset_frames()
     if not starts:
         raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
                            f"label failed?); check {rl.label_failures}")
@@ -196,7 +200,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
                                    f"({res.reason})", crashed=True)
             ctx.log(f"round {r}: walker w{todo[i].index:02d} crashed its worker process")
         elif isinstance(res, JobFailure):
-            W.write_error(todo[i], res.reason)
+            W.write_error(todo[i], res.reason, traceback=res.traceback)
     pool, summaries = W.collect(tasks, r)
     failed = [s for s in summaries if s.get("stop_reason") == "error"]
     if failed:
@@ -216,7 +220,7 @@ def select(ctx: StageContext, rl: RoundLayout) -> None:
 
     cfg, r = ctx.cfg, rl.index
     t0 = time.perf_counter()
-    pool = rl.read_frames(rl.pool)
+    pool = rl.pool_frames()
     remaining = cfg.label_budget - ctx.layout.labels_used(r)
     b = min(cfg.selection.batch_size, remaining)
     if not pool:

@@ -14,6 +14,7 @@ from typing import Sequence
 from ase import Atoms
 
 from ..data import LABEL_KEYS, species_map_from
+from ..io import RunFiles
 from ..model import load_members
 from ..model.members import matches
 from ..training import train_from_config
@@ -29,7 +30,7 @@ def train_round(cfg, dataset: Sequence[Atoms], outdir: str | Path, warm_from: st
     init = None
     warm_note = "scratch"
     if warm_from is not None:
-        members = load_members(Path(warm_from) / "members.pt")
+        members = load_members(RunFiles(warm_from).members)
         if matches(members, species_map, cfg.model, cfg.training.n_models):
             init, warm_note = members, f"warm start from {warm_from}"
         else:

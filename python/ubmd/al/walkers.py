@@ -10,7 +10,7 @@ from pathlib import Path
 from ase import Atoms
 
 from ..io import read_frames, read_json, write_json_atomic
-from ..md.task import CANDIDATES, STOP_ERROR, SUMMARY, WalkerTask
+from ..md.task import CANDIDATES, STOP_ERROR, SUMMARY, WalkerTask, error_summary
 
 #: what a round's summary keeps of each walker's summary
 BRIEF_KEYS = ("index", "stop_reason", "n_steps", "time_fs", "n_candidates",
@@ -77,13 +77,11 @@ def finished(task: WalkerTask) -> bool:
     return path.exists() and read_json(path).get("stop_reason") != STOP_ERROR
 
 
-def write_error(task: WalkerTask, error: str, crashed: bool = False) -> None:
+def write_error(task: WalkerTask, error: str, crashed: bool = False,
+                traceback: str | None = None) -> None:
     """The summary of a walker whose job gave no summary of its own (it raised in the driver's
     executor, or its process died: ``crashed``)."""
-    summary = {"index": task.index, "engine": task.engine, "stop_reason": STOP_ERROR,
-               "n_steps": 0, "n_candidates": 0, "error": error}
-    if crashed:
-        summary["crashed"] = True
+    summary = error_summary(task, error, traceback, **({"crashed": True} if crashed else {}))
     Path(task.workdir).mkdir(parents=True, exist_ok=True)  # a job that never started made none
     write_json_atomic(summary, Path(task.workdir) / SUMMARY)
 

@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: list[str] | None = None) -> int:
     ns = _parser().parse_args(args)
     from ..al import load_al_config, resume_campaign, run_campaign
-    from ..al.signals import terminate_children_on_exit
+    from ..signals import terminate_children_on_exit
 
     try:
         with terminate_children_on_exit():

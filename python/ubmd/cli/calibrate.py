@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ..config import CALIBRATION_METHODS, check, dtype_names, save_yaml, to_dict
+from ..io import RunFiles
 from . import INPUT_ERRORS, fail
 
 
@@ -37,13 +38,13 @@ def main(args=None) -> int:
         if a.alpha is not None:
             cfg.uncertainty.alpha = a.alpha
         check(cfg)
-        meta = export_run(run, run / "model.pt", a.dtype or cfg.export_dtype, cfg=cfg)
+        meta = export_run(run, RunFiles(run).model, a.dtype or cfg.export_dtype, cfg=cfg)
     except INPUT_ERRORS as exc:
         return fail("calibrate", exc)
-    save_yaml(to_dict(cfg), run / "config.yaml")
+    save_yaml(to_dict(cfg), RunFiles(run).config)
     cal = {"total": meta["calibration_total"], "atomic": meta["calibration_atomic"],
            "method": cfg.uncertainty.calibration, "alpha": cfg.uncertainty.alpha}
-    with open(run / "calibration.json", "w") as fh:
+    with open(RunFiles(run).calibration, "w") as fh:
         json.dump(cal, fh, indent=1)
     print(json.dumps(cal, indent=1))
     return 0

@@ -14,6 +14,7 @@ Units: eV, Å, eV/Å, eV/Å^3 (ASE conventions).
 
 from .calculators import BUILTINS, check_structure, make_calculator, normalise_spec, spec_label
 from .checkpoint import collect_labels, label_checkpointed, read_failure
+from .settings import ReferenceConfig
 from .runner import (
     LABEL_METHOD,
     LABEL_TIME,
@@ -34,6 +35,7 @@ __all__ = [
     "JobOutcome",
     "LabelFailure",
     "LabelResult",
+    "ReferenceConfig",
     "check_structure",
     "collect_labels",
     "filter_by_max_force",

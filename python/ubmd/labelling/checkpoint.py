@@ -13,7 +13,7 @@ Failure kinds (:class:`ubmd.labelling.LabelFailure`, recorded as ``kind`` in the
   ``.failed.json`` file to force a retry);
 * ``error``, ``crashed``, ``timeout``: the calculator raised, its worker died, the job ran too
   long: retried by the next run of the stage (``ubmd al resume``). A file without a ``kind``
-  (written by an older ubmd) counts as ``error``.
+  (written by an older ubmd) is classified as it was then, by its reason.
 
 Labels whose forces exceed ``reference.max_force`` are not failures: they are kept on disk and
 dropped by :func:`collect_labels` with the current ``max_force``, so raising it takes effect on
@@ -35,11 +35,18 @@ from ..io import write_json_atomic
 from .runner import POOL_INDEX, LabelFailure, filter_by_max_force, label_structures
 
 
+#: how files written before failure kinds existed were classified (their reason's prefix)
+_LEGACY_REJECTED_PREFIX = "non-finite "
+
+
 def read_failure(path: Path) -> dict:
     """A ``.failed.json`` record with its ``kind`` (a :class:`LabelFailure` value) and
-    ``attempts``."""
+    ``attempts``. A file written before kinds existed gets the kind its reason had then
+    (non-finite results: ``rejected``; anything else: ``error``)."""
     rec = json.loads(Path(path).read_text())
-    rec.setdefault("kind", LabelFailure.ERROR.value)  # files written before kinds existed
+    if "kind" not in rec:
+        legacy = str(rec.get("reason") or "").startswith(_LEGACY_REJECTED_PREFIX)
+        rec["kind"] = (LabelFailure.REJECTED if legacy else LabelFailure.ERROR).value
     rec.setdefault("attempts", 1)
     return rec
 
@@ -67,7 +74,7 @@ def label_checkpointed(structures: Sequence[Atoms], lab_dir: str | Path, ref_cfg
                        executor=None, retry_failed: bool = True) -> dict:
     """Label ``structures`` (skipping those already on disk); returns a summary dict.
 
-    ``ref_cfg`` is a :class:`ubmd.al.config.ReferenceConfig` (calculator, n_workers, timeout_s,
+    ``ref_cfg`` is a :class:`ubmd.labelling.settings.ReferenceConfig` (calculator, n_workers, timeout_s,
     stress); ``executor`` an optional :class:`ubmd.executors.Executor` (Dask). Failed jobs are
     recorded, never raised; with ``retry_failed`` the recorded retryable failures are computed
     again.

@@ -104,19 +104,21 @@ def label_one(atoms, spec: Any, properties: Sequence[str] = _ALLOWED_PROPERTIES)
     return out
 
 
-def _check_finite(result: dict, n_atoms: int) -> str | None:
-    """Reason string if a result is unusable, else None."""
+def _check_finite(result: dict, n_atoms: int) -> tuple[str | None, "LabelFailure | None"]:
+    """(reason, kind) if a result is unusable, else (None, None): non-finite numbers are
+    ``rejected`` (a property of the structure), a wrong shape an ``error`` (the calculator's)."""
     for key in ("energy", "forces", "stress"):
         value = result.get(key)
         if value is None:
             continue
         arr = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(arr)):
-            return f"non-finite {key} returned by the calculator"
+            return f"non-finite {key} returned by the calculator", LabelFailure.REJECTED
     forces = result.get("forces")
     if forces is not None and np.shape(forces) != (n_atoms, 3):
-        return f"forces have shape {np.shape(forces)}, expected ({n_atoms}, 3)"
-    return None
+        return (f"forces have shape {np.shape(forces)}, expected ({n_atoms}, 3)",
+                LabelFailure.ERROR)
+    return None, None
 
 
 def _label_job(job: tuple) -> dict:
@@ -294,8 +296,7 @@ def label_structures(
             kind, reason, elapsed = LabelFailure(out.kind.value), out.reason, out.elapsed
         else:
             elapsed = out["elapsed"]
-            reason = _check_finite(out, len(structures[index]))
-            kind = LabelFailure.REJECTED if reason is not None else None
+            reason, kind = _check_finite(out, len(structures[index]))
         atoms = None
         if reason is None:
             atoms = _attach(structures[index], index, out, method)
@@ -314,7 +315,9 @@ def label_structures(
     pool = (LocalExecutor(int(n_workers), threads=threads_per_worker, start_method=start_method)
             if own else as_executor(executor, int(n_workers)))
     try:
-        for index, out in pool.map_unordered(_label_job, jobs, timeout=timeout):
+        # at most n_workers jobs at once on any executor (a Dask cluster runs walkers too)
+        for index, out in pool.map_unordered(_label_job, jobs, timeout=timeout,
+                                             limit=int(n_workers)):
             on_outcome(index, out)
     finally:
         if own:

@@ -3,9 +3,10 @@
 An engine is a function ``run(task: WalkerTask) -> summary dict`` that writes the walker's files
 (:mod:`.task`). Built in: ``ase`` (:mod:`.ase_engine`, :class:`ubmd.calculator.UBMDCalculator`
 with ASE integrators) and ``lammps`` (:mod:`.lammps_engine`, ``pair_style ubmd`` in an ``lmp``
-subprocess). :func:`register_engine` adds one (e.g. another MD code); it must be registered in
-every process that runs walkers (worker processes import the module that registers it when the
-function is importable by name).
+subprocess). :func:`register_engine` adds one (e.g. another MD code). A task's ``engine`` is a
+built-in name or a ``"module:function"`` reference (:func:`engine_reference` turns a registered
+name into one), so a worker process, which knows only the built-ins, finds a registered engine
+by importing it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Callable
 
 from ..io import write_json_atomic
 from ..plugin import find_executable, plugin_path
-from .task import STOP_ERROR, SUMMARY, WalkerTask
+from .task import SUMMARY, WalkerTask, error_summary
 
 #: engine name -> "module:function" (imported when first used)
-ENGINES: dict[str, str] = {"ase": "ubmd.md.ase_engine:run_ase_walker",
-                           "lammps": "ubmd.md.lammps_engine:run_lammps_walker"}
+ENGINES: dict[str, str | Callable] = {"ase": "ubmd.md.ase_engine:run_ase_walker",
+                                      "lammps": "ubmd.md.lammps_engine:run_lammps_walker"}
+BUILTIN_ENGINES = tuple(ENGINES)
 AUTO = "auto"  # lammps when the plugin and lmp are found, else ase
 
 
@@ -33,11 +35,30 @@ def register_engine(name: str, target: str | Callable) -> None:
     ENGINES[name] = target
 
 
-def engine_runner(name: str) -> Callable:
-    """The run function of engine ``name``."""
+def engine_reference(name: str) -> str:
+    """What a task carries for engine ``name``: the name of a built-in, else the registered
+    ``"module:function"`` (a registered function: its module and name, which must be
+    importable in a worker process)."""
+    if name in BUILTIN_ENGINES or ":" in name:
+        return name
     if name not in ENGINES:
         raise ValueError(f"unknown walker engine {name!r}; engines: {', '.join(sorted(ENGINES))}")
     target = ENGINES[name]
+    if not callable(target):
+        return target
+    module = getattr(target, "__module__", None)
+    if module in (None, "__main__") or "<locals>" in target.__qualname__:
+        raise ValueError(f"walker engine {name!r} is a function of {module or 'no module'}: "
+                         "worker processes cannot import it; register it as 'module:function' "
+                         "of an importable module")
+    return f"{module}:{target.__qualname__}"
+
+
+def engine_runner(name: str) -> Callable:
+    """The run function of engine ``name`` (a registered name or ``"module:function"``)."""
+    target = ENGINES.get(name, name if ":" in name else None)
+    if target is None:
+        raise ValueError(f"unknown walker engine {name!r}; engines: {', '.join(sorted(ENGINES))}")
     if callable(target):
         return target
     module, _, func = target.partition(":")
@@ -55,9 +76,10 @@ def lammps_available(lammps_cfg) -> bool:
 
 
 def resolve_engine(name: str, lammps_cfg) -> str:
-    """``name``, or for ``auto``: ``lammps`` when the ubmd plugin and lmp are found, else ``ase``."""
+    """What a task carries (:func:`engine_reference`) for engine ``name``; ``auto``: ``lammps``
+    when the ubmd plugin and lmp are found, else ``ase``."""
     if name != AUTO:
-        return name
+        return engine_reference(name)
     return "lammps" if lammps_available(lammps_cfg) else "ase"
 
 
@@ -69,9 +91,7 @@ def run_walker(task: WalkerTask) -> dict:
     try:
         summary = engine_runner(task.engine)(task)
     except Exception as exc:  # noqa: BLE001 - a failed walker must not end the campaign
-        summary = {"index": task.index, "engine": task.engine, "stop_reason": STOP_ERROR,
-                   "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                   "n_steps": 0, "n_candidates": 0}
+        summary = error_summary(task, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     summary["wall_s"] = time.perf_counter() - t0
     summary.setdefault("temperature_K", task.temperature)
     summary.setdefault("pressure_bar", task.pressure)

@@ -129,7 +129,7 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
                  "fix zeromom all momentum 10 linear 1 1 1"]
     dump_cols = "id type x y z c_uatom"
     lines = [
-        f"# ubmd AL walker {task.index}: {p.ensemble} at {T:g} K"
+        f"# ubmd walker {task.index}: {p.ensemble} at {T:g} K"
         + (f", {task.pressure:g} bar" if npt else "") + " (written by ubmd.md.lammps_engine)",
         "units metal", "atom_style atomic", "atom_modify map array", f"boundary {boundary}",
         f"plugin load {plugin}", f"read_data {DATA}",
@@ -193,12 +193,14 @@ def _command(task: WalkerTask) -> list[str]:
     lmp = find_executable(lc.command)
     if lmp is None:
         raise FileNotFoundError(f"LAMMPS executable {lc.command!r} not found on PATH or next to "
-                                f"{sys.executable}; set walkers.lammps.command")
+                                f"{sys.executable}; set the LAMMPS command (lammps.command of the MD settings: "
+                                "walkers.lammps.command in an AL config)")
     base = [lmp, "-in", DECK, "-log", LOG, "-screen", "none", "-nocite"]
     if lc.mpi_ranks > 1:
         mpirun = find_executable(lc.mpirun)
         if mpirun is None:
-            raise FileNotFoundError(f"{lc.mpirun!r} not found; set walkers.lammps.mpirun")
+            raise FileNotFoundError(f"{lc.mpirun!r} not found; set lammps.mpirun of the MD settings "
+                                    "(walkers.lammps.mpirun in an AL config)")
         return [mpirun, "-np", str(lc.mpi_ranks), *base]
     return base
 

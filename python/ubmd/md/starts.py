@@ -14,7 +14,7 @@ def clean_copy(atoms: Atoms) -> Atoms:
 
 
 def check_walker_starts(starts: Sequence[Atoms], ensemble: str,
-                        source: str = "initial.structures", option: str = "walkers.ensemble") -> None:
+                        source: str = "start structures", option: str = "ensemble") -> None:
     """Start structures the walkers can run MD from: at least 2 atoms (one atom has no thermal
     degrees of freedom once the net momentum is removed: NaN velocities) and, for NPT, periodic
     in x, y and z. Checked before round 0 labels anything."""

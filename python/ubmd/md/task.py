@@ -62,3 +62,12 @@ def dihedral_values(atoms: Atoms, dihedrals) -> list[float]:
         a = atoms.get_dihedral(*idx, mic=bool(np.any(atoms.pbc)))
         out.append(((a + 180.0) % 360.0) - 180.0)
     return out
+
+
+def error_summary(task: WalkerTask, error: str, traceback: str | None = None, **extra) -> dict:
+    """The summary of a walker that failed (``stop_reason: error``)."""
+    out = {"index": task.index, "engine": task.engine, "stop_reason": STOP_ERROR,
+           "error": error, "n_steps": 0, "n_candidates": 0, **extra}
+    if traceback:
+        out["traceback"] = traceback
+    return out

@@ -74,9 +74,9 @@ class ModelInfo:
 def model_info(path: str | Path) -> ModelInfo:
     """:class:`ModelInfo` of a model file (torch-free, see :func:`read_metadata`)."""
     meta = read_metadata(path)
-    species = meta[K.META_SPECIES]
-    species = species.split() if isinstance(species, str) else list(species)
+    species, numbers = (v.split() if isinstance(v, str) else list(v)
+                        for v in (meta[K.META_SPECIES], meta[K.META_ATOMIC_NUMBERS]))
     return ModelInfo(path=str(path), species=tuple(str(s) for s in species),
-                     atomic_numbers=tuple(int(z) for z in meta[K.META_ATOMIC_NUMBERS]),
+                     atomic_numbers=tuple(int(z) for z in numbers),
                      cutoff=float(meta[K.META_CUTOFF]), uncertainty=str(meta[K.META_UNCERTAINTY]),
                      dtype=str(meta[K.META_DTYPE]), metadata=meta)

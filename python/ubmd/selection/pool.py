@@ -22,6 +22,7 @@ import torch
 from ase import Atoms
 
 from ..data import GraphDataset
+from ..io import RunFiles
 from ..model import load_members
 from ..model_file.load import load_model_file
 from ..uncertainty.fit import build_feature_model, dataset_features
@@ -35,9 +36,9 @@ class RunFeatures:
 
     def __init__(self, train_dir: str | Path, train_cfg):
         train_dir = Path(train_dir)
-        members = load_members(train_dir / "members.pt")
+        members = load_members(RunFiles(train_dir).members)
         self.fm = build_feature_model(members, train_cfg.uncertainty)
-        module, self.meta = load_model_file(train_dir / "model.pt")
+        module, self.meta = load_model_file(RunFiles(train_dir).model)
         head = module.head
         self.kind = str(head.kind)
         self.scale = float(head.scale)

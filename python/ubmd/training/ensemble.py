@@ -55,10 +55,11 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
             tqdm(total=cfg.n_models, desc=f"train ensemble ({n_workers} processes)",
                  disable=not cfg.progress, leave=False) as bar:
         for m, out in pool.map_unordered(_train_member_job, jobs):
+            if isinstance(out, JobFailure) and out.exception is not None:
+                raise out.exception  # the member's own error, with its type (input errors)
             if isinstance(out, JobFailure):
                 raise RuntimeError(f"training ensemble member {m + 1}/{cfg.n_models} failed in "
-                                   f"its worker process: {out.reason}"
-                                   + (f"\n{out.traceback}" if out.traceback else ""))
+                                   f"its worker process: {out.reason}")
             outs[m] = out
             bar.update(1)
     results = []

@@ -20,12 +20,23 @@ from ase import Atoms
 
 from .. import keys as K
 from ..config import TrainRunConfig, save_yaml, to_dict
-from ..data import (GraphDataset, label_keys_from, read_structure_files, species_map_from,
-                    split_indices)
+from ..data import (
+    GraphDataset,
+    label_keys_from,
+    read_structure_files,
+    species_map_from,
+    split_indices,
+)
+from ..io import RunFiles
 from ..model import MLIP, save_members
 from ..model_file.export import ExportedModel, export_model
 from ..prediction import evaluate_errors
-from ..uncertainty.fit import build_feature_model, calibrate, fit_head, raw_uncertainties
+from ..uncertainty.fit import (
+    build_feature_model,
+    calibrate,
+    fit_head,
+    raw_uncertainties,
+)
 from ..uncertainty.metrics import summary
 from .ensemble import train_ensemble
 from .trainer import torch_dtype
@@ -62,7 +73,8 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     and the errors); a data set without any energy or forces label is refused, naming its keys."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    save_yaml(to_dict(cfg), out / "config.yaml")
+    files = RunFiles(out)
+    save_yaml(to_dict(cfg), files.config)
     frames = read_structure_files(cfg.data.train, what="data.train") if frames is None else frames
     species_map = species_map or species_map_from(frames)
     keys = label_keys_from(cfg.data) if label_keys is None else label_keys
@@ -76,12 +88,12 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     init_states = None if init_members is None else [m.state_dict() for m in init_members]
     results = train_ensemble(train, valid, cfg.model, cfg.training, init_states)
     members = [r.float64_model() for r in results]  # exact float64 reference energies
-    save_members(members, out / "members.pt")
+    save_members(members, files.members)
     summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),
                    "train_time_s": sum(r.time_s for r in results),
                    "best_epochs": [r.best_epoch for r in results],
                    "final_stage_epochs": [r.final_stage_epoch for r in results]}
-    with open(out / "history.json", "w") as fh:
+    with open(files.history, "w") as fh:
         json.dump([r.history for r in results], fh)
     fm = build_feature_model(members, cfg.uncertainty)
     head = None
@@ -89,7 +101,7 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
         head = fit_head(fm, train, cfg.uncertainty)
         r_valid = raw_uncertainties(fm, head, valid)
         cal = calibrate(fm, head, valid, cfg.uncertainty, raw=r_valid)
-        cal.save(out / "calibration.json")
+        cal.save(files.calibration)
         summary_out["calibration"] = cal.to_dict()
         # held-out quality on the test split, else on the validation split (already computed)
         r = raw_uncertainties(fm, head, test) if len(test) else r_valid
@@ -103,10 +115,10 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     for name, subset in (("train", train), ("valid", valid), ("test", test)):
         if len(subset):
             summary_out[f"errors_{name}"] = evaluate_errors(em, subset)
-    meta = export_model(em, out / "model.pt", torch_dtype(cfg.export_dtype),
+    meta = export_model(em, files.model, torch_dtype(cfg.export_dtype),
                         extra_metadata={"config": to_dict(cfg)})
-    summary_out["model_file"] = str(out / "model.pt")
+    summary_out["model_file"] = str(files.model)
     summary_out["model_hash"] = meta["model_hash"]
-    with open(out / "errors.json", "w") as fh:
+    with open(files.errors, "w") as fh:
         json.dump(summary_out, fh, indent=1)
     return summary_out

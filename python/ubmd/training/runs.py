@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import TrainRunConfig, check, from_dict, load_yaml, require_files, resolve_path
+from ..config import (
+    TrainRunConfig,
+    check,
+    from_dict,
+    load_yaml,
+    require_files,
+    resolve_path,
+)
 from ..data import GraphDataset, label_keys_from, read_structure_files, split_indices
+from ..io import RunFiles
 from ..model import load_members
 from ..model_file.export import ExportedModel, export_model
 from ..uncertainty.fit import build_feature_model, calibrate, fit_head
@@ -24,7 +32,7 @@ def check_run_dir(run_dir: str | Path) -> Path:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir} (write one with "
                                 "`ubmd train`)")
-    if not (run_dir / "config.yaml").is_file():
+    if not RunFiles(run_dir).config.is_file():
         raise FileNotFoundError(f"{run_dir} has no config.yaml: not a directory written by "
                                 "`ubmd train`")
     return run_dir
@@ -35,7 +43,7 @@ def load_run_config(run_dir: str | Path) -> TrainRunConfig:
     paths (runs written before paths were stored absolute) are taken relative to the run
     directory, else, where only that exists, to the working directory."""
     run_dir = check_run_dir(run_dir).resolve()
-    data = load_yaml(run_dir / "config.yaml")
+    data = load_yaml(RunFiles(run_dir).config)
     data["output"] = str(run_dir)
     cfg = from_dict(TrainRunConfig, data)
     train = cfg.data.train
@@ -56,7 +64,7 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
                cfg: TrainRunConfig | None = None) -> dict:
     """Export the members of ``run_dir`` (config: ``cfg``, else the run's ``config.yaml``)."""
     run_dir = check_run_dir(run_dir)
-    if not (run_dir / "members.pt").exists():
+    if not RunFiles(run_dir).members.exists():
         raise FileNotFoundError(f"{run_dir} has no members.pt: train first with `ubmd train`")
     cfg = load_run_config(run_dir) if cfg is None else cfg
     if uncertainty:
@@ -66,7 +74,7 @@ def export_run(run_dir: str | Path, output: str | Path, dtype: str = "float64",
     check(cfg)
     if cfg.uncertainty.kind != "none":
         require_files(cfg.data.train, "data.train")
-    members = load_members(run_dir / "members.pt")
+    members = load_members(RunFiles(run_dir).members)
     fm = build_feature_model(members, cfg.uncertainty)
     head = None
     if cfg.uncertainty.kind != "none":

@@ -29,10 +29,10 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..keys import ENSEMBLE_FEATURES, FEATURE_KINDS as USER_FEATURE_KINDS
+from ..keys import ENSEMBLE_FEATURES, FEATURE_KINDS
 from ..model import MLIP
 
-FEATURE_KINDS = USER_FEATURE_KINDS + (ENSEMBLE_FEATURES,)  # "energies": ensembles only
+FEATURE_MAPS = FEATURE_KINDS + (ENSEMBLE_FEATURES,)  # keys.FEATURE_KINDS + "energies" (ensembles)
 SKETCH_ROUTES = ("auto", "atoms", "matrix")  # how a sketch layer is contracted (see above)
 
 
@@ -57,8 +57,8 @@ class FeatureModel(nn.Module):
     def __init__(self, members: List[MLIP], kind: str = "last_layer", n_sketch: int = 512,
                  seed: int = 0):
         super().__init__()
-        if kind not in FEATURE_KINDS:
-            raise ValueError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
+        if kind not in FEATURE_MAPS:
+            raise ValueError(f"unknown feature kind {kind!r}; choose one of {FEATURE_MAPS}")
         if len(members) == 0:
             raise ValueError("need at least one model")
         depths = {len(m.layers) for m in members}

@@ -18,6 +18,7 @@ from .heads import HEAD_KINDS, UncertaintyHead, feature_scale, posterior_transfo
 def build_feature_model(members, unc: UncertaintyConfig) -> FeatureModel:
     """The feature map of the members for an uncertainty section: the members' atomic energies
     for ensemble uncertainty, else ``unc.features`` (last layer or sketched gradients)."""
+    unc = getattr(unc, "uncertainty", unc)  # a whole TrainRunConfig works too
     kind = ENSEMBLE_FEATURES if unc.kind == "ensemble" else unc.features
     return FeatureModel(list(members), kind, unc.n_sketch, unc.sketch_seed)
 

@@ -659,11 +659,10 @@ def test_cli_help_documents_cv_syntax_and_examples(capsys):
         analyze(["--help"])
     out = capsys.readouterr().out
     assert "--atoms-per-fu 76" in out and "Al4(OH)4(BDC)4" in out
-    # the --cv-names example is a file next to the repository (where the shared data are)
+    # the --cv-names example is a file of the repository
     repo = Path(__file__).resolve().parents[1]
     named = re.search(r"--cv-names (\S+)", out)[1]
-    if (repo.parent / "shared" / "data").is_dir():
-        assert (repo / named).resolve().is_file(), named
+    assert (repo / named).resolve().is_file(), named
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):

@@ -25,7 +25,7 @@ from ubmd.labelling import (
 )
 
 FLAKY = {"import": f"{Path(__file__).parent / 'fixtures' / 'labelling_calcs.py'}:FlakyEMT"}
-ALA2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ala2" / "ala2_relaxed.xyz"
+ALA2 = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "ala2" / "ala2_relaxed.xyz"
 
 
 def metal_cells(n: int = 3, seed: int = 0) -> list[Atoms]:

@@ -38,6 +38,11 @@ from ..md.task import TRACE as WALKER_TRACE
 STAGES = ("propose", "label", "train", "sample", "select")
 
 
+def _path(name: str) -> property:
+    """A path of the round directory (a read-only property)."""
+    return property(lambda self: self.dir / name, doc=f"``round_NNN/{name}``")
+
+
 class RoundLayout:
     """The files of round ``index`` of the campaign in ``root``, and its stage marks."""
 
@@ -47,29 +52,18 @@ class RoundLayout:
         self._state: dict | None = None
 
     # ---------------------------------------------------------------- artefact paths
-    @property
-    def to_label(self) -> Path:
-        return self.dir / "to_label.extxyz"
-
-    @property
-    def labels_dir(self) -> Path:
-        return self.dir / "labels"
-
-    @property
-    def label_failures(self) -> Path:
-        return self.dir / "label_failures.json"
-
-    @property
-    def labelled(self) -> Path:
-        return self.dir / "labelled.extxyz"
-
-    @property
-    def dataset(self) -> Path:
-        return self.dir / "dataset.extxyz"
-
-    @property
-    def train_dir(self) -> Path:
-        return self.dir / "train"
+    to_label = _path("to_label.extxyz")  # propose
+    labels_dir = _path("labels")  # label: NNNNN.extxyz / NNNNN.failed.json
+    label_failures = _path("label_failures.json")
+    labelled = _path("labelled.extxyz")
+    dataset = _path("dataset.extxyz")
+    train_dir = _path("train")  # a training run directory (ubmd.io.RunFiles)
+    split_file = _path("split.json")
+    walkers_dir = _path("walkers")  # threshold.json, wNN/ (ubmd.md.task)
+    pool = _path("pool.extxyz")
+    selected = _path("selected.extxyz")
+    summary_file = _path("summary.json")
+    state_file = _path("state.json")
 
     @property
     def train_files(self) -> RunFiles:
@@ -80,32 +74,8 @@ class RoundLayout:
     def model_file(self) -> Path:
         return self.train_files.model
 
-    @property
-    def split_file(self) -> Path:
-        return self.dir / "split.json"
-
-    @property
-    def walkers_dir(self) -> Path:
-        return self.dir / "walkers"
-
     def walker_dir(self, k: int) -> Path:
         return self.walkers_dir / f"w{k:02d}"
-
-    @property
-    def pool(self) -> Path:
-        return self.dir / "pool.extxyz"
-
-    @property
-    def selected(self) -> Path:
-        return self.dir / "selected.extxyz"
-
-    @property
-    def summary_file(self) -> Path:
-        return self.dir / "summary.json"
-
-    @property
-    def state_file(self) -> Path:
-        return self.dir / "state.json"
 
     # ---------------------------------------------------------------- reads and writes
     read_frames = staticmethod(read_frames)  # extxyz; a missing or empty file holds no frame

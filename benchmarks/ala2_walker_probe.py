@@ -48,6 +48,11 @@ VARIANTS = {
     "biased_wH1": {"weights": {}},
     "biased_from_c7eq": {"_start": "relaxed"},
     "unbiased_from_c7eq": {"tau_forces": 0.0, "_start": "relaxed"},
+    "unbiased_thr3": {"tau_forces": 0.0, "threshold": 3.0},
+    "biased_thr3": {"threshold": 3.0},
+    "unbiased_thr5": {"tau_forces": 0.0, "threshold": 5.0},
+    "biased_thr5": {"threshold": 5.0},
+    "biased_thr5_tau1": {"threshold": 5.0, "tau_forces": 1.0},
 }
 
 

@@ -187,3 +187,67 @@ def test_a_registered_engine_runs_in_worker_processes(tmp_path):
     finally:
         ENGINES.pop("echo", None)
         ENGINES.pop("local", None)
+
+
+def _crossings(out):
+    from ubmd.data import read_structures
+
+    frames = read_structures(out / "candidates.extxyz")
+    steps = [f.info["step"] for f in frames]
+    assert steps == sorted(set(steps))  # one frame per step, in order
+    return frames, [f for f in frames if f.info["trigger"]]
+
+
+def test_reflections_return_to_the_last_sampled_frame(model_file, tmp_path):
+    """--reflections 2: the first two crossings are kept as candidates and the walker goes back
+    (it is not stopped); the third crossing stops it. Every crossing frame is over the threshold,
+    every sampled frame under it; without reflections the first crossing stops the run."""
+    out0, trace0, _ = _md(model_file, tmp_path, "probe", "--tau-forces", "1.0")
+    thr = float(trace0["max_atomic_uncertainty"][0]) * 1.5
+    out1, _, s1 = _md(model_file, tmp_path, "stop", "--tau-forces", "1.0", "--threshold",
+                      f"{thr:.6g}", "--steps", "400", "--sample-every", "10")
+    out2, trace2, s2 = _md(model_file, tmp_path, "reflect", "--tau-forces", "1.0", "--threshold",
+                           f"{thr:.6g}", "--steps", "400", "--sample-every", "10",
+                           "--reflections", "2")
+    assert s1["stop_reason"] == "threshold" and s1["reflections"] == 0
+    assert s2["stop_reason"] == "threshold" and s2["reflections"] == 2
+    assert s2["n_steps"] > s1["n_steps"]
+    frames, crossings = _crossings(out2)
+    assert len(crossings) == 3 and crossings[-1].info["step"] == s2["n_steps"]
+    assert all(f.info["max_atomic_uncertainty"] > thr for f in crossings)
+    assert all(f.info["max_atomic_uncertainty"] <= thr for f in frames if not f.info["trigger"])
+    assert np.all(np.diff(trace2["step"]) > 0)
+
+
+@pytest.mark.lammps
+def test_lammps_reflections_match_the_rule(model_file, tmp_path):
+    """The LAMMPS engine's deck loop: the same rule as the ASE engine (k reflections, the
+    (k+1)-th crossing stops; read_dump restores the last sampled frame, timesteps run on)."""
+    from lammps_helpers import PLUGIN
+
+    from ubmd.config import check
+    from ubmd.data import read_structures
+    from ubmd.md import MDSettings, WalkerTask, run_walker
+
+    if not PLUGIN.exists():
+        pytest.skip("ubmd LAMMPS plugin not built")
+    model, start = model_file
+    base = dict(max_steps=400, sample_every=10, log_every=5, tau_forces=1.0, window=20,
+                threshold=100.0)
+    probe = run_walker(WalkerTask(0, "lammps", str(model), read_structures(start)[0],
+                                  str(tmp_path / "probe"), 300.0, 0.0, 3,
+                                  check(MDSettings(**base), "md")))
+    thr = float(np.load(tmp_path / "probe" / "trace.npz")["max_atomic_uncertainty"][0]) * 1.5
+    assert probe["reflections"] == 0
+    s = run_walker(WalkerTask(0, "lammps", str(model), read_structures(start)[0],
+                              str(tmp_path / "reflect"), 300.0, 0.0, 3,
+                              check(MDSettings(**{**base, "threshold": thr, "reflections": 2}),
+                                    "md")))
+    assert s["stop_reason"] in ("threshold", "max_steps"), s
+    frames, crossings = _crossings(tmp_path / "reflect")
+    assert len(crossings) == s["reflections"] + (s["stop_reason"] == "threshold")
+    assert s["reflections"] == 2 or s["stop_reason"] == "max_steps"
+    assert all(f.info["max_atomic_uncertainty"] > thr for f in crossings)
+    assert all(f.info["max_atomic_uncertainty"] <= thr for f in frames if not f.info["trigger"])
+    deck = (tmp_path / "reflect" / "in.walker.lmp").read_text()
+    assert "variable reflect loop 3" in deck and "timestep no" in deck

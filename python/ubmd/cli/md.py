@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="per-element bias weights, e.g. H=0 (elements of the model; others 1)")
     p.add_argument("--threshold", type=float, default=None,
                    help="stop when an atomic uncertainty exceeds this (eV/Å); default: never")
+    p.add_argument("--reflections", type=int, default=0,
+                   help="k > 0: a frame over --threshold is saved and the run goes back to its "
+                        "last saved frame with fresh velocities, k times; it stops at the "
+                        "(k+1)-th crossing")
     p.add_argument("--sample-every", type=int, default=None,
                    help=f"steps between saved frames; default: {SAMPLE_EVERY} or --steps if fewer")
     p.add_argument("--log-every", type=int, default=10, help="steps between trace records")
@@ -116,6 +120,7 @@ def main(args: list[str] | None = None) -> int:
                             temperature=ns.temperature, pressure=ns.pressure,
                             timestep=ns.timestep, max_steps=ns.steps, sample_every=sample_every,
                             log_every=ns.log_every, threshold=threshold,
+                            reflections=ns.reflections,
                             tau_forces=ns.tau_forces, tau_stress=ns.tau_stress,
                             window=ns.window, weights=weights, friction=ns.friction,
                             tdamp=ns.tdamp, pdamp=ns.pdamp)

@@ -124,37 +124,56 @@ def run_ase_walker(task: WalkerTask) -> dict:
     atoms.calc = calc
     rng = np.random.default_rng(task.seed)
     init_velocities(atoms, task.temperature, rng)
-    dyn = make_dynamics(atoms, p, task.temperature, task.pressure, rng)
     periodic = bool(np.all(atoms.pbc))
     trace = {k: [] for k in ("step", "time_fs", "uncertainty", "max_atomic_uncertainty",
                              "energy", "bias_energy", "temperature", "volume")}
     cvs = []
     candidates: list[Atoms] = []
-    stop, step, max_u = STOP_MAX_STEPS, 0, math.nan
-    for step, _ in enumerate(dyn.irun(p.max_steps)):
-        res = calc.results
-        u, max_u = _uncertainties(res)
-        # the start frame is labelled already; without an uncertainty (NaN) never over
-        over = step > 0 and max_u > p.threshold
-        if step % p.log_every == 0 or over:
-            trace["step"].append(step)
-            trace["time_fs"].append(step * p.timestep)
-            trace["uncertainty"].append(u)
-            trace["max_atomic_uncertainty"].append(max_u)
-            trace["energy"].append(res["energy"])
-            trace["bias_energy"].append(res.get(K.BIAS_ENERGY, 0.0))
-            trace["temperature"].append(atoms.get_temperature())
-            trace["volume"].append(atoms.get_volume() if periodic else math.nan)
-            if task.dihedrals:
-                cvs.append(dihedral_values(atoms, task.dihedrals))
-        if (step % p.sample_every == 0 and step > 0) or over:
-            candidates.append(_frame(atoms, res, task, step, over))
-        if over:
-            stop = STOP_THRESHOLD
-            break
-        if p.max_time_s is not None and time.perf_counter() - t_start > p.max_time_s:
-            stop = STOP_TIME
-            break
+    stop, step, max_u, reflected = STOP_MAX_STEPS, 0, math.nan, 0
+    restore = (atoms.get_positions(), atoms.get_cell())  # the last sampled (trusted) frame
+    while stop == STOP_MAX_STEPS and step < p.max_steps:
+        # one segment: until max_steps, or a crossing that sends the walker back (reflections)
+        first = step
+        dyn = make_dynamics(atoms, p, task.temperature, task.pressure, rng)
+        for k, _ in enumerate(dyn.irun(p.max_steps - first)):
+            step = first + k
+            if k == 0 and first > 0:
+                continue  # the restored frame: recorded already
+            res = calc.results
+            u, max_u = _uncertainties(res)
+            # the start frame is labelled already; without an uncertainty (NaN) never over
+            over = step > 0 and max_u > p.threshold
+            if step % p.log_every == 0 or over:
+                trace["step"].append(step)
+                trace["time_fs"].append(step * p.timestep)
+                trace["uncertainty"].append(u)
+                trace["max_atomic_uncertainty"].append(max_u)
+                trace["energy"].append(res["energy"])
+                trace["bias_energy"].append(res.get(K.BIAS_ENERGY, 0.0))
+                trace["temperature"].append(atoms.get_temperature())
+                trace["volume"].append(atoms.get_volume() if periodic else math.nan)
+                if task.dihedrals:
+                    cvs.append(dihedral_values(atoms, task.dihedrals))
+            if (step % p.sample_every == 0 and step > 0) or over:
+                candidates.append(_frame(atoms, res, task, step, over))
+                if not over:
+                    restore = (atoms.get_positions(), atoms.get_cell())
+            if over and reflected < p.reflections:
+                # back to the last sampled frame with fresh velocities (the bias window goes on)
+                reflected += 1
+                atoms.set_cell(restore[1], scale_atoms=False)
+                atoms.set_positions(restore[0])
+                init_velocities(atoms, task.temperature, rng)
+                step += 1  # the next segment's first step is a new MD step
+                break
+            if over:
+                stop = STOP_THRESHOLD
+                break
+            if p.max_time_s is not None and time.perf_counter() - t_start > p.max_time_s:
+                stop = STOP_TIME
+                break
+        else:
+            break  # max_steps reached within the segment
     if task.dihedrals:
         trace["cvs"] = np.asarray(cvs, dtype=float).reshape(-1, 2)
     workdir = task.workdir
@@ -162,6 +181,6 @@ def run_ase_walker(task: WalkerTask) -> dict:
     save_npz_atomic(trace, f"{workdir}/{TRACE}")
     return {"index": task.index, "engine": "ase", "stop_reason": stop, "n_steps": step,
             "time_fs": step * p.timestep, "max_atomic_uncertainty": max_u,
-            "n_candidates": len(candidates), "ensemble": p.ensemble,
+            "n_candidates": len(candidates), "ensemble": p.ensemble, "reflections": reflected,
             "has_uncertainty": bool(calc.has_uncertainty),
             "final_volume": atoms.get_volume() if periodic else None}

@@ -48,6 +48,7 @@ LOG = "log.lammps"
 DUMP = "candidates.lammpstrj"
 TRACE_DUMP = "trace.lammpstrj"
 LAST_DUMP = "last.lammpstrj"
+CROSSINGS_DUMP = "crossings.lammpstrj"  # frames that crossed the threshold and were reflected
 
 
 def metal_times(params) -> dict:
@@ -149,29 +150,55 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
     if task.dihedrals:
         lines += [f"dump trace all custom {p.log_every} {TRACE_DUMP} id type x y z",
                   "dump_modify trace sort id"]
-    lines += [f"fix stop all halt 1 v_umax > {float(p.threshold)!r} error continue message yes",
-              *[str(c) for c in p.lammps.extra_commands],
-              f"run {p.max_steps}",
-              f"write_dump all custom {LAST_DUMP} {dump_cols} modify sort id"]
+    thr = f"{float(p.threshold)!r}"
+    lines += [f"fix stop all halt 1 v_umax > {thr} error continue message yes",
+              *[str(c) for c in p.lammps.extra_commands]]
+    if p.reflections == 0:
+        lines.append(f"run {p.max_steps}")
+    else:
+        # a crossing frame is kept and the walker goes back to its last sampled frame (the
+        # candidates dump) with fresh velocities, p.reflections times; timesteps run on, so
+        # `run ... upto` ends every segment at max_steps
+        restore_box = "box yes" if periodic else "box no"
+        lines += [f"variable reflect loop {p.reflections + 1}",
+                  f"variable back equal floor((step-1)/{p.sample_every})*{p.sample_every}",
+                  "label segment",
+                  f"run {p.max_steps} upto",
+                  f'if "${{umax}} <= {thr}" then "jump SELF done"',
+                  "next reflect",
+                  "jump SELF reflect_now",
+                  "jump SELF done",  # reflections used up: this crossing stops the walker
+                  "label reflect_now",
+                  f"write_dump all custom {CROSSINGS_DUMP} {dump_cols} modify sort id append yes",
+                  f"read_dump {DUMP} ${{back}} x y z {restore_box} timestep no",
+                  f"velocity all create {T:g} $({seed}+7919*v_reflect) mom yes "
+                  f"rot {'no' if periodic else 'yes'} dist gaussian",
+                  "jump SELF segment",
+                  "label done"]
+    lines.append(f"write_dump all custom {LAST_DUMP} {dump_cols} modify sort id")
     return "\n".join(lines) + "\n"
 
 
-def parse_thermo(log_path: Path) -> tuple[dict, dict | None]:
-    """Thermo columns of the (single) run in a LAMMPS log, and ``{"step", "value"}`` of the
-    ``fix halt`` message (None if it did not fire; no thermo row is printed for that step)."""
+def parse_thermo(log_path: Path, all_halts: bool = False):
+    """Thermo columns of the runs in a LAMMPS log (consecutive runs joined; a row whose step is
+    not past the previous row's, a run's setup row after a reflection, is left out), and
+    ``{"step", "value"}`` of the last ``fix halt`` message (None if it never fired; no thermo row
+    is printed for that step); with ``all_halts`` the list of every one."""
     cols: dict[str, list] = {}
     names: list[str] | None = None
-    halted = None
+    halts = []
     for line in log_path.read_text(errors="replace").splitlines():
         if line.startswith("Fix halt condition"):
             words = line.split()
-            halted = {"step": int(words[words.index("step") + 1]),
-                      "value": float(words[words.index("value") + 1])}
+            halts.append({"step": int(words[words.index("step") + 1]),
+                          "value": float(words[words.index("value") + 1])})
             continue
         words = line.split()
         if words[:1] == ["Step"]:
+            if cols and list(cols) != words:
+                raise ValueError(f"{log_path}: runs with different thermo columns")
             names = words
-            cols = {n: [] for n in names}
+            cols = cols or {n: [] for n in names}
             continue
         if names is None:
             continue
@@ -183,9 +210,14 @@ def parse_thermo(log_path: Path) -> tuple[dict, dict | None]:
                 values = [float(w) for w in words]
             except ValueError:
                 continue
+            if cols[names[0]] and values[0] <= cols[names[0]][-1]:
+                continue
             for n, v in zip(names, values):
                 cols[n].append(v)
-    return {k: np.asarray(v) for k, v in cols.items()}, halted
+    thermo = {k: np.asarray(v) for k, v in cols.items()}
+    if all_halts:
+        return thermo, halts
+    return thermo, (halts[-1] if halts else None)
 
 
 def _command(task: WalkerTask) -> list[str]:
@@ -267,7 +299,7 @@ def run_lammps_walker(task: WalkerTask) -> dict:
     periodic = bool(np.all(task.start.pbc))
     write_data_file(task.start, wd / DATA, list(task.species), cutoff)
     (wd / DECK).write_text(deck_text(task, plugin, periodic, _boundary(task.start)))
-    for stale in (DUMP, TRACE_DUMP, LAST_DUMP, LOG):
+    for stale in (DUMP, TRACE_DUMP, LAST_DUMP, CROSSINGS_DUMP, LOG):
         (wd / stale).unlink(missing_ok=True)
     t0 = time.perf_counter()
     rc, timed_out = _run(_command(task), wd, p.max_time_s)
@@ -276,17 +308,22 @@ def run_lammps_walker(task: WalkerTask) -> dict:
         log_tail = (wd / LOG).read_text(errors="replace").strip().splitlines()[-5:] \
             if (wd / LOG).exists() else []
         raise RuntimeError(f"LAMMPS exited with status {rc}: " + " / ".join(log_tail or tail))
-    thermo, halted = parse_thermo(wd / LOG) if (wd / LOG).exists() else ({}, None)
-    frames = [f for f in _frames(wd / DUMP, task) if f.info["step"] > 0]
+    thermo, halts = parse_thermo(wd / LOG, all_halts=True) if (wd / LOG).exists() else ({}, [])
+    reflected = _frames(wd / CROSSINGS_DUMP, task)  # crossings the walker came back from
+    halted = halts[-1] if len(halts) > len(reflected) else None  # the crossing that stopped it
     last = _frames(wd / LAST_DUMP, task)
     n_steps = int(thermo["Step"][-1]) if len(thermo.get("Step", [])) else 0
     max_u = float(thermo["c_umax"][-1]) if len(thermo.get("c_umax", [])) else math.nan
     if halted:
         n_steps, max_u = halted["step"], halted["value"]
-    if halted and last and (not frames or frames[-1].info["step"] != last[0].info["step"]):
-        frames.append(last[0])
-    if halted and frames:
-        frames[-1].info["trigger"] = True
+    triggers = reflected + (last if halted else [])
+    for f in triggers:
+        f.info["trigger"] = True
+    # the sampled frames, and the crossing frames in their place (a crossing on a sampling step
+    # is in both files: once, as a crossing)
+    by_step = {f.info["step"]: f for f in _frames(wd / DUMP, task) if f.info["step"] > 0}
+    by_step.update({f.info["step"]: f for f in triggers})
+    frames = [by_step[k] for k in sorted(by_step)]
     u_of_step = dict(zip(thermo.get("Step", []), thermo.get(U_COLUMN, [])))
     for f in frames:
         f.info.setdefault("trigger", False)
@@ -308,6 +345,7 @@ def run_lammps_walker(task: WalkerTask) -> dict:
     return {"index": task.index, "engine": "lammps", "stop_reason": stop, "n_steps": n_steps,
             "time_fs": n_steps * p.timestep,
             "max_atomic_uncertainty": max_u,
-            "n_candidates": len(frames), "ensemble": p.ensemble, "lammps_s": time.perf_counter() - t0,
+            "n_candidates": len(frames), "ensemble": p.ensemble, "reflections": len(reflected),
+            "lammps_s": time.perf_counter() - t0,
             "final_volume": float(thermo["Volume"][-1]) if thermo and periodic else None,
             "command": " ".join(_command(task))}

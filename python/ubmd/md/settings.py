@@ -44,6 +44,9 @@ class MDSettings:
     # volume, CVs)
     threshold: float = setting(1.5, gt=0)  # eV/Å; stop once any calibrated atomic uncertainty
     # exceeds it
+    reflections: int = setting(0, ge=0)  # 0: stop at the first crossing (the paper's rule);
+    # k > 0: a crossing frame goes to the candidates and the walker returns to its last sampled
+    # frame (every sample_every steps) with fresh velocities, k times; it stops at the (k+1)-th
     tau_forces: float = setting(0.25, ge=0)
     tau_stress: float = setting(0.0, ge=0)
     window: int = setting(100, ge=1)  # adaptive-scale window W (evaluations)

@@ -53,6 +53,9 @@ VARIANTS = {
     "unbiased_thr5": {"tau_forces": 0.0, "threshold": 5.0},
     "biased_thr5": {"threshold": 5.0},
     "biased_thr5_tau1": {"threshold": 5.0, "tau_forces": 1.0},
+    "biased_reflect": {"reflections": 20},
+    "biased_thr3_reflect": {"threshold": 3.0, "reflections": 20},
+    "unbiased_reflect": {"tau_forces": 0.0, "reflections": 20},
 }
 
 
@@ -105,6 +108,7 @@ def walker_stats(summary: dict, trace: dict, window: int, start_cvs) -> dict:
     right = cvs[:, 0] > 0 if len(cvs) else np.zeros(0, bool)
     n = int(summary.get("n_steps", 0))
     return {"n_steps": n, "stop": summary.get("stop_reason"),
+            "reflections": int(summary.get("reflections", 0)),
             "biased_fraction": max(0.0, (n - window) / n) if n else 0.0,
             "max_dphi": float(np.abs(d[:, 0]).max()) if len(d) else 0.0,
             "max_dpsi": float(np.abs(d[:, 1]).max()) if len(d) else 0.0,
@@ -170,6 +174,7 @@ def main(argv=None) -> int:
                 stats.append(walker_stats(res, trace, w.window,
                                           dihedral_values(t.start, dih)))
         agg = {"threshold_eV_A": threshold, "start": start_kind, "n": len(stats),
+               "reflections": int(sum(s.get("reflections", 0) for s in stats)),
                "median_steps": float(np.median([s["n_steps"] for s in stats])),
                "stopped_by_u": sum(s["stop"] == "threshold" for s in stats),
                "mean_biased_fraction": float(np.mean([s["biased_fraction"] for s in stats])),
@@ -184,6 +189,10 @@ def main(argv=None) -> int:
               f"  phi>0 {agg['walkers_reaching_phi_pos']}/{agg['n']}  ({time.perf_counter() - t0:.0f} s)",
               flush=True)
     out = RESULTS / f"ala2_walker_probe_{a.labels}.json"
+    if out.exists():  # keep the variants of earlier calls (same model: same labels and epochs)
+        old = json.loads(out.read_text())
+        if old.get("epochs") == a.epochs:
+            results["variants"] = {**old.get("variants", {}), **results["variants"]}
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"model level (median max u_i on its training data) {level:.3f} eV/Å; wrote {out}")
     return 0

@@ -97,7 +97,7 @@ DIHEDRALS = BENCH_DATA / "ala2" / "dihedrals.json"
 UNPACKED = ROOT / "runs" / "unpacked"  # archived parents, unpacked for a branch
 
 MAIN = ("unbiased_300K", "biased_300K", "unbiased_1200K")
-EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble")
+EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble", "biased_300K_reflect")
 
 # Size presets: overrides applied on top of the campaign config (dotted keys).
 SIZES = {
@@ -115,14 +115,20 @@ SIZES = {
              "walkers.max_time_s": 600, "training.max_time_s": 90, "training.max_epochs": 1000,
              "training.patience": 200},
 }
+# uniform: the protocol of issue #23 -- nothing depends on the machine's load: training by a
+# fixed epoch budget (no wall cap, no early stop), walkers by steps only; 2 ps walkers; judged by
+# benchmarks.ala2_learning_curves on the uniform (phi, psi) grid
+SIZES["uniform"] = {"label_budget": 128, "walkers.max_steps": 4000, "walkers.sample_every": 100,
+                    "walkers.max_time_s": None, "training.max_time_s": None,
+                    "training.max_epochs": 300, "training.patience": 300}
 # branch: full settings; the label budget is the parent's labels at the branch round + new ones
 SIZES["branch"] = {k: v for k, v in SIZES["full"].items() if k != "label_budget"}
 BRANCH = {"parent": ROOT / "runs" / "ala2_campaigns" / "full" / "biased_300K_s0", "round": 15,
           "labels": 40}
 BRANCH_CAMPAIGNS = ("biased_300K",) + EXTRAS
-DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0, 1, 2], "branch": [0]}
+DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0, 1, 2], "branch": [0], "uniform": [0, 1, 2]}
 # models evaluated for the error-vs-labels curves (the final model is always evaluated)
-CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8, "branch": 3}
+CURVE_POINTS = {"tiny": 2, "quick": 4, "full": 8, "branch": 3, "uniform": 4}
 
 
 # ---------------------------------------------------------------------------------- configs

@@ -58,6 +58,8 @@ def _args(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--tag", default="s2")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "ala2_learning_curves")
+    p.add_argument("--collect-only", action="store_true",
+                   help="no training: gather the results already computed (a partial curve)")
     return p.parse_args(argv)
 
 
@@ -194,9 +196,11 @@ def main(argv=None) -> int:
                               "epochs": a.epochs, "frames": frames[:n], "config": cfg,
                               "tests": tests,
                               "dir": str(a.work / f"e{a.epochs}" / camp.name / f"n{n}_s{seed}")})
+    if a.collect_only:
+        specs = [s for s in specs if (Path(s["dir"]) / "result.json").exists()]
     print(f"{len(specs)} trainings ({a.epochs} epochs each)", flush=True)
     results, t0 = [], time.perf_counter()
-    with LocalExecutor(a.workers, threads=1) as ex:
+    with LocalExecutor(a.workers, threads=1, inline=a.collect_only) as ex:
         for k, (i, res) in enumerate(ex.map_unordered(job, specs), 1):
             s = specs[i]
             if isinstance(res, JobFailure):

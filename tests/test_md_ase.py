@@ -220,9 +220,11 @@ def test_reflections_return_to_the_last_sampled_frame(model_file, tmp_path):
 
 
 @pytest.mark.lammps
-def test_lammps_reflections_match_the_rule(model_file, tmp_path):
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_lammps_reflections_match_the_rule(model_file, tmp_path, ensemble):
     """The LAMMPS engine's deck loop: the same rule as the ASE engine (k reflections, the
-    (k+1)-th crossing stops; read_dump restores the last sampled frame, timesteps run on)."""
+    (k+1)-th crossing stops; read_dump restores the last sampled frame, and under NPT its cell;
+    timesteps run on)."""
     from lammps_helpers import PLUGIN
 
     from ubmd.config import check
@@ -233,7 +235,8 @@ def test_lammps_reflections_match_the_rule(model_file, tmp_path):
         pytest.skip("ubmd LAMMPS plugin not built")
     model, start = model_file
     base = dict(max_steps=400, sample_every=10, log_every=5, tau_forces=1.0, window=20,
-                threshold=100.0)
+                threshold=100.0, ensemble=ensemble, tau_stress=0.5 if ensemble == "npt" else 0.0,
+                pdamp=200.0, pressure=5000.0)
     probe = run_walker(WalkerTask(0, "lammps", str(model), read_structures(start)[0],
                                   str(tmp_path / "probe"), 300.0, 0.0, 3,
                                   check(MDSettings(**base), "md")))
@@ -251,3 +254,7 @@ def test_lammps_reflections_match_the_rule(model_file, tmp_path):
     assert all(f.info["max_atomic_uncertainty"] <= thr for f in frames if not f.info["trigger"])
     deck = (tmp_path / "reflect" / "in.walker.lmp").read_text()
     assert "variable reflect loop 3" in deck and "timestep no" in deck
+    if ensemble == "npt":  # the cell moves, and a reflection restores the sampled frame's cell
+        assert "box yes" in deck
+        cells = {f.info["step"]: f.cell.array for f in frames}
+        assert np.ptp([c[0, 0] for c in cells.values()]) > 1e-4

@@ -97,7 +97,8 @@ DIHEDRALS = BENCH_DATA / "ala2" / "dihedrals.json"
 UNPACKED = ROOT / "runs" / "unpacked"  # archived parents, unpacked for a branch
 
 MAIN = ("unbiased_300K", "biased_300K", "unbiased_1200K")
-EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble", "biased_300K_reflect")
+EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble", "biased_300K_reflect",
+          "unbiased_600K_reflect")
 
 # Size presets: overrides applied on top of the campaign config (dotted keys).
 SIZES = {

@@ -146,6 +146,15 @@ def test_lammps_deck_and_dump_reader(tmp_path):
                    "on step 13 with value 1.5\nLoop time of 1 on 1 procs\n")
     cols, halted = parse_thermo(log)
     assert list(cols["Step"]) == [0, 10] and halted == {"step": 13, "value": 1.5}
+    # a walker with reflections: consecutive runs joined, a run's setup row (the restored frame
+    # at the halting step) left out, every halt listed
+    log.write_text("Step Time Temp\n0 0 300\n10 0.005 310\nFix halt condition for fix-id stop met "
+                   "on step 13 with value 1.5\n13 0.0065 320\nLoop time of 1 on 1 procs\n"
+                   "Step Time Temp\n13 0.0065 300\n20 0.01 305\n30 0.015 301\nFix halt condition "
+                   "for fix-id stop met on step 31 with value 1.7\nLoop time of 1 on 1 procs\n")
+    cols, halts = parse_thermo(log, all_halts=True)
+    assert list(cols["Step"]) == [0, 10, 13, 20, 30] and list(cols["Temp"])[2] == 320
+    assert [h["step"] for h in halts] == [13, 31]
 
 
 def test_lammps_langevin_walker_keeps_the_target_temperature(tmp_path):

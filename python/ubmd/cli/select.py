@@ -152,31 +152,27 @@ def _select_structures(ns) -> int:
     from ase.io import write
 
     from ..data import read_structure_files, read_structures
-    from ..selection.pool import RunFeatures, select_from_pool
+    from ..io import RunFiles
+    from ..model_file import read_metadata
+    from ..selection.pool import select
     from ..training.runs import load_run_config
 
     try:
         cfg = load_run_config(ns.model)
         pool = read_structures(ns.pool)
-        if not pool:
-            raise ValueError(f"{ns.pool} holds no structures")
-        if ns.train:
-            train = read_structures(ns.train)
-        elif cfg.data.train:
-            train = read_structure_files(cfg.data.train, what="data.train")
-        else:
+        train = read_structures(ns.train) if ns.train else (
+            read_structure_files(cfg.data.train, what="data.train") if cfg.data.train else None)
+        if train is None:
             raise ValueError(f"{ns.model}: its config names no training data; give --train")
-        model = RunFeatures(Path(cfg.output), cfg)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            idx = select_from_pool(model, pool, train, train, ns.method, ns.batch_size,
-                                   seed=ns.seed)
+            idx = select(pool, ns.model, ns.batch_size, ns.method, train=train, seed=ns.seed)
     except (OSError,) + INPUT_ERRORS as err:
         return fail("select", err)
     for w in caught:
         print(f"ubmd select: warning: {w.message}", file=sys.stderr)
     indices = _report(ns, idx, model=str(ns.model), n_pool=len(pool), n_train=len(train),
-                      uncertainty=model.kind)
+                      uncertainty=read_metadata(RunFiles(cfg.output).model)["uncertainty"])
     if ns.write_selected:
         out = Path(ns.write_selected)
         out.parent.mkdir(parents=True, exist_ok=True)

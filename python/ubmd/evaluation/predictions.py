@@ -65,11 +65,12 @@ EXPLAIN = {
 }
 
 
-def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: float = 0.05,
-                        out_dir: str | Path | None = None, progress: bool = True,
-                        label_keys: dict | None = None) -> dict:
+def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms] | str | Path,
+                        alpha: float = 0.05, out_dir: str | Path | None = None,
+                        progress: bool = True, label_keys: dict | None = None) -> dict:
     """Energy (eV/atom), force (eV/Å) and stress (eV/Å^3, also GPa) errors and calibration
-    metrics of ``model_file`` on the labelled ``frames``; ``units`` (every key's unit) is part of
+    metrics of ``model_file`` on the labelled ``frames`` (ASE Atoms, or a file ASE reads);
+    ``alpha``: miscoverage level of the coverage metrics; ``units`` (every key's unit) is part of
     the result. With ``out_dir``: ``evaluation.json`` (the result plus ``explain``, what every
     key means), ``predictions.extxyz`` (every structure with the model's predictions
     ``ubmd_energy`` (eV), ``ubmd_stress`` (Voigt, eV/Å^3), ``ubmd_uncertainty`` (eV/atom) in
@@ -82,6 +83,10 @@ def evaluate_model_file(model_file: str | Path, frames: Sequence[Atoms], alpha: 
     without any energy or force label under them are an error naming the keys they have; a NaN or
     inf label is an error naming the structure. Constraints of the frames (``FixAtoms`` ...) are
     dropped: the labels are raw calculator forces, so the model's raw forces are compared."""
+    if isinstance(frames, (str, Path)):
+        from ..data import read_structures
+
+        frames = read_structures(frames)
     keys = label_keys or {}
     labels = frame_labels(frames, keys)
     if frames and not any(lab["energy"] is not None or lab["forces"] is not None for lab in labels):

@@ -144,3 +144,49 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     with open(files.errors, "w") as fh:
         json.dump(summary_out, fh, indent=1)
     return summary_out
+
+
+def train(config, frames: Sequence[Atoms] | None = None, output: str | Path | None = None,
+          overrides: Sequence[str] = (), on_epoch=None) -> dict:
+    """Train a model (or an ensemble), fit and calibrate its uncertainty, export ``model.pt``:
+    what ``ubmd train`` does.
+
+    Args:
+        config: a YAML file (its relative paths are relative to it), a dict of the same keys
+            (relative paths relative to the working directory) or a
+            :class:`ubmd.config.TrainRunConfig`; every key: docs/config.md.
+        frames: labelled structures (ASE Atoms with energies and forces, e.g. the ``labelled``
+            of :func:`ubmd.label`) to train on instead of ``data.train``; they are written to
+            ``OUTPUT/data.extxyz`` and named in the run's config, so that the run can be
+            re-exported and re-calibrated later (:func:`ubmd.export`, :func:`ubmd.calibrate`).
+        output: the run directory (overrides ``output``).
+        overrides: ``"section.key=value"`` entries, as ``ubmd train --set``.
+        on_epoch: progress callback ``(member, epoch, n_epochs, record, done)``.
+
+    Returns the summary (also in ``OUTPUT/errors.json``): ``errors_train``/``errors_valid``
+    (``energy_rmse`` eV/atom, ``forces_rmse`` eV/Å, ``stress_rmse`` eV/Å^3 ...), ``calibration``
+    (constants), ``model_file`` (the exported model's path), ``train_time_s`` ...
+    """
+    import copy
+
+    from ..config import (from_dict, load_train_config, merge, parse_overrides, require_files,
+                          resolve_paths)
+    from ..data import write_structures
+
+    if isinstance(config, (str, Path)):
+        cfg = load_train_config(config, overrides, output)
+    else:
+        data = copy.deepcopy(config) if isinstance(config, dict) else to_dict(config)
+        over = parse_overrides(overrides)
+        if output is not None:
+            over["output"] = str(output)
+        cfg = resolve_paths(from_dict(TrainRunConfig, merge(data, over)), Path.cwd())
+    if frames is not None:
+        frames = list(frames)
+        out = Path(cfg.output).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        write_structures(out / "data.extxyz", frames)
+        cfg.data.train = str(out / "data.extxyz")
+        return train_from_config(cfg, frames, on_epoch=on_epoch)
+    require_files(cfg.data.train, "data.train")
+    return train_from_config(cfg, on_epoch=on_epoch)

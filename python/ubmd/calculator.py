@@ -45,17 +45,19 @@ _MODE_ALIASES = {K.UNCERTAINTY_MODE_TOTAL: K.UNCERTAINTY_MODE_BOTH}
 class UBMDCalculator(Calculator):
     """Model energies/forces/stress + uncertainties, optionally biased: E_b = E - tau u.
 
-    Parameters (ASE parameters: ``calc.parameters``, changed with ``calc.set(...)``)
-    ----------
-    model: path to a model file written by ``ubmd export``, or an ``ExportedModel``.
-    tau_forces: tau_F (dimensionless; bias force ~ tau_F x RMS true force once scaled).
-    tau_stress: tau_sigma (dimensionless), bias stress for NPT.
-    window: W, number of evaluations in the adaptive-scale window (s = 0 before W).
-    weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1); every element
-        named must be one of the model's (ValueError otherwise).
-    uncertainty: ``"both"`` (compute u and u_i; the bias uses u), ``"atomic"`` (u_i only, no
-        bias), ``"none"`` (plain MLIP); ``"total"`` is the older name of ``"both"``.
-    device: ``"cpu"`` or ``"cuda"`` (a model file is loaded there).
+    The arguments after ``model`` are ASE parameters (``calc.parameters``, changed with
+    ``calc.set(...)``).
+
+    Args:
+        model: path to a model file written by ``ubmd export``, or an ``ExportedModel``.
+        tau_forces: tau_F (dimensionless; bias force ~ tau_F x RMS true force once scaled).
+        tau_stress: tau_sigma (dimensionless), bias stress for NPT.
+        window: W, number of evaluations in the adaptive-scale window (s = 0 before W).
+        weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1); every
+            element named must be one of the model's (ValueError otherwise).
+        uncertainty: ``"both"`` (compute u and u_i; the bias uses u), ``"atomic"`` (u_i only,
+            no bias), ``"none"`` (plain MLIP); ``"total"`` is the older name of ``"both"``.
+        device: ``"cpu"`` or ``"cuda"`` (a model file is loaded there).
 
     The bias arithmetic (adaptive scales, same-step rule, coefficients, bias energy) is
     :class:`ubmd.bias.Bias`, the mirror of the LAMMPS pair style's ``ubmd::Bias``. ``set()`` of a

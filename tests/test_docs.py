@@ -106,3 +106,35 @@ def test_docs_site_builds_without_warnings(tmp_path):
     for name in ubmd.__all__:
         if name != "__version__":
             assert f'id="ubmd.{name}"' in api, name
+
+
+@pytest.mark.campaign
+def test_cluster_recipe_with_a_local_dask_cluster(tmp_path):
+    """docs/cluster.md's script with --scheduler local: walkers and labels on Dask workers; run
+    again (a new cluster, a new scheduler address), it finds the campaign finished."""
+    pytest.importorskip("distributed")
+    import yaml
+
+    from ase.build import bulk
+
+    start = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((1, 1, 2))
+    start.symbols[[0, 5]] = "Al"
+    start.write(tmp_path / "start.extxyz")
+    cfg = {"output": "run", "label_budget": 12, "max_rounds": 2,
+           "initial": {"structures": "start.extxyz", "n_perturbed": 5},
+           "reference": {"calculator": "emt", "n_workers": 2},
+           "walkers": {"engine": "ase", "n_walkers": 2, "temperature": 600, "max_steps": 40,
+                       "sample_every": 4, "threshold": 50.0, "window": 10},
+           "data": {"valid_fraction": 0.25},
+           "model": {"cutoff": 4.0, "n_radial": 4, "n_basis": 6, "hidden": [16, 16]},
+           "training": {"max_epochs": 10, "batch_size": 4, "progress": False}}
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(cfg))
+    script = (ROOT / "examples" / "cluster" / "campaign_on_dask.py").read_text()
+    script = script.replace("def main(argv=None)", "def main(argv=['al.yaml', '--scheduler', "
+                                                   "'local', '--workers', '2'])")
+    out = _run(script, tmp_path, 600)
+    assert "campaign finished: 2 rounds, 12 labels" in out
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["executor"]["kind"] == "dask" and saved["executor"]["address"].startswith("tcp")
+    out = _run(script, tmp_path, 600)  # another cluster: resumed, nothing to do
+    assert "campaign finished: 2 rounds, 12 labels" in out

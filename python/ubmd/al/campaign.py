@@ -242,6 +242,8 @@ def run_campaign(cfg: ALConfig, log=None, stages=None, progress: bool | float = 
     if existing.exists() and layout.started():
         old = load_al_config(existing)
         old.output = cfg.output
+        # where the Dask scheduler runs is not part of a campaign (a new cluster, a new address)
+        old.executor.address = cfg.executor.address
         if to_dict(old) != to_dict(cfg):
             diff = config_differences(to_dict(old), to_dict(cfg))
             shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")

@@ -16,15 +16,22 @@ LABEL_SIZE, TICK_SIZE, LEGEND_SIZE, TITLE_SIZE = 10, 9, 8, 10
 DPI = 150
 
 
+def blank_figure(width: float, height: float):
+    """An empty figure of ``width`` x ``height`` inches with constrained layout (for a layout of
+    one's own: ``fig.add_gridspec``); style each axes with :func:`style_axes`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def new_figure(width: float = 4.5, height: float = 4.5, n_cols: int = 1, n_rows: int = 1,
                **subplot_kw):
     """A figure of ``n_rows`` x ``n_cols`` panels, each ``width`` x ``height`` inches, with
     constrained layout; returns ``(fig, axes)`` with ``axes`` a flat list."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * n_cols, height * n_rows), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure(width * n_cols, height * n_rows)
     axes = [fig.add_subplot(n_rows, n_cols, k + 1, **subplot_kw)
             for k in range(n_rows * n_cols)]
     for ax in axes:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from ase.units import GPa
 
-from ..figures import LEGEND_SIZE, new_figure, save
+from .. import figures as F
 
 #: above this many points a panel is a 2-D histogram instead of a scatter plot
 DENSE = 4000
@@ -26,7 +26,7 @@ def parity_panel(fig, ax, reference, predicted, quantity: str, unit: str) -> Non
         hb = ax.hexbin(x, y, gridsize=60, bins="log", mincnt=1, cmap="viridis",
                        extent=(lo, hi, lo, hi))
         bar = fig.colorbar(hb, ax=ax, label="points per bin")
-        bar.ax.tick_params(labelsize=LEGEND_SIZE)
+        bar.ax.tick_params(labelsize=F.LEGEND_SIZE)
     else:
         ax.scatter(x, y, s=8, alpha=0.6, color="C0", edgecolors="none", rasterized=True)
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
@@ -38,8 +38,8 @@ def parity_panel(fig, ax, reference, predicted, quantity: str, unit: str) -> Non
     err = y - x
     ax.text(0.97, 0.03, f"RMSE {np.sqrt(np.mean(err ** 2)):.3g} {unit}\n"
                         f"MAE {np.mean(np.abs(err)):.3g} {unit}\nn = {x.size}",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=LEGEND_SIZE)
-    ax.legend(loc="upper left", fontsize=LEGEND_SIZE)
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=F.LEGEND_SIZE)
+    ax.legend(loc="upper left", fontsize=F.LEGEND_SIZE)
 
 
 def plot_parity(rows: list[dict], labels: list[dict], path: str | Path) -> Path | None:
@@ -64,8 +64,8 @@ def plot_parity(rows: list[dict], labels: list[dict], path: str | Path) -> Path 
                        np.concatenate([b.ravel() for _, b in s])))
     if not panels:
         return None
-    fig, axes = new_figure(4.2, 4.0, n_cols=len(panels))
+    fig, axes = F.new_figure(4.2, 4.0, n_cols=len(panels))
     for ax, (quantity, unit, ref, pred) in zip(axes, panels):
         parity_panel(fig, ax, ref, pred, quantity, unit)
     fig.suptitle(f"model against reference ({len(rows)} structures)", fontsize=10)
-    return save(fig, path)
+    return F.save(fig, path)

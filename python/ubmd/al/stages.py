@@ -66,6 +66,10 @@ class StageContext:
 
 
 def propose(ctx: StageContext, rl: RoundLayout) -> None:
+    """Structures to label: round 0 the start structures (``initial.*``, checked) and their
+    perturbed copies, later rounds the previous round's ``selected.extxyz``. Writes
+    ``rl.to_label``; marks ``propose`` with ``n`` (the labels this round requests, counted
+    against the budget)."""
     cfg, r = ctx.cfg, rl.index
     c = cfg.initial
     if r == 0:
@@ -87,6 +91,13 @@ def propose(ctx: StageContext, rl: RoundLayout) -> None:
 
 
 def label(ctx: StageContext, rl: RoundLayout) -> None:
+    """Reference labels of ``rl.to_label_frames()`` (``reference.*``), each checkpointed in
+    ``rl.labels_dir`` as it arrives; failures recorded, labels over ``reference.max_force``
+    dropped. Writes ``rl.labelled``, ``rl.dataset`` (the previous round's data set, or
+    ``initial.data``, plus the new labels) and ``rl.label_failures``; marks ``label`` with
+    ``n_requested``, ``n_labelled``, ``n_failed``, ``n_dropped``, ``n_dataset``,
+    ``reference_s``, ``wall_s``. Raises :class:`ubmd.RunStopped` (stage unmarked) when every
+    label failed or the data set is too small to split."""
     cfg, r = ctx.cfg, rl.index
     frames = rl.to_label_frames()
     ex = ctx.executor if cfg.executor.kind != "local" else None  # local: the labeller's own pool
@@ -147,6 +158,11 @@ def check_labels(ctx: StageContext, rl: RoundLayout, n_requested: int, got: dict
 
 
 def train(ctx: StageContext, rl: RoundLayout) -> None:
+    """Train the round's model on ``rl.dataset_frames()`` (``model``, ``training``,
+    ``uncertainty``; warm-started with ``warm_start``), calibrate, export ``rl.model_file``
+    into ``rl.train_dir`` (a ``ubmd train`` run whose config names ``rl.dataset``); writes
+    ``rl.split_file``; marks ``train`` with ``errors_valid``, ``errors_train``,
+    ``calibration``, ``n_train``, ``n_valid`` ..."""
     from .training import train_round
 
     cfg, r = ctx.cfg, rl.index
@@ -186,6 +202,10 @@ def _threshold(ctx: StageContext, rl: RoundLayout) -> dict:
 
 
 def sample(ctx: StageContext, rl: RoundLayout) -> None:
+    """The round's threshold (``walkers/threshold.json``), then ``walkers.n_walkers`` biased MD
+    walkers (``rl.walker_dir(k)``) through ``ctx.executor``, finished ones not rerun; writes
+    the candidate pool ``rl.pool``; marks ``sample`` with ``engine``, ``n_pool``, ``walkers``
+    (each one's stop reason, steps, ...), ``threshold``, ``wall_s``."""
     from .threshold import walker_params
 
     cfg, r = ctx.cfg, rl.index
@@ -223,6 +243,10 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
 
 
 def select(ctx: StageContext, rl: RoundLayout) -> None:
+    """A batch of ``selection.batch_size`` (capped by the remaining budget) of
+    ``rl.pool_frames()`` by ``selection.method``, with the round's model features, against its
+    training split; writes ``rl.selected`` (the next round's structures to label); marks
+    ``select`` with ``n_selected``, ``indices``, ``wall_s``."""
     from ..selection.pool import RunFeatures, select_from_pool
 
     cfg, r = ctx.cfg, rl.index

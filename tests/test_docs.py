@@ -106,6 +106,9 @@ def test_docs_site_builds_without_warnings(tmp_path):
     for name in ubmd.__all__:
         if name != "__version__":
             assert f'id="ubmd.{name}"' in api, name
+    for member in ("UBMDCalculator.todict", "UBMDCalculator.set", "UBMDCalculator.reset",
+                   "Campaign.run", "RoundLayout.mark", "al.stages.label"):
+        assert f'id="ubmd.{member}"' in api, member
 
 
 @pytest.mark.campaign

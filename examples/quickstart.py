@@ -2,6 +2,9 @@
 uncertainty, export it, and run a short uncertainty-biased NVT MD with it through ASE.
 
     .venv/bin/python examples/quickstart.py [--out runs/quickstart]
+
+What each step does: docs/quickstart.md; the same functions for a whole active-learning round:
+docs/python.md.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-from ubmd.calculator import UBMDCalculator
-from ubmd.config import TrainRunConfig, from_dict
-from ubmd.training import train_from_config
+import ubmd
 
 
 def make_data(n: int, seed: int = 0):
@@ -45,20 +46,22 @@ def main(args=None) -> int:
     p.add_argument("--steps", type=int, default=300)
     a = p.parse_args(args)
     frames = make_data(48)
-    cfg = from_dict(TrainRunConfig, {
+    summary = ubmd.train({
         "model": {"cutoff": 4.5, "n_radial": 6, "n_basis": 8, "hidden": [32, 32]},
-        "training": {"max_epochs": 60, "batch_size": 8, "lr": 5e-3, "dtype": "float32"},
+        "training": {"max_epochs": 60, "batch_size": 8, "lr": 5e-3, "dtype": "float32",
+                     "progress": False},
         "uncertainty": {"kind": "posterior", "features": "last_layer"},
-        "data": {"valid_fraction": 0.2}, "output": a.out})
-    summary = train_from_config(cfg, frames)
-    print("validation errors:", summary["errors_valid"])
+        "data": {"valid_fraction": 0.2}}, frames=frames, output=a.out)
+    e = summary["errors_valid"]
+    print(f"validation errors: energy {1000 * e['energy_rmse']:.2f} meV/atom, "
+          f"forces {e['forces_rmse']:.3f} eV/Å")
     model = Path(a.out) / "model.pt"
-    atoms = frames[0].copy()
     for tau, label in ((0.0, "unbiased"), (0.25, "biased")):
         atoms = frames[0].copy()
-        atoms.calc = UBMDCalculator(model, tau_forces=tau, window=20)
+        atoms.calc = ubmd.UBMDCalculator(model, tau_forces=tau, window=20)
         MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(1))
-        dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=600, friction=0.01 / units.fs)
+        dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=600, friction=0.01 / units.fs,
+                       fixcm=False)
         us = []
         dyn.attach(lambda: us.append(atoms.calc.results["uncertainty"]), interval=1)
         dyn.run(a.steps)

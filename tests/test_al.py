@@ -145,7 +145,7 @@ def test_lammps_deck_and_dump_reader(tmp_path):
     log.write_text("Step Time Temp\n0 0 300\n10 0.005 310\nFix halt condition for fix-id stop met "
                    "on step 13 with value 1.5\nLoop time of 1 on 1 procs\n")
     cols, halted = parse_thermo(log)
-    assert list(cols["Step"]) == [0, 10] and halted == {"step": 13, "value": 1.5}
+    assert list(cols["Step"]) == [0, 10] and halted == {"step": 13, "value": 1.5, "fix": "stop"}
     # a walker with reflections: consecutive runs joined, a run's setup row (the restored frame
     # at the halting step) left out, every halt listed
     log.write_text("Step Time Temp\n0 0 300\n10 0.005 310\nFix halt condition for fix-id stop met "
@@ -155,6 +155,10 @@ def test_lammps_deck_and_dump_reader(tmp_path):
     cols, halts = parse_thermo(log, all_halts=True)
     assert list(cols["Step"]) == [0, 10, 13, 20, 30] and list(cols["Temp"])[2] == 320
     assert [h["step"] for h in halts] == [13, 31]
+    # the runaway guard's lines: a fix halt on the kinetic temperature (2.57 x 600 K, 8 atoms)
+    assert "variable runaway_tkin equal temp" in deck
+    t_max = float(deck.split("v_runaway_tkin > ")[1].split()[0])
+    assert abs(t_max / 600.0 - 2.57) < 0.01
 
 
 def test_lammps_langevin_walker_keeps_the_target_temperature(tmp_path):

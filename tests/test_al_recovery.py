@@ -392,3 +392,84 @@ def test_initial_data_with_other_label_keys(tmp_path):
     d2["initial"] = {**d2["initial"], "data": str(tmp_path / "init.extxyz")}
     with pytest.raises(ValueError, match="dft_energy"):
         run_campaign(al_config_from_dict(d2))
+
+
+# ------------------------------------------------------------------ a campaign's first minutes
+@pytest.mark.campaign
+def test_missing_start_file_then_fixed_config_then_resume_of_a_finished_campaign(tmp_path):
+    """A config whose start file is missing stops before its directory exists (no directory
+    that later refuses the corrected config as "a different config"); a directory left by such
+    a start (config.yaml and nothing done) takes the corrected config; resuming the finished
+    campaign adds no line to log.txt."""
+    from ubmd.al.campaign import absolute_paths
+    from ubmd.al.config import save_al_config
+
+    d, _ = _campaign(tmp_path)
+    bad = {**d, "initial": {**d["initial"], "structures": str(tmp_path / "missing.extxyz")}}
+    with pytest.raises(FileNotFoundError, match=r"initial.structures: file not found: .*missing"):
+        run_campaign(al_config_from_dict(bad), log=lambda s: None)
+    out = Path(d["output"])
+    assert not out.exists()
+    out.mkdir()  # what an older ubmd left behind
+    save_al_config(absolute_paths(al_config_from_dict(bad)), out / "config.yaml")
+    lines = []
+    result = run_campaign(al_config_from_dict(d), log=lines.append, progress=False)
+    assert result["finished"] and len(lines) == 1 and lines[0].startswith("round 0: labels 8/8")
+    log = (out / "log.txt").read_text().splitlines()
+    resumed = resume_campaign(out, log=lines.append, progress=False)
+    assert resumed["finished"] and len(lines) == 1
+    assert (out / "log.txt").read_text().splitlines() == log
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("initial", {"data": "nothere.extxyz"}, r"initial.data: file not found"),
+    ("reference", {"calculator": {"import": "nothere_module:Calc"}},
+     r"reference.calculator: cannot find calculator module"),
+    ("walkers", {"engine": "lammps", "lammps": {"command": "no-such-lmp"}},
+     r"walkers.lammps.command: LAMMPS executable 'no-such-lmp' not found|plugin not found"),
+    ("initial", {"index": "5"}, r"selects no frame|frame"),
+])
+def test_every_input_is_checked_before_the_directory_is_made(tmp_path, key, value, match):
+    from ubmd.al.campaign import check_inputs
+
+    d, _ = _campaign(tmp_path)
+    d[key] = {**d[key], **value}
+    cfg = al_config_from_dict(d)
+    with pytest.raises((FileNotFoundError, ImportError, ValueError), match=match):
+        check_inputs(cfg)
+    with pytest.raises((FileNotFoundError, ImportError, ValueError), match=match):
+        run_campaign(cfg, log=lambda s: None, progress=False)
+    assert not Path(d["output"]).exists()
+
+
+@pytest.mark.campaign
+@pytest.mark.parametrize("legacy", [False, True])
+def test_every_round_model_is_a_run_export_calibrate_select(round0, tmp_path, legacy):
+    """A round's train/ is a `ubmd train` run: its config names the round's data set (absolute)
+    and an absolute output, so it re-exports in float32, re-calibrates and selects with --model
+    from any directory, given as round_NNN or round_NNN/train. A round written before rounds
+    recorded their data (data.train: null, relative output) works the same."""
+    from ubmd.cli import main as ubmd_main
+    from ubmd.model_file import read_metadata
+    from ubmd.training import load_run_config
+
+    shutil.copytree(round0["output"], tmp_path / "run")
+    rnd = tmp_path / "run" / "round_000"
+    cfg_file = rnd / "train" / "config.yaml"
+    cfg = yaml.safe_load(cfg_file.read_text())
+    assert cfg["data"]["train"] == str((Path(round0["output"]) / "round_000" / "dataset.extxyz"))
+    assert Path(cfg["output"]).is_absolute()
+    cfg["data"]["train"] = None if legacy else str(rnd / "dataset.extxyz")
+    cfg["output"] = "train" if legacy else str(rnd / "train")
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    os.chdir(tmp_path)  # (pytest restores the working directory)
+    assert load_run_config(rnd).data.train == str(rnd / "dataset.extxyz")
+    assert ubmd_main(["export", str(rnd), "-o", "m32.pt", "--dtype", "float32"]) == 0
+    meta = read_metadata("m32.pt")
+    assert meta["dtype"] == "float32" and meta["uncertainty"] == "posterior"
+    assert ubmd_main(["calibrate", str(rnd / "train"), "--alpha", "0.1"]) == 0
+    assert json.loads((rnd / "train" / "calibration.json").read_text())["alpha"] == 0.1
+    assert yaml.safe_load(cfg_file.read_text())["data"]["train"] == str(rnd / "dataset.extxyz")
+    assert ubmd_main(["select", str(rnd / "labelled.extxyz"), "--model", str(rnd), "-b", "2",
+                      "--write-selected", "next.extxyz"]) == 0
+    assert len((tmp_path / "next.extxyz").read_text().splitlines()) > 4

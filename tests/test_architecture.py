@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "ubmd"
 #: bottom to top; a module may import from its own layer and the layers below it (docs/architecture.md)
 LAYERS = [
     ("foundation", ["ubmd", "ubmd.keys", "ubmd.config", "ubmd.data", "ubmd.neighbours",
-                    "ubmd.io", "ubmd.executors", "ubmd.signals", "ubmd.plugin"]),
+                    "ubmd.io", "ubmd.executors", "ubmd.signals", "ubmd.plugin", "ubmd.progress",
+                    "ubmd.errors", "ubmd.figures"]),
     ("model", ["ubmd.model"]),
     ("prediction", ["ubmd.prediction"]),
     ("uncertainty", ["ubmd.uncertainty"]),

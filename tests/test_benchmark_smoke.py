@@ -224,3 +224,18 @@ def test_campaign_md_cost_skips_campaigns_without_lammps_walkers(tmp_path):
 def test_mil53_metadynamics_needs_a_finished_campaign(tmp_path):
     proc = run_benchmark("mil53_metadynamics", "--size", "tiny", "--runs", tmp_path)
     assert proc.returncode == 2 and "has not finished" in proc.stderr
+
+
+@requires_plugin
+def test_runaway_guard_benchmark_tiny(tmp_path):
+    """benchmarks.runaway_guard end to end at the smallest size (one seed, both guard settings,
+    LAMMPS): the results JSON has a row per setting with the walkers' peak temperatures."""
+    out = tmp_path / "runaway.json"
+    proc = run_benchmark("runaway_guard", "--frames", 20, "--epochs", 5, "--seeds", 1,
+                         "--steps", 150, "--taus", 2.0, "--engines", "lammps",
+                         "--runs", tmp_path / "runs", "--out", out, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["engine"], r["tau_forces"], r["guard"]) for r in rows] == [
+        ("lammps", 2.0, True), ("lammps", 2.0, False)]
+    assert all(len(r["walkers"]) == 1 and r["max_ratio"] > 0 for r in rows)

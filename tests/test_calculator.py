@@ -96,3 +96,79 @@ def test_a_refused_set_changes_nothing():
     np.testing.assert_allclose(atoms.get_forces(), f)
     calc.tau_forces = 0.0
     assert calc.parameters["tau_forces"] == 0.0 and not calc.bias.active()
+
+
+# ------------------------------------------------------------------ ASE conventions (issue #26)
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """The exported model file of the biased test calculator (H, C, O)."""
+    from ubmd.model_file import export_model
+
+    em, _ = _biased_calc()
+    path = tmp_path_factory.mktemp("calc_model") / "model.pt"
+    export_model(em, path)
+    return path
+
+
+def test_todict_rebuilds_the_calculator(model_path):
+    calc = UBMDCalculator(model_path, tau_forces=0.3, window=7, weights={"H": 0.0})
+    d = calc.todict()
+    assert d == {"model": str(model_path.resolve()), "tau_forces": 0.3, "window": 7,
+                 "weights": {"H": 0.0}}
+    assert UBMDCalculator(**d).todict() == d
+    full = calc.todict(skip_default=False)
+    assert full["device"] == "cpu" and full["tau_stress"] == 0.0 and full["uncertainty"] == "both"
+    em, in_memory = _biased_calc()
+    assert in_memory.todict()["model"] is None
+
+
+def test_pickle_reloads_the_model_file_and_keeps_the_trajectory(model_path):
+    """A pickled calculator is small (the model file is loaded again from its path) and goes on
+    where it was: same parameters, same bias windows, same results on the next step."""
+    import pickle
+
+    calc = UBMDCalculator(model_path, tau_forces=0.3, window=3)
+    atoms = small_molecule()
+    for _ in range(4):
+        atoms.positions[0, 0] += 0.01
+        _forces(calc, atoms)
+    blob = pickle.dumps(calc)
+    assert len(blob) < 20_000
+    copy = pickle.loads(blob)
+    assert copy.todict() == calc.todict() and copy.model_path == calc.model_path
+    atoms.positions[0, 0] += 0.01
+    a2 = atoms.copy()
+    np.testing.assert_allclose(_forces(copy, a2), _forces(calc, atoms), rtol=1e-12)
+    assert copy.results["bias_scale_forces"] == calc.results["bias_scale_forces"] > 0
+    # an in-memory model pickles with the rest
+    em, mem = _biased_calc()
+    assert pickle.loads(pickle.dumps(mem)).tau_forces == mem.tau_forces
+
+
+def test_optimiser_with_a_bias_is_refused_md_is_not(model_path):
+    """ASE optimisers minimise what the calculator gives: with the bias on, E - tau u. As
+    pair_style ubmd refuses minimize with a bias, the calculator refuses an optimiser (MD,
+    which runs through ASE's Dynamics base class too, is fine); without the bias it optimises."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+    from ase.optimize import BFGS, FIRE
+
+    atoms = small_molecule()
+    atoms.calc = UBMDCalculator(model_path, tau_forces=0.3, window=1)
+    VelocityVerlet(atoms, 0.5 * units.fs).run(3)
+    for opt in (BFGS, FIRE):
+        atoms.calc.reset()
+        with pytest.raises(ValueError, match=rf"ASE optimiser \({opt.__name__}\) runs with the "
+                                             "uncertainty bias on.*calc.set\\(tau_forces=0"):
+            opt(atoms, logfile=None).run(fmax=0.05, steps=2)
+    atoms.calc.set(tau_forces=0.0)
+    assert BFGS(atoms, logfile=None).run(fmax=1e3, steps=2) in (True, None)
+
+
+def test_cuda_on_a_cpu_torch_says_so(model_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this torch has CUDA")
+    with pytest.raises(Exception, match="(?i)cuda"):
+        UBMDCalculator(model_path, device="cuda")

@@ -315,7 +315,8 @@ def test_cli_says_what_was_given_for_a_model_file_or_run_dir(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, wanted", [
     (["al", "run", "--help"], ["docs/config.md"]),
-    (["evaluate", "--help"], ["written only with -o", "miscoverage level"]),
+    (["evaluate", "--help"], ["With -o DIR it also writes", "predictions.extxyz", "parity.png",
+                              "eV/atom", "miscoverage level"]),
     (["calibrate", "--help"], ["miscoverage level"]),
 ])
 def test_cli_help_texts(args, wanted, capsys):

@@ -59,3 +59,38 @@ def test_score_members_agrees_with_the_model_file(tiny_trained, cu_frames):
         assert chk[f"{q}_batched"] == pytest.approx(chk[f"{q}_model_file"], rel=1e-6), q
     plain = score_members(run, frames)
     assert list(plain) == ["all"] and plain["all"]["forces_rmse"] == res["all"]["forces_rmse"]
+
+
+def test_evaluate_writes_predictions_parity_plots_and_explains_its_numbers(tiny_trained,
+                                                                          cu_frames, tmp_path):
+    """`ubmd evaluate -o DIR`: predictions.extxyz (the model's values and the labels per
+    structure), parity.png, evaluation.json with the unit and the meaning of every number."""
+    import json
+
+    from ubmd.cli import main
+    from ubmd.data import read_structures, write_structures
+
+    cfg, summary = tiny_trained
+    write_structures(tmp_path / "test.extxyz", cu_frames[:6])
+    assert main(["evaluate", summary["model_file"], str(tmp_path / "test.extxyz"),
+                 "-o", str(tmp_path / "ev")]) == 0
+    res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert res["units"] == {"energy_rmse": "eV/atom", "energy_mae": "eV/atom",
+                            "forces_rmse": "eV/Å", "forces_mae": "eV/Å", "forces_max": "eV/Å",
+                            "stress_rmse": "eV/Å^3", "stress_rmse_GPa": "GPa",
+                            "uncertainty_total": "eV/atom", "uncertainty_atomic": "eV/Å"}
+    for key in ("energy_rmse", "rmu", "coverage", "miscalibration_area", "spearman"):
+        assert key in res["explain"], key
+    assert "root mean square of u" in res["explain"]["rmu"]
+    assert res["stress_rmse_GPa"] == pytest.approx(res["stress_rmse"] / GPa)
+    pred = read_structures(tmp_path / "ev" / "predictions.extxyz")
+    assert len(pred) == 6
+    a, ref = pred[0], cu_frames[0]
+    assert a.info["REF_energy"] == pytest.approx(ref.get_potential_energy())
+    np.testing.assert_allclose(a.arrays["REF_forces"], ref.get_forces(), atol=1e-7)  # extxyz
+    e = evaluate_model_file(summary["model_file"], cu_frames[:6], progress=False)
+    errors = [(f.info["ubmd_energy"] - f.info["REF_energy"]) / len(f) for f in pred]
+    assert np.sqrt(np.mean(np.square(errors))) == pytest.approx(e["energy_rmse"], rel=1e-6)
+    assert a.arrays["ubmd_forces"].shape == (len(a), 3) and len(a.info["ubmd_stress"]) == 6
+    assert a.arrays["ubmd_atomic_uncertainty"].shape == (len(a),)
+    assert (tmp_path / "ev" / "parity.png").stat().st_size > 20_000

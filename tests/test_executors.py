@@ -124,3 +124,28 @@ def test_dask_executor():
         got = dict(ex.map_unordered(abs, [-3, -4, "x"]))
     assert got[0] == 3 and got[1] == 4
     assert got[2].kind is FailureKind.ERROR and "TypeError" in got[2].reason
+
+
+def test_a_script_without_main_guard_is_refused_before_workers_start(tmp_path):
+    """A driver script without `if __name__ == "__main__":` would be run again by every spawned
+    worker, and all its jobs would fail after the workers' start-up: refused at once, saying
+    why; with the guard the same script labels."""
+    import os
+    import subprocess
+
+    body = ("from ase.build import bulk\nimport ubmd\n"
+            "res = ubmd.label([bulk('Cu', cubic=True)] * 2, 'emt', n_workers=2)\n"
+            "print(res.summary())\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
+    (tmp_path / "bad.py").write_text(body)
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "bad.py"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert p.returncode != 0 and time.perf_counter() - t0 < 60
+    assert "has no `if __name__ == \"__main__\":` block" in p.stderr
+    guarded = "def main():\n" + "".join(f"    {line}\n" for line in body.splitlines()) + \
+        "\nif __name__ == \"__main__\":\n    main()\n"
+    (tmp_path / "good.py").write_text(guarded)
+    p = subprocess.run([sys.executable, "good.py"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert p.returncode == 0 and "2/2 labelled, 0 failed" in p.stdout, p.stderr[-2000:]

@@ -195,3 +195,18 @@ def test_energy_weighted_final_stage(cu_frames):
     assert early.final_stage_epoch == 2 and early.best_epoch == 2 and len(early.history) == 4
     with pytest.raises(ValueError, match="final_fraction"):
         train_model(train, valid, mc, TrainingConfig(**base, final_fraction=1.0))
+
+
+def test_a_total_calibration_on_few_validation_structures_is_warned_about(tmp_path):
+    """One validation structure (e.g. a campaign round whose labels failed) calibrates the
+    total uncertainty on one energy error: said, not hidden."""
+    from ubmd.training import train_from_config
+
+    frames = emt_frames(n=4, seed=3)
+    cfg = from_dict(TrainRunConfig, {
+        "model": {"cutoff": 4.0, "n_radial": 3, "n_basis": 5, "hidden": [8, 8]},
+        "training": {"max_epochs": 2, "batch_size": 4, "progress": False},
+        "data": {"valid_fraction": 0.25}, "output": str(tmp_path / "run")})
+    with pytest.warns(UserWarning, match=r"calibrated on 1 validation structure\(s\) \(of 4, "
+                                         r"data.valid_fraction 0.25\).*rough guess"):
+        train_from_config(cfg, frames)

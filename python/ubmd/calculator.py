@@ -11,11 +11,19 @@ W = -dE/d(strain) = -V sigma, eV; periodic cells only). All of them are in
 ``energy``; the uncertainty keys only when the model has an uncertainty and ``uncertainty`` is
 not ``"none"``.
 
+ASE conventions: the bias settings are ASE parameters (``calc.parameters``, changed with
+``calc.set(...)``, listed by ``calc.todict()`` with the model file), ``calc.reset()`` starts a new
+trajectory, and the calculator pickles (a model file is loaded again on unpickling, so a pickled
+calculator is small and travels to worker processes). An ASE optimiser refuses to run with a
+bias on (it would minimise E - tau u, not E): set ``tau_forces`` and ``tau_stress`` to 0 first,
+as ``pair_style ubmd`` refuses ``minimize`` with a bias.
+
 This is the Python reference implementation the LAMMPS pair style is tested against.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +45,19 @@ _MODE_ALIASES = {K.UNCERTAINTY_MODE_TOTAL: K.UNCERTAINTY_MODE_BOTH}
 class UBMDCalculator(Calculator):
     """Model energies/forces/stress + uncertainties, optionally biased: E_b = E - tau u.
 
-    Parameters (ASE parameters: ``calc.parameters``, changed with ``calc.set(...)``)
-    ----------
-    model: path to a model file written by ``ubmd export``, or an ``ExportedModel``.
-    tau_forces: tau_F (dimensionless; bias force ~ tau_F x RMS true force once scaled).
-    tau_stress: tau_sigma (dimensionless), bias stress for NPT.
-    window: W, number of evaluations in the adaptive-scale window (s = 0 before W).
-    weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1); every element
-        named must be one of the model's (ValueError otherwise).
-    uncertainty: ``"both"`` (compute u and u_i; the bias uses u), ``"atomic"`` (u_i only, no
-        bias), ``"none"`` (plain MLIP); ``"total"`` is the older name of ``"both"``.
-    device: ``"cpu"`` or ``"cuda"`` (a model file is loaded there).
+    The arguments after ``model`` are ASE parameters (``calc.parameters``, changed with
+    ``calc.set(...)``).
+
+    Args:
+        model: path to a model file written by ``ubmd export``, or an ``ExportedModel``.
+        tau_forces: tau_F (dimensionless; bias force ~ tau_F x RMS true force once scaled).
+        tau_stress: tau_sigma (dimensionless), bias stress for NPT.
+        window: W, number of evaluations in the adaptive-scale window (s = 0 before W).
+        weights: per-element weights of the bias force, e.g. ``{"H": 0.0}`` (others 1); every
+            element named must be one of the model's (ValueError otherwise).
+        uncertainty: ``"both"`` (compute u and u_i; the bias uses u), ``"atomic"`` (u_i only,
+            no bias), ``"none"`` (plain MLIP); ``"total"`` is the older name of ``"both"``.
+        device: ``"cpu"`` or ``"cuda"`` (a model file is loaded there).
 
     The bias arithmetic (adaptive scales, same-step rule, coefficients, bias energy) is
     :class:`ubmd.bias.Bias`, the mirror of the LAMMPS pair style's ``ubmd::Bias``. ``set()`` of a
@@ -70,9 +80,12 @@ class UBMDCalculator(Calculator):
     def __init__(self, model, tau_forces: float = 0.0, tau_stress: float = 0.0, window: int = 100,
                  weights: dict | None = None, uncertainty: str = K.UNCERTAINTY_MODE_BOTH,
                  device: str = "cpu", **kwargs):
+        self.model_path = None
+        self.device = str(device)
         if isinstance(model, (str, Path)):
             from .model_file.load import load_model_file
 
+            self.model_path = str(Path(model).resolve())
             model, meta = load_model_file(model, device)
             zs = [int(z) for z in meta[K.META_ATOMIC_NUMBERS]]
             self.has_uncertainty = meta[K.META_UNCERTAINTY] != K.UNCERTAINTY_NONE
@@ -88,6 +101,34 @@ class UBMDCalculator(Calculator):
         super().__init__(tau_forces=tau_forces, tau_stress=tau_stress, window=window,
                          weights=weights, uncertainty=uncertainty, **kwargs)
         self._apply_bias(self._checked_bias(self.parameters), new_window=True)  # also defaults
+
+    # ------------------------------------------------------------------ ASE conventions
+    def todict(self, skip_default: bool = True) -> dict:
+        """The calculator's settings, as ASE writes them to trajectories and databases:
+        ``model`` (the model file's absolute path; None for a model given in memory), ``device``
+        (unless ``cpu``) and the ASE parameters (those that differ from the defaults unless
+        ``skip_default`` is False). ``UBMDCalculator(**calc.todict())`` builds the same
+        calculator."""
+        out = {"model": self.model_path}
+        if self.device != "cpu" or not skip_default:
+            out["device"] = self.device
+        out.update(super().todict(skip_default=skip_default))
+        return out
+
+    def __getstate__(self) -> dict:
+        """Pickle without the TorchScript module of a model file (it is loaded again from
+        ``model_path`` on unpickling); a model given in memory is pickled with the rest."""
+        state = self.__dict__.copy()
+        if self.model_path is not None:
+            state["model"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.model is None:
+            from .model_file.load import load_model_file
+
+            self.model, _ = load_model_file(self.model_path, self.device)
 
     @property
     def elements(self) -> list[str]:
@@ -181,6 +222,9 @@ class UBMDCalculator(Calculator):
         return neighbour_list(positions, cell, pbc, self.cutoff)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if (self.bias.tau_forces or self.bias.tau_stress) and \
+                self.uncertainty == K.UNCERTAINTY_MODE_BOTH:
+            _refuse_optimiser(self.bias.tau_forces, self.bias.tau_stress)
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         numbers = atoms.get_atomic_numbers()
@@ -239,6 +283,33 @@ class UBMDCalculator(Calculator):
             r["stress"] = full_3x3_to_voigt_6_stress(stress - bias_w / vol)
             r[K.VIRIAL] = virial
         self.results.update(r)
+
+
+#: modules whose code, when it calls the calculator, is a geometry optimisation
+OPTIMISER_MODULES = ("ase.optimize", "ase.mep", "ase.neb")
+
+
+def _refuse_optimiser(tau_forces: float, tau_stress: float, max_depth: int = 50) -> None:
+    """A ValueError when an ASE optimiser (or NEB) called the calculator: with a bias on it
+    would minimise E - tau u (the bias pulls towards uncertain structures), not E."""
+    from ase.optimize.optimize import Optimizer
+
+    frame = sys._getframe(2)
+    for _ in range(max_depth):
+        if frame is None:
+            return
+        module = frame.f_globals.get("__name__", "")
+        # (MD integrators run through ase.optimize.optimize's Dynamics too: look at `self`)
+        owner = frame.f_locals.get("self") if module.startswith(OPTIMISER_MODULES) else None
+        if module.startswith(OPTIMISER_MODULES) and (
+                not module.startswith("ase.optimize") or isinstance(owner, Optimizer)):
+            name = type(owner).__name__ if owner is not None else module
+            raise ValueError(
+                f"an ASE optimiser ({name}) runs with the uncertainty bias on (tau_forces "
+                f"{tau_forces:g}, tau_stress {tau_stress:g}): it would minimise E - tau u, not "
+                "the model's energy. Switch the bias off first: calc.set(tau_forces=0, "
+                "tau_stress=0) (pair_style ubmd refuses minimize with a bias alike)")
+        frame = frame.f_back
 
 
 def _check_symbols(weights: dict | None) -> dict:

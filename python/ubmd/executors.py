@@ -118,6 +118,52 @@ def thread_variables(threads: int | None):
                     os.environ[k] = v
 
 
+def _guards_main(source: str) -> bool:
+    """Whether a script's top level has an ``if __name__ == "__main__":`` block."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return True  # not ours to judge
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = [n for n in ast.walk(node.test) if isinstance(n, ast.Name)]
+            consts = [n.value for n in ast.walk(node.test) if isinstance(n, ast.Constant)]
+            if any(n.id == "__name__" for n in names) and "__main__" in consts:
+                return True
+    return False
+
+
+def check_main_guard(start_method: str = "spawn") -> None:
+    """Refuse to start worker processes from a script without ``if __name__ == "__main__":``.
+
+    A ``spawn``ed worker imports the script that started it; without the guard the script's
+    top level (the driver itself) runs again in every worker, which cannot start processes of
+    its own while it boots, so every job would fail after the workers' start-up, with a message
+    about bootstrapping in each worker. Checked in the main process only, for a script file
+    (``python driver.py``; notebooks and ``python -c`` have none)."""
+    if start_method == "fork" or mp.parent_process() is not None:
+        return
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py") or getattr(main, "__spec__", None) is not None:
+        return  # no script file, or ``python -m module`` (its own guard is the module's)
+    try:
+        with open(path) as fh:
+            source = fh.read()
+    except OSError:
+        return
+    if not _guards_main(source):
+        from .errors import RunStopped
+
+        raise RunStopped(
+            f"{path} starts worker processes (labelling, walkers or training in parallel) but "
+            "has no `if __name__ == \"__main__\":` block: each worker process imports the "
+            "script and would run it again. Put the script's work into a function and call it "
+            "under `if __name__ == \"__main__\":` (docs/python.md)")
+
+
 def _set_thread_variables(threads: int | None) -> None:
     """Worker initializer: the thread count again, for libraries loaded later, and torch's own
     (torch reads the variables only when it is imported)."""
@@ -179,6 +225,7 @@ class LocalExecutor(Executor):
             return
         from pebble import ProcessExpired, ProcessPool
 
+        check_main_guard(self.start_method)
         n_workers = min(self.n_workers, len(items), limit or self.n_workers)
         # the variables for the whole call: pebble starts replacement workers after a crash or a
         # timeout, and they must inherit them too
@@ -300,12 +347,15 @@ class DaskExecutor(Executor):
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("executor.kind: dask needs dask.distributed "
+            from .errors import MissingImportError
+
+            raise MissingImportError("executor.kind: dask needs dask.distributed "
                               "(pip install 'ubmd[cluster]')") from exc
         self._cluster = None
         if address:
             self.client = Client(address)
         else:
+            check_main_guard()
             self._cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1,
                                          processes=True, dashboard_address=None)
             self.client = Client(self._cluster)

@@ -150,11 +150,19 @@ class ALConfig:
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     export_dtype: str = setting("float64", choices=dtype_names)
 
-    def train_config(self, output: str | Path) -> TrainRunConfig:
-        """The training config of one round (data are passed in memory, not via data.train)."""
-        data = dataclasses.replace(self.data, train=None)
+    def train_config(self, output: str | Path, data_file: str | Path | None = None
+                     ) -> TrainRunConfig:
+        """The training config of one round, as a ``ubmd train`` run of its own: ``output`` and
+        ``data.train`` (the round's ``dataset.extxyz``, whose labels are stored under the
+        standard names, so the label keys are the standard ones) absolute, so that
+        ``ubmd export``/``calibrate``/``select --model`` work on the round's ``train/`` from any
+        directory. Without ``data_file`` the data are passed in memory (``data.train`` null)."""
+        from ..data import LABEL_KEYS
+
+        train = None if data_file is None else str(Path(data_file).resolve())
+        data = dataclasses.replace(self.data, train=train, **LABEL_KEYS)
         return TrainRunConfig(data=data, model=self.model, training=self.training,
-                              uncertainty=self.uncertainty, output=str(output),
+                              uncertainty=self.uncertainty, output=str(Path(output).resolve()),
                               export_dtype=self.export_dtype)
 
     def _check(self, where: str) -> None:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ..data import Split, split_indices
+from ..errors import RunStopped
 from ..io import RunFiles, read_frames, read_json, write_frames_atomic, write_json_atomic
 from ..md.task import SUMMARY as WALKER_SUMMARY
 from ..md.task import TRACE as WALKER_TRACE
@@ -117,7 +118,7 @@ class RoundLayout:
         if self.split_file.exists():
             rec = read_json(self.split_file)
             if rec["n"] != n:
-                raise RuntimeError(f"{self.split_file} splits {rec['n']} structures but "
+                raise RunStopped(f"{self.split_file} splits {rec['n']} structures but "
                                    f"{self.dataset} holds {n}")
             return Split(train=rec["train"], valid=rec["valid"], test=rec["test"])
         split = self.recorded_split(n)
@@ -200,6 +201,11 @@ class CampaignLayout:
         while self.round(len(out)).summary_file.exists():
             out.append(self.round(len(out)))
         return out
+
+    def started(self) -> bool:
+        """Whether any stage of round 0 is marked done (a directory whose campaign stopped
+        before that, e.g. on a missing start file, holds nothing worth keeping)."""
+        return bool(self.round(0).state["stages"])
 
     def labels_used(self, upto: int) -> int:
         """Reference calculations requested in rounds 0..upto."""

@@ -27,6 +27,7 @@ from typing import Callable
 
 from ..data import label_keys_from, no_labels_message, read_structure_files, with_standard_labels
 from ..data import split_indices
+from ..errors import RunStopped
 from ..executors import FailureKind, JobFailure
 from ..io import write_json_atomic
 from ..labelling import LabelFailure, collect_labels, label_checkpointed
@@ -40,13 +41,17 @@ from .layout import CampaignLayout, RoundLayout
 
 @dataclass
 class StageContext:
-    """What every stage may use: the config, the campaign's layout, a log and the executor
-    (created on first use, closed by :meth:`close`)."""
+    """What every stage may use: the config (``cfg``), the campaign's layout (``layout``; the
+    round's own files come as the stage's second argument), ``log(line)`` (a line in the
+    campaign's log), the executor (``executor``: created on first use, closed by :meth:`close`)
+    and the campaign's progress display (``progress``, :class:`ubmd.al.progress.CampaignProgress`;
+    None outside a campaign)."""
 
     cfg: ALConfig
     layout: CampaignLayout
     log: Callable[[str], None]
     _executor: object = field(default=None, repr=False)
+    progress: object = field(default=None, repr=False)
 
     @property
     def executor(self):
@@ -61,6 +66,10 @@ class StageContext:
 
 
 def propose(ctx: StageContext, rl: RoundLayout) -> None:
+    """Structures to label: round 0 the start structures (``initial.*``, checked) and their
+    perturbed copies, later rounds the previous round's ``selected.extxyz``. Writes
+    ``rl.to_label``; marks ``propose`` with ``n`` (the labels this round requests, counted
+    against the budget)."""
     cfg, r = ctx.cfg, rl.index
     c = cfg.initial
     if r == 0:
@@ -82,6 +91,13 @@ def propose(ctx: StageContext, rl: RoundLayout) -> None:
 
 
 def label(ctx: StageContext, rl: RoundLayout) -> None:
+    """Reference labels of ``rl.to_label_frames()`` (``reference.*``), each checkpointed in
+    ``rl.labels_dir`` as it arrives; failures recorded, labels over ``reference.max_force``
+    dropped. Writes ``rl.labelled``, ``rl.dataset`` (the previous round's data set, or
+    ``initial.data``, plus the new labels) and ``rl.label_failures``; marks ``label`` with
+    ``n_requested``, ``n_labelled``, ``n_failed``, ``n_dropped``, ``n_dataset``,
+    ``reference_s``, ``wall_s``. Raises :class:`ubmd.RunStopped` (stage unmarked) when every
+    label failed or the data set is too small to split."""
     cfg, r = ctx.cfg, rl.index
     frames = rl.to_label_frames()
     ex = ctx.executor if cfg.executor.kind != "local" else None  # local: the labeller's own pool
@@ -131,7 +147,7 @@ def check_labels(ctx: StageContext, rl: RoundLayout, n_requested: int, got: dict
         return
     first = got["failures"][0]["reason"] if got["failures"] else None
     out = ctx.layout.root
-    raise RuntimeError(
+    raise RunStopped(
         f"round {rl.index}: {problem}" + (f"; first failure: {first}" if first else "")
         + f". The label stage is not marked done. Reasons per structure: {rl.label_failures}. "
         f"Fix the reference calculator (reference.calculator, reference.timeout_s, "
@@ -142,13 +158,20 @@ def check_labels(ctx: StageContext, rl: RoundLayout, n_requested: int, got: dict
 
 
 def train(ctx: StageContext, rl: RoundLayout) -> None:
+    """Train the round's model on ``rl.dataset_frames()`` (``model``, ``training``,
+    ``uncertainty``; warm-started with ``warm_start``), calibrate, export ``rl.model_file``
+    into ``rl.train_dir`` (a ``ubmd train`` run whose config names ``rl.dataset``); writes
+    ``rl.split_file``; marks ``train`` with ``errors_valid``, ``errors_train``,
+    ``calibration``, ``n_train``, ``n_valid`` ..."""
     from .training import train_round
 
     cfg, r = ctx.cfg, rl.index
     dataset = rl.dataset_frames()
     prev = ctx.layout.round(r - 1).train_dir if r > 0 and cfg.warm_start else None
     t0 = time.perf_counter()
-    result = train_round(cfg, dataset, rl.train_dir, prev, r)
+    on_epoch = ctx.progress.epoch_callback(rl.train_dir) if ctx.progress is not None else None
+    result = train_round(cfg, dataset, rl.train_dir, prev, r, data_file=rl.dataset,
+                         on_epoch=on_epoch)
     split = rl.recorded_split(len(dataset))  # what the training used (its config.yaml)
     if split is None:  # (train_round always writes it; a custom train stage may not)
         d = cfg.data
@@ -179,6 +202,10 @@ def _threshold(ctx: StageContext, rl: RoundLayout) -> dict:
 
 
 def sample(ctx: StageContext, rl: RoundLayout) -> None:
+    """The round's threshold (``walkers/threshold.json``), then ``walkers.n_walkers`` biased MD
+    walkers (``rl.walker_dir(k)``) through ``ctx.executor``, finished ones not rerun; writes
+    the candidate pool ``rl.pool``; marks ``sample`` with ``engine``, ``n_pool``, ``walkers``
+    (each one's stop reason, steps, ...), ``threshold``, ``wall_s``."""
     from .threshold import walker_params
 
     cfg, r = ctx.cfg, rl.index
@@ -188,7 +215,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
     src = ctx.layout.round(0 if w.start_from == "initial" else r)
     starts = src.labelled_frames() or rl.dataset_frames()
     if not starts:
-        raise RuntimeError(f"round {r}: no labelled structure to start walkers from (every "
+        raise RunStopped(f"round {r}: no labelled structure to start walkers from (every "
                            f"label failed?); check {rl.label_failures}")
     dihedrals = list(cfg.dihedrals.values()) if cfg.dihedrals else None
     tasks = W.walker_tasks(w, starts, resolve_engine(w.engine, w.lammps), rl.model_file,
@@ -207,7 +234,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
         msg = (f"round {r}: {len(failed)}/{len(summaries)} walkers failed; first: "
                f"{failed[0].get('error')}")
         if not pool:
-            raise RuntimeError(msg + f" (no candidate frames; details in {rl.walkers_dir}"
+            raise RunStopped(msg + f" (no candidate frames; details in {rl.walkers_dir}"
                                "/w*/summary.json; `ubmd al resume` reruns failed walkers)")
         ctx.log(msg)
     rl.write_frames(pool, rl.pool)
@@ -216,6 +243,10 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
 
 
 def select(ctx: StageContext, rl: RoundLayout) -> None:
+    """A batch of ``selection.batch_size`` (capped by the remaining budget) of
+    ``rl.pool_frames()`` by ``selection.method``, with the round's model features, against its
+    training split; writes ``rl.selected`` (the next round's structures to label); marks
+    ``select`` with ``n_selected``, ``indices``, ``wall_s``."""
     from ..selection.pool import RunFeatures, select_from_pool
 
     cfg, r = ctx.cfg, rl.index
@@ -224,7 +255,7 @@ def select(ctx: StageContext, rl: RoundLayout) -> None:
     remaining = cfg.label_budget - ctx.layout.labels_used(r)
     b = min(cfg.selection.batch_size, remaining)
     if not pool:
-        raise RuntimeError(f"round {r}: the walkers produced no candidate frames; lower "
+        raise RunStopped(f"round {r}: the walkers produced no candidate frames; lower "
                            "walkers.sample_every, raise walkers.max_steps, or read the walker "
                            f"summaries in {rl.walkers_dir}")
     dataset = rl.dataset_frames()
@@ -234,7 +265,7 @@ def select(ctx: StageContext, rl: RoundLayout) -> None:
         ctx.log(f"{rl.dir}: no split.json nor train/config.yaml; the split follows the current "
                 "data settings")
         split = split_indices(len(dataset), d.valid_fraction, d.test_fraction, d.split_seed)
-    model = RunFeatures(rl.train_dir, cfg.train_config(rl.train_dir))
+    model = RunFeatures(rl.train_dir, cfg.train_config(rl.train_dir, rl.dataset))
     idx = select_from_pool(model, pool, dataset, [dataset[i] for i in split.train],
                            cfg.selection.method, b, seed=cfg.selection.seed + r)
     chosen = [pool[int(i)] for i in idx]

@@ -21,9 +21,15 @@ from ..training import train_from_config
 
 
 def train_round(cfg, dataset: Sequence[Atoms], outdir: str | Path, warm_from: str | Path | None,
-                round_index: int = 0) -> dict:
-    """Train, calibrate and export into ``outdir``; returns the training summary dict."""
-    tcfg = cfg.train_config(outdir)
+                round_index: int = 0, data_file: str | Path | None = None,
+                on_epoch=None) -> dict:
+    """Train, calibrate and export into ``outdir``; returns the training summary dict.
+
+    ``data_file``: the file ``dataset`` was read from (the round's ``dataset.extxyz``), recorded
+    as ``data.train`` of ``outdir/config.yaml`` so that the round's run can be re-exported and
+    re-calibrated like any ``ubmd train`` run. ``on_epoch``: progress callback
+    (:func:`ubmd.training.train_from_config`)."""
+    tcfg = cfg.train_config(outdir, data_file)
     tcfg.training = dataclasses.replace(tcfg.training,
                                         seed=cfg.training.seed + 1000 * int(round_index))
     species_map = species_map_from(dataset)
@@ -37,6 +43,6 @@ def train_round(cfg, dataset: Sequence[Atoms], outdir: str | Path, warm_from: st
             warm_note = "scratch (previous model incompatible: species or architecture changed)"
     # the data set holds labels under the standard names (initial.data was converted on reading)
     summary = train_from_config(tcfg, list(dataset), species_map, init_members=init,
-                                label_keys=dict(LABEL_KEYS))
+                                label_keys=dict(LABEL_KEYS), on_epoch=on_epoch)
     summary["initialisation"] = warm_note
     return summary

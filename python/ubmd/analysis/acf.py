@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import RunStopped
+
 BIASES = ("biased", "unbiased")
 
 
@@ -142,7 +144,7 @@ def fit_sine(t, x, period: float | None = None) -> dict:
     try:
         params, cov = curve_fit(model, t, x, p0=start, maxfev=20000)
     except RuntimeError as exc:  # no convergence: keep the linear least-squares start
-        raise RuntimeError(f"sine fit did not converge ({exc}); try a fixed period") from exc
+        raise RunStopped(f"sine fit did not converge ({exc}); try a fixed period") from exc
     errors = np.sqrt(np.clip(np.diag(cov), 0, None)) if np.all(np.isfinite(cov)) else np.full(len(params), np.nan)
     if period is None:
         a, T, p, c = params

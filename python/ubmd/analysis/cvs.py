@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MissingKeyError
+
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 REDUCTIONS = {"max": np.max, "mean": np.mean, "min": np.min, "sum": np.sum}
 
@@ -143,21 +145,35 @@ class CV:
         return self.kind == "dihedral"
 
     @property
+    def unit(self) -> str | None:
+        """The unit of the CV's values (None where unknown: an unknown log column, a dump
+        column); LAMMPS thermo columns in ``units metal``, walker traces in ubmd's units."""
+        if self.kind in ("volume", "volume_per_fu"):
+            return "Å$^3$"
+        if self.kind == "lattice":
+            return "Å" if self.name in "abc" else "deg"
+        if self.kind in ("distance", "angle", "dihedral"):
+            return {"distance": "Å", "angle": "deg", "dihedral": "deg"}[self.kind]
+        if self.kind == "log":
+            return column_unit(self.name)
+        return None
+
+    @property
     def label(self) -> str:
         """Axis label with units."""
+        unit = self.unit
+        tail = f" ({unit})" if unit else ""
         if self.kind == "volume":
-            return "volume (Å$^3$)"
+            return "volume" + tail
         if self.kind == "volume_per_fu":
-            return "volume per formula unit (Å$^3$)"
+            return "volume per formula unit" + tail
         if self.kind == "lattice":
-            return f"{self.name} ({'Å' if self.name in 'abc' else 'deg'})"
-        idx = ",".join(map(str, self.indices))
-        unit = {"distance": "Å", "angle": "deg", "dihedral": "deg"}.get(self.kind)
-        if unit is not None:
+            return self.name + tail
+        if self.kind in ("distance", "angle", "dihedral"):
             named = f"{self.name} = " if self.name else ""
-            return f"{named}{self.kind} {idx} ({unit})"
+            return f"{named}{self.kind} {','.join(map(str, self.indices))}{tail}"
         if self.kind == "log":
-            return f"{self.name} (thermo, LAMMPS units)"
+            return LOG_NAMES.get(self.name.lower(), self.name) + tail
         return f"{self.reduce} {self.name}" if self.reduce else self.name
 
     @property
@@ -166,6 +182,34 @@ class CV:
 
 
 _N_INDICES = {"distance": 2, "angle": 3, "dihedral": 4}
+
+#: units of the columns of LAMMPS logs (``units metal``) and of walker traces (``trace.npz``),
+#: by lower-case name
+LOG_UNITS = {
+    "step": None, "time": "ps", "time_fs": "fs", "temp": "K", "temperature": "K",
+    "press": "bar", "pe": "eV", "poteng": "eV", "ke": "eV", "kineng": "eV", "etotal": "eV",
+    "toteng": "eV", "vol": "Å$^3$", "volume": "Å$^3$", "lx": "Å", "ly": "Å", "lz": "Å",
+    "density": "g/cm$^3$", "energy": "eV", "bias_energy": "eV", "uncertainty": "eV/atom",
+    "max_atomic_uncertainty": "eV/Å", "c_umax": "eV/Å", "c_ubmd[1]": "eV/atom",
+    "c_ubmd[2]": "eV", "c_ubmd[5]": "eV/Å",
+}
+#: readable names of those columns (axis labels)
+LOG_NAMES = {
+    "temp": "temperature", "press": "pressure", "pe": "potential energy",
+    "poteng": "potential energy", "ke": "kinetic energy", "kineng": "kinetic energy",
+    "etotal": "total energy", "toteng": "total energy", "vol": "volume",
+    "max_atomic_uncertainty": "max atomic uncertainty", "bias_energy": "bias energy",
+    "c_umax": "max atomic uncertainty", "c_ubmd[1]": "uncertainty u",
+    "c_ubmd[2]": "bias energy", "c_ubmd[5]": "max atomic uncertainty",
+}
+
+
+def column_unit(name: str) -> str | None:
+    """The unit of a log or trace column (``cvs[k]``: the campaign's dihedrals, deg)."""
+    low = name.lower()
+    if low.startswith("cvs["):
+        return "deg"
+    return LOG_UNITS.get(low)
 
 
 def load_named_cvs(path) -> dict[str, tuple[int, ...]]:
@@ -262,7 +306,7 @@ def evaluate_frames(
         else:
             extra = {} if extras is None else extras[n]
             if cv.name not in extra:
-                raise KeyError(
+                raise MissingKeyError(
                     f"CV {cv.spec!r}: frame {n} has no value {cv.name!r}; available: "
                     f"{', '.join(map(str, extra)) or 'none'}"
                 )

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingKeyError
+
 #: LAMMPS ``thermo_style`` keywords whose printed header differs from the keyword.
 THERMO_ALIASES = {
     "vol": "Volume",
@@ -80,7 +82,7 @@ class ThermoLog:
         folded = {key.lower(): key for key in self.columns}
         if name.lower() in folded:
             return folded[name.lower()]
-        raise KeyError(
+        raise MissingKeyError(
             f"{self.path}: no thermo column {name!r}; available: {', '.join(self.columns)}"
         )
 

@@ -7,6 +7,11 @@
   ubmd al resume DIR                       continue the campaign in DIR from its last finished stage
   ubmd al report DIR [--out PLOTS]         learning curves, calibration, walker stops, volumes,
                                            coverage (PNG) + report.json
+
+While a round runs, a status line on stderr shows its stage and progress (labels done and
+failed, training epochs and validation errors, walker steps, temperatures and stops); when
+stderr is not a terminal (a batch job's log) it is a log line every --progress-every seconds.
+One line per finished round goes to stderr and DIR/log.txt.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output directory (overrides `output:` in the config)")
     res = sub.add_parser("resume", help="continue a campaign from its directory")
     res.add_argument("directory")
+    for sp in (run, res):
+        sp.add_argument("--progress-every", type=float, default=60.0, metavar="S",
+                        help="seconds between progress lines when stderr is not a terminal "
+                             "(default 60; 0: none)")
     rep = sub.add_parser("report", help="plots and a JSON summary of a campaign")
     rep.add_argument("directory")
     rep.add_argument("--out", help="where the plots go (default DIR/report)")
@@ -40,7 +49,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         with terminate_children_on_exit():
             return _dispatch(ns, load_al_config, resume_campaign, run_campaign)
-    except INPUT_ERRORS + (RuntimeError,) as exc:
+    except INPUT_ERRORS as exc:
         return fail(f"al {ns.command}", exc)
 
 
@@ -55,9 +64,9 @@ def _dispatch(ns, load_al_config, resume_campaign, run_campaign) -> int:
         cfg = load_al_config(ns.config)
         if ns.output:
             cfg.output = ns.output
-        result = run_campaign(cfg)
+        result = run_campaign(cfg, progress=ns.progress_every or False)
     else:
-        result = resume_campaign(ns.directory)
+        result = resume_campaign(ns.directory, progress=ns.progress_every or False)
     print(f"campaign {'finished' if result.get('finished') else 'stopped'}: "
           f"{result.get('n_rounds')} rounds, {result.get('labels_used')} labels")
     return 0

@@ -11,8 +11,8 @@ Examples:
     ubmd analyze trace runs/al/round_003/walkers/w00/trace.npz --cv log:uncertainty --cv log:cvs[1]
 
 (``--atoms-per-fu 76``: MIL-53(Al), one Al4(OH)4(BDC)4 unit = 76 atoms, as in
-docs/benchmarks_mil53.md; ``dihedrals.json`` of alanine dipeptide is in the shared data folder
-next to the repository.)
+docs/benchmarks_mil53.md; ``dihedrals.json`` of alanine dipeptide is in
+benchmarks/data/ala2/ of the repository.)
 
 Each analysis writes ``<name>.png`` and ``<name>.json`` (name = the subcommand unless ``--name``)
 into ``-o OUTDIR`` (default ``analysis``).
@@ -326,7 +326,7 @@ def run_hist(args) -> dict:
     for n, cv in enumerate(cvs):
         hist = shared_histograms(values[cv.spec], args.bins, args.range)
         path = png if len(cvs) == 1 else png.with_name(f"{png.stem}_{n}.png")
-        plots.plot_histograms(hist, cv.label, path, title=cv.spec)
+        plots.plot_histograms(hist, cv.label, path, title=cv.spec, unit=cv.unit)
         summary["histograms"][cv.spec] = {**hist, "png": str(path)}
     _write_json(js, summary)
     for spec, hist in summary["histograms"].items():
@@ -340,7 +340,8 @@ def run_trace(args) -> dict:
     cvs = _cvs(args)
     s = _load(args, args.file, cvs)
     png, js = _out(args, "trace")
-    plots.plot_traces(s.time, {cv.label: s.values[cv.spec] for cv in cvs}, png, xlabel=s.time_unit,
+    plots.plot_traces(s.time, {cv.label: s.values[cv.spec] for cv in cvs}, png,
+                      xlabel="MD step" if s.time_unit == "step" else "frame",
                       title=Path(args.file).name)
     summary = {
         "analysis": "trace",
@@ -364,7 +365,7 @@ def main(args: list[str] | None = None) -> int:
     parsed = build_parser().parse_args(args)
     try:
         RUNNERS[parsed.analysis](parsed)
-    except (*INPUT_ERRORS, RuntimeError) as exc:
+    except INPUT_ERRORS as exc:
         return fail(f"analyze {parsed.analysis}", exc)  # exit status 2, as every subcommand
     return 0
 

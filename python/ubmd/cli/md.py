@@ -7,8 +7,9 @@ Without a bias (``--tau-forces 0``, the default) this is plain MD with the MLIP.
 ``DIR/candidates.extxyz`` (a frame every ``--sample-every`` steps, with uncertainties; by default
 every 100 steps, or just the last step when ``--steps`` is below 100),
 ``DIR/trace.npz`` (u, max atomic u, energies, temperature, volume every ``--log-every`` steps)
-and ``DIR/summary.json``. ``--threshold`` stops the run once an atomic uncertainty exceeds it.
-Units: fs, K, bar, eV/Å.
+and ``DIR/summary.json``. ``--threshold`` stops the run once an atomic uncertainty exceeds it,
+``--runaway-factor`` once the run heats far above ``--temperature`` (a bias, or a model, that
+drives it out of physics). Units: fs, K, bar, eV/Å.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, default=None,
                    help=f"steps between saved frames; default: {SAMPLE_EVERY} or --steps if fewer")
     p.add_argument("--log-every", type=int, default=10, help="steps between trace records")
+    p.add_argument("--runaway-factor", type=float, default=1.5, metavar="F",
+                   help="stop (stop_reason runaway) once the kinetic temperature exceeds F x "
+                        "--temperature, or the level its thermal fluctuations reach once in "
+                        "1e4 steps if higher (small systems; docs/al.md); 0: no guard")
     p.add_argument("--seed", type=int, default=0, help="seed of velocities and Langevin noise")
     return p
 
@@ -123,7 +128,8 @@ def main(args: list[str] | None = None) -> int:
                             reflections=ns.reflections,
                             tau_forces=ns.tau_forces, tau_stress=ns.tau_stress,
                             window=ns.window, weights=weights, friction=ns.friction,
-                            tdamp=ns.tdamp, pdamp=ns.pdamp)
+                            tdamp=ns.tdamp, pdamp=ns.pdamp,
+                            runaway_factor=ns.runaway_factor or None)
         try:
             check(params, _SECTION)
         except INPUT_ERRORS as exc:

@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "[n_pool, K] (.npy, .npz or .pt)")
     p.add_argument("--train", help="labelled structures (with --model; default: the run's "
                    "training data), or training features [n_train, K]; omit for none")
-    p.add_argument("--model", metavar="RUN_DIR", help="a run directory of `ubmd train`: select "
-                   "from structures with its features")
+    p.add_argument("--model", metavar="RUN_DIR", help="a run directory of `ubmd train` (or an "
+                   "AL round's directory): select from structures with its features")
     p.add_argument("--write-selected", metavar="FILE", help="with --model: write the selected "
                    "structures (in selection order) to this file, e.g. next.extxyz")
     p.add_argument("-b", "--batch-size", type=int, default=8, help="number of picks (default 8)")
@@ -152,31 +152,27 @@ def _select_structures(ns) -> int:
     from ase.io import write
 
     from ..data import read_structure_files, read_structures
-    from ..selection.pool import RunFeatures, select_from_pool
+    from ..io import RunFiles
+    from ..model_file import read_metadata
+    from ..selection.pool import select
     from ..training.runs import load_run_config
 
     try:
         cfg = load_run_config(ns.model)
         pool = read_structures(ns.pool)
-        if not pool:
-            raise ValueError(f"{ns.pool} holds no structures")
-        if ns.train:
-            train = read_structures(ns.train)
-        elif cfg.data.train:
-            train = read_structure_files(cfg.data.train, what="data.train")
-        else:
+        train = read_structures(ns.train) if ns.train else (
+            read_structure_files(cfg.data.train, what="data.train") if cfg.data.train else None)
+        if train is None:
             raise ValueError(f"{ns.model}: its config names no training data; give --train")
-        model = RunFeatures(Path(ns.model), cfg)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            idx = select_from_pool(model, pool, train, train, ns.method, ns.batch_size,
-                                   seed=ns.seed)
+            idx = select(pool, ns.model, ns.batch_size, ns.method, train=train, seed=ns.seed)
     except (OSError,) + INPUT_ERRORS as err:
         return fail("select", err)
     for w in caught:
         print(f"ubmd select: warning: {w.message}", file=sys.stderr)
     indices = _report(ns, idx, model=str(ns.model), n_pool=len(pool), n_train=len(train),
-                      uncertainty=model.kind)
+                      uncertainty=read_metadata(RunFiles(cfg.output).model)["uncertainty"])
     if ns.write_selected:
         out = Path(ns.write_selected)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import InputTypeError, MissingImportError
+
 __all__ = ["BUILTINS", "make_calculator", "normalise_spec", "spec_label", "check_structure"]
 
 
@@ -28,7 +30,7 @@ def _tblite(method: str) -> Callable[..., Any]:
         try:
             from tblite.ase import TBLite
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise MissingImportError(
                 f"the built-in calculator {method!r} needs the 'tblite' package "
                 "(pip install 'ubmd[xtb]' or pip install tblite)"
             ) from exc
@@ -91,7 +93,7 @@ def normalise_spec(spec: Any) -> dict | Callable[[], Any]:
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, dict):
-        raise TypeError(
+        raise InputTypeError(
             f"calculator spec must be a dict, a name or a callable, got {type(spec).__name__}; "
             f"built-in names: {_builtins_text()}"
         )
@@ -108,7 +110,7 @@ def normalise_spec(spec: Any) -> dict | Callable[[], Any]:
         )
     kwargs = spec.get("kwargs") or {}
     if not isinstance(kwargs, dict):
-        raise TypeError(f"calculator spec 'kwargs' must be a dict, got {type(kwargs).__name__}")
+        raise InputTypeError(f"calculator spec 'kwargs' must be a dict, got {type(kwargs).__name__}")
     out = {"kwargs": dict(kwargs)}
     if has_name:
         name = str(spec["name"]).strip().lower()
@@ -133,7 +135,7 @@ def _load_object(target: str) -> Any:
         if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
             path = Path(module_part).expanduser().resolve()
             if not path.is_file():
-                raise ImportError(f"no such file {path}")
+                raise MissingImportError(f"no such file {path}")
             mod_name = f"_ubmd_calc_{abs(hash(str(path)))}"
             module = sys.modules.get(mod_name)
             if module is None:
@@ -147,7 +149,7 @@ def _load_object(target: str) -> Any:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError, SyntaxError) as exc:
-        raise ImportError(
+        raise MissingImportError(
             f"cannot import calculator {target!r}: {type(exc).__name__}: {exc}. Built-in names: "
             f"{_builtins_text()}"
         ) from exc
@@ -168,7 +170,7 @@ def make_calculator(spec: Any):
         return BUILTINS[spec["name"]](**spec["kwargs"])
     factory = _load_object(spec["import"])
     if not callable(factory):
-        raise TypeError(f"calculator import {spec['import']!r} is not callable")
+        raise InputTypeError(f"calculator import {spec['import']!r} is not callable")
     return factory(**spec["kwargs"])
 
 

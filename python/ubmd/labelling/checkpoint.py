@@ -31,6 +31,7 @@ from typing import Sequence
 from ase import Atoms
 
 from ..data import read_structures, write_structures
+from ..errors import RunStopped
 from ..io import write_json_atomic
 from .runner import POOL_INDEX, LabelFailure, filter_by_max_force, label_structures
 
@@ -131,7 +132,7 @@ def collect_labels(lab_dir: str | Path, n: int, max_force: float) -> dict:
             ref_time += float(rec.get("elapsed_s", 0.0))
             failures.append(rec)
         else:
-            raise RuntimeError(f"label {i} missing in {lab_dir}: the label stage did not finish")
+            raise RunStopped(f"label {i} missing in {lab_dir}: the label stage did not finish")
     kept, dropped = filter_by_max_force(labelled, max_force)
     return {"labelled": labelled, "kept": kept, "failures": failures, "dropped": dropped,
             "reference_s": ref_time}

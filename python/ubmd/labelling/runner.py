@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..executors import FailureKind, JobFailure, LocalExecutor, as_executor
+from ..errors import MissingImportError
 from .calculators import check_structure, make_calculator, normalise_spec, spec_label
 
 __all__ = [
@@ -199,8 +200,9 @@ def _attach(atoms, index: int, result: dict, method: str):
 # ----------------------------------------------------------------------------------------------
 # public entry point
 # ----------------------------------------------------------------------------------------------
-def _check_importable(spec) -> None:
-    """Fail early (in the parent) on an import spec whose module or file does not exist."""
+def check_importable(spec, key: str | None = None) -> None:
+    """Fail early (in the parent) on an import spec whose module or file does not exist
+    (ImportError, naming the config ``key`` when given)."""
     import importlib.util
     from pathlib import Path
 
@@ -217,8 +219,9 @@ def _check_importable(spec) -> None:
         except (ImportError, ValueError):
             ok = False
     if not ok:
-        raise ImportError(f"cannot find calculator module for {spec['import']!r}; built-in "
-                          f"names: {', '.join(sorted(BUILTINS))}")
+        where = f"{key}: " if key else ""
+        raise MissingImportError(f"{where}cannot find calculator module for {spec['import']!r}; "
+                          f"built-in names: {', '.join(sorted(BUILTINS))}")
 
 
 def label_structures(
@@ -261,7 +264,7 @@ def label_structures(
         ValueError/TypeError/ImportError only for a malformed spec or arguments, before any job.
     """
     spec = normalise_spec(spec)
-    _check_importable(spec)
+    check_importable(spec)
     properties = tuple(properties)
     bad = [p for p in properties if p not in _ALLOWED_PROPERTIES]
     if bad or not properties:

@@ -5,9 +5,9 @@ the reference potential itself (:mod:`.reference`, the baseline of model-driven 
 well-tempered metadynamics bias on one CV (:mod:`.metadynamics`). Needs nothing from the
 active-learning package: ``ubmd md`` and scripts use it directly."""
 
-from .engines import register_engine, resolve_engine, run_walker
+from .engines import MDRun, register_engine, resolve_engine, run_md, run_walker
 from .settings import ENSEMBLES, THERMOSTATS, LammpsConfig, MDSettings
-from .task import WalkerTask
+from .task import WalkerTask, runaway_temperature
 
-__all__ = ["ENSEMBLES", "LammpsConfig", "MDSettings", "THERMOSTATS", "WalkerTask",
-           "register_engine", "resolve_engine", "run_walker"]
+__all__ = ["ENSEMBLES", "LammpsConfig", "MDRun", "MDSettings", "THERMOSTATS", "WalkerTask",
+           "register_engine", "resolve_engine", "run_md", "run_walker", "runaway_temperature"]

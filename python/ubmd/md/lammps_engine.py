@@ -6,10 +6,12 @@ The deck (``in.walker.lmp`` in the walker directory, kept for inspection and rer
 (``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix
 nvt``, or ``fix npt ... tri`` with full cell freedom),
 ``compute pair ubmd`` (u, bias energy, scales, max u_i), ``compute ubmd/atom`` + ``compute reduce
-max`` + ``fix halt 1`` on the threshold, ``dump custom`` of candidate frames with per-atom
-uncertainties every ``sample_every`` steps, and after the run a ``write_dump`` of the last
-(triggering) frame. ``lmp`` (or ``mpirun -np k lmp``) runs in its own process group, killed
-as a whole after ``max_time_s``.
+max`` + ``fix halt 1`` on the threshold, the runaway guard (:func:`runaway_lines`: ``fix halt 1``
+on the kinetic temperature, pair-style independent), ``dump custom`` of candidate frames with
+per-atom uncertainties every ``sample_every`` steps, and after the run a ``write_dump`` of the
+last (triggering) frame. ``lmp`` (or ``mpirun -np k lmp``) runs in its own process group, killed
+as a whole after ``max_time_s``; meanwhile the last thermo row of its log is the walker's
+heartbeat (``progress.json``).
 
 Units: the config is in ASE units (fs, 1/fs, bar, K); LAMMPS ``units metal`` wants ps for the
 timestep and damping times; pressures are bar in both. The conversion is :func:`metal_times`,
@@ -35,8 +37,10 @@ from ..analysis.readers import read_dump_columns
 from ..io import save_npz_atomic, write_frames_atomic
 from ..model_file import model_info
 from ..plugin import find_executable, plugin_path
-from .task import (CANDIDATES, STOP_MAX_STEPS, STOP_THRESHOLD, STOP_TIME, TRACE, WalkerTask,
-                   dihedral_values)
+from ..progress import Heartbeat
+from .lammps_log import last_thermo_row, parse_thermo
+from .task import (CANDIDATES, PROGRESS, STOP_MAX_STEPS, STOP_RUNAWAY, STOP_THRESHOLD, STOP_TIME,
+                   TRACE, WalkerTask, dihedral_values, runaway_temperature)
 
 FS_PER_PS = 1000.0
 # thermo columns of `compute ubmd all pair ubmd` (column numbers from ubmd.keys / ubmd_keys.h)
@@ -49,6 +53,20 @@ DUMP = "candidates.lammpstrj"
 TRACE_DUMP = "trace.lammpstrj"
 LAST_DUMP = "last.lammpstrj"
 CROSSINGS_DUMP = "crossings.lammpstrj"  # frames that crossed the threshold and were reflected
+THRESHOLD_FIX = "stop"  # fix halt on the largest atomic uncertainty
+RUNAWAY_FIX = "runaway"  # fix halt on the kinetic temperature
+THERMO = ("step", "time", "temp", "pe", U_COLUMN, E_BIAS_COLUMN, "c_umax", "vol")
+
+
+def runaway_lines(t_max: float, fix_id: str = RUNAWAY_FIX, every: int = 1) -> list[str]:
+    """The deck lines of the runaway guard: stop the run (``fix halt ... error continue``, so
+    the commands after ``run`` still execute) once the kinetic temperature exceeds ``t_max`` K.
+    They do not depend on the pair style; the value for a walker is
+    :func:`ubmd.md.task.runaway_temperature`."""
+    var = f"{fix_id}_tkin"
+    return [f"variable {var} equal temp",
+            f"fix {fix_id} all halt {int(every)} v_{var} > {float(t_max)!r} "
+            "error continue message yes"]
 
 
 def metal_times(params) -> dict:
@@ -142,7 +160,7 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
         *integ,
         "compute ubmd all pair ubmd", "compute uatom all ubmd/atom",
         "compute umax all reduce max c_uatom", "variable umax equal c_umax",
-        f"thermo_style custom step time temp pe {U_COLUMN} {E_BIAS_COLUMN} c_umax vol",
+        "thermo_style custom " + " ".join(THERMO),
         f"thermo {p.log_every}", "thermo_modify flush yes",
         f"dump candidates all custom {p.sample_every} {DUMP} {dump_cols}",
         "dump_modify candidates sort id",
@@ -151,14 +169,18 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
         lines += [f"dump trace all custom {p.log_every} {TRACE_DUMP} id type x y z",
                   "dump_modify trace sort id"]
     thr = f"{float(p.threshold)!r}"
-    lines += [f"fix stop all halt 1 v_umax > {thr} error continue message yes",
-              *[str(c) for c in p.lammps.extra_commands]]
+    lines += [f"fix {THRESHOLD_FIX} all halt 1 v_umax > {thr} error continue message yes"]
+    t_run = runaway_temperature(T, 3 * len(task.start) - 3, p.runaway_factor)
+    if math.isfinite(t_run):
+        lines += runaway_lines(t_run)
+    lines += [str(c) for c in p.lammps.extra_commands]
     if p.reflections == 0:
         lines.append(f"run {p.max_steps}")
     else:
         # a crossing frame is kept and the walker goes back to its last sampled frame (the
         # candidates dump) with fresh velocities, p.reflections times; timesteps run on, so
-        # `run ... upto` ends every segment at max_steps
+        # `run ... upto` ends every segment at max_steps. A run that ended below the threshold
+        # (max_steps, or the runaway guard) is never reflected.
         restore_box = "box yes" if periodic else "box no"
         lines += [f"variable reflect loop {p.reflections + 1}",
                   f"variable back equal floor((step-1)/{p.sample_every})*{p.sample_every}",
@@ -179,47 +201,6 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
     return "\n".join(lines) + "\n"
 
 
-def parse_thermo(log_path: Path, all_halts: bool = False):
-    """Thermo columns of the runs in a LAMMPS log (consecutive runs joined; a row whose step is
-    not past the previous row's, a run's setup row after a reflection, is left out), and
-    ``{"step", "value"}`` of the last ``fix halt`` message (None if it never fired; no thermo row
-    is printed for that step); with ``all_halts`` the list of every one."""
-    cols: dict[str, list] = {}
-    names: list[str] | None = None
-    halts = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("Fix halt condition"):
-            words = line.split()
-            halts.append({"step": int(words[words.index("step") + 1]),
-                          "value": float(words[words.index("value") + 1])})
-            continue
-        words = line.split()
-        if words[:1] == ["Step"]:
-            if cols and list(cols) != words:
-                raise ValueError(f"{log_path}: runs with different thermo columns")
-            names = words
-            cols = cols or {n: [] for n in names}
-            continue
-        if names is None:
-            continue
-        if line.startswith("Loop time"):
-            names = None
-            continue
-        if len(words) == len(names):
-            try:
-                values = [float(w) for w in words]
-            except ValueError:
-                continue
-            if cols[names[0]] and values[0] <= cols[names[0]][-1]:
-                continue
-            for n, v in zip(names, values):
-                cols[n].append(v)
-    thermo = {k: np.asarray(v) for k, v in cols.items()}
-    if all_halts:
-        return thermo, halts
-    return thermo, (halts[-1] if halts else None)
-
-
 def _command(task: WalkerTask) -> list[str]:
     lc = task.params.lammps
     lmp = find_executable(lc.command)
@@ -237,18 +218,25 @@ def _command(task: WalkerTask) -> list[str]:
     return base
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float | None) -> tuple[int | None, bool]:
-    """Run in a new process group; on timeout kill the whole group. Returns (rc, timed_out)."""
+def _run(cmd: list[str], cwd: Path, timeout: float | None,
+         on_poll=None) -> tuple[int | None, bool]:
+    """Run in a new process group; on timeout kill the whole group. ``on_poll()`` is called
+    about once a second while it runs. Returns (rc, timed_out)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    t0 = time.monotonic()
     with open(cwd / "lammps.out", "w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
-        try:
-            return proc.wait(timeout=timeout), False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return None, True
+        while True:
+            try:
+                return proc.wait(timeout=1.0), False
+            except subprocess.TimeoutExpired:
+                if timeout is not None and time.monotonic() - t0 >= timeout:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    return None, True
+                if on_poll is not None:
+                    on_poll()
 
 
 def dump_atoms(frame, species: list[str]) -> Atoms:
@@ -302,7 +290,15 @@ def run_lammps_walker(task: WalkerTask) -> dict:
     for stale in (DUMP, TRACE_DUMP, LAST_DUMP, CROSSINGS_DUMP, LOG):
         (wd / stale).unlink(missing_ok=True)
     t0 = time.perf_counter()
-    rc, timed_out = _run(_command(task), wd, p.max_time_s)
+    beat = Heartbeat(wd / PROGRESS)
+
+    def heartbeat() -> None:
+        row = last_thermo_row(wd / LOG, len(THERMO))
+        if row is not None:
+            beat(step=int(row[0]), max_steps=p.max_steps, temperature=row[2],
+                 max_atomic_uncertainty=row[6])
+
+    rc, timed_out = _run(_command(task), wd, p.max_time_s, heartbeat)
     if rc not in (0, None):
         tail = (wd / "lammps.out").read_text(errors="replace").strip().splitlines()[-5:]
         log_tail = (wd / LOG).read_text(errors="replace").strip().splitlines()[-5:] \
@@ -310,25 +306,44 @@ def run_lammps_walker(task: WalkerTask) -> dict:
         raise RuntimeError(f"LAMMPS exited with status {rc}: " + " / ".join(log_tail or tail))
     thermo, halts = parse_thermo(wd / LOG, all_halts=True) if (wd / LOG).exists() else ({}, [])
     reflected = _frames(wd / CROSSINGS_DUMP, task)  # crossings the walker came back from
-    halted = halts[-1] if len(halts) > len(reflected) else None  # the crossing that stopped it
+    # the halt messages of the last segment (0, 1 or 2 fixes): timesteps run on across
+    # reflections, so they are the ones past the last crossing the walker came back from
+    last_reflected = max((f.info["step"] for f in reflected), default=-1)
+    final = [h for h in halts if h["step"] > last_reflected]
     last = _frames(wd / LAST_DUMP, task)
     n_steps = int(thermo["Step"][-1]) if len(thermo.get("Step", [])) else 0
     max_u = float(thermo["c_umax"][-1]) if len(thermo.get("c_umax", [])) else math.nan
+    temps = list(thermo.get("Temp", []))
+    by_u = next((h for h in final if h["fix"] in (THRESHOLD_FIX, None)), None)
+    runaway = next((h for h in final if h["fix"] == RUNAWAY_FIX), None)
+    if runaway and by_u and by_u["step"] <= runaway["step"]:
+        runaway = None  # the threshold fired first (or on the same step): a threshold stop
+    halted = final[0] if final else None
     if halted:
-        n_steps, max_u = halted["step"], halted["value"]
+        n_steps = halted["step"]
+        last_u = [f.info["max_atomic_uncertainty"] for f in last]
+        max_u = by_u["value"] if by_u and not runaway else (last_u[0] if last_u else max_u)
+    if runaway:
+        temps.append(runaway["value"])
     triggers = reflected + (last if halted else [])
     for f in triggers:
         f.info["trigger"] = True
+    if halted and last and runaway:
+        last[0].info["runaway"] = True
+        last[0].info["temperature"] = runaway["value"]
     # the sampled frames, and the crossing frames in their place (a crossing on a sampling step
     # is in both files: once, as a crossing)
     by_step = {f.info["step"]: f for f in _frames(wd / DUMP, task) if f.info["step"] > 0}
     by_step.update({f.info["step"]: f for f in triggers})
     frames = [by_step[k] for k in sorted(by_step)]
     u_of_step = dict(zip(thermo.get("Step", []), thermo.get(U_COLUMN, [])))
+    t_of_step = dict(zip(thermo.get("Step", []), thermo.get("Temp", [])))
     for f in frames:
         f.info.setdefault("trigger", False)
-        # total u of a frame: from the thermo row of its step (NaN between thermo rows)
+        f.info.setdefault("runaway", False)
+        # total u and temperature of a frame: from the thermo row of its step (NaN between rows)
         f.info["uncertainty"] = float(u_of_step.get(float(f.info["step"]), math.nan))
+        f.info.setdefault("temperature", float(t_of_step.get(float(f.info["step"]), math.nan)))
     write_frames_atomic(frames, wd / CANDIDATES)
     trace = {}
     if thermo:
@@ -341,10 +356,16 @@ def run_lammps_walker(task: WalkerTask) -> dict:
         tf = _frames(wd / TRACE_DUMP, task)
         trace["cvs"] = np.asarray([dihedral_values(a, task.dihedrals) for a in tf]).reshape(-1, 2)
     save_npz_atomic(trace, wd / TRACE)
-    stop = STOP_TIME if timed_out else (STOP_THRESHOLD if halted else STOP_MAX_STEPS)
+    stop = STOP_TIME if timed_out else (STOP_RUNAWAY if runaway else STOP_THRESHOLD if halted
+                                        else STOP_MAX_STEPS)
+    beat(force=True, step=n_steps, max_steps=p.max_steps, max_atomic_uncertainty=max_u,
+         stop_reason=stop)
+    t_run = runaway_temperature(task.temperature, 3 * len(task.start) - 3, p.runaway_factor)
     return {"index": task.index, "engine": "lammps", "stop_reason": stop, "n_steps": n_steps,
             "time_fs": n_steps * p.timestep,
             "max_atomic_uncertainty": max_u,
+            "max_temperature_K": float(max(temps)) if temps else math.nan,
+            "runaway_temperature_K": t_run if math.isfinite(t_run) else None,
             "n_candidates": len(frames), "ensemble": p.ensemble, "reflections": len(reflected),
             "lammps_s": time.perf_counter() - t0,
             "final_volume": float(thermo["Volume"][-1]) if thermo and periodic else None,

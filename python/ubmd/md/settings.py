@@ -56,6 +56,10 @@ class MDSettings:
     tdamp: float = setting(100.0, gt=0)  # fs, Nosé-Hoover thermostat time constant
     pdamp: float = setting(1000.0, gt=0)  # fs, barostat time constant
     max_time_s: Optional[float] = setting(None, gt=0)  # wall-clock limit per run
+    # runaway guard: stop once the kinetic temperature exceeds this multiple of the target (or
+    # the level its thermal fluctuations reach once in 1e4 steps, if higher: small systems);
+    # null: no guard (ubmd.md.task.runaway_temperature)
+    runaway_factor: Optional[float] = setting(1.5, gt=1)
     lammps: LammpsConfig = field(default_factory=LammpsConfig)
 
     def _check(self, where: str) -> None:

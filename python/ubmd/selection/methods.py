@@ -68,6 +68,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import InputTypeError
 from ..keys import SELECTION_METHODS
 
 Tensor = torch.Tensor
@@ -113,7 +114,7 @@ def select_batch(
     if method not in METHODS:
         raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        raise InputTypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
     batch_size = int(batch_size)
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -204,7 +205,7 @@ def _as_float_matrix(a, name: str) -> Tensor:
     if t.dim() != 2:
         raise ValueError(f"{name} must be a 2-D [n, K] matrix, got shape {tuple(t.shape)}")
     if not t.is_floating_point():
-        raise TypeError(f"{name} must hold floating-point features, got dtype {t.dtype}")
+        raise InputTypeError(f"{name} must hold floating-point features, got dtype {t.dtype}")
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     return t.detach()
@@ -241,7 +242,7 @@ def _prepare(pool_features, train_features, kernel_transform) -> tuple[Tensor, T
                 train = pool.new_zeros((0, pool.shape[1]))
     dtype = torch.promote_types(pool.dtype, train.dtype)
     if dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"features must be float32 or float64, got {dtype}")
+        raise InputTypeError(f"features must be float32 or float64, got {dtype}")
     pool = pool.to(dtype)
     train = train.to(device=pool.device, dtype=dtype)
     if train.shape[0] == 0:

@@ -85,3 +85,38 @@ def select_from_pool(model: RunFeatures, pool_frames: Sequence[Atoms], dataset: 
     x, t = selection_features(model, method, pool, train, split)
     idx = select_batch(x, t, int(batch_size), method, seed=seed)
     return idx.numpy()
+
+
+def select(pool, run: str | Path, batch_size: int = 8, method: str = "max_det",
+           train=None, seed: int = 0) -> list[int]:
+    """Pick ``batch_size`` structures of ``pool`` to label next, with the features of a
+    trained run, as an AL round does (``ubmd select --model``).
+
+    Args:
+        pool: candidate structures (ASE Atoms, or a file ASE reads: a walker's
+            ``candidates.extxyz``, a campaign round's ``pool.extxyz``).
+        run: a run directory of ``ubmd train`` / :func:`ubmd.train`, or an AL round's.
+        batch_size: how many to pick.
+        method: ``max_det`` (default), ``max_diag``, ``max_dist``, ``lcmd`` or ``random``
+            (:mod:`ubmd.selection.methods`).
+        train: the labelled structures the picks should differ from (frames or a file;
+            default: the run's own training data).
+        seed: seed of ``random``.
+
+    Returns the indices into ``pool``, in selection order."""
+    from ..data import read_structure_files, read_structures
+    from ..training.runs import load_run_config
+
+    cfg = load_run_config(run)
+    pool = read_structures(pool) if isinstance(pool, (str, Path)) else list(pool)
+    if not pool:
+        raise ValueError("the pool holds no structures")
+    if train is None:
+        if not cfg.data.train:
+            raise ValueError(f"{run}: its config names no training data; give train=...")
+        train = read_structure_files(cfg.data.train, what="data.train")
+    elif isinstance(train, (str, Path)):
+        train = read_structures(train)
+    model = RunFeatures(Path(cfg.output), cfg)
+    idx = select_from_pool(model, pool, train, train, method, batch_size, seed=seed)
+    return [int(i) for i in idx]

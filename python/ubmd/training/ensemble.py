@@ -4,6 +4,7 @@ processes at once (:mod:`ubmd.executors`); same results either way."""
 from __future__ import annotations
 
 import copy
+import functools
 import pickle
 
 from tqdm.auto import tqdm
@@ -17,17 +18,22 @@ from .trainer import TrainResult, torch_dtype, train_model
 
 def _train_member_job(job: tuple) -> dict:
     """Worker of :func:`train_ensemble` (a separate process): one member, returned as plain data."""
-    data, model_cfg, cfg, seed, desc, init_state = job
+    data, model_cfg, cfg, seed, desc, init_state, on_epoch = job
     train, valid = pickle.loads(data)
-    res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state)
+    res = train_model(train, valid, model_cfg, cfg, seed=seed, desc=desc, init_state=init_state,
+                      on_epoch=on_epoch)
     return {"state": res.model.state_dict(), "history": res.history, "best_epoch": res.best_epoch,
             "final_stage_epoch": res.final_stage_epoch, "best_valid": res.best_valid,
             "time_s": res.time_s, "species_shift": res.species_shift}
 
 
 def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
-                   cfg: TrainingConfig, init_states: list | None = None) -> list[TrainResult]:
+                   cfg: TrainingConfig, init_states: list | None = None,
+                   on_epoch=None) -> list[TrainResult]:
     """M models with seeds seed, seed+1, ... (member m warm-started from ``init_states[m]``).
+
+    ``on_epoch(member, epoch, n_epochs, record, done)``: progress of each member (picklable when
+    members train in worker processes, e.g. :class:`ubmd.progress.EpochHeartbeat`).
 
     With ``cfg.n_workers`` > 1 the members train in that many processes at once (each with
     ``cfg.num_threads`` threads); the results are identical to training them one after another
@@ -40,15 +46,17 @@ def train_ensemble(train: GraphDataset, valid: GraphDataset, model_cfg: ModelCon
              for m in range(cfg.n_models)]
     inits = [None if init_states is None else init_states[m] for m in range(cfg.n_models)]
     n_workers = min(cfg.n_workers, cfg.n_models)
+    hooks = [None if on_epoch is None else functools.partial(on_epoch, m)
+             for m in range(cfg.n_models)]
     if n_workers == 1:
         return [train_model(train, valid, model_cfg, cfg, seed=cfg.seed + m, desc=descs[m],
-                            init_state=inits[m]) for m in range(cfg.n_models)]
+                            init_state=inits[m], on_epoch=hooks[m]) for m in range(cfg.n_models)]
     quiet = copy.deepcopy(cfg)
     quiet.progress = False  # one bar here (members done) instead of interleaved worker bars
     # graphs only (ASE frames and calculators stay here), pickled to plain bytes: the default
     # multiprocessing reduction would share every tensor through its own file descriptor
     data = pickle.dumps((train.without_frames(), valid.without_frames()))
-    jobs = [(data, model_cfg, quiet, cfg.seed + m, descs[m], inits[m])
+    jobs = [(data, model_cfg, quiet, cfg.seed + m, descs[m], inits[m], hooks[m])
             for m in range(cfg.n_models)]
     outs: list = [None] * cfg.n_models
     with LocalExecutor(n_workers) as pool, \

@@ -12,6 +12,8 @@ Output directory layout:
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -42,9 +44,16 @@ from .ensemble import train_ensemble
 from .trainer import torch_dtype
 
 
+#: fewer validation structures than this: the calibration of the total uncertainty is warned
+#: about (its constant is one quantile of that many energy errors)
+MIN_VALID_FOR_CALIBRATION = 5
+
+
 def check_split(cfg: TrainRunConfig, n_frames: int, valid: GraphDataset) -> None:
     """Before training: an uncertainty is calibrated on the validation split, which must then
-    hold at least one structure with an energy label."""
+    hold at least one structure with an energy label; with fewer than
+    :data:`MIN_VALID_FOR_CALIBRATION` a warning says that the total uncertainty's scale is a
+    guess (a campaign whose labels failed can get there)."""
     kind = cfg.uncertainty.kind
     if kind == "none":
         return
@@ -59,18 +68,31 @@ def check_split(cfg: TrainRunConfig, n_frames: int, valid: GraphDataset) -> None
             f"uncertainty.kind {kind!r} is calibrated on the energy errors of the validation "
             f"split, but none of its {len(valid)} structure(s) has an energy label: label them, "
             "change data.split_seed / data.valid_fraction, or set uncertainty.kind: none")
+    n_energy = sum(1 for g in valid.graphs if K.ENERGY in g)
+    if n_energy < MIN_VALID_FOR_CALIBRATION:
+        alpha = cfg.uncertainty.alpha
+        need = math.ceil((1 - alpha) / alpha)
+        warnings.warn(
+            f"the total uncertainty is calibrated on {n_energy} validation structure(s) (of "
+            f"{n_frames}, data.valid_fraction {cfg.data.valid_fraction}): its scale rests on so "
+            f"few energy errors that it is a rough guess (conformal calibration at alpha "
+            f"{alpha:g} needs "
+            f"{need} for its coverage guarantee; the atomic uncertainty uses every atom); label "
+            "more structures or raise data.valid_fraction", UserWarning, stacklevel=3)
 
 
 def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
                       species_map: dict | None = None, init_members: Sequence[MLIP] | None = None,
-                      label_keys: dict | None = None) -> dict:
+                      label_keys: dict | None = None, on_epoch=None) -> dict:
     """Run the whole training pipeline; returns a summary dict (also in errors.json).
 
     ``init_members``: models (e.g. :func:`ubmd.model.load_members` of a previous run) to warm-start the
     members from instead of training from scratch (same architecture and species).
     ``label_keys``: label key names (:func:`ubmd.data.get_labels` keywords); default
     :func:`label_keys_from` ``cfg.data``. Structures may lack some labels (masked in the loss
-    and the errors); a data set without any energy or forces label is refused, naming its keys."""
+    and the errors); a data set without any energy or forces label is refused, naming its keys.
+    ``on_epoch(member, epoch, n_epochs, record, done)``: training progress
+    (:func:`ubmd.training.ensemble.train_ensemble`)."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     files = RunFiles(out)
@@ -86,7 +108,7 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     train, valid, test = data.subset(split.train), data.subset(split.valid), data.subset(split.test)
     check_split(cfg, len(data), valid)
     init_states = None if init_members is None else [m.state_dict() for m in init_members]
-    results = train_ensemble(train, valid, cfg.model, cfg.training, init_states)
+    results = train_ensemble(train, valid, cfg.model, cfg.training, init_states, on_epoch)
     members = [r.float64_model() for r in results]  # exact float64 reference energies
     save_members(members, files.members)
     summary_out = {"n_train": len(train), "n_valid": len(valid), "n_test": len(test),
@@ -122,3 +144,49 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     with open(files.errors, "w") as fh:
         json.dump(summary_out, fh, indent=1)
     return summary_out
+
+
+def train(config, frames: Sequence[Atoms] | None = None, output: str | Path | None = None,
+          overrides: Sequence[str] = (), on_epoch=None) -> dict:
+    """Train a model (or an ensemble), fit and calibrate its uncertainty, export ``model.pt``:
+    what ``ubmd train`` does.
+
+    Args:
+        config: a YAML file (its relative paths are relative to it), a dict of the same keys
+            (relative paths relative to the working directory) or a
+            :class:`ubmd.config.TrainRunConfig`; every key: docs/config.md.
+        frames: labelled structures (ASE Atoms with energies and forces, e.g. the ``labelled``
+            of :func:`ubmd.label`) to train on instead of ``data.train``; they are written to
+            ``OUTPUT/data.extxyz`` and named in the run's config, so that the run can be
+            re-exported and re-calibrated later (:func:`ubmd.export`, :func:`ubmd.calibrate`).
+        output: the run directory (overrides ``output``).
+        overrides: ``"section.key=value"`` entries, as ``ubmd train --set``.
+        on_epoch: progress callback ``(member, epoch, n_epochs, record, done)``.
+
+    Returns the summary (also in ``OUTPUT/errors.json``): ``errors_train``/``errors_valid``
+    (``energy_rmse`` eV/atom, ``forces_rmse`` eV/Å, ``stress_rmse`` eV/Å^3 ...), ``calibration``
+    (constants), ``model_file`` (the exported model's path), ``train_time_s`` ...
+    """
+    import copy
+
+    from ..config import (from_dict, load_train_config, merge, parse_overrides, require_files,
+                          resolve_paths)
+    from ..data import write_structures
+
+    if isinstance(config, (str, Path)):
+        cfg = load_train_config(config, overrides, output)
+    else:
+        data = copy.deepcopy(config) if isinstance(config, dict) else to_dict(config)
+        over = parse_overrides(overrides)
+        if output is not None:
+            over["output"] = str(output)
+        cfg = resolve_paths(from_dict(TrainRunConfig, merge(data, over)), Path.cwd())
+    if frames is not None:
+        frames = list(frames)
+        out = Path(cfg.output).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        write_structures(out / "data.extxyz", frames)
+        cfg.data.train = str(out / "data.extxyz")
+        return train_from_config(cfg, frames, on_epoch=on_epoch)
+    require_files(cfg.data.train, "data.train")
+    return train_from_config(cfg, on_epoch=on_epoch)

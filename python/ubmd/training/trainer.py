@@ -170,10 +170,14 @@ class Ema:
 
 def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig,
                 cfg: TrainingConfig, seed: int | None = None, desc: str = "train",
-                init_state: dict | None = None) -> TrainResult:
+                init_state: dict | None = None, on_epoch=None) -> TrainResult:
     """Train one model from scratch (or, with ``init_state``, continue from a state dict of a
     model with the same architecture and species: a warm start, which keeps that model's
-    descriptor and energy statistics); returns the best-on-validation model."""
+    descriptor and energy statistics); returns the best-on-validation model.
+
+    ``on_epoch(epoch, n_epochs, record, done)``: called after every epoch (``record``: the last
+    validation record, with ``energy_rmse`` eV/atom and ``forces_rmse`` eV/Å) and once at the
+    end with ``done=True``; for progress displays (:class:`ubmd.progress.EpochHeartbeat`)."""
     seed = cfg.seed if seed is None else seed
     if not 0.0 <= cfg.final_fraction < 1.0:
         raise ValueError(f"training.final_fraction must be in [0, 1), got {cfg.final_fraction}")
@@ -263,6 +267,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
             bar.set_postfix(loss=f"{rec['loss']:.3g}",
                             E=f"{1000 * errs.get('energy_rmse', 0):.2f}meV/at",
                             F=f"{errs.get('forces_rmse', 0):.3f}eV/A")
+            if on_epoch is not None:
+                on_epoch(epoch, cfg.max_epochs, rec, False)
             if since_best >= cfg.patience:
                 if cfg.final_fraction > 0 and not final_stage:
                     start_final_stage(epoch + 1)  # stopped early: still end with the final stage
@@ -271,6 +277,8 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
         if cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s:
             break
     bar.close()
+    if on_epoch is not None:
+        on_epoch(epoch, cfg.max_epochs, result.history[-1] if result.history else None, True)
     model.load_state_dict(best_state)
     with torch.no_grad():
         model.species_shift.copy_(shift)

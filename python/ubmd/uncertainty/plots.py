@@ -1,7 +1,6 @@
 """PNG plots of uncertainty quality: reliability diagram and uncertainty vs |error|.
 
-Uses ``matplotlib.figure.Figure`` with the Agg canvas directly (no pyplot, no global backend
-state, no display needed).  ``u`` and ``r`` follow the conventions of
+The package's figure style (:mod:`ubmd.figures`: Agg canvas, no pyplot state).  ``u`` and ``r`` follow the conventions of
 :mod:`ubmd.uncertainty.metrics` (``interval="conformal"``: ``u`` is the ``1 - alpha`` half-width;
 ``"gaussian"``: ``u`` is a standard deviation).
 """
@@ -12,25 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from .. import figures as F
 from .calibration import validate_pair
 from .metrics import coverage, coverage_curve, miscalibration_area, spearman
-
-
-def _new_figure(size=(4.5, 4.5)) -> Figure:
-    fig = Figure(figsize=size, dpi=120)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
 
 
 def plot_reliability(u: Any, r: Any, path: str | Path, alpha: float = 0.05,
@@ -43,8 +27,7 @@ def plot_reliability(u: Any, r: Any, path: str | Path, alpha: float = 0.05,
     expected, observed = coverage_curve(u, r, alpha, interval)
     area = miscalibration_area(u, r, alpha, interval)
     cov = coverage(u, r, alpha, interval)
-    fig = _new_figure()
-    ax = fig.add_subplot()
+    fig, (ax,) = F.new_figure(4.5, 4.5)
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
     ax.plot(expected, observed, color="C0", lw=2, label="observed")
     ax.fill_between(expected, expected, observed, color="C0", alpha=0.25,
@@ -56,8 +39,8 @@ def plot_reliability(u: Any, r: Any, path: str | Path, alpha: float = 0.05,
     ax.set_xlabel("expected coverage (Gaussian central interval)")
     ax.set_ylabel("observed coverage")
     ax.set_title(title or f"reliability (n = {np.size(u)})")
-    ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path)
+    ax.legend(loc="upper left", fontsize=F.LEGEND_SIZE)
+    return F.save(fig, path)
 
 
 def plot_uncertainty_vs_error(u: Any, r: Any, path: str | Path, unit: str, alpha: float = 0.05,
@@ -78,8 +61,7 @@ def plot_uncertainty_vs_error(u: Any, r: Any, path: str | Path, unit: str, alpha
     x, y = np.maximum(u_arr, floor), np.maximum(r_abs, floor)
     lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
     lo, hi = lo / 1.5, hi * 1.5
-    fig = _new_figure()
-    ax = fig.add_subplot()
+    fig, (ax,) = F.new_figure(4.5, 4.5)
     ax.scatter(x, y, s=6, alpha=0.5, color="C0", edgecolors="none")
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="|error| = u")
     ax.set_xscale("log")
@@ -89,7 +71,7 @@ def plot_uncertainty_vs_error(u: Any, r: Any, path: str | Path, unit: str, alpha
     ax.set_xlabel(f"uncertainty u ({unit})")
     ax.set_ylabel(f"|error| ({unit})")
     ax.set_title(title or f"uncertainty vs error (n = {u_arr.size})")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=F.LEGEND_SIZE)
     ax.text(0.97, 0.03, f"coverage at {1 - alpha:.2f}: {cov:.3f}\nSpearman: {rho:.3f}",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
-    return _save(fig, path)
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=F.LEGEND_SIZE)
+    return F.save(fig, path)

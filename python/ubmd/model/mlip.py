@@ -88,6 +88,16 @@ class MLIP(nn.Module):
             return self.repulsion(edge_vec, edge_index, species, n_centres)
         return torch.zeros(n_centres, dtype=edge_vec.dtype, device=edge_vec.device)
 
+    @torch.jit.export
+    def baseline_state(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                       n_centres: int) -> Tuple[Tensor, Tensor]:
+        """:meth:`baseline`'s energies and the gradient of their sum w.r.t. the edge vectors
+        [E, 3], without autograd."""
+        if self.use_repulsion:
+            return self.repulsion.energy_and_gradient(edge_vec, edge_index, species, n_centres)
+        return (torch.zeros(n_centres, dtype=edge_vec.dtype, device=edge_vec.device),
+                torch.zeros_like(edge_vec))
+
     def readout_with_grads(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
         """Per-atom energies [n] and, per linear layer, x~_l [n, d_in+1] and g_l [n, d_out]."""
         h = (desc - self.desc_mean) * self.desc_inv_std
@@ -113,6 +123,83 @@ class MLIP(nn.Module):
             g = (g @ weights[k]) * factors[k] * _silu_grad(outs[k - 1])
             gs.insert(0, g)
         return energies, xs, gs
+
+    @torch.jit.export
+    def readout_state(self, desc: Tensor, species: Tensor,
+                      with_grads: bool) -> Tuple[Tensor, List[Tensor]]:
+        """Per-atom energies [n] (the readout's, no baseline) without an autograd graph, and the
+        state of :meth:`readout_vjp`: layer inputs h_0..h_L, pre-activations o_0..o_{L-1},
+        silu'(o_l), the species scale [n, 1], and with ``with_grads`` g_0..g_L (g_l = dE_i/do_l,
+        as :meth:`readout_with_grads`) and t_0..t_{L-1} (g_l = t_l silu'(o_l))."""
+        h = (desc - self.desc_mean) * self.desc_inv_std
+        n_layers = len(self.layers)
+        hs: List[Tensor] = []
+        outs: List[Tensor] = []
+        dsil: List[Tensor] = []
+        out = h
+        for k, layer in enumerate(self.layers):
+            hs.append(h)
+            o = layer(h)
+            if k < n_layers - 1:
+                outs.append(o)
+                dsil.append(_silu_grad(o))
+                h = torch.nn.functional.silu(o)
+            else:
+                out = o
+        scale = self.species_scale[species]
+        energies = out.squeeze(-1) * scale + self.species_shift[species]
+        scale = scale.unsqueeze(-1)
+        gs: List[Tensor] = []
+        ts: List[Tensor] = []
+        if with_grads:
+            weights: List[Tensor] = []
+            factors: List[float] = []
+            for lin in self.layers:
+                weights.append(lin.weight)
+                factors.append(lin.in_factor)
+            g = scale
+            gs.append(g)
+            for k in range(n_layers - 1, 0, -1):
+                t = (g @ weights[k]) * factors[k]
+                g = t * dsil[k - 1]
+                ts.insert(0, t)
+                gs.insert(0, g)
+        return energies, hs + outs + dsil + [scale] + gs + ts
+
+    @torch.jit.export
+    def readout_vjp(self, state: List[Tensor], cot_energy: Tensor, h_extra: List[Tensor],
+                    o_extra: List[Tensor], join0: Tensor) -> Tensor:
+        """Cotangents of the descriptor [B (+ J), n, dim] from :meth:`readout_state`'s state:
+        ``cot_energy`` [B, n] on the per-atom energies, ``h_extra[l]`` [B, n, d_l] added to the
+        cotangent of layer input h_l, ``o_extra[l]`` [B, n, d_{l+1}] to that of o_l (empty
+        tensors: nothing), ``join0`` [J, n, d_1]: J more cotangents of o_0 that join at the first
+        layer (e.g. the energy's, g_0, when :meth:`readout_state` computed it)."""
+        n_layers = len(self.layers)
+        dsil = state[2 * n_layers - 1:3 * n_layers - 2]
+        scale = state[3 * n_layers - 2]
+        weights: List[Tensor] = []
+        factors: List[float] = []
+        for layer in self.layers:
+            weights.append(layer.weight)
+            factors.append(layer.in_factor)
+        o_bar = cot_energy.unsqueeze(-1) * scale  # [B, n, 1]
+        h_bar = o_bar
+        for k in range(n_layers - 1, -1, -1):
+            extra = h_extra[k]
+            if k == 0 and join0.numel() > 0:
+                if extra.numel() > 0:  # the joining cotangents have no extra term
+                    extra = torch.cat([extra.expand(o_bar.shape[0], -1, -1), torch.zeros(
+                        join0.shape[0], extra.shape[1], extra.shape[2], dtype=extra.dtype,
+                        device=extra.device)], 0)
+                o_bar = torch.cat([o_bar, join0], 0)
+            h_bar = (o_bar @ weights[k]) * factors[k]
+            if extra.numel() > 0:
+                h_bar = h_bar + extra
+            if k > 0:
+                o_bar = h_bar * dsil[k - 1]
+                if o_extra[k - 1].numel() > 0:
+                    o_bar = o_bar + o_extra[k - 1]
+        return h_bar * self.desc_inv_std
 
     def readout_last_layer(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-atom energies [n] and last-layer features g_L (x) x~_L [n, d_in(L) + 1].

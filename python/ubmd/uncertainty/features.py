@@ -196,3 +196,192 @@ class FeatureModel(nn.Module):
             else:
                 out = out + (a * b * vl).sum()
         return out
+
+    # ------------------------------------------------------------------ one pass, no autograd
+
+    def _sketch_matrices(self) -> Tuple[List[Tensor], List[Tensor]]:
+        us: List[Tensor] = []
+        vs: List[Tensor] = []
+        for sk in self.sketches:
+            us.append(sk.u)
+            vs.append(sk.v)
+        return us, vs
+
+    def atomic_state(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                     with_features: bool, atomic_features: bool
+                     ) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        """:meth:`atomic_parts` without an autograd graph (run under no_grad): per-atom
+        energies [n], the feature sum [dim] (empty without ``with_features``), the per-atom
+        features [n, dim] ([n, 0] unless ``atomic_features``) and the state from which
+        :meth:`state_gradients` computes the energy gradient and the bias gradient w.r.t. the
+        edge vectors in one pass."""
+        sp = species[:n_centres]
+        sketch = with_features and self.kind == "sketch"
+        us, vs = self._sketch_matrices()
+        state: List[Tensor] = [torch.tensor([int(with_features), n_centres], dtype=torch.long)]
+        energies: List[Tensor] = []
+        sums: List[Tensor] = []
+        atoms: List[Tensor] = []
+        nl = self.n_layers
+        idx = 0
+        for member in self.members:
+            desc, dstate = member.descriptor.forward_state(edge_vec, edge_index, species, n_centres)
+            e, rstate = member.readout_state(desc, sp, sketch)
+            energies.append(e)
+            state += dstate + rstate
+            if not with_features:
+                pass
+            elif self.kind == "energies":
+                sums.append(e.sum(0, keepdim=True))
+                atoms.append(e.unsqueeze(-1))
+            elif self.kind == "last_layer":
+                h = rstate[nl - 1]
+                factor = 1.0
+                bias_factor = 1.0
+                for layer in member.layers:
+                    factor = layer.in_factor
+                    bias_factor = layer.bias_factor
+                ones = torch.full((h.shape[0], 1), bias_factor, dtype=h.dtype, device=h.device)
+                phi = torch.cat([h * factor, ones], dim=-1) * rstate[3 * nl - 2]
+                sums.append(phi.sum(0))
+                atoms.append(phi)
+            else:
+                gs = rstate[3 * nl - 1:4 * nl - 1]
+                layer_k = 0
+                for layer in member.layers:
+                    h = rstate[layer_k]
+                    g = gs[layer_k]
+                    ones = torch.full((h.shape[0], 1), layer.bias_factor, dtype=h.dtype,
+                                      device=h.device)
+                    x = torch.cat([h * layer.in_factor, ones], dim=-1)
+                    u, v = us[idx], vs[idx]
+                    term = x[:, :0]
+                    if not self._use_matrix(n_centres, x.shape[1], g.shape[1]):
+                        p, q = x @ u, g @ v
+                        state += [p, q]
+                        term = p * q
+                        s = term.sum(0)
+                    else:
+                        state += [x[:0, :0], x[:0, :0]]
+                        if atomic_features:
+                            term = (x @ u) * (g @ v)
+                            s = term.sum(0)
+                        else:
+                            s = ((u.t() @ (x.t() @ g)) * v.t()).sum(-1)
+                    if layer_k == 0:
+                        sums.append(s)
+                        atoms.append(term)
+                    else:
+                        sums[-1] = sums[-1] + s
+                        if atomic_features:
+                            atoms[-1] = atoms[-1] + term
+                    layer_k += 1
+                    idx += 1
+        baseline, baseline_grad = self.members[0].baseline_state(edge_vec, edge_index, species,
+                                                                 n_centres)
+        state.append(baseline_grad)
+        energy = torch.stack(energies, 0).mean(0) + baseline
+        if not with_features:
+            return energy, energy[:0], energy.new_zeros(n_centres, 0), state
+        norm = self.sketch_norm if self.kind == "sketch" else 1.0
+        phi_sum = torch.cat(sums) * norm
+        phi_atoms = torch.cat(atoms, dim=-1) * norm if atomic_features \
+            else energy.new_zeros(n_centres, 0)
+        return energy, phi_sum, phi_atoms, state
+
+    def state_gradients(self, state: List[Tensor], v: Tensor) -> Tensor:
+        """Gradients w.r.t. the edge vectors from :meth:`atomic_state`'s state: [1, E, 3] of the
+        energy sum when ``v`` is empty, else [2, E, 3]: of the energy sum and of v . sum_i phi_i
+        (the feature sum's contraction with v = du/dphi_sum), in one traversal of the model:
+        both cotangents go through the readout and the descriptor side by side."""
+        with_features = bool(state[0][0] > 0)
+        n = int(state[0][1])
+        with_bias = v.numel() > 0
+        if with_bias and not with_features:
+            raise RuntimeError("state_gradients with v needs atomic_state(..., with_features=True)")
+        nl = self.n_layers
+        sketch = with_features and self.kind == "sketch"
+        len_r = 3 * nl - 1 + (2 * nl - 1 if sketch else 0)
+        us, vs = self._sketch_matrices()
+        c_e = 1.0 / self.n_members
+        dtype, device = state[-1].dtype, state[-1].device
+        ones = torch.ones(1, n, dtype=dtype, device=device)
+        empty = torch.zeros(0, dtype=dtype, device=device)
+        pos = 1
+        idx = 0
+        offset = 0
+        m = 0
+        total = empty
+        for member in self.members:
+            dstate = state[pos:pos + 14]
+            pos += 14
+            rstate = state[pos:pos + len_r]
+            pos += len_r
+            h_extra: List[Tensor] = [empty for _ in range(nl)]
+            o_extra: List[Tensor] = [empty for _ in range(nl - 1)]
+            if not with_bias:
+                gd = member.readout_vjp(rstate, c_e * ones, h_extra, o_extra, empty)
+                if sketch:
+                    pos += 2 * nl
+            elif self.kind == "energies":
+                cot = torch.cat([c_e * ones, v[m] * ones], 0)
+                gd = member.readout_vjp(rstate, cot, h_extra, o_extra, empty)
+            elif self.kind == "last_layer":
+                h = rstate[nl - 1]
+                d_last = h.shape[1]
+                factor = 1.0
+                for layer in member.layers:
+                    factor = layer.in_factor
+                hx = torch.zeros(2, n, d_last, dtype=dtype, device=device)
+                hx[1] = rstate[3 * nl - 2] * (v[offset:offset + d_last] * factor)
+                offset += d_last + 1
+                h_extra[nl - 1] = hx
+                gd = member.readout_vjp(rstate, torch.cat([c_e * ones, 0.0 * ones], 0), h_extra,
+                                        o_extra, empty)
+            else:
+                parts = state[pos:pos + 2 * nl]
+                pos += 2 * nl
+                vm = v[m * self.n_sketch:(m + 1) * self.n_sketch] * self.sketch_norm
+                outs = rstate[nl:2 * nl - 1]
+                dsil = rstate[2 * nl - 1:3 * nl - 2]
+                gs = rstate[3 * nl - 1:4 * nl - 1]
+                ts = rstate[4 * nl - 1:5 * nl - 2]
+                # a_l = d(v . phi)/d x~_l, b_l = d(v . phi)/d g_l
+                a_list: List[Tensor] = []
+                b_list: List[Tensor] = []
+                weights: List[Tensor] = []
+                factors: List[float] = []
+                layer_k = 0
+                for layer in member.layers:
+                    weights.append(layer.weight)
+                    factors.append(layer.in_factor)
+                    u, vv = us[idx], vs[idx]
+                    p, q = parts[2 * layer_k], parts[2 * layer_k + 1]
+                    if p.numel() > 0 or n == 0:
+                        a_list.append((q * vm) @ u.t())
+                        b_list.append((p * vm) @ vv.t())
+                    else:
+                        h = rstate[layer_k]
+                        ones_col = torch.full((n, 1), layer.bias_factor, dtype=dtype, device=device)
+                        x = torch.cat([h * layer.in_factor, ones_col], dim=-1)
+                        mat = (u * vm) @ vv.t()
+                        a_list.append(gs[layer_k] @ mat.t())
+                        b_list.append(x @ mat)
+                    h_extra[layer_k] = (a_list[layer_k][:, :-1] * layer.in_factor).unsqueeze(0)
+                    layer_k += 1
+                    idx += 1
+                # g_l = t_l silu'(o_l), t_l = f_{l+1} g_{l+1} W_{l+1}: from the first layer up
+                g_bar = b_list[0]
+                for k in range(nl - 1):
+                    sig = torch.sigmoid(outs[k])
+                    dd = sig * (1.0 - sig) * (2.0 + outs[k] * (1.0 - 2.0 * sig))  # silu''
+                    o_extra[k] = (g_bar * ts[k] * dd).unsqueeze(0)
+                    g_bar = b_list[k + 1] + ((g_bar * dsil[k]) @ weights[k + 1].t()) * factors[k + 1]
+                gd = member.readout_vjp(rstate, 0.0 * ones, h_extra, o_extra,
+                                        (c_e * gs[0]).unsqueeze(0))
+                gd = torch.stack([gd[1], gd[0]], 0)  # [energy, bias]
+            g = member.descriptor.backward_state(dstate, gd)
+            total = g if m == 0 else total + g
+            m += 1
+        total[0] = total[0] + state[-1]
+        return total

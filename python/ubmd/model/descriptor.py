@@ -30,6 +30,23 @@ from torch import Tensor, nn
 from .descriptor_tables import angular_derivatives, jordan_terms, outer_terms, sym_indices
 
 PAIR_GEMM_MAX_SPECIES = 2  # radial mixing through one GEMM to all pair channels up to this
+# ... and, with more species, whenever that GEMM wastes fewer multiply-adds than this (small
+# graphs: one GEMM costs less than one small GEMM per species pair)
+PAIR_GEMM_WASTE = 5_000_000
+
+
+class _Transposed(torch.autograd.Function):
+    """x.permute(2, 1, 0).contiguous() whose backward returns a contiguous gradient: a permuted
+    gradient makes the batched product before it take ATen's one-matrix-at-a-time path (no
+    unit stride in its matrices), about 10x slower on the per-atom matrices of a training batch."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.permute(2, 1, 0).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.permute(2, 1, 0).contiguous()
 
 
 class GaussianMoments(nn.Module):
@@ -47,6 +64,7 @@ class GaussianMoments(nn.Module):
         self.n_radial = n_radial
         self.n_basis = n_basis
         self.pair_gemm = bool(n_species <= PAIR_GEMM_MAX_SPECIES if pair_gemm is None else pair_gemm)
+        self.pair_gemm_waste = PAIR_GEMM_WASTE
         self.register_buffer("centres", torch.linspace(r_min, cutoff, n_basis))
         self.width = float((cutoff - r_min) / (n_basis - 1))
         g = torch.Generator().manual_seed(1234)
@@ -123,11 +141,16 @@ class GaussianMoments(nn.Module):
         return i * n_slots + slot, n_slots
 
     def pair_groups(self, edge_index: Tensor, species: Tensor) -> Tuple[Tensor, List[int]]:
-        """The edges grouped by species pair (graph only): the permutation ``order`` (empty when
-        the pair GEMM route, or one species, needs none) and the edge count of each pair."""
+        """The edges grouped by species pair (graph only): the permutation ``order`` and the edge
+        count of each pair; ``order`` empty and no counts for the one-GEMM route (``pair_gemm``,
+        or a graph small enough for it), one count for one species."""
         ns = self.n_species
-        if self.pair_gemm or ns == 1:
-            return edge_index.new_zeros(0), [int(edge_index.shape[1])]
+        n_edges = int(edge_index.shape[1])
+        if ns == 1:
+            return edge_index.new_zeros(0), [n_edges]
+        if self.pair_gemm or (
+                n_edges * (ns * ns - 1) * self.n_radial * self.n_basis < self.pair_gemm_waste):
+            return edge_index.new_zeros(0), torch.jit.annotate(List[int], [])
         pair = species.index_select(0, edge_index[0]) * ns + species.index_select(0, edge_index[1])
         order = torch.argsort(pair, stable=True)
         counts: List[int] = torch.bincount(pair, minlength=ns * ns).tolist()
@@ -172,7 +195,7 @@ class GaussianMoments(nn.Module):
         ns, nr = self.n_species, self.n_radial
         if ns == 1:
             return self.radial_weights[0].t() @ basis_t
-        if self.pair_gemm:
+        if len(counts) == 0:  # one GEMM to all pair channels, then each edge's pair
             pair = species.index_select(0, edge_index[0]) * ns + species.index_select(0, edge_index[1])
             w = self.radial_weights.permute(0, 2, 1).reshape(ns * ns * nr, self.n_basis)
             allpairs = (w @ basis_t).view(ns * ns, nr, -1)  # [S*S, nr, E]
@@ -226,7 +249,10 @@ class GaussianMoments(nn.Module):
         rpad = radial.index_select(1, slot_edge).view(nr, n_centres, n_slots)
         apad = ang.index_select(0, slot_edge).view(n_centres, n_slots, 20)
         am = torch.bmm(rpad.transpose(0, 1), apad)  # [n, nr, 20]
-        at = am.permute(2, 1, 0).contiguous()  # [20, nr, n]
+        if not torch.jit.is_scripting() and am.requires_grad:
+            at = _Transposed.apply(am)  # contiguous gradients for bmm's backward (training)
+        else:
+            at = am.permute(2, 1, 0).contiguous()  # [20, nr, n]
         state: List[Tensor] = []
         if save:
             dfcut = torch.where(inside, -0.5 * math.pi / self.cutoff * torch.sin(arg),
@@ -303,7 +329,7 @@ class GaussianMoments(nn.Module):
         g5 = grad_desc[:, :, k4:].reshape(nb, n, nr, n_pairs)
         h = grad_desc[:, :, k3:k4].index_select(2, self.tri_of) * self.tri_coef
         ga2m = torch.matmul(torch.cat([h.view(nb, n, nr, n_pairs), g5], 3), pm.transpose(1, 2))
-        gouter = torch.matmul(a2m.transpose(1, 2), g5).permute(0, 2, 3, 1)  # [B, 6, P, n]
+        gouter = torch.matmul(a2m.transpose(1, 2), g5)  # [B, n, 6, P]
         # Gram matrices g_k[a <= b] = A_a . A_b (weighted): cotangent G (symmetric, [nr, nr]
         # per atom) -> (G + G^T) A
         gram = torch.zeros(nb, n, 3, nr * nr, dtype=dt, device=dev).index_copy(
@@ -313,15 +339,16 @@ class GaussianMoments(nn.Module):
         g_1 = torch.matmul(gram[:, :, 0], am[:, :, 1:4])
         g_2 = torch.matmul(gram[:, :, 1], am[:, :, 4:10] * self.mult2) + ga2m
         g_3 = torch.matmul(gram[:, :, 2], am[:, :, 10:20] * self.mult3)
-        # outer products of the pair factors x0 = A1_a, x1 = A1_c: [B, 3, 2P, n] (first the
-        # A1_a, then the A1_c part), then back to the radial channels
-        npn = n_pairs * n
-        go = gouter.reshape(nb, 6, 1, npn)
+        # outer products of the pair factors A1_a, A1_c (atom-major [n, 3, P]): [B n, 3, 2P]
+        # (first the A1_a, then the A1_c part), then back to the radial channels
+        a1 = am[:, :, 1:4]
+        x0o = a1.index_select(1, self.p0).transpose(1, 2).unsqueeze(1)  # [n, 1, 3, P]
+        x1o = a1.index_select(1, self.p1).transpose(1, 2).unsqueeze(1)
+        go = gouter.unsqueeze(3)  # [B, n, 6, 1, P]
         gxo = torch.cat([
-            torch.matmul(self.outer_adj_a, (go * x1[1:4].view(1, 1, 3, npn)).view(nb, 18, npn)),
-            torch.matmul(self.outer_adj_b, (go * x0[1:4].view(1, 1, 3, npn)).view(nb, 18, npn))],
-            2).view(nb * 3, 2 * n_pairs, n)
-        g_1 = g_1 + torch.matmul(self.pair_scatter, gxo).view(nb, 3, nr, n).permute(0, 3, 2, 1)
+            torch.matmul(self.outer_adj_a, (go * x1o).reshape(nb * n, 18, n_pairs)),
+            torch.matmul(self.outer_adj_b, (go * x0o).reshape(nb * n, 18, n_pairs))], 2)
+        g_1 = g_1 + torch.matmul(gxo, self.pair_scatter.t()).view(nb, n, 3, nr).transpose(2, 3)
         ga = torch.cat([grad_desc[:, :, :nr].unsqueeze(3), g_1, g_2, g_3], 3)  # [B, n, nr, 20]
         # moments A_i = rpad_i @ apad_i (rpad [nr, n, slots], apad [n, slots, 20]); the B
         # cotangents side by side in one product per atom

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..keys import ENSEMBLE_FEATURES, FEATURE_KINDS
 from ..model import MLIP
+from ..model.mlip import scaled_mm
 
 FEATURE_MAPS = FEATURE_KINDS + (ENSEMBLE_FEATURES,)  # keys.FEATURE_KINDS + "energies" (ensembles)
 SKETCH_ROUTES = ("auto", "atoms", "matrix")  # how a sketch layer is contracted (see above)
@@ -241,33 +242,40 @@ class FeatureModel(nn.Module):
                 for layer in member.layers:
                     factor = layer.in_factor
                     bias_factor = layer.bias_factor
-                ones = torch.full((h.shape[0], 1), bias_factor, dtype=h.dtype, device=h.device)
-                phi = torch.cat([h * factor, ones], dim=-1) * rstate[3 * nl - 2]
-                sums.append(phi.sum(0))
-                atoms.append(phi)
+                scl = rstate[3 * nl - 2]  # [n, 1]
+                if atomic_features:
+                    ones = torch.full((h.shape[0], 1), bias_factor, dtype=h.dtype, device=h.device)
+                    phi = torch.cat([h * factor, ones], dim=-1) * scl
+                    sums.append(phi.sum(0))
+                    atoms.append(phi)
+                else:  # sum_i scale_i [f h_i, bf]
+                    sums.append(torch.cat([(scl.t() @ h).squeeze(0) * factor,
+                                           bias_factor * scl.sum(0)]))
+                    atoms.append(h[:, :0])
             else:
                 gs = rstate[3 * nl - 1:4 * nl - 1]
                 layer_k = 0
                 for layer in member.layers:
                     h = rstate[layer_k]
                     g = gs[layer_k]
-                    ones = torch.full((h.shape[0], 1), layer.bias_factor, dtype=h.dtype,
-                                      device=h.device)
-                    x = torch.cat([h * layer.in_factor, ones], dim=-1)
+                    d, f, bf = h.shape[1], layer.in_factor, layer.bias_factor
                     u, v = us[idx], vs[idx]
-                    term = x[:, :0]
-                    if not self._use_matrix(n_centres, x.shape[1], g.shape[1]):
-                        p, q = x @ u, g @ v
+                    term = h[:, :0]
+                    # x~ = [f h, bf]: x~ U = f h U[:d] + bf U[d], never formed
+                    if not self._use_matrix(n_centres, d + 1, g.shape[1]):
+                        p, q = scaled_mm(h, u[:d], f, u[d] * bf), g @ v
                         state += [p, q]
                         term = p * q
                         s = term.sum(0)
                     else:
-                        state += [x[:0, :0], x[:0, :0]]
+                        state += [h[:0, :0], h[:0, :0]]
                         if atomic_features:
-                            term = (x @ u) * (g @ v)
+                            term = scaled_mm(h, u[:d], f, u[d] * bf) * (g @ v)
                             s = term.sum(0)
-                        else:
-                            s = ((u.t() @ (x.t() @ g)) * v.t()).sum(-1)
+                        else:  # diag(U^T (x~^T g) V)
+                            xg = torch.cat([torch.addmm(g.new_zeros(1), h.t(), g, beta=0.0, alpha=f),
+                                            bf * g.sum(0, keepdim=True)], 0)
+                            s = ((u.t() @ xg) * v.t()).sum(-1)
                     if layer_k == 0:
                         sums.append(s)
                         atoms.append(term)
@@ -346,8 +354,7 @@ class FeatureModel(nn.Module):
                 dsil = rstate[2 * nl - 1:3 * nl - 2]
                 gs = rstate[3 * nl - 1:4 * nl - 1]
                 ts = rstate[4 * nl - 1:5 * nl - 2]
-                # a_l = d(v . phi)/d x~_l, b_l = d(v . phi)/d g_l
-                a_list: List[Tensor] = []
+                # a_l = d(v . phi)/d x~_l (its h part, as h_extra), b_l = d(v . phi)/d g_l
                 b_list: List[Tensor] = []
                 weights: List[Tensor] = []
                 factors: List[float] = []
@@ -357,17 +364,18 @@ class FeatureModel(nn.Module):
                     factors.append(layer.in_factor)
                     u, vv = us[idx], vs[idx]
                     p, q = parts[2 * layer_k], parts[2 * layer_k + 1]
+                    h = rstate[layer_k]
+                    d, f = h.shape[1], layer.in_factor
                     if p.numel() > 0 or n == 0:
-                        a_list.append((q * vm) @ u.t())
+                        h_extra[layer_k] = scaled_mm(q * vm, u[:d].t(), f, empty).unsqueeze(0)
                         b_list.append((p * vm) @ vv.t())
-                    else:
-                        h = rstate[layer_k]
-                        ones_col = torch.full((n, 1), layer.bias_factor, dtype=dtype, device=device)
-                        x = torch.cat([h * layer.in_factor, ones_col], dim=-1)
-                        mat = (u * vm) @ vv.t()
-                        a_list.append(gs[layer_k] @ mat.t())
-                        b_list.append(x @ mat)
-                    h_extra[layer_k] = (a_list[layer_k][:, :-1] * layer.in_factor).unsqueeze(0)
+                    else:  # M = U diag(v) V^T, scaled on its narrower side
+                        if vv.shape[0] < u.shape[0]:
+                            mat = u @ (vm.unsqueeze(1) * vv.t())
+                        else:
+                            mat = (u * vm) @ vv.t()
+                        h_extra[layer_k] = scaled_mm(gs[layer_k], mat[:d].t(), f, empty).unsqueeze(0)
+                        b_list.append(scaled_mm(h, mat[:d], f, mat[d] * layer.bias_factor))
                     layer_k += 1
                     idx += 1
                 # g_l = t_l silu'(o_l), t_l = f_{l+1} g_{l+1} W_{l+1}: from the first layer up

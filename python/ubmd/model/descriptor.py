@@ -199,7 +199,9 @@ class GaussianMoments(nn.Module):
             pair = species.index_select(0, edge_index[0]) * ns + species.index_select(0, edge_index[1])
             w = self.radial_weights.permute(0, 2, 1).reshape(ns * ns * nr, self.n_basis)
             allpairs = (w @ basis_t).view(ns * ns, nr, -1)  # [S*S, nr, E]
-            return allpairs.gather(0, pair.view(1, 1, -1).expand(1, nr, -1)).squeeze(0)
+            # the pick as a one-hot sum (a gather's gradient is a slow scatter in training)
+            onehot = (pair.unsqueeze(0) == torch.arange(ns * ns, device=pair.device).unsqueeze(1))
+            return (allpairs * onehot.to(basis_t.dtype).unsqueeze(1)).sum(0)
         blocks: List[Tensor] = []
         start = 0
         for q, c in enumerate(counts):

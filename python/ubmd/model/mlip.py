@@ -221,6 +221,24 @@ class MLIP(nn.Module):
                     o_bar = o_bar + o_extra[k - 1]
         return h_bar * self.desc_inv_std
 
+    @torch.jit.export
+    def energies_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                              n_centres: int) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies [n_centres] and the gradient of their sum w.r.t. the edge vectors
+        [E, 3] in closed form (the hand-written VJPs of :meth:`readout_vjp` and
+        :meth:`GaussianMoments.backward_state`, no autograd w.r.t. the edge vectors). Under
+        autograd the result is differentiable w.r.t. the parameters: a force loss then needs one
+        backward pass instead of a double backward (training); under no_grad no graph at all."""
+        desc, dstate = self.descriptor.forward_state(edge_vec, edge_index, species, n_centres)
+        e, rstate = self.readout_state(desc, species[:n_centres], False)
+        base_e, base_g = self.baseline_state(edge_vec, edge_index, species, n_centres)
+        empty = edge_vec.new_zeros(0)
+        n_layers = len(self.layers)
+        h_extra: List[Tensor] = [empty for _ in range(n_layers)]
+        o_extra: List[Tensor] = [empty for _ in range(n_layers - 1)]
+        gd = self.readout_vjp(rstate, edge_vec.new_ones(1, n_centres), h_extra, o_extra, empty)
+        return e + base_e, self.descriptor.backward_state(dstate, gd)[0] + base_g
+
     def readout_last_layer(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-atom energies [n] and last-layer features g_L (x) x~_L [n, d_in(L) + 1].
 

@@ -67,6 +67,16 @@ class PairRepulsion(nn.Module):
         switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
         return self.zz[pair] / r * phi * switch
 
+    def _close(self, r2: Tensor, edge_index: Tensor, species: Tensor) -> Tensor:
+        """Indices of the edges inside their pair's r_out (all others have V S = 0 exactly)."""
+        close = torch.nonzero(r2 < self.r_max * self.r_max).squeeze(1)
+        if close.numel() == 0:
+            return close
+        pair = (species.index_select(0, edge_index[0].index_select(0, close)) * self.n_species
+                + species.index_select(0, edge_index[1].index_select(0, close)))
+        r_out = self.r_out.index_select(0, pair)
+        return close.index_select(0, torch.nonzero(r2.index_select(0, close) < r_out * r_out).squeeze(1))
+
     def pair_energy_derivative(self, r: Tensor, pair: Tensor) -> Tensor:
         """d(V S)/dr (eV/Å) of :meth:`pair_energy`, in closed form."""
         inv_a = self.inv_a[pair]
@@ -97,7 +107,7 @@ class PairRepulsion(nn.Module):
         if edge_vec.shape[0] == 0:
             return out, grad
         r2 = (edge_vec * edge_vec).sum(-1)
-        close = torch.nonzero(r2 < self.r_max * self.r_max).squeeze(1)
+        close = self._close(r2, edge_index, species)
         if close.numel() == 0:
             return out, grad
         i = edge_index[0].index_select(0, close)
@@ -117,7 +127,7 @@ class PairRepulsion(nn.Module):
         if edge_vec.shape[0] == 0:
             return out
         r2 = (edge_vec * edge_vec).sum(-1)
-        close = torch.nonzero(r2 < self.r_max * self.r_max).squeeze(1)
+        close = self._close(r2, edge_index, species)
         if close.numel() == 0:
             return out
         i = edge_index[0].index_select(0, close)

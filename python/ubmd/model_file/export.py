@@ -58,6 +58,12 @@ class ExportedModel(nn.Module):
     def state_gradients(self, state: List[Tensor], v: Tensor) -> Tensor:
         return self.features.state_gradients(state, v)
 
+    def energies_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                              n_local: int) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies and their sum's gradient w.r.t. the edge vectors, in closed form
+        (Python only: evaluation without autograd)."""
+        return self.features.energies_and_gradient(edge_vec, edge_index, species, n_local)
+
     @torch.jit.export
     def total_uncertainty(self, phi_sum: Tensor, n_atoms: float) -> Tuple[Tensor, Tensor]:
         if not self.has_uncertainty:

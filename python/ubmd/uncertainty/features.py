@@ -297,6 +297,14 @@ class FeatureModel(nn.Module):
             else energy.new_zeros(n_centres, 0)
         return energy, phi_sum, phi_atoms, state
 
+    def energies_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                              n_centres: int) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies (member mean + baseline) and the gradient of their sum w.r.t. the
+        edge vectors [E, 3], in closed form (see :meth:`MLIP.energies_and_gradient`)."""
+        energy, _, _, state = self.atomic_state(edge_vec, edge_index, species, n_centres, False,
+                                                False)
+        return energy, self.state_gradients(state, energy[:0])[0]
+
     def state_gradients(self, state: List[Tensor], v: Tensor) -> Tensor:
         """Gradients w.r.t. the edge vectors from :meth:`atomic_state`'s state: [1, E, 3] of the
         energy sum when ``v`` is empty, else [2, E, 3]: of the energy sum and of v . sum_i phi_i

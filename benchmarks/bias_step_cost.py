@@ -249,18 +249,29 @@ def part_mpi(ns, var: dict) -> list:
 
 
 def part_train(ns, var: dict) -> list:
-    """Training throughput of each variant on the campaign configs (train_speed.py)."""
+    """Training throughput of each variant on the campaign settings (``train_speed
+    --campaign``), variants alternating, ``repeats`` rounds; the validation errors per epoch."""
     rows = []
-    for label in ("before", "after"):
-        if label not in var:
-            continue
+    for rep in range(ns.repeats):
         for case in ("ala2", "mil53"):
-            cmd = module_command("train_speed", "campaign", case, "--epochs",
-                                 "2" if ns.quick else "4", "--json", str(WORK / f"train_{label}_{case}.json"))
-            env = dict(module_env(), OMP_NUM_THREADS="1", **python_env(var[label]["python"]))
-            subprocess.run(cmd, env=env, check=True)
-            r = json.loads((WORK / f"train_{label}_{case}.json").read_text())
-            rows.append({"variant": label, **r})
+            for label in ("before", "after"):
+                if label not in var:
+                    continue
+                out = WORK / f"train_{label}_{case}_{rep}.json"
+                cmd = module_command("train_speed", "--campaign", case, "--epochs",
+                                     "2" if ns.quick else "6", "--json", out)
+                env = dict(module_env(), OMP_NUM_THREADS="1", **python_env(var[label]["python"]))
+                subprocess.run(cmd, env=env, check=True)
+                rows.append({"variant": label, "round": rep, **json.loads(out.read_text())})
+    for case in ("ala2", "mil53"):
+        med = {}
+        for label in ("before", "after"):
+            xs = [r["structures_per_s_epoch_cpu"] for r in rows
+                  if r["case"] == case and r["variant"] == label]
+            med[label] = statistics.median(xs) if xs else None
+        for r in rows:
+            if r["case"] == case and med.get("before"):
+                r["speedup_vs_before_median"] = (med["after"] or 0) / med["before"]
     return rows
 
 
@@ -284,8 +295,11 @@ def table(res: dict) -> str:
         lines.append(f"mpi {r['ranks']} rank(s) {r['natoms']} atoms {r['mode']:15s} "
                      f"{f(r['wall_ms'])} ms/step (wall), speedup {f(r['wall_speedup'])}")
     for r in res.get("train", []):
-        lines.append(f"train {r['variant']:7s} {r['case']:6s} {f(r['structures_per_s_epoch'], 1)} "
-                     f"structures/s per epoch, {f(r['structures_per_s_step_only'], 1)} (steps only)")
+        last = {k: round(v, 4) for k, v in r["history"][-1].items() if k.endswith("_mae")}
+        lines.append(f"train {r['variant']:7s} {r['case']:6s} round {r['round']} "
+                     f"{f(r['structures_per_s_epoch_cpu'], 1)} structures/s per epoch (CPU), "
+                     f"{f(r['structures_per_s_epoch'], 1)} (wall); speedup (median) "
+                     f"{f(r.get('speedup_vs_before_median'))}; last validation {last}")
     return "\n".join(lines)
 
 

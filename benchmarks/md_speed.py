@@ -286,7 +286,7 @@ def _worker(spec_path: str) -> None:
 units metal
 atom_style atomic
 atom_modify map array
-boundary p p p
+boundary {spec.get('boundary', 'p p p')}
 plugin load {spec['plugin']}
 read_data {spec['data']}
 {spec.get('replicate', '')}
@@ -299,18 +299,24 @@ thermo {10 ** 9}
 """)
     natoms = int(lmp.get_natoms())
     x0 = lmp.gather_atoms("x", 1, 3)  # every mode starts from the same state
+    box0 = lmp.extract_box()  # (boxlo, boxhi, xy, yz, xz, ...): NPT changes the box
+    styles = spec.get("mode_styles", MODES)
     timings: dict[str, list[float]] = {m: [] for m in spec["modes"]}
     hwm: dict[str, float] = {m: 0.0 for m in spec["modes"]}
     extra: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}  # process CPU time of the timed run (max over ranks)
     for rep in range(spec["repeats"]):
         for mode in spec["modes"]:
+            if spec.get("reset_box"):
+                (lo, hi) = box0[0], box0[1]
+                lmp.command("change_box all " + " ".join(
+                    f"{d} final {lo[k]!r} {hi[k]!r}" for k, d in enumerate("xyz")) + " units box")
             lmp.scatter_atoms("x", 1, 3, x0)
             lmp.command(f"velocity all create {spec.get('temperature', 300.0)} 12345 mom yes rot no "
                         "dist gaussian")
             Path("/proc/self/clear_refs").write_text("5")
-            lmp.command(f"pair_style ubmd {MODES[mode]} {spec.get('pair_extra', '')}")
-            lmp.command(f"pair_coeff * * {spec['model']} {els}")
+            lmp.command(f"pair_style ubmd {styles[mode]} {spec.get('pair_extra', '')}")
+            lmp.command(f"pair_coeff * * {spec.get('models', {}).get(mode, spec['model'])} {els}")
             if rep == 0 and mode == spec["modes"][0]:
                 lmp.commands_string(f"compute ubmd_g all pair ubmd\nvariable ubmd_sf equal c_ubmd_g[3]\n"
                                     f"thermo_style custom step pe c_ubmd_g[3]\nthermo {10 ** 9}")
@@ -328,7 +334,7 @@ thermo {10 ** 9}
                 if line.startswith("VmHWM"):
                     kb = int(line.split()[1])
             hwm[mode] = max(hwm[mode], comm.allreduce(kb, op=MPI.MAX) / 1024.0)
-            if mode.startswith("bias"):
+            if "tau_forces" in styles[mode] or mode.startswith("bias"):
                 extra.setdefault(mode, []).append(float(lmp.extract_variable("ubmd_sf")))
     if comm.rank == 0:
         print("BENCH " + json.dumps({"natoms": natoms, "times_s": timings, "max_rss_mib": hwm,
@@ -337,14 +343,17 @@ thermo {10 ** 9}
     lmp.close()
 
 
-def run_worker(spec: dict, nprocs: int = 1, timeout: float = 3600) -> dict:
+def run_worker(spec: dict, nprocs: int = 1, timeout: float = 3600, env_extra: dict | None = None
+               ) -> dict:
+    """Run :func:`_worker` on ``spec`` (``env_extra``: more environment variables, e.g. another
+    ubmd first on PYTHONPATH, or UBMD_ONE_PASS=0)."""
     WORK.mkdir(parents=True, exist_ok=True)
     sp = WORK / f"spec_{os.getpid()}.json"
     sp.write_text(json.dumps(spec))
     cmd = module_command("md_speed", "_worker", sp)
     if nprocs > 1:
         cmd = [str(VENV_BIN / "mpirun"), "-np", str(nprocs)] + cmd
-    env = dict(module_env(), OMP_NUM_THREADS="1")
+    env = dict(module_env(), OMP_NUM_THREADS="1", **(env_extra or {}))
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=WORK)
     for line in p.stdout.splitlines():
         if line.startswith("BENCH "):

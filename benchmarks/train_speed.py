@@ -9,6 +9,16 @@ intra-op threads = ``--threads``. Also reports the time of one training step alo
 double backward + Adam) per batch, median over batches.
 
     python -m benchmarks.train_speed [--quick] [--threads 1]
+    python -m benchmarks.train_speed --campaign ala2|mil53 [--epochs 4] [--json out.json]
+
+``--campaign``: the model and training settings of the AL campaigns (benchmarks/configs/
+ala2_common.yaml; the MIL-53 campaigns of benchmarks/mil53/campaigns), a fixed data set
+(alanine: 240 GFN2-xTB frames of examples/ala2/data, 20 % validation; MIL-53: the GFN1-xTB
+frames of examples/mil53/data/mil53_test_gfn1.extxyz, 10 % validation), ``--epochs`` epochs
+without early stopping: structures/s per epoch (validation included) and per training step, and
+the validation errors after every epoch (equal accuracy per epoch). Uses only what every
+version of ``ubmd.training`` has, so ``benchmarks.bias_step_cost train`` runs it against the
+code before issue #25 too.
 
 Writes benchmarks/results/train_speed[_quick].json. The selection timings are in
 benchmarks/results/selection_speed.json (``python -m benchmarks.selection_speed``).
@@ -27,8 +37,71 @@ from pathlib import Path
 from . import md_speed as M
 
 
+CAMPAIGNS = {
+    # name: (data files, every k-th frame, max frames, valid fraction, model, training)
+    "ala2": (["examples/ala2/data/ala2_gfn2_300K.extxyz", "examples/ala2/data/ala2_gfn2_600K.extxyz",
+              "examples/ala2/data/ala2_gfn2_1200K.extxyz"], 3, 240, 0.2,
+             {"cutoff": 5.0, "n_radial": 8, "n_basis": 8, "hidden": [128, 128]},
+             {"batch_size": 8, "lr": 0.03, "lr_final": 0.0003, "dtype": "float32"}),
+    "mil53": (["examples/mil53/data/mil53_test_gfn1.extxyz"], 1, 64, 0.1,
+              {"cutoff": 5.0, "n_radial": 8, "n_basis": 12, "hidden": [128, 128]},
+              {"batch_size": 8, "lr": 0.03, "lr_final": 0.0003, "dtype": "float32",
+               "weight_virial": 0.01}),
+}
+
+
+def campaign(name: str, epochs: int, out: str | None) -> dict:
+    """Training throughput on a campaign's settings (module docstring)."""
+    import torch
+    from ubmd.config import ModelConfig, TrainingConfig
+    from ubmd.data import GraphDataset, read_structures, species_map_from, split_indices
+    from ubmd.training.trainer import train_model
+
+    files, every, n_max, valid_fraction, model, training = CAMPAIGNS[name]
+    torch.set_num_threads(1)
+    frames = []
+    for f in files:
+        frames.extend(read_structures(str(M.ROOT / f)))
+    frames = frames[::every][:n_max]
+    mcfg = ModelConfig(**model)
+    data = GraphDataset(frames, mcfg.cutoff, species_map_from(frames))
+    split = split_indices(len(data), valid_fraction, 0, 0)
+    train, valid = data.subset(split.train), data.subset(split.valid)
+    tcfg = TrainingConfig(max_epochs=epochs, patience=10 ** 6, progress=False, seed=0, **training)
+    la0 = M.load_average()
+    # process CPU time from the first epoch's batches on (not the descriptor statistics before
+    # it): the first shuffled batches() call of any version's training loop
+    start = []
+    batches = GraphDataset.batches
+
+    def first_epoch_marked(self, *args, **kwargs):
+        if not start and kwargs.get("shuffle", len(args) > 1 and args[1]):
+            start.append(time.process_time())
+        return batches(self, *args, **kwargs)
+    GraphDataset.batches = first_epoch_marked
+    try:
+        res = train_model(train, valid, mcfg, tcfg)
+    finally:
+        GraphDataset.batches = batches
+    cpu = time.process_time() - start[0]
+    row = {"case": name, "n_train": len(train), "n_valid": len(valid), "atoms": len(frames[0]),
+           "epochs": epochs, "model": model, "training": training, "train_time_s": res.time_s,
+           "cpu_time_s": cpu, "structures_per_s_epoch": len(train) * epochs / res.time_s,
+           "structures_per_s_epoch_cpu": len(train) * epochs / cpu,
+           "history": res.history, "load": [la0, M.load_average()]}
+    print(f"{name}: {row['structures_per_s_epoch']:.1f} structures/s per epoch (wall), "
+          f"{row['structures_per_s_epoch_cpu']:.1f} (CPU); last validation "
+          f"{ {k: round(v, 5) for k, v in res.history[-1].items() if 'mae' in k} }", flush=True)
+    if out:
+        Path(out).write_text(json.dumps(row, indent=1))
+    return row
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--campaign", choices=list(CAMPAIGNS), default=None,
+                   help="a campaign's model and training settings (see above)")
+    p.add_argument("--json", default=None, help="with --campaign: write the result here")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--n-structures", type=int, default=None)
@@ -38,6 +111,9 @@ def main(argv=None) -> int:
     p.add_argument("--compile", nargs="+", default=["off", "on"], choices=["off", "on"],
                    help="training.compile settings to time (on: torch.compile'd step)")
     ns = p.parse_args(argv)
+    if ns.campaign:
+        campaign(ns.campaign, ns.epochs or 4, ns.json)
+        return 0
 
     import torch
     from ubmd.config import ModelConfig, TrainingConfig

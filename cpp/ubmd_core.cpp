@@ -189,6 +189,8 @@ Model::Model(const std::string &path, const std::string &device, const std::stri
   has_atomic_unc_method_ = static_cast<bool>(module_.find_method(keys::METHOD_ATOMIC_UNCERTAINTY));
   has_parts_methods_ = module_.find_method(keys::METHOD_ATOMIC_PARTS).has_value() &&
                        module_.find_method(keys::METHOD_FEATURE_CONTRACTION).has_value();
+  has_state_methods_ = module_.find_method(keys::METHOD_ATOMIC_STATE).has_value() &&
+                       module_.find_method(keys::METHOD_STATE_GRADIENTS).has_value();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -197,6 +199,8 @@ Evaluation::Evaluation(Model &model) : model_(model)
 {
   const char *env = std::getenv("UBMD_FEATURE_CONTRACTION");
   if (env && std::string(env) == "0") use_contraction_ = false;
+  env = std::getenv("UBMD_ONE_PASS");
+  if (env && std::string(env) == "0") use_one_pass_ = false;
 }
 
 int Model::species_index(const std::string &symbol) const
@@ -232,6 +236,9 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
   have_features_ = false;
   contracted_ = false;
   graph_kept_ = false;
+  one_pass_ = false;
+  energy_pending_ = false;
+  state_ = c10::IValue();
   features_ = torch::Tensor();
   local_sum_ = torch::Tensor();
   parts_.clear();
@@ -278,6 +285,11 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
   idx = idx.to(dev);
   torch::Tensor species = torch::from_blob(const_cast<int64_t *>(graph.species), {graph.n_nodes}, i64)
                               .to(dev, torch::kInt64, false, true);
+  if (uses_one_pass()) {
+    edge_vec_ = ev;
+    forward_one_pass(ev, idx, species, with_features, keep_graph, atomic_features);
+    return;
+  }
   ev.requires_grad_(true);
   edge_vec_ = ev;
 
@@ -337,10 +349,78 @@ void Evaluation::forward(const Graph &graph, bool with_features, bool keep_graph
                                        /*create_graph=*/false, /*allow_unused=*/true);
     if (grads[0].defined()) to_host(grads[0], gE_);
   }
+  finish_energy_gradient();
+}
+
+void Evaluation::finish_energy_gradient() const
+{
   edges_to_nodes(gE_, forces_, -1.0);
-  for (int64_t e = 0; e < graph.n_edges; e++)
+  virial_.fill(0.0);
+  for (int64_t e = 0; e < graph_.n_edges; e++)
     for (int a = 0; a < 3; a++)
-      for (int b = 0; b < 3; b++) virial_[3 * a + b] -= graph.edge_vec[3 * e + a] * gE_[3 * e + b];
+      for (int b = 0; b < 3; b++) virial_[3 * a + b] -= graph_.edge_vec[3 * e + a] * gE_[3 * e + b];
+}
+
+/* The one-pass path: atomic_state without autograd, the gradients from its state (one
+   state_gradients call for the energy and, with a bias, du/dR). */
+void Evaluation::forward_one_pass(const torch::Tensor &ev, const torch::Tensor &idx,
+                                  const torch::Tensor &species, bool with_features,
+                                  bool keep_graph, bool atomic_features)
+{
+  const int64_t K = model_.metadata().feature_dim;
+  torch::NoGradGuard no_grad;
+  auto out = model_.module()
+                 .get_method(keys::METHOD_ATOMIC_STATE)(
+                     {ev, idx, species, graph_.n_local, with_features, atomic_features && with_features})
+                 .toTuple();
+  if (out->elements().size() != 4)
+    throw Error("model method 'atomic_state' must return (energies, feature sum, per-atom "
+                "features, state)");
+  torch::Tensor energies = out->elements()[0].toTensor();
+  if (energies.dim() != 1 || energies.size(0) != graph_.n_local)
+    throw Error("model method 'atomic_state' returned energies of shape " +
+                c10::str(energies.sizes()) + ", expected [" + std::to_string(graph_.n_local) + "]");
+  state_ = out->elements()[3];
+  one_pass_ = true;
+  if (with_features) {
+    local_sum_ = out->elements()[1].toTensor();
+    if (local_sum_.numel() != K)
+      throw Error("model method 'atomic_state' returned a feature sum of " +
+                  std::to_string(local_sum_.numel()) + " values, expected feature_dim = " +
+                  std::to_string(K));
+    contracted_ = true;    // total_uncertainty takes local_sum_
+    if (atomic_features) {
+      features_ = out->elements()[2].toTensor();
+      if (features_.dim() != 2 || features_.size(0) != graph_.n_local || features_.size(1) != K)
+        throw Error("model method 'atomic_state' returned features of shape " +
+                    c10::str(features_.sizes()) + ", expected [" + std::to_string(graph_.n_local) +
+                    ", " + std::to_string(K) + "] (feature_dim in the metadata)");
+      have_features_ = true;
+    }
+  }
+  to_host(energies, eatom_);
+  energy_ = std::accumulate(eatom_.begin(), eatom_.end(), 0.0);
+  if (!std::isfinite(energy_))
+    throw Error("the model returned a non-finite energy (atoms too close or outside the "
+                "training domain?)");
+  graph_kept_ = with_features && keep_graph;
+  energy_pending_ = true;
+  if (!graph_kept_) settle_energy_gradient();    // no bias gradient will follow
+}
+
+void Evaluation::settle_energy_gradient() const
+{
+  if (!energy_pending_) return;
+  energy_pending_ = false;
+  torch::NoGradGuard no_grad;
+  auto empty = torch::zeros({0}, torch::TensorOptions().dtype(model_.dtype()).device(model_.device()));
+  auto g = model_.module().get_method(keys::METHOD_STATE_GRADIENTS)({state_, empty}).toTensor();
+  if (g.dim() != 3 || g.size(0) < 1 || g.size(1) != graph_.n_edges || g.size(2) != 3)
+    throw Error("model method 'state_gradients' returned gradients of shape " +
+                c10::str(g.sizes()) + ", expected [1, " + std::to_string(graph_.n_edges) + ", 3]");
+  to_host(g[0], gE_);
+  if (!graph_kept_) state_ = c10::IValue();
+  finish_energy_gradient();
 }
 
 void Evaluation::atomic_uncertainty(std::vector<double> &out)
@@ -388,7 +468,27 @@ double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
   u_ = u.detach().to(torch::kCPU, torch::kFloat64).item<double>();
 
   if (!with_gradient) return u_;
-  if (graph_.n_local > 0 && graph_.n_edges > 0 && (contracted_ || local_sum.requires_grad())) {
+  if (one_pass_ && graph_.n_local > 0) {
+    if (!graph_kept_)
+      throw Error("total_uncertainty with a gradient needs forward(..., keep_graph=true), once "
+                  "per forward");
+    torch::NoGradGuard no_grad;
+    auto g = model_.module()
+                 .get_method(keys::METHOD_STATE_GRADIENTS)({state_, v.reshape({K})})
+                 .toTensor();
+    if (g.dim() != 3 || g.size(0) != 2 || g.size(1) != graph_.n_edges || g.size(2) != 3)
+      throw Error("model method 'state_gradients' returned gradients of shape " +
+                  c10::str(g.sizes()) + ", expected [2, " + std::to_string(graph_.n_edges) +
+                  ", 3]");
+    to_host(g[1], gU_);
+    if (energy_pending_) {
+      energy_pending_ = false;
+      to_host(g[0], gE_);
+      finish_energy_gradient();
+    }
+    graph_kept_ = false;
+    state_ = c10::IValue();
+  } else if (graph_.n_local > 0 && graph_.n_edges > 0 && (contracted_ || local_sum.requires_grad())) {
     // the graph (and atomic_parts' parts) exist only after forward(..., keep_graph=true) and
     // are used up by one back-propagation
     if (!graph_kept_ || (contracted_ && parts_.empty()))
@@ -417,6 +517,7 @@ double Evaluation::total_uncertainty(Reducer &reducer, bool with_gradient)
 
 void Evaluation::node_virial(double c_energy, double c_unc, std::vector<double> &out) const
 {
+  settle_energy_gradient();
   out.assign(6 * graph_.n_nodes, 0.0);
   static const int ia[6] = {0, 1, 2, 0, 0, 1}, ib[6] = {0, 1, 2, 1, 2, 2};
   for (int64_t e = 0; e < graph_.n_edges; e++) {

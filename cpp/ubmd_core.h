@@ -73,6 +73,8 @@ class Model {
   bool has_atomic_uncertainty() const { return has_uncertainty() && has_atomic_unc_method_; }
   // the optional atomic_parts / feature_contraction pair (docs/model_file.md)
   bool has_feature_contraction() const { return has_uncertainty() && has_parts_methods_; }
+  // the optional atomic_state / state_gradients pair: the one-pass path (docs/model_file.md)
+  bool has_state_methods() const { return has_state_methods_; }
   const std::string &path() const { return path_; }
   torch::Device device() const { return device_; }
   torch::Dtype dtype() const { return dtype_; }
@@ -90,6 +92,7 @@ class Model {
   torch::Dtype dtype_;
   bool has_atomic_unc_method_ = false;
   bool has_parts_methods_ = false;
+  bool has_state_methods_ = false;
 };
 
 /* The neighbour graph of one process: nodes 0..n_local-1 are the centres (atoms whose energy
@@ -105,7 +108,16 @@ struct Graph {
   const int64_t *species = nullptr;     // [n_nodes], model species index
 };
 
-/* One evaluation of the model on one process's graph. Reuses its buffers between steps. */
+/* One evaluation of the model on one process's graph. Reuses its buffers between steps.
+
+   With a model that has atomic_state / state_gradients (every model exported since issue #25)
+   the evaluation runs without autograd: forward() evaluates energies and features and keeps a
+   state; the energy gradient (forces, virial) and the bias gradient (du/dR) come from that
+   state in ONE traversal of the model. With keep_graph (a bias) the energy gradient waits for
+   total_uncertainty(), which computes both at once; reading forces(), virial() or
+   node_virial() before that computes the energy gradient alone (then the bias gradient costs
+   a second traversal). UBMD_ONE_PASS=0 in the environment makes new Evaluations use the
+   older autograd paths (atomic_parts / atomic), e.g. for comparisons. */
 class Evaluation {
  public:
   explicit Evaluation(Model &model);
@@ -123,11 +135,17 @@ class Evaluation {
      environment variable UBMD_FEATURE_CONTRACTION=0 turns it off for new Evaluations). */
   void set_use_contraction(bool on) { use_contraction_ = on; }
   bool uses_contraction() const { return use_contraction_ && model_.has_feature_contraction(); }
+  /* Use the model's atomic_state / state_gradients when it has them (default true;
+     UBMD_ONE_PASS=0 turns it off for new Evaluations). */
+  void set_use_one_pass(bool on) { use_one_pass_ = on; }
+  bool uses_one_pass() const { return use_one_pass_ && model_.has_state_methods(); }
 
   double energy() const { return energy_; }                        // sum of local E_i, eV
   const std::vector<double> &atomic_energies() const { return eatom_; }   // [n_local]
-  const std::vector<double> &forces() const { return forces_; }    // [n_nodes][3] = -dE/dr, eV/Å
-  const std::array<double, 9> &virial() const { return virial_; } // -sum_e r_e (x) dE/dr_e, eV
+  // [n_nodes][3] = -dE/dr, eV/Å (computes the energy gradient if it is still pending)
+  const std::vector<double> &forces() const { settle_energy_gradient(); return forces_; }
+  // -sum_e r_e (x) dE/dr_e, eV
+  const std::array<double, 9> &virial() const { settle_energy_gradient(); return virial_; }
 
   /* Per-atom calibrated uncertainties of the centres (after forward with features; zeros when
      forward went through atomic_parts without atomic_features). */
@@ -154,6 +172,12 @@ class Evaluation {
 
  private:
   void edges_to_nodes(const std::vector<double> &g, std::vector<double> &nodes, double sign) const;
+  void forward_one_pass(const torch::Tensor &ev, const torch::Tensor &idx,
+                        const torch::Tensor &species, bool with_features, bool keep_graph,
+                        bool atomic_features);
+  void finish_energy_gradient() const;    // forces_ and virial_ from gE_
+  // the deferred energy gradient of the one-pass path (const: the results are computed lazily)
+  void settle_energy_gradient() const;
 
   Model &model_;
   Graph graph_;
@@ -162,10 +186,17 @@ class Evaluation {
   bool have_features_ = false;          // per-atom features_ available
   bool contracted_ = false;             // this step went through atomic_parts (local_sum_ set)
   bool use_contraction_ = true;
+  bool use_one_pass_ = true;
+  bool one_pass_ = false;         // this step went through atomic_state (state_ set)
+  // one-pass energy gradient deferred to total_uncertainty (computed lazily by the accessors)
+  mutable bool energy_pending_ = false;
+  mutable c10::IValue state_;     // atomic_state's state (one-pass path)
   bool graph_kept_ = false;    // autograd graph retained after the energy backward
   double energy_ = 0.0;
-  std::vector<double> eatom_, forces_, gE_, gU_, dudr_;
-  std::array<double, 9> virial_{}, dudeps_{};
+  std::vector<double> eatom_, gU_, dudr_;
+  mutable std::vector<double> forces_, gE_;
+  std::array<double, 9> dudeps_{};
+  mutable std::array<double, 9> virial_{};
   double u_ = 0.0, n_global_ = 0.0;
 };
 

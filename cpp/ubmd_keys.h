@@ -30,6 +30,10 @@ constexpr const char *METHOD_ATOMIC_UNCERTAINTY = "atomic_uncertainty";
 // optional pair: feature sum + parts, and v . sum_i phi_i from the parts (cheaper bias gradient)
 constexpr const char *METHOD_ATOMIC_PARTS = "atomic_parts";
 constexpr const char *METHOD_FEATURE_CONTRACTION = "feature_contraction";
+// optional pair: the one-pass path (no autograd): energies, feature sum and a state, then the
+// energy gradient and the bias gradient from the state in one traversal (issue #25)
+constexpr const char *METHOD_ATOMIC_STATE = "atomic_state";
+constexpr const char *METHOD_STATE_GRADIENTS = "state_gradients";
 
 // uncertainty kinds
 constexpr const char *UNCERTAINTY_NONE = "none";

@@ -242,7 +242,10 @@ void PairUBMD::coeff(int narg, char **arg)
                                                                      : std::string("unresolved"));
     msg += fmt::format("  torch threads {} per process, styles from {}\n", at::get_num_threads(),
                        styles_path());
-    if (model->has_uncertainty())
+    if (eval->uses_one_pass())
+      msg += fmt::format("  forces{} in one pass through atomic_state / state_gradients\n",
+                         model->has_uncertainty() ? " and bias gradient" : "");
+    else if (model->has_uncertainty())
       msg += fmt::format("  feature sum and bias gradient through {}\n",
                          eval->uses_contraction() ? "atomic_parts / feature_contraction"
                                                   : "per-atom features of atomic");
@@ -402,7 +405,6 @@ void PairUBMD::compute(int eflag, int vflag)
   if (eflag_atom)
     for (int n = 0; n < g.n_local; n++) eatom[node_atom[n]] += eat[n];
 
-  const auto &fn = eval->forces();
   double &u_total = global_value(ubmd::keys::PAIR_COLUMN_UNCERTAINTY);
 
   if (need_total) {
@@ -415,6 +417,8 @@ void PairUBMD::compute(int eflag, int vflag)
     }
   }
 
+  // after total_uncertainty: with a one-pass model the forces and du/dR come from one traversal
+  const auto &fn = eval->forces();
   if (!bias_on) {
     // plain forces on local and ghost atoms, LAMMPS sums the ghosts (newton on)
     for (int64_t n = 0; n < g.n_nodes; n++) {

@@ -139,7 +139,8 @@ def test_pickle_reloads_the_model_file_and_keeps_the_trajectory(model_path):
     atoms.positions[0, 0] += 0.01
     a2 = atoms.copy()
     np.testing.assert_allclose(_forces(copy, a2), _forces(calc, atoms), rtol=1e-12)
-    assert copy.results["bias_scale_forces"] == calc.results["bias_scale_forces"] > 0
+    assert copy.results["bias_scale_forces"] == pytest.approx(calc.results["bias_scale_forces"], rel=1e-12)
+    assert calc.results["bias_scale_forces"] > 0  # (a fresh TorchScript module may differ in the last bit)
     # an in-memory model pickles with the rest
     em, mem = _biased_calc()
     assert pickle.loads(pickle.dumps(mem)).tau_forces == mem.tau_forces

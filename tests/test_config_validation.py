@@ -444,3 +444,44 @@ def test_merge_and_nested_dotted_keys():
     assert nested([("w.max_steps", 400), ("w.seed", 1)]) == {"w": {"max_steps": 400, "seed": 1}}
     assert parse_overrides(["w.max_steps=400", "w.pressure=[1, -1]"]) == {
         "w": {"max_steps": 400, "pressure": [1, -1]}}
+
+
+def test_training_device_is_checked():
+    """training.device: cpu, cuda or cuda:N; cuda without a CUDA build of torch (or without a
+    visible GPU) is an error naming the key when the config is read, as is a device name that
+    is none of these (issue #25)."""
+    import torch
+
+    from ubmd.config import TrainingConfig, check, check_device
+
+    check_device("cpu")
+    cfg = from_dict(TrainRunConfig, {"training": {"device": "cpu"}})
+    assert cfg.training.device == "cpu"
+    with pytest.raises(ValueError, match="training.device must be cpu, cuda or cuda:N"):
+        from_dict(TrainRunConfig, {"training": {"device": "gpu"}})
+    with pytest.raises(ValueError, match="must be cpu, cuda or cuda:N"):
+        check(TrainingConfig(device="cuda:x"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"training.device is 'cuda'.*use cpu"):
+            from_dict(TrainRunConfig, {"training": {"device": "cuda"}})
+        with pytest.raises(ValueError, match="CPU-only build|sees no CUDA device"):
+            check_device("cuda:0", "device")
+
+
+def test_calculator_and_training_refuse_cuda_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
+    from conftest import random_model
+    from ubmd.calculator import UBMDCalculator
+    from ubmd.config import ModelConfig, TrainingConfig
+    from ubmd.model_file.export import ExportedModel
+    from ubmd.training.trainer import train_model
+    from ubmd.uncertainty.features import FeatureModel
+
+    em = ExportedModel(FeatureModel([random_model()], "last_layer"), None)
+    with pytest.raises(ValueError, match="device is 'cuda'"):
+        UBMDCalculator(em, device="cuda")
+    with pytest.raises(ValueError, match="training.device is 'cuda'"):
+        train_model(None, None, ModelConfig(), TrainingConfig(device="cuda"))

@@ -15,10 +15,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", 
 from toy_model import write_toy_model  # noqa: E402
 
 
-def write_sketch_model(path):
+def write_sketch_model(path, kind="sketch"):
     """A real exported model (ubmd.model_file.export) with sketched gradient features (K = 64) and
     a random posterior head: it has atomic_parts / feature_contraction, so the C++ test can
-    compare the contraction path with the per-atom path of the same file."""
+    compare the contraction path with the per-atom path of the same file, and atomic_state /
+    state_gradients (the one-pass path). ``kind``: also last-layer features, or an ensemble's
+    member energies with an ensemble head."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
     from ubmd.model_file.export import ExportedModel, export_model
     from ubmd.uncertainty.features import FeatureModel
@@ -32,10 +34,13 @@ def write_sketch_model(path):
             for layer in m.layers:
                 layer.bias.copy_(torch.randn(layer.bias.shape, generator=g))
             m.species_scale.copy_(torch.rand(3, generator=g) + 0.5)
-    fm = FeatureModel(members, "sketch", 64, seed=2)
+    fm = FeatureModel(members[:1] if kind == "last_layer" else members, kind, 64, seed=2)
     t = torch.randn(fm.dim, fm.dim, generator=g, dtype=torch.float64) / fm.dim ** 0.5
-    head = UncertaintyHead("posterior", fm.dim, transform=t, atomic_transform=t.T.clone(),
-                           calib_total=0.7, calib_atomic=1.1)
+    if kind == "energies":
+        head = UncertaintyHead("ensemble", fm.dim, calib_total=0.7, calib_atomic=1.1)
+    else:
+        head = UncertaintyHead("posterior", fm.dim, transform=t, atomic_transform=t.T.clone(),
+                               calib_total=0.7, calib_atomic=1.1)
     export_model(ExportedModel(fm, head), path, torch.float64)
 
 
@@ -46,6 +51,8 @@ def main(out):
     write_toy_model(os.path.join(out, "toy_none.pt"), ["H", "C", "O"], 4.0, uncertainty="none")
     write_toy_model(os.path.join(out, "toy_f32.pt"), ["H", "C", "O"], 4.0, dtype="float32")
     write_sketch_model(os.path.join(out, "sketch.pt"))
+    write_sketch_model(os.path.join(out, "lastlayer.pt"), "last_layer")
+    write_sketch_model(os.path.join(out, "ensemble.pt"), "energies")
     with open(os.path.join(out, "not_a_model.pt"), "w") as f:
         f.write("not a zip archive\n")
 

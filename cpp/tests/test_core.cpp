@@ -271,6 +271,8 @@ int main(int argc, char **argv)
     EXPECT(ms.has_feature_contraction());
     EXPECT(!model.has_feature_contraction());    // the toy model has only the required methods
     Evaluation on(ms), off(ms);
+    on.set_use_one_pass(false);    // this block compares the two autograd paths
+    off.set_use_one_pass(false);
     off.set_use_contraction(false);
     EXPECT(on.uses_contraction() && !off.uses_contraction());
     SerialReducer sr;
@@ -310,6 +312,8 @@ int main(int argc, char **argv)
       t.total_uncertainty(rec, false);
       ra.other = rec.seen;
     }
+    ea.set_use_one_pass(false);
+    eb.set_use_one_pass(false);
     ea.forward(ga.g, true, true, false);
     eb.forward(gb.g, true, true, false);
     EXPECT(close(ea.total_uncertainty(ra), u_full, 1e-12));
@@ -326,6 +330,7 @@ int main(int argc, char **argv)
     // misuse is an error on both paths: a gradient without the kept graph, or twice per forward
     for (bool contraction : {true, false}) {
       Evaluation e(ms);
+      e.set_use_one_pass(false);
       e.set_use_contraction(contraction);
       e.forward(full.g, true, /*keep_graph=*/false, false);
       EXPECT(error_of([&] { e.total_uncertainty(sr, true); }).find("keep_graph") != std::string::npos);
@@ -333,6 +338,81 @@ int main(int argc, char **argv)
       e.total_uncertainty(sr, true);
       EXPECT(!error_of([&] { e.total_uncertainty(sr, true); }).empty());
     }
+  }
+
+  // --- the one-pass path (atomic_state / state_gradients, no autograd) against the autograd
+  // path of the same file: energies, forces, virial, u, du/dR, du/deps, per-atom u, on the whole
+  // cluster and on two partitions; forces read before total_uncertainty (the energy gradient
+  // alone, then du/dR alone); the same misuse errors
+  for (const char *name : {"/sketch.pt", "/lastlayer.pt", "/ensemble.pt"}) {
+    Model ms(dir + name);
+    EXPECT(ms.has_state_methods());
+    Evaluation one(ms), two(ms);
+    two.set_use_one_pass(false);
+    EXPECT(one.uses_one_pass() && !two.uses_one_pass());
+    SerialReducer sr;
+    for (bool atomic : {false, true}) {
+      one.forward(full.g, true, true, atomic);
+      two.forward(full.g, true, true, atomic);
+      EXPECT(close(one.energy(), two.energy(), 1e-13));
+      const double u1 = one.total_uncertainty(sr), u2 = two.total_uncertainty(sr);
+      EXPECT(u1 > 0 && close(u1, u2, 1e-12));
+      EXPECT(all_close(one.forces(), two.forces(), 1e-11));
+      EXPECT(all_close(std::vector<double>(one.virial().begin(), one.virial().end()),
+                       std::vector<double>(two.virial().begin(), two.virial().end()), 1e-11));
+      EXPECT(all_close(one.uncertainty_gradient(), two.uncertainty_gradient(), 1e-10));
+      EXPECT(all_close(std::vector<double>(one.uncertainty_strain_derivative().begin(),
+                                           one.uncertainty_strain_derivative().end()),
+                       std::vector<double>(two.uncertainty_strain_derivative().begin(),
+                                           two.uncertainty_strain_derivative().end()), 1e-10));
+      std::vector<double> a1, a2;
+      one.atomic_uncertainty(a1);
+      two.atomic_uncertainty(a2);
+      if (atomic) EXPECT(all_close(a1, a2, 1e-11));
+      // forces first (the energy gradient alone), then du/dR (a second traversal): the same
+      one.forward(full.g, true, true, atomic);
+      EXPECT(all_close(one.forces(), two.forces(), 1e-11));
+      EXPECT(close(one.total_uncertainty(sr), u2, 1e-12));
+      EXPECT(all_close(one.uncertainty_gradient(), two.uncertainty_gradient(), 1e-10));
+      // no bias gradient asked for: forces at once, u without du/dR
+      one.forward(full.g, true, /*keep_graph=*/false, atomic);
+      EXPECT(all_close(one.forces(), two.forces(), 1e-11));
+      EXPECT(close(one.total_uncertainty(sr, false), u2, 1e-12));
+      EXPECT(error_of([&] { one.total_uncertainty(sr, true); }).find("keep_graph") != std::string::npos);
+    }
+    // partitions: per-rank one-pass evaluations sum to the whole cluster's
+    std::vector<int> pa = {0, 2, 4}, pb = {1, 3, 5, 6};
+    OwnedGraph ga = build_graph(ref, pa, 4.0), gb = build_graph(ref, pb, 4.0);
+    AddReducer ra, rb;
+    {
+      Evaluation t(ms);
+      AddReducer rec;
+      t.forward(ga.g, true, false, false);
+      t.total_uncertainty(rec, false);
+      rb.other = rec.seen;
+      t.forward(gb.g, true, false, false);
+      t.total_uncertainty(rec, false);
+      ra.other = rec.seen;
+    }
+    Evaluation ea(ms), eb(ms);
+    ea.forward(ga.g, true, true, false);
+    eb.forward(gb.g, true, true, false);
+    two.forward(full.g, true, true, false);
+    const double u_full = two.total_uncertainty(sr);
+    EXPECT(close(ea.total_uncertainty(ra), u_full, 1e-12));
+    EXPECT(close(eb.total_uncertainty(rb), u_full, 1e-12));
+    std::vector<double> f(3 * ref.n, 0.0), g(3 * ref.n, 0.0);
+    for (auto *p : {&ga, &gb}) {
+      const Evaluation &e = (p == &ga) ? ea : eb;
+      for (int64_t node = 0; node < p->g.n_nodes; node++)
+        for (int k = 0; k < 3; k++) {
+          f[3 * p->node_atom[node] + k] += e.forces()[3 * node + k];
+          g[3 * p->node_atom[node] + k] += e.uncertainty_gradient()[3 * node + k];
+        }
+    }
+    EXPECT(all_close(f, two.forces(), 1e-10));
+    EXPECT(all_close(g, two.uncertainty_gradient(), 1e-10));
+    EXPECT(!error_of([&] { ea.total_uncertainty(ra, true); }).empty());    // once per forward
   }
 
   // --- float32 evaluation of a float64 file

@@ -35,6 +35,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from . import keys as K
 from .bias import Bias, GlobalNorms
+from .config import check_device
 from .neighbours import neighbour_list
 from .prediction import forces_from_edge_grad, model_dtype, virial_from_edge_grad
 
@@ -80,8 +81,9 @@ class UBMDCalculator(Calculator):
     def __init__(self, model, tau_forces: float = 0.0, tau_stress: float = 0.0, window: int = 100,
                  weights: dict | None = None, uncertainty: str = K.UNCERTAINTY_MODE_BOTH,
                  device: str = "cpu", **kwargs):
+        check_device(device, "device")
         self.model_path = None
-        self.device = str(device)
+        self.device = str(device)  # the setting, as given (todict, pickling)
         if isinstance(model, (str, Path)):
             from .model_file.load import load_model_file
 
@@ -94,7 +96,9 @@ class UBMDCalculator(Calculator):
             zs = list(model.features.members[0].atomic_numbers)
             self.has_uncertainty = bool(model.has_uncertainty)
             self.cutoff = float(model.cutoff)
+            model = model.to(device)
         self.model = model
+        self._torch_device = torch.device(device)
         self.dtype = model_dtype(model)
         self.species_map = {z: k for k, z in enumerate(zs)}
         self.bias = Bias()
@@ -238,36 +242,38 @@ class UBMDCalculator(Calculator):
         pbc = atoms.get_pbc()
         i, j, s = self.neighbours(pos, cell, pbc)
         n = len(atoms)
-        dt = self.dtype
-        ev = torch.tensor(pos[j] - pos[i] + s @ cell, dtype=dt).requires_grad_(True)
-        ei = torch.tensor(np.stack([i, j]), dtype=torch.long)
-        species = torch.tensor([self.species_map[int(z)] for z in numbers], dtype=torch.long)
+        dt, dev = self.dtype, self._torch_device
+        ev = torch.tensor(pos[j] - pos[i] + s @ cell, dtype=dt, device=dev).requires_grad_(True)
+        ei = torch.tensor(np.stack([i, j]), dtype=torch.long, device=dev)
+        species = torch.tensor([self.species_map[int(z)] for z in numbers], dtype=torch.long,
+                               device=dev)
         want_u = self.uncertainty != K.UNCERTAINTY_MODE_NONE
         bias_on = self.uncertainty == K.UNCERTAINTY_MODE_BOTH and self.bias.active()
         e_at, phi = self.model.atomic(ev, ei, species, n, want_u)
         energy = e_at.sum()
         (g_e,) = torch.autograd.grad(energy, ev, retain_graph=bias_on)
-        forces = forces_from_edge_grad(g_e, ei, n).detach().double().numpy()
-        batch0 = torch.zeros(ev.shape[0], dtype=torch.long)
-        virial = virial_from_edge_grad(g_e, ev, batch0, 1)[0].detach().double().numpy()
+        forces = forces_from_edge_grad(g_e, ei, n).detach().double().cpu().numpy()
+        batch0 = torch.zeros(ev.shape[0], dtype=torch.long, device=dev)
+        virial = virial_from_edge_grad(g_e, ev, batch0, 1)[0].detach().double().cpu().numpy()
         periodic = bool(pbc.all())
         vol = abs(np.linalg.det(cell)) if periodic else 0.0
         e_val = float(energy.detach())
         r = {"energy": e_val, "free_energy": e_val,
-             "energies": e_at.detach().double().numpy()}
+             "energies": e_at.detach().double().cpu().numpy()}
         bias_f = np.zeros((n, 3))
         bias_w = np.zeros((3, 3))
         if want_u:
             phi_sum = phi.sum(0)
             u, v = self.model.total_uncertainty(phi_sum.detach(), float(n))
             r[K.UNCERTAINTY] = float(u)
-            r[K.ATOMIC_UNCERTAINTY] = self.model.atomic_uncertainty(phi.detach()).double().numpy()
+            r[K.ATOMIC_UNCERTAINTY] = self.model.atomic_uncertainty(
+                phi.detach()).double().cpu().numpy()
             if bias_on:
                 (g_u,) = torch.autograd.grad((v.detach() * phi_sum).sum(), ev)
-                du_dr = -forces_from_edge_grad(g_u, ei, n).detach().double().numpy()
-                du_deps = -virial_from_edge_grad(g_u, ev, batch0, 1)[0].detach().double().numpy()
+                du_dr = -forces_from_edge_grad(g_u, ei, n).detach().double().cpu().numpy()
+                du_deps = -virial_from_edge_grad(g_u, ev, batch0, 1)[0].detach().double().cpu().numpy()
                 self.bias.update(GlobalNorms.from_arrays(forces, du_dr, virial, du_deps))
-                bias_f = self.bias.force_coefficients(species.numpy())[:, None] * du_dr
+                bias_f = self.bias.force_coefficients(species.cpu().numpy())[:, None] * du_dr
                 if periodic:
                     bias_w = self.bias.stress_coefficient() * du_deps
             r[K.SCALE_FORCES] = self.bias.scale_forces() if bias_on else 0.0

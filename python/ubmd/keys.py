@@ -78,6 +78,10 @@ METHOD_ATOMIC_UNCERTAINTY = "atomic_uncertainty"
 # optional pair: feature sum + parts, and v . sum_i phi_i from the parts (cheaper bias gradient)
 METHOD_ATOMIC_PARTS = "atomic_parts"
 METHOD_FEATURE_CONTRACTION = "feature_contraction"
+# optional pair: the one-pass path (no autograd): energies, feature sum and a state, then the
+# energy gradient and the bias gradient from the state in one traversal (issue #25)
+METHOD_ATOMIC_STATE = "atomic_state"
+METHOD_STATE_GRADIENTS = "state_gradients"
 
 # --- pair_style ubmd (LAMMPS; docs/pair_ubmd.rst) -------------------------------------------
 # Pair::extract() names (global scalars, identical on every rank)

@@ -44,16 +44,29 @@ def cell_volumes(batch: dict[str, Tensor]) -> Tensor:
 
 def predict(model, batch: dict[str, Tensor], forces: bool = True, virial: bool = True,
             create_graph: bool = False) -> dict[str, Tensor]:
-    """Energies [B], per-atom energies [N], forces [N,3], virial [B,3,3] and stress [B,3,3]."""
-    ev = edge_vectors(batch).detach().requires_grad_(forces or virial)
+    """Energies [B], per-atom energies [N], forces [N,3], virial [B,3,3] and stress [B,3,3].
+
+    A model with ``energies_and_gradient`` (an MLIP, a feature model, an exported model) gives
+    the edge gradient in closed form: with ``create_graph`` the results are differentiable w.r.t.
+    the parameters (one backward pass for a force loss), without it no graph is recorded. Other
+    models go through autograd w.r.t. the edge vectors."""
     ei = batch[K.EDGE_INDEX]
     n = batch[K.POSITIONS].shape[0]
     nb = batch[K.N_ATOMS].shape[0]
-    e_at = model(ev, ei, batch[K.SPECIES], n)
+    closed_form = getattr(model, "energies_and_gradient", None)
+    grad = None
+    if (forces or virial) and closed_form is not None:
+        ev = edge_vectors(batch).detach()
+        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+            e_at, grad = closed_form(ev, ei, batch[K.SPECIES], n)
+    else:
+        ev = edge_vectors(batch).detach().requires_grad_(forces or virial)
+        e_at = model(ev, ei, batch[K.SPECIES], n)
     energy = torch.zeros(nb, dtype=e_at.dtype, device=e_at.device).index_add(0, batch[K.BATCH], e_at)
     out = {K.ENERGY: energy, K.ATOMIC_ENERGIES: e_at}
     if forces or virial:
-        (grad,) = torch.autograd.grad(energy.sum(), ev, create_graph=create_graph)
+        if grad is None:
+            (grad,) = torch.autograd.grad(energy.sum(), ev, create_graph=create_graph)
         if forces:
             out[K.FORCES] = forces_from_edge_grad(grad, ei, n)
         if virial:
@@ -62,6 +75,13 @@ def predict(model, batch: dict[str, Tensor], forces: bool = True, virial: bool =
             vol = cell_volumes(batch)
             out[K.STRESS] = -w / torch.where(vol > 1e-12, vol, torch.ones_like(vol)).view(-1, 1, 1)
     return out
+
+
+def model_device(model) -> torch.device:
+    """The device of a module's first parameter or buffer (cpu if none)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 def model_dtype(model) -> torch.dtype:
@@ -83,17 +103,18 @@ def evaluate_errors(model, data: GraphDataset, batch_size: int = 32) -> dict:
     the structures (atoms) that have that label only."""
     de, df, dw = [], [], []
     model.eval()
+    dtype, device = model_dtype(model), model_device(model)
     for batch in data.batches(batch_size):
-        batch = to_dtype(batch, model_dtype(model))
+        batch = to_dtype(batch, dtype, device)
         pred = predict(model, batch, forces=K.FORCES in batch, virial=K.VIRIAL in batch)
         n = batch[K.N_ATOMS].to(pred[K.ENERGY].dtype)
         if K.ENERGY in batch:
-            de.append(_rows((pred[K.ENERGY] - batch[K.ENERGY]) / n, batch, K.ENERGY_MASK))
+            de.append(_rows((pred[K.ENERGY] - batch[K.ENERGY]) / n, batch, K.ENERGY_MASK).cpu())
         if K.FORCES in batch:
-            df.append(_rows(pred[K.FORCES] - batch[K.FORCES], batch, K.FORCES_MASK))
+            df.append(_rows(pred[K.FORCES] - batch[K.FORCES], batch, K.FORCES_MASK).cpu())
         if K.VIRIAL in batch:
             vol = torch.abs(torch.linalg.det(batch[K.CELL])).view(-1, 1, 1)
-            dw.append(_rows((pred[K.VIRIAL] - batch[K.VIRIAL]) / vol, batch, K.VIRIAL_MASK))
+            dw.append(_rows((pred[K.VIRIAL] - batch[K.VIRIAL]) / vol, batch, K.VIRIAL_MASK).cpu())
     out = {}
     e = torch.cat(de).double() if de else torch.zeros(0)
     if len(e):
@@ -108,6 +129,8 @@ def evaluate_errors(model, data: GraphDataset, batch_size: int = 32) -> dict:
     return out
 
 
-def to_dtype(batch: dict, dtype: torch.dtype) -> dict:
-    """The batch with its floating-point tensors cast to ``dtype``."""
-    return {k: (v.to(dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()}
+def to_dtype(batch: dict, dtype: torch.dtype, device=None) -> dict:
+    """The batch with its floating-point tensors cast to ``dtype`` (and everything moved to
+    ``device`` when given)."""
+    return {k: (v.to(device=device, dtype=dtype) if torch.is_floating_point(v) else v.to(device))
+            for k, v in batch.items()}

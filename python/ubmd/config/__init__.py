@@ -11,10 +11,10 @@ from .schema import (check, coerce, from_dict, join_key, load_yaml, merge, neste
                      parse_overrides, require_files, resolve_path, resolve_paths, save_yaml, setting, to_dict,
                      unknown_key_message)
 from .training import (DataConfig, ModelConfig, TrainingConfig, TrainRunConfig, UncertaintyConfig,
-                       check_ensemble, dtype_names, load_train_config)
+                       check_device, check_ensemble, dtype_names, load_train_config)
 
 __all__ = ["CALIBRATION_METHODS", "DataConfig", "ModelConfig", "TrainRunConfig", "TrainingConfig",
-           "UncertaintyConfig", "check", "check_ensemble", "coerce", "dtype_names", "from_dict",
+           "UncertaintyConfig", "check", "check_device", "check_ensemble", "coerce", "dtype_names", "from_dict",
            "join_key", "load_train_config", "load_yaml", "merge", "nested", "parse_overrides",
            "require_files", "resolve_path", "resolve_paths", "save_yaml", "setting", "to_dict",
            "unknown_key_message"]

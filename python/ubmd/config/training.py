@@ -13,6 +13,25 @@ from .schema import (from_dict, join_key, load_yaml, merge, parse_overrides, res
                      setting)
 
 
+def check_device(device: str, key: str = "device") -> None:
+    """ValueError unless ``device`` (cpu, cuda, cuda:N) can be used by this torch here."""
+    name = str(device)
+    if name == "cpu":
+        return
+    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise ValueError(f"{key} must be cpu, cuda or cuda:N, got {name!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        why = ("is a CPU-only build" if torch.version.cuda is None
+               else "sees no CUDA device (no GPU visible, or its driver is missing)")
+        raise ValueError(f"{key} is {name!r}, but this torch ({torch.__version__}) {why}: use "
+                         "cpu, or run on a GPU node with a CUDA build of torch")
+    if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"{key} is {name!r}, but only {torch.cuda.device_count()} CUDA "
+                         "device(s) are visible")
+
+
 def dtype_names() -> tuple:
     """The training/export dtypes."""
     return tuple(DTYPES)
@@ -66,6 +85,12 @@ class TrainingConfig:
     # torch default). One thread is fastest for these small per-atom models on a shared machine
     # (measured 5-70x faster than 2 threads on a loaded 2-core box); raise it for big models on
     # idle many-core nodes.
+    device: str = "cpu"  # where training, the uncertainty fit and its calibration run: cpu,
+    # cuda or cuda:N (needs a CUDA build of torch and a visible GPU; checked when the config is
+    # read)
+
+    def _check(self, where: str) -> None:
+        check_device(self.device, join_key(where, "device"))
 
 
 @dataclass

@@ -45,6 +45,18 @@ class Linear(nn.Module):
         return (x * self.in_factor) @ self.weight.t() + self.bias_factor * self.bias
 
 
+def scaled_mm(x: Tensor, w: Tensor, alpha: float, add: Tensor) -> Tensor:
+    """alpha x @ w (+ ``add``, broadcast to the result; empty: nothing) for x [..., k], w [k, m],
+    as one GEMM (the scaling is BLAS's alpha, the addition its beta term)."""
+    x2 = x.reshape(-1, x.shape[-1])
+    if add.numel() == 0:
+        out = torch.addmm(x2.new_zeros(1), x2, w, beta=0.0, alpha=alpha)
+    else:
+        out = torch.addmm(add.expand(x.shape[:-1] + (w.shape[1],)).reshape(-1, w.shape[1]), x2, w,
+                          alpha=alpha)
+    return out.view(x.shape[:-1] + (w.shape[1],))
+
+
 def _silu_grad(o: Tensor) -> Tensor:
     s = torch.sigmoid(o)
     return s * (1.0 + o * (1.0 - s))
@@ -88,6 +100,16 @@ class MLIP(nn.Module):
             return self.repulsion(edge_vec, edge_index, species, n_centres)
         return torch.zeros(n_centres, dtype=edge_vec.dtype, device=edge_vec.device)
 
+    @torch.jit.export
+    def baseline_state(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                       n_centres: int) -> Tuple[Tensor, Tensor]:
+        """:meth:`baseline`'s energies and the gradient of their sum w.r.t. the edge vectors
+        [E, 3], without autograd."""
+        if self.use_repulsion:
+            return self.repulsion.energy_and_gradient(edge_vec, edge_index, species, n_centres)
+        return (torch.zeros(n_centres, dtype=edge_vec.dtype, device=edge_vec.device),
+                torch.zeros_like(edge_vec))
+
     def readout_with_grads(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
         """Per-atom energies [n] and, per linear layer, x~_l [n, d_in+1] and g_l [n, d_out]."""
         h = (desc - self.desc_mean) * self.desc_inv_std
@@ -113,6 +135,109 @@ class MLIP(nn.Module):
             g = (g @ weights[k]) * factors[k] * _silu_grad(outs[k - 1])
             gs.insert(0, g)
         return energies, xs, gs
+
+    @torch.jit.export
+    def readout_state(self, desc: Tensor, species: Tensor,
+                      with_grads: bool) -> Tuple[Tensor, List[Tensor]]:
+        """Per-atom energies [n] (the readout's, no baseline) without an autograd graph, and the
+        state of :meth:`readout_vjp`: layer inputs h_0..h_L, pre-activations o_0..o_{L-1},
+        silu'(o_l), the species scale [n, 1], and with ``with_grads`` g_0..g_L (g_l = dE_i/do_l,
+        as :meth:`readout_with_grads`) and t_0..t_{L-1} (g_l = t_l silu'(o_l))."""
+        h = (desc - self.desc_mean) * self.desc_inv_std
+        n_layers = len(self.layers)
+        hs: List[Tensor] = []
+        outs: List[Tensor] = []
+        dsil: List[Tensor] = []
+        out = h
+        for k, layer in enumerate(self.layers):
+            hs.append(h)
+            o = scaled_mm(h, layer.weight.t(), layer.in_factor, layer.bias * layer.bias_factor)
+            if k < n_layers - 1:
+                outs.append(o)
+                dsil.append(_silu_grad(o))
+                h = torch.nn.functional.silu(o)
+            else:
+                out = o
+        scale = self.species_scale[species]
+        energies = out.squeeze(-1) * scale + self.species_shift[species]
+        scale = scale.unsqueeze(-1)
+        gs: List[Tensor] = []
+        ts: List[Tensor] = []
+        if with_grads:
+            weights: List[Tensor] = []
+            factors: List[float] = []
+            for lin in self.layers:
+                weights.append(lin.weight)
+                factors.append(lin.in_factor)
+            g = scale
+            gs.append(g)
+            for k in range(n_layers - 1, 0, -1):
+                t = scaled_mm(g, weights[k], factors[k], g[:0])
+                g = t * dsil[k - 1]
+                ts.insert(0, t)
+                gs.insert(0, g)
+        return energies, hs + outs + dsil + [scale] + gs + ts
+
+    @torch.jit.export
+    def readout_vjp(self, state: List[Tensor], cot_energy: Tensor, h_extra: List[Tensor],
+                    o_extra: List[Tensor], join0: Tensor) -> Tensor:
+        """Cotangents of the descriptor [B (+ J), n, dim] from :meth:`readout_state`'s state:
+        ``cot_energy`` [B, n] on the per-atom energies, ``h_extra[l]`` [B, n, d_l] added to the
+        cotangent of layer input h_l, ``o_extra[l]`` [B, n, d_{l+1}] to that of o_l (empty
+        tensors: nothing), ``join0`` [J, n, d_1]: J more cotangents of o_0 that join at the first
+        layer (e.g. the energy's, g_0, when :meth:`readout_state` computed it)."""
+        n_layers = len(self.layers)
+        dsil = state[2 * n_layers - 1:3 * n_layers - 2]
+        scale = state[3 * n_layers - 2]
+        weights: List[Tensor] = []
+        factors: List[float] = []
+        for layer in self.layers:
+            weights.append(layer.weight)
+            factors.append(layer.in_factor)
+        o_bar = cot_energy.unsqueeze(-1) * scale  # [B, n, 1]
+        h_bar = o_bar
+        for k in range(n_layers - 1, -1, -1):
+            extra = h_extra[k]
+            if k == 0 and join0.numel() > 0:
+                if extra.numel() > 0:  # the joining cotangents have no extra term
+                    extra = torch.cat([extra.expand(o_bar.shape[0], -1, -1), torch.zeros(
+                        join0.shape[0], extra.shape[1], extra.shape[2], dtype=extra.dtype,
+                        device=extra.device)], 0)
+                o_bar = torch.cat([o_bar, join0], 0)
+            w = weights[k]
+            width = w.shape[1]
+            if k == 0 and width % 16 != 0 and o_bar.shape[0] * o_bar.shape[1] >= 256:
+                # MKL's SGEMM is ~1.5x slower with an output width like the descriptor's 371:
+                # pad it to a multiple of 16
+                w = torch.cat([w, w.new_zeros(w.shape[0], 16 - width % 16)], 1)
+                h_bar = scaled_mm(o_bar, w, factors[k], w[:0])[:, :, :width]
+                if extra.numel() > 0:
+                    h_bar = h_bar + extra
+            else:
+                h_bar = scaled_mm(o_bar, w, factors[k], extra)
+            if k > 0:
+                o_bar = h_bar * dsil[k - 1]
+                if o_extra[k - 1].numel() > 0:
+                    o_bar = o_bar + o_extra[k - 1]
+        return h_bar * self.desc_inv_std
+
+    @torch.jit.export
+    def energies_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                              n_centres: int) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies [n_centres] and the gradient of their sum w.r.t. the edge vectors
+        [E, 3] in closed form (the hand-written VJPs of :meth:`readout_vjp` and
+        :meth:`GaussianMoments.backward_state`, no autograd w.r.t. the edge vectors). Under
+        autograd the result is differentiable w.r.t. the parameters: a force loss then needs one
+        backward pass instead of a double backward (training); under no_grad no graph at all."""
+        desc, dstate = self.descriptor.forward_state(edge_vec, edge_index, species, n_centres)
+        e, rstate = self.readout_state(desc, species[:n_centres], False)
+        base_e, base_g = self.baseline_state(edge_vec, edge_index, species, n_centres)
+        empty = edge_vec.new_zeros(0)
+        n_layers = len(self.layers)
+        h_extra: List[Tensor] = [empty for _ in range(n_layers)]
+        o_extra: List[Tensor] = [empty for _ in range(n_layers - 1)]
+        gd = self.readout_vjp(rstate, edge_vec.new_ones(1, n_centres), h_extra, o_extra, empty)
+        return e + base_e, self.descriptor.backward_state(dstate, gd)[0] + base_g
 
     def readout_last_layer(self, desc: Tensor, species: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-atom energies [n] and last-layer features g_L (x) x~_L [n, d_in(L) + 1].

@@ -21,7 +21,7 @@ LAMMPS pair style uses it as well (it is part of the per-atom energies the model
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +67,58 @@ class PairRepulsion(nn.Module):
         switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
         return self.zz[pair] / r * phi * switch
 
+    def _close(self, r2: Tensor, edge_index: Tensor, species: Tensor) -> Tensor:
+        """Indices of the edges inside their pair's r_out (all others have V S = 0 exactly)."""
+        close = torch.nonzero(r2 < self.r_max * self.r_max).squeeze(1)
+        if close.numel() == 0:
+            return close
+        pair = (species.index_select(0, edge_index[0].index_select(0, close)) * self.n_species
+                + species.index_select(0, edge_index[1].index_select(0, close)))
+        r_out = self.r_out.index_select(0, pair)
+        return close.index_select(0, torch.nonzero(r2.index_select(0, close) < r_out * r_out).squeeze(1))
+
+    def pair_energy_derivative(self, r: Tensor, pair: Tensor) -> Tensor:
+        """d(V S)/dr (eV/Å) of :meth:`pair_energy`, in closed form."""
+        inv_a = self.inv_a[pair]
+        x = r * inv_a
+        e1, e2 = torch.exp(-3.19980 * x), torch.exp(-0.94229 * x)
+        e3, e4 = torch.exp(-0.40290 * x), torch.exp(-0.20162 * x)
+        phi = 0.18175 * e1 + 0.50986 * e2 + 0.28022 * e3 + 0.02817 * e4
+        dphi = -(0.18175 * 3.19980 * e1 + 0.50986 * 0.94229 * e2 + 0.28022 * 0.40290 * e3
+                 + 0.02817 * 0.20162 * e4) * inv_a
+        r_in, r_out = self.r_in[pair], self.r_out[pair]
+        width = r_out - r_in
+        t_raw = (r - r_in) / width
+        t = torch.clamp(t_raw, 0.0, 1.0)
+        switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
+        inside = (t_raw > 0.0) & (t_raw < 1.0)
+        dswitch = torch.where(inside, -30.0 * t * t * (1.0 - t) * (1.0 - t) / width,
+                              torch.zeros_like(t))
+        zz = self.zz[pair]
+        return zz * ((dphi * switch + phi * dswitch) / r - phi * switch / (r * r))
+
+    @torch.jit.export
+    def energy_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                            n_centres: int) -> Tuple[Tensor, Tensor]:
+        """Per-centre energies [n_centres] and the gradient of their sum w.r.t. the edge
+        vectors [E, 3], without autograd (the model file's one-pass path)."""
+        out = torch.zeros(n_centres, dtype=edge_vec.dtype, device=edge_vec.device)
+        grad = torch.zeros_like(edge_vec)
+        if edge_vec.shape[0] == 0:
+            return out, grad
+        r2 = (edge_vec * edge_vec).sum(-1)
+        close = self._close(r2, edge_index, species)
+        if close.numel() == 0:
+            return out, grad
+        i = edge_index[0].index_select(0, close)
+        j = edge_index[1].index_select(0, close)
+        r = torch.sqrt(r2.index_select(0, close) + 1e-30)
+        pair = species.index_select(0, i) * self.n_species + species.index_select(0, j)
+        out = out.index_add(0, i, 0.5 * self.pair_energy(r, pair))
+        de = 0.5 * self.pair_energy_derivative(r, pair) / r
+        grad = grad.index_copy(0, close, edge_vec.index_select(0, close) * de.unsqueeze(1))
+        return out, grad
+
     def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
                 n_centres: int) -> Tensor:
         """Per-centre energies [n_centres] (eV): half of each pair term on each end (every pair
@@ -75,7 +127,7 @@ class PairRepulsion(nn.Module):
         if edge_vec.shape[0] == 0:
             return out
         r2 = (edge_vec * edge_vec).sum(-1)
-        close = torch.nonzero(r2 < self.r_max * self.r_max).squeeze(1)
+        close = self._close(r2, edge_index, species)
         if close.numel() == 0:
             return out
         i = edge_index[0].index_select(0, close)

@@ -47,6 +47,24 @@ class ExportedModel(nn.Module):
         return self.features.contract(parts, v)
 
     @torch.jit.export
+    def atomic_state(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_local: int,
+                     with_features: bool, atomic_features: bool
+                     ) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        return self.features.atomic_state(edge_vec, edge_index, species, n_local,
+                                          with_features and self.has_uncertainty,
+                                          atomic_features and self.has_uncertainty)
+
+    @torch.jit.export
+    def state_gradients(self, state: List[Tensor], v: Tensor) -> Tensor:
+        return self.features.state_gradients(state, v)
+
+    def energies_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                              n_local: int) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies and their sum's gradient w.r.t. the edge vectors, in closed form
+        (Python only: evaluation without autograd)."""
+        return self.features.energies_and_gradient(edge_vec, edge_index, species, n_local)
+
+    @torch.jit.export
     def total_uncertainty(self, phi_sum: Tensor, n_atoms: float) -> Tuple[Tensor, Tensor]:
         if not self.has_uncertainty:
             return torch.zeros((), dtype=phi_sum.dtype), torch.zeros_like(phi_sum)

@@ -117,7 +117,7 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
                    "final_stage_epochs": [r.final_stage_epoch for r in results]}
     with open(files.history, "w") as fh:
         json.dump([r.history for r in results], fh)
-    fm = build_feature_model(members, cfg.uncertainty)
+    fm = build_feature_model(members, cfg.uncertainty).to(cfg.training.device)
     head = None
     if cfg.uncertainty.kind != "none":
         head = fit_head(fm, train, cfg.uncertainty)
@@ -133,6 +133,7 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
         if "r_atomic" in r and cal.atomic:
             summary_out["uncertainty_quality_atomic"] = summary(
                 cal.atomic * r["u_atomic_labelled"], r["r_atomic"], cfg.uncertainty.alpha)
+    fm.cpu()  # (the members too: export and the error summary run on the CPU)
     em = ExportedModel(fm, head)
     for name, subset in (("train", train), ("valid", valid), ("test", test)):
         if len(subset):

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import keys as K
-from ..config import ModelConfig, TrainingConfig
+from ..config import ModelConfig, TrainingConfig, check_device
 from ..data import GraphDataset, no_labels_message
 from ..model import MLIP, new_model
 from ..prediction import edge_vectors, evaluate_errors, to_dtype
@@ -132,13 +132,16 @@ def _score(errors: dict) -> float:
 def _optimizer(model: MLIP, cfg: TrainingConfig) -> torch.optim.Optimizer:
     """AMSGrad Adam; with ``weight_decay`` > 0, decoupled decay on the readout weight matrices only
     (not on biases or the descriptor's radial coefficients)."""
+    # foreach: one multi-tensor kernel per update step instead of one per parameter (the same
+    # arithmetic; the per-parameter loop was ~5 % of a small model's training step)
     if cfg.weight_decay <= 0:
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, amsgrad=True, foreach=True)
     decay = [layer.weight for layer in model.layers]
     ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, amsgrad=True)
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, amsgrad=True,
+                             foreach=True)
 
 
 class Ema:
@@ -181,10 +184,12 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     seed = cfg.seed if seed is None else seed
     if not 0.0 <= cfg.final_fraction < 1.0:
         raise ValueError(f"training.final_fraction must be in [0, 1), got {cfg.final_fraction}")
+    check_device(cfg.device, "training.device")
     torch.manual_seed(seed)
     if cfg.num_threads is not None:
         torch.set_num_threads(int(cfg.num_threads))
     dtype = torch_dtype(cfg.dtype)
+    device = torch.device(cfg.device)
     if not train.has_labels():
         raise ValueError("the training split has no energy or forces label: nothing to train on"
                          + (f" ({no_labels_message(train.frames, train.label_keys)})"
@@ -199,6 +204,7 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     train, valid = relative_energies(train, shift), relative_energies(valid, shift)
     with torch.no_grad():
         model.species_shift.zero_()
+    model.to(device)
     has_virial = any(K.VIRIAL in g for g in train.graphs)
     opt = _optimizer(model, cfg)
     step_loss = StepLoss(model, cfg, has_virial)
@@ -238,7 +244,7 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
         model.train()
         tot, nb = 0.0, 0
         for batch in train.batches(cfg.batch_size, shuffle=True, seed=seed * 100003 + epoch):
-            batch = to_dtype(batch, dtype)
+            batch = to_dtype(batch, dtype, device)
             loss = step_loss(batch)
             if not torch.is_tensor(loss):  # no label in this batch (all its frames unlabelled)
                 continue
@@ -280,6 +286,7 @@ def train_model(train: GraphDataset, valid: GraphDataset, model_cfg: ModelConfig
     if on_epoch is not None:
         on_epoch(epoch, cfg.max_epochs, result.history[-1] if result.history else None, True)
     model.load_state_dict(best_state)
+    model.cpu()
     with torch.no_grad():
         model.species_shift.copy_(shift)
     model.eval()

@@ -17,8 +17,8 @@ sum_i phi_i . v = sum_l sum_i x~_l,i^T M_l g_l,i with M_l = U_l diag(v_l) V_l^T 
 :meth:`FeatureModel.atomic_parts` returns the layer inputs and output gradients (graph kept) and
 :meth:`FeatureModel.contract` back-propagates through x M g at d_in d_out per atom instead of
 K (d_in + d_out) (plus d_in K d_out once per evaluation); the feature sum itself is
-diag(U^T (sum_i x~_i g_i^T) V) / sqrt(K). Each layer takes the cheaper of the two routes for the
-atom count at hand (``FeatureModel.route``: ``auto``; ``atoms`` / ``matrix`` force one), so small systems keep the per-atom projection.
+diag(U^T (sum_i x~_i g_i^T) V) / sqrt(K). Each layer takes the cheaper route for the atom count
+(``FeatureModel.route``: ``auto``; ``atoms`` / ``matrix`` force one).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..keys import ENSEMBLE_FEATURES, FEATURE_KINDS
 from ..model import MLIP
+from ..model.mlip import scaled_mm
 
 FEATURE_MAPS = FEATURE_KINDS + (ENSEMBLE_FEATURES,)  # keys.FEATURE_KINDS + "energies" (ensembles)
 SKETCH_ROUTES = ("auto", "atoms", "matrix")  # how a sketch layer is contracted (see above)
@@ -138,10 +139,8 @@ class FeatureModel(nn.Module):
         return self
 
     def _use_matrix(self, n: int, d_in: int, d_out: int) -> bool:
-        if self.route == "matrix":
-            return True
-        if self.route == "atoms":
-            return False
+        if self.route != "auto":
+            return self.route == "matrix"
         return matrix_route_cheaper(n, d_in, d_out, self.n_sketch)
 
     def atomic_parts(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
@@ -196,3 +195,206 @@ class FeatureModel(nn.Module):
             else:
                 out = out + (a * b * vl).sum()
         return out
+
+    # ------------------------------------------------------------------ one pass, no autograd
+
+    def _sketch_matrices(self) -> Tuple[List[Tensor], List[Tensor]]:
+        us: List[Tensor] = []
+        vs: List[Tensor] = []
+        for sk in self.sketches:
+            us.append(sk.u)
+            vs.append(sk.v)
+        return us, vs
+
+    def atomic_state(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int,
+                     with_features: bool, atomic_features: bool
+                     ) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        """:meth:`atomic_parts` without an autograd graph (run under no_grad): per-atom
+        energies [n], the feature sum [dim] (empty without ``with_features``), the per-atom
+        features [n, dim] ([n, 0] unless ``atomic_features``) and the state from which
+        :meth:`state_gradients` computes the energy gradient and the bias gradient w.r.t. the
+        edge vectors in one pass."""
+        sp = species[:n_centres]
+        sketch = with_features and self.kind == "sketch"
+        us, vs = self._sketch_matrices()
+        state: List[Tensor] = [torch.tensor([int(with_features), n_centres], dtype=torch.long)]
+        energies: List[Tensor] = []
+        sums: List[Tensor] = []
+        atoms: List[Tensor] = []
+        nl = self.n_layers
+        idx = 0
+        for member in self.members:
+            desc, dstate = member.descriptor.forward_state(edge_vec, edge_index, species, n_centres)
+            e, rstate = member.readout_state(desc, sp, sketch)
+            energies.append(e)
+            state += dstate + rstate
+            if not with_features:
+                pass
+            elif self.kind == "energies":
+                sums.append(e.sum(0, keepdim=True))
+                atoms.append(e.unsqueeze(-1))
+            elif self.kind == "last_layer":
+                h = rstate[nl - 1]
+                factor = 1.0
+                bias_factor = 1.0
+                for layer in member.layers:
+                    factor = layer.in_factor
+                    bias_factor = layer.bias_factor
+                scl = rstate[3 * nl - 2]  # [n, 1]
+                if atomic_features:
+                    ones = torch.full((h.shape[0], 1), bias_factor, dtype=h.dtype, device=h.device)
+                    phi = torch.cat([h * factor, ones], dim=-1) * scl
+                    sums.append(phi.sum(0))
+                    atoms.append(phi)
+                else:  # sum_i scale_i [f h_i, bf]
+                    sums.append(torch.cat([(scl.t() @ h).squeeze(0) * factor,
+                                           bias_factor * scl.sum(0)]))
+                    atoms.append(h[:, :0])
+            else:
+                gs = rstate[3 * nl - 1:4 * nl - 1]
+                layer_k = 0
+                for layer in member.layers:
+                    h = rstate[layer_k]
+                    g = gs[layer_k]
+                    d, f, bf = h.shape[1], layer.in_factor, layer.bias_factor
+                    u, v = us[idx], vs[idx]
+                    term = h[:, :0]
+                    # x~ = [f h, bf]: x~ U = f h U[:d] + bf U[d], never formed
+                    if not self._use_matrix(n_centres, d + 1, g.shape[1]):
+                        p, q = scaled_mm(h, u[:d], f, u[d] * bf), g @ v
+                        state += [p, q]
+                        term = p * q
+                        s = term.sum(0)
+                    else:
+                        state += [h[:0, :0], h[:0, :0]]
+                        if atomic_features:
+                            term = scaled_mm(h, u[:d], f, u[d] * bf) * (g @ v)
+                            s = term.sum(0)
+                        else:  # diag(U^T (x~^T g) V)
+                            xg = torch.cat([torch.addmm(g.new_zeros(1), h.t(), g, beta=0.0, alpha=f),
+                                            bf * g.sum(0, keepdim=True)], 0)
+                            s = ((u.t() @ xg) * v.t()).sum(-1)
+                    if layer_k == 0:
+                        sums.append(s)
+                        atoms.append(term)
+                    else:
+                        sums[-1] = sums[-1] + s
+                        if atomic_features:
+                            atoms[-1] = atoms[-1] + term
+                    layer_k += 1
+                    idx += 1
+        baseline, baseline_grad = self.members[0].baseline_state(edge_vec, edge_index, species,
+                                                                 n_centres)
+        state.append(baseline_grad)
+        energy = torch.stack(energies, 0).mean(0) + baseline
+        if not with_features:
+            return energy, energy[:0], energy.new_zeros(n_centres, 0), state
+        norm = self.sketch_norm if self.kind == "sketch" else 1.0
+        phi_sum = torch.cat(sums) * norm
+        phi_atoms = torch.cat(atoms, dim=-1) * norm if atomic_features \
+            else energy.new_zeros(n_centres, 0)
+        return energy, phi_sum, phi_atoms, state
+
+    def energies_and_gradient(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
+                              n_centres: int) -> Tuple[Tensor, Tensor]:
+        """Per-atom energies (member mean + baseline) and the gradient of their sum w.r.t. the
+        edge vectors [E, 3], in closed form (see :meth:`MLIP.energies_and_gradient`)."""
+        energy, _, _, state = self.atomic_state(edge_vec, edge_index, species, n_centres, False, False)
+        return energy, self.state_gradients(state, energy[:0])[0]
+
+    def state_gradients(self, state: List[Tensor], v: Tensor) -> Tensor:
+        """Gradients w.r.t. the edge vectors from :meth:`atomic_state`'s state: [1, E, 3] of the
+        energy sum when ``v`` is empty, else [2, E, 3]: of the energy sum and of v . sum_i phi_i
+        (the feature sum's contraction with v = du/dphi_sum), in one traversal of the model:
+        both cotangents go through the readout and the descriptor side by side."""
+        with_features = bool(state[0][0] > 0)
+        n = int(state[0][1])
+        with_bias = v.numel() > 0
+        if with_bias and not with_features:
+            raise RuntimeError("state_gradients with v needs atomic_state(..., with_features=True)")
+        nl = self.n_layers
+        sketch = with_features and self.kind == "sketch"
+        len_r = 3 * nl - 1 + (2 * nl - 1 if sketch else 0)
+        us, vs = self._sketch_matrices()
+        c_e = 1.0 / self.n_members
+        dtype, device = state[-1].dtype, state[-1].device
+        ones = torch.ones(1, n, dtype=dtype, device=device)
+        empty = torch.zeros(0, dtype=dtype, device=device)
+        pos = 1
+        idx = 0
+        offset = 0
+        m = 0
+        total = empty
+        for member in self.members:
+            dstate = state[pos:pos + 14]
+            pos += 14
+            rstate = state[pos:pos + len_r]
+            pos += len_r
+            h_extra: List[Tensor] = [empty for _ in range(nl)]
+            o_extra: List[Tensor] = [empty for _ in range(nl - 1)]
+            if not with_bias:
+                gd = member.readout_vjp(rstate, c_e * ones, h_extra, o_extra, empty)
+                if sketch:
+                    pos += 2 * nl
+            elif self.kind == "energies":
+                cot = torch.cat([c_e * ones, v[m] * ones], 0)
+                gd = member.readout_vjp(rstate, cot, h_extra, o_extra, empty)
+            elif self.kind == "last_layer":
+                h = rstate[nl - 1]
+                d_last = h.shape[1]
+                factor = 1.0
+                for layer in member.layers:
+                    factor = layer.in_factor
+                hx = torch.zeros(2, n, d_last, dtype=dtype, device=device)
+                hx[1] = rstate[3 * nl - 2] * (v[offset:offset + d_last] * factor)
+                offset += d_last + 1
+                h_extra[nl - 1] = hx
+                gd = member.readout_vjp(rstate, torch.cat([c_e * ones, 0.0 * ones], 0), h_extra,
+                                        o_extra, empty)
+            else:
+                parts = state[pos:pos + 2 * nl]
+                pos += 2 * nl
+                vm = v[m * self.n_sketch:(m + 1) * self.n_sketch] * self.sketch_norm
+                outs = rstate[nl:2 * nl - 1]
+                dsil = rstate[2 * nl - 1:3 * nl - 2]
+                gs = rstate[3 * nl - 1:4 * nl - 1]
+                ts = rstate[4 * nl - 1:5 * nl - 2]
+                # a_l = d(v . phi)/d x~_l (its h part, as h_extra), b_l = d(v . phi)/d g_l
+                b_list: List[Tensor] = []
+                weights: List[Tensor] = []
+                factors: List[float] = []
+                layer_k = 0
+                for layer in member.layers:
+                    weights.append(layer.weight)
+                    factors.append(layer.in_factor)
+                    u, vv = us[idx], vs[idx]
+                    p, q = parts[2 * layer_k], parts[2 * layer_k + 1]
+                    h = rstate[layer_k]
+                    d, f = h.shape[1], layer.in_factor
+                    if p.numel() > 0 or n == 0:
+                        h_extra[layer_k] = scaled_mm(q * vm, u[:d].t(), f, empty).unsqueeze(0)
+                        b_list.append((p * vm) @ vv.t())
+                    else:  # M = U diag(v) V^T, scaled on its narrower side
+                        if vv.shape[0] < u.shape[0]:
+                            mat = u @ (vm.unsqueeze(1) * vv.t())
+                        else:
+                            mat = (u * vm) @ vv.t()
+                        h_extra[layer_k] = scaled_mm(gs[layer_k], mat[:d].t(), f, empty).unsqueeze(0)
+                        b_list.append(scaled_mm(h, mat[:d], f, mat[d] * layer.bias_factor))
+                    layer_k += 1
+                    idx += 1
+                # g_l = t_l silu'(o_l), t_l = f_{l+1} g_{l+1} W_{l+1}: from the first layer up
+                g_bar = b_list[0]
+                for k in range(nl - 1):
+                    sig = torch.sigmoid(outs[k])
+                    dd = sig * (1.0 - sig) * (2.0 + outs[k] * (1.0 - 2.0 * sig))  # silu''
+                    o_extra[k] = (g_bar * ts[k] * dd).unsqueeze(0)
+                    g_bar = b_list[k + 1] + ((g_bar * dsil[k]) @ weights[k + 1].t()) * factors[k + 1]
+                gd = member.readout_vjp(rstate, 0.0 * ones, h_extra, o_extra,
+                                        (c_e * gs[0]).unsqueeze(0))
+                gd = torch.stack([gd[1], gd[0]], 0)  # [energy, bias]
+            g = member.descriptor.backward_state(dstate, gd)
+            total = g if m == 0 else total + g
+            m += 1
+        total[0] = total[0] + state[-1]
+        return total

@@ -9,7 +9,7 @@ from .. import keys as K
 from ..config import UncertaintyConfig
 from ..keys import ENSEMBLE_FEATURES
 from ..data import GraphDataset
-from ..prediction import edge_vectors, forces_from_edge_grad
+from ..prediction import edge_vectors, forces_from_edge_grad, to_dtype
 from .calibration import Calibration, atomic_residuals, total_residuals
 from .features import FeatureModel
 from .heads import HEAD_KINDS, UncertaintyHead, feature_scale, posterior_transform, reduce_rows
@@ -25,27 +25,32 @@ def build_feature_model(members, unc: UncertaintyConfig) -> FeatureModel:
 
 def dataset_features(fm: FeatureModel, data: GraphDataset, batch_size: int = 32,
                      with_forces: bool = True) -> dict:
-    """Detached structure features [B,K], atom features [N,K], atom counts, predictions."""
-    dtype = fm.members[0].desc_mean.dtype
+    """Detached structure features [B,K], atom features [N,K], atom counts, predictions (on
+    the CPU; computed on the feature model's device, without autograd: its ``atomic_state``)."""
+    param = fm.members[0].desc_mean
+    dtype, device = param.dtype, param.device
     out = {"phi": [], "phi_atoms": [], "n_atoms": [], "energy": [], "forces": []}
     for batch in data.batches(batch_size):
-        ev = edge_vectors({k: (v.to(dtype) if torch.is_floating_point(v) else v)
-                           for k, v in batch.items()}).detach().requires_grad_(with_forces)
+        batch = to_dtype(batch, dtype, device)
+        ev = edge_vectors(batch)
         n = batch[K.POSITIONS].shape[0]
-        e_at, phi = fm.atomic(ev, batch[K.EDGE_INDEX], batch[K.SPECIES], n, True)
         nb = batch[K.N_ATOMS].shape[0]
-        energy = torch.zeros(nb, dtype=e_at.dtype).index_add(0, batch[K.BATCH], e_at)
-        if with_forces:
-            (g,) = torch.autograd.grad(energy.sum(), ev)
-            out["forces"].append(forces_from_edge_grad(g, batch[K.EDGE_INDEX], n).detach())
-        phi = phi.detach()
-        s = torch.zeros(nb, phi.shape[1], dtype=phi.dtype).index_add(0, batch[K.BATCH], phi)
+        with torch.no_grad():
+            e_at, _, phi, state = fm.atomic_state(ev, batch[K.EDGE_INDEX], batch[K.SPECIES], n,
+                                                  True, True)
+            energy = torch.zeros(nb, dtype=e_at.dtype, device=device).index_add(
+                0, batch[K.BATCH], e_at)
+            if with_forces:
+                g = fm.state_gradients(state, e_at[:0])[0]
+                out["forces"].append(forces_from_edge_grad(g, batch[K.EDGE_INDEX], n).cpu())
+        s = torch.zeros(nb, phi.shape[1], dtype=phi.dtype, device=device).index_add(
+            0, batch[K.BATCH], phi)
         if fm.kind != ENSEMBLE_FEATURES:
             s = s / batch[K.N_ATOMS].to(phi.dtype).unsqueeze(-1)
-        out["phi"].append(s)
-        out["phi_atoms"].append(phi)
-        out["n_atoms"].append(batch[K.N_ATOMS])
-        out["energy"].append(energy.detach())
+        out["phi"].append(s.cpu())
+        out["phi_atoms"].append(phi.cpu())
+        out["n_atoms"].append(batch[K.N_ATOMS].cpu())
+        out["energy"].append(energy.cpu())
     return {k: (torch.cat(v) if v else None) for k, v in out.items()}
 
 

@@ -41,8 +41,12 @@ class _Transposed(torch.autograd.Function):
     unit stride in its matrices), about 10x slower on the per-atom matrices of a training batch."""
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(x):
         return x.permute(2, 1, 0).contiguous()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # separate from forward: torch.compile traces it
+        pass
 
     @staticmethod
     def backward(ctx, grad):

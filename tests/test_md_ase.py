@@ -229,6 +229,19 @@ def test_reflections_return_to_the_last_sampled_frame(model_file, tmp_path):
     assert np.all(np.diff(trace2["step"]) > 0)
 
 
+def test_reflected_walker_counts_every_md_step(model_file, tmp_path):
+    """After a reflection the step numbers run on by one per MD step, as in the LAMMPS walkers
+    (the restored frame is not an MD step): with log_every 1 the trace has every step from 0 to
+    n_steps. (The first segment after a reflection used to start one step late.)"""
+    _, trace0, _ = _md(model_file, tmp_path, "probe", "--tau-forces", "1.0")
+    thr = float(trace0["max_atomic_uncertainty"][0]) * 1.5
+    _, trace, s = _md(model_file, tmp_path, "reflect", "--tau-forces", "1.0", "--threshold",
+                      f"{thr:.6g}", "--steps", "400", "--sample-every", "10", "--log-every", "1",
+                      "--reflections", "2")
+    assert s["reflections"] >= 1
+    assert list(trace["step"]) == list(range(s["n_steps"] + 1))
+
+
 @pytest.mark.lammps
 @pytest.mark.parametrize("ensemble", ["nvt", "npt"])
 def test_lammps_reflections_match_the_rule(model_file, tmp_path, ensemble):

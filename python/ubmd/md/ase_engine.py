@@ -175,7 +175,8 @@ def run_ase_walker(task: WalkerTask) -> dict:
                 atoms.set_cell(restore[1], scale_atoms=False)
                 atoms.set_positions(restore[0])
                 init_velocities(atoms, task.temperature, rng)
-                step += 1  # the next segment's first step is a new MD step
+                # the next segment starts at this step number (its k = 0 is the restored frame,
+                # not an MD step): its first MD step is step + 1, as in the LAMMPS walkers
                 break
             if over or runaway:  # a runaway is never reflected: the run has left physics
                 stop = STOP_THRESHOLD if over else STOP_RUNAWAY

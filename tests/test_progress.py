@@ -35,6 +35,12 @@ def test_heartbeat_is_throttled_atomic_and_picklable(tmp_path):
     assert P.read_heartbeat(tmp_path / "p.json")["step"] == 4
     assert P.read_heartbeat(tmp_path / "missing.json") is None
     assert not list(tmp_path.glob("*.tmp"))
+    # numpy scalars are numbers; a value JSON cannot hold skips the beat and leaves no file
+    beat(force=True, step=np.int64(5), temperature=np.float32(301.5))
+    assert P.read_heartbeat(tmp_path / "p.json")["step"] == 5
+    beat(force=True, step=6, bad=object())
+    assert P.read_heartbeat(tmp_path / "p.json")["step"] == 5
+    assert not list(tmp_path.glob("*.tmp"))
     epochs = P.EpochHeartbeat(tmp_path / "train")
     epochs(1, 4, 100, {"energy_rmse": 0.002, "forces_rmse": 0.05, "loss": 1.0})
     epochs(0, 9, 100, None, done=True)

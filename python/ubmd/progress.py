@@ -146,12 +146,26 @@ class Heartbeat:
         self._last = now
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
+            # serialised first: a value JSON cannot hold leaves no temporary file behind;
+            # numpy scalars (a step or temperature from an array) are written as numbers
+            text = json.dumps({**fields, "time": now}, default=_json_scalar)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "w") as fh:
-                json.dump({**fields, "time": now}, fh)
+                fh.write(text)
             os.replace(tmp, self.path)
         except (OSError, TypeError, ValueError):  # a full disk, a value JSON cannot hold
-            pass
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _json_scalar(value):
+    """A numpy scalar as a Python number (json's ``default``); TypeError for anything else."""
+    item = getattr(value, "item", None)
+    if item is not None and getattr(value, "shape", None) == ():
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def read_heartbeat(path: str | Path) -> dict | None:

@@ -67,9 +67,10 @@ def test_bias_pushes_to_higher_uncertainty(model_file, tmp_path):
         for s in (s0, s1):
             assert s["stop_reason"] in ("max_steps", "runaway")
             if s["stop_reason"] == "runaway":
-                # ASE counts 3N = 24 kinetic degrees of freedom for 8 atoms: 2.44 x 300 K
+                # the Langevin walkers' FixCom leaves 3N - 3 = 21 kinetic degrees of freedom
+                # for 8 atoms (ASE's get_temperature counts those): 2.57 x 300 K
                 assert s["max_temperature_K"] > s["runaway_temperature_K"]
-                assert s["runaway_temperature_K"] == pytest.approx(runaway_temperature(300, 24, 1.5))
+                assert s["runaway_temperature_K"] == pytest.approx(runaway_temperature(300, 21, 1.5))
         assert np.allclose(plain["uncertainty"][:4], biased["uncertainty"][:4])  # W = 20 unbiased
         last = min(s0["n_steps"], s1["n_steps"])
         u0 = plain["uncertainty"][(plain["step"] > 20) & (plain["step"] <= last)].mean()
@@ -227,6 +228,17 @@ def test_reflections_return_to_the_last_sampled_frame(model_file, tmp_path):
     assert all(f.info["max_atomic_uncertainty"] > thr for f in crossings)
     assert all(f.info["max_atomic_uncertainty"] <= thr for f in frames if not f.info["trigger"])
     assert np.all(np.diff(trace2["step"]) > 0)
+
+
+def test_runaway_level_uses_the_degrees_of_freedom_of_the_temperature(model_file, tmp_path):
+    """The guard's level counts the kinetic degrees of freedom that the walker's temperature
+    is measured with: 3N - 3 under Langevin (FixCom; as the LAMMPS walkers), 3N under
+    Nose-Hoover (no constraint; ASE then divides by 3N). It used 3N for both, so an unbiased
+    8-atom Langevin walker reached it 2.4 times as often as RUNAWAY_FLUCTUATION_P."""
+    for thermostat, n_dof in (("langevin", 21), ("nose_hoover", 24)):
+        _, _, s = _md(model_file, tmp_path, thermostat, "--steps", "2", "--sample-every", "1",
+                      "--thermostat", thermostat)
+        assert s["runaway_temperature_K"] == pytest.approx(runaway_temperature(300, n_dof, 1.5))
 
 
 def test_reflected_walker_counts_every_md_step(model_file, tmp_path):

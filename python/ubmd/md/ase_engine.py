@@ -142,6 +142,10 @@ def run_ase_walker(task: WalkerTask) -> dict:
         # one segment: until max_steps, or a crossing that sends the walker back (reflections)
         first = step
         dyn = make_dynamics(atoms, p, task.temperature, task.pressure, rng)
+        if first == 0:  # the degrees of freedom of get_temperature (FixCom of langevin: 3N - 3)
+            t_runaway = runaway_temperature(task.temperature,
+                                            atoms.get_number_of_degrees_of_freedom(),
+                                            p.runaway_factor)
         for k, _ in enumerate(dyn.irun(p.max_steps - first)):
             step = first + k
             if k == 0 and first > 0:

@@ -428,6 +428,8 @@ def test_missing_start_file_then_fixed_config_then_resume_of_a_finished_campaign
     ("walkers", {"engine": "lammps", "lammps": {"command": "no-such-lmp"}},
      r"walkers.lammps.command: LAMMPS executable 'no-such-lmp' not found|plugin not found"),
     ("initial", {"index": "5"}, r"selects no frame|frame"),
+    pytest.param("training", {"device": "cuda"}, r"training.device is 'cuda'",
+                 marks=pytest.mark.skipif("__import__('torch').cuda.is_available()")),
 ])
 def test_every_input_is_checked_before_the_directory_is_made(tmp_path, key, value, match):
     from ubmd.al.campaign import check_inputs

@@ -447,9 +447,10 @@ def test_merge_and_nested_dotted_keys():
 
 
 def test_training_device_is_checked():
-    """training.device: cpu, cuda or cuda:N; cuda without a CUDA build of torch (or without a
-    visible GPU) is an error naming the key when the config is read, as is a device name that
-    is none of these (issue #25)."""
+    """training.device: cpu, cuda or cuda:N, checked by name when the config is read; cuda
+    without a CUDA build of torch (or without a visible GPU) is an error naming the key where
+    the device is used (training, the calculator, a local campaign's input checks), not when a
+    finished GPU run's config is read back on a CPU machine (issue #25)."""
     import torch
 
     from ubmd.config import TrainingConfig, check, check_device
@@ -462,8 +463,9 @@ def test_training_device_is_checked():
     with pytest.raises(ValueError, match="must be cpu, cuda or cuda:N"):
         check(TrainingConfig(device="cuda:x"))
     if not torch.cuda.is_available():
+        cfg = from_dict(TrainRunConfig, {"training": {"device": "cuda"}})  # readable
         with pytest.raises(ValueError, match=r"training.device is 'cuda'.*use cpu"):
-            from_dict(TrainRunConfig, {"training": {"device": "cuda"}})
+            check_device(cfg.training.device, "training.device")
         with pytest.raises(ValueError, match="CPU-only build|sees no CUDA device"):
             check_device("cuda:0", "device")
 

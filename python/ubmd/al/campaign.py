@@ -223,6 +223,10 @@ def check_inputs(cfg: ALConfig) -> None:
         from ..md.engines import check_lammps
 
         check_lammps(cfg.walkers.lammps, "walkers.lammps")
+    if cfg.executor.kind == "local":  # (Dask workers may have the GPU this machine lacks)
+        from ..config import check_device
+
+        check_device(cfg.training.device, "training.device")
     if cfg.executor.kind == "dask":
         import importlib.util
 

@@ -13,13 +13,17 @@ from .schema import (from_dict, join_key, load_yaml, merge, parse_overrides, res
                      setting)
 
 
-def check_device(device: str, key: str = "device") -> None:
-    """ValueError unless ``device`` (cpu, cuda, cuda:N) can be used by this torch here."""
+def check_device(device: str, key: str = "device", available: bool = True) -> None:
+    """ValueError unless ``device`` is cpu, cuda or cuda:N and (``available``) this torch can
+    use it here. Reading a config checks the name only (a run trained on a GPU stays readable,
+    exportable and re-calibratable on a CPU machine); training and the calculator check both."""
     name = str(device)
     if name == "cpu":
         return
     if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
         raise ValueError(f"{key} must be cpu, cuda or cuda:N, got {name!r}")
+    if not available:
+        return
     import torch
 
     if not torch.cuda.is_available():
@@ -90,7 +94,7 @@ class TrainingConfig:
     # read)
 
     def _check(self, where: str) -> None:
-        check_device(self.device, join_key(where, "device"))
+        check_device(self.device, join_key(where, "device"), available=False)
 
 
 @dataclass

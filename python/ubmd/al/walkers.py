@@ -15,7 +15,8 @@ from ..md.task import CANDIDATES, STOP_ERROR, SUMMARY, WalkerTask, error_summary
 #: what a round's summary keeps of each walker's summary
 BRIEF_KEYS = ("index", "stop_reason", "n_steps", "time_fs", "n_candidates",
               "max_atomic_uncertainty", "wall_s", "temperature_K", "pressure_bar",
-              "final_volume", "reflections", "error", "crashed")
+              "final_volume", "reflections", "max_temperature_K", "runaway_temperature_K", "error",
+              "crashed")
 
 
 def as_list(value) -> list:

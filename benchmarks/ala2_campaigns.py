@@ -373,7 +373,9 @@ def parent_continuation(parent: Path, r: int, new_labels: int, sets: dict) -> di
 # ---------------------------------------------------------------------------------- figures
 LABELS = {"unbiased_300K": "unbiased 300 K", "biased_300K": "biased 300 K (sketch)",
           "unbiased_1200K": "unbiased 1200 K", "biased_300K_lastlayer": "biased 300 K (last layer)",
-          "biased_300K_ensemble": "biased 300 K (ensemble)"}
+          "biased_300K_ensemble": "biased 300 K (ensemble)",
+          "biased_300K_reflect": "biased 300 K, reflections",
+          "unbiased_600K_reflect": "unbiased 600 K, reflections"}
 
 
 def _fig(n_cols, size=(4.2, 3.6)):
@@ -418,16 +420,20 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
                                       "Ramachandran figure")
         if not with_seed:
             continue
-        fig, axes = _fig(len(with_seed), (3.6, 3.7))
+        fig, axes = _fig(len(with_seed), (4.9, 4.0))
         for ax, name in zip(axes, with_seed):
             res = results["campaigns"][name][seed]
             pts = seed_points[name]
             n_r = max(1, len(pts))
             for ref_t, col in ((1200, "0.85"), (300, "0.6")):
-                ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0)
+                ax.plot(ref[ref_t][:, 0], ref[ref_t][:, 1], ".", ms=1, color=col, zorder=0,
+                        label=f"GFN2-xTB MD {ref_t} K")
             for r, ws in sorted(pts.items()):
                 p = np.concatenate(ws)
                 ax.plot(p[:, 0], p[:, 1], ".", ms=1.5, color=cmap(r / max(1, n_r - 1)), alpha=0.6)
+            ax.legend(loc="lower right", fontsize=6, markerscale=6, framealpha=0.8)
+            sm = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, max(1, n_r - 1)), cmap)
+            fig.colorbar(sm, ax=ax, shrink=0.8, label="AL round of the walker")
             c = res["coverage"]["final"]
             done = "" if res.get("finished", True) else f", {res['labels_used']} labels so far"
             ax.set(xlim=(-180, 180), ylim=(-180, 180), xlabel="phi (deg)", ylabel="psi (deg)",

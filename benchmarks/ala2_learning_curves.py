@@ -94,6 +94,21 @@ def test_sets() -> dict:
     return out
 
 
+def cut_fingerprint(frames) -> str:
+    """SHA-1 of a data set cut: atomic numbers, positions, cells and reference labels."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for f in frames:
+        h.update(np.asarray(f.numbers, dtype=np.int64).tobytes())
+        h.update(np.asarray(f.positions, dtype=np.float64).tobytes())
+        h.update(np.asarray(f.cell[:], dtype=np.float64).tobytes())
+        calc = getattr(f, "calc", None)
+        if calc is not None and "energy" in calc.results:
+            h.update(np.float64(calc.results["energy"]).tobytes())
+    return h.hexdigest()
+
+
 def job(spec: dict) -> dict:
     """Train one cut with the fixed recipe and score it (resumable: the result is kept)."""
     import torch
@@ -191,11 +206,15 @@ def main(argv=None) -> int:
             if n > len(frames):
                 print(f"{camp.name}: {len(frames)} labels, skipping {n}")
                 continue
+            # the cache is keyed by the cut's content, not only by the campaign's name: two
+            # campaigns of one name (an archive and a rerun under another protocol) never share
+            key = cut_fingerprint(frames[:n])
             for seed in a.seeds:
                 specs.append({"campaign": camp.name, "labels": n, "seed": seed,
                               "epochs": a.epochs, "frames": frames[:n], "config": cfg,
-                              "tests": tests,
-                              "dir": str(a.work / f"e{a.epochs}" / camp.name / f"n{n}_s{seed}")})
+                              "tests": tests, "data_sha1": key,
+                              "dir": str(a.work / f"e{a.epochs}" / camp.name
+                                         / f"n{n}_s{seed}_{key[:10]}")})
     if a.collect_only:
         specs = [s for s in specs if (Path(s["dir"]) / "result.json").exists()]
     print(f"{len(specs)} trainings ({a.epochs} epochs each)", flush=True)

@@ -417,8 +417,16 @@ void PairUBMD::compute(int eflag, int vflag)
     }
   }
 
-  // after total_uncertainty: with a one-pass model the forces and du/dR come from one traversal
-  const auto &fn = eval->forces();
+  // after total_uncertainty: with a one-pass model the forces and du/dR come from one traversal;
+  // the first reader of the energy gradient may run it (virial() and node_virial() below then
+  // read what it left), so a failure is reported here and never thrown through LAMMPS
+  const std::vector<double> *fn_ptr = nullptr;
+  try {
+    fn_ptr = &eval->forces();
+  } catch (std::exception &e) {
+    error->one(FLERR, "Pair style ubmd: forces failed on step {}: {}", step, what_of(e));
+  }
+  const auto &fn = *fn_ptr;
   if (!bias_on) {
     // plain forces on local and ghost atoms, LAMMPS sums the ghosts (newton on)
     for (int64_t n = 0; n < g.n_nodes; n++) {

@@ -126,6 +126,29 @@ def synthetic_campaign(root, n_rounds: int = 4, n_new: int = 5):
     return root
 
 
+def ethanol_edges(periodic: bool, n_centres: int | None = None, zs=(1, 6, 8), cutoff: float = 4.0):
+    """Edges of a rattled ethanol (in a small periodic cell if ``periodic``) as model inputs:
+    (edge vectors float64 [E, 3], edge index [2, E], species by ``zs``, number of centres); with
+    ``n_centres`` only the edges of the first n_centres atoms, the others being neighbours only
+    (ghosts)."""
+    from ubmd.neighbours import neighbour_list
+
+    a = molecule("CH3CH2OH")
+    a.rattle(0.05, seed=2)
+    if periodic:
+        a.set_cell([5.5, 6.0, 5.0])
+        a.center()
+        a.pbc = True
+    i, j, s = neighbour_list(a.positions, np.asarray(a.cell), a.pbc, cutoff)
+    ev = a.positions[j] - a.positions[i] + s @ np.asarray(a.cell)
+    smap = {z: k for k, z in enumerate(zs)}
+    sp = torch.tensor([smap[int(z)] for z in a.numbers])
+    n = len(a) if n_centres is None else n_centres
+    keep = i < n
+    return (torch.tensor(ev[keep], dtype=torch.float64), torch.tensor(np.stack([i[keep], j[keep]])),
+            sp, n)
+
+
 def small_molecule() -> Atoms:
     a = molecule("CH3CH2OH")
     a.rattle(0.05, seed=3)

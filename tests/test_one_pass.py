@@ -9,40 +9,20 @@ gradients)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from ase.build import molecule
 
+from conftest import ethanol_edges as _graph
 from conftest import random_model
 from ubmd.model import GaussianMoments
 from ubmd.model.repulsion import PairRepulsion
 from ubmd.model_file.export import ExportedModel
-from ubmd.neighbours import neighbour_list
 from ubmd.uncertainty.features import FeatureModel
 from ubmd.uncertainty.heads import UncertaintyHead
 
 ZS = (1, 6, 8)
 WIDTHS = {1: [(16, 16)], 2: [(16, 16), (24, 8)], 3: [(16, 16), (8, 24), (5, 3)]}
 
-
-def _graph(periodic: bool, n_centres: int | None = None, dtype=torch.float64):
-    """A rattled ethanol (in a small periodic cell if ``periodic``); with ``n_centres`` only the
-    first n_centres atoms are centres, the others neighbours only (ghosts)."""
-    a = molecule("CH3CH2OH")
-    a.rattle(0.05, seed=2)
-    if periodic:
-        a.set_cell([5.5, 6.0, 5.0])
-        a.center()
-        a.pbc = True
-    i, j, s = neighbour_list(a.positions, np.asarray(a.cell), a.pbc, 4.0)
-    ev = a.positions[j] - a.positions[i] + s @ np.asarray(a.cell)
-    smap = {z: k for k, z in enumerate(ZS)}
-    sp = torch.tensor([smap[int(z)] for z in a.numbers])
-    n = len(a) if n_centres is None else n_centres
-    keep = i < n
-    return (torch.tensor(ev[keep], dtype=dtype), torch.tensor(np.stack([i[keep], j[keep]])),
-            sp, n)
 
 
 def _members(n_members: int, dtype=torch.float64):

@@ -147,6 +147,20 @@ struct AddReducer : Reducer {
   void allreduce_max(double *, int) override {}
 };
 
+// two partitions of one cluster as two ranks: ra sees what partition b adds to the Allreduce,
+// rb what partition a adds (each partition's local sums from one evaluation)
+static void cross_sums(Model &m, const Graph &a, const Graph &b, AddReducer &ra, AddReducer &rb)
+{
+  Evaluation t(m);
+  AddReducer rec;
+  t.forward(a, true, false, false);
+  t.total_uncertainty(rec, false);
+  rb.other = rec.seen;
+  t.forward(b, true, false, false);
+  t.total_uncertainty(rec, false);
+  ra.other = rec.seen;
+}
+
 int main(int argc, char **argv)
 {
   if (argc < 2) {
@@ -302,16 +316,7 @@ int main(int argc, char **argv)
     OwnedGraph ga = build_graph(ref, pa, 4.0), gb = build_graph(ref, pb, 4.0);
     Evaluation ea(ms), eb(ms);
     AddReducer ra, rb;
-    {
-      Evaluation t(ms);
-      AddReducer rec;
-      t.forward(ga.g, true, false, false);
-      t.total_uncertainty(rec, false);
-      rb.other = rec.seen;
-      t.forward(gb.g, true, false, false);
-      t.total_uncertainty(rec, false);
-      ra.other = rec.seen;
-    }
+    cross_sums(ms, ga.g, gb.g, ra, rb);
     ea.set_use_one_pass(false);
     eb.set_use_one_pass(false);
     ea.forward(ga.g, true, true, false);
@@ -384,16 +389,7 @@ int main(int argc, char **argv)
     std::vector<int> pa = {0, 2, 4}, pb = {1, 3, 5, 6};
     OwnedGraph ga = build_graph(ref, pa, 4.0), gb = build_graph(ref, pb, 4.0);
     AddReducer ra, rb;
-    {
-      Evaluation t(ms);
-      AddReducer rec;
-      t.forward(ga.g, true, false, false);
-      t.total_uncertainty(rec, false);
-      rb.other = rec.seen;
-      t.forward(gb.g, true, false, false);
-      t.total_uncertainty(rec, false);
-      ra.other = rec.seen;
-    }
+    cross_sums(ms, ga.g, gb.g, ra, rb);
     Evaluation ea(ms), eb(ms);
     ea.forward(ga.g, true, true, false);
     eb.forward(gb.g, true, true, false);

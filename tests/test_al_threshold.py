@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lammps_helpers import requires_plugin
 from test_al import campaign_dict, rounds
 from ubmd.al import al_config_from_dict, resume_campaign, run_campaign
 from ubmd.al.config import WalkerConfig
@@ -93,6 +94,35 @@ def test_lammps_deck_stops_at_the_round_threshold_to_full_precision(tmp_path):
                       species=["Al", "Cu"])
     deck = deck_text(task, Path("/p/ubmdplugin.so"), True, "p p p")
     assert "fix stop all halt 1 v_umax > 2.123456789012345 error continue" in deck
+
+
+def test_lammps_deck_without_a_threshold_never_stops_on_u(tmp_path):
+    """run_md's default threshold is infinite: the deck then has no ``fix halt`` on u (LAMMPS
+    rejects ``> inf``) and no reflection loop, whatever walkers.reflections says."""
+    from test_al import start_cell
+    from ubmd.md import MDSettings, WalkerTask
+    from ubmd.md.lammps_engine import deck_text
+
+    for reflections in (0, 5):
+        p = MDSettings(threshold=float("inf"), reflections=reflections, max_steps=50)
+        task = WalkerTask(0, "lammps", "/m/model.pt", start_cell(), str(tmp_path), 300.0, 0.0, 1,
+                          p, species=["Al", "Cu"])
+        deck = deck_text(task, Path("/p/ubmdplugin.so"), True, "p p p")
+        assert "v_umax >" not in deck and "inf" not in deck
+        assert "run 50\n" in deck and "label segment" not in deck
+
+
+@requires_plugin
+def test_run_md_in_lammps_without_a_threshold(tiny_trained, cu_frames, tmp_path):
+    """ubmd.run_md(engine="lammps") with no threshold runs all its steps (it stopped with a
+    LAMMPS input error before)."""
+    import ubmd
+
+    run = ubmd.run_md(tiny_trained[1]["model_file"], cu_frames[0], tmp_path / "w",
+                      engine="lammps", max_steps=20, log_every=5, sample_every=10,
+                      tau_forces=0.25, window=5, runaway_factor=None)  # a tiny model heats
+    assert run.summary["stop_reason"] == "max_steps", run.summary
+    assert run.summary["n_steps"] == 20 and list(run.trace["step"]) == [0, 5, 10, 15, 20]
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, "x"])

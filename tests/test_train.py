@@ -11,7 +11,8 @@ import yaml
 
 from conftest import emt_frames
 from ubmd.config import ModelConfig, TrainingConfig, TrainRunConfig, from_dict
-from ubmd.data import GraphDataset, species_map_from, split_indices, write_structures
+from ubmd.data import (GraphDataset, read_structures, species_map_from, split_indices,
+                       write_structures)
 from ubmd.prediction import evaluate_errors
 from ubmd.training.ensemble import train_ensemble
 from ubmd.training.trainer import Ema, fit_statistics, train_model
@@ -161,6 +162,37 @@ def test_cli_train_export_evaluate(tmp_path, capsys):
     assert main(["calibrate", str(tmp_path / "run"), "--method", "max_likelihood"]) == 0
     cal = json.load(open(tmp_path / "run" / "calibration.json"))
     assert cal["method"] == "max_likelihood"
+
+
+def test_run_trained_from_memory_can_be_re_exported(tmp_path):
+    """train_from_config on frames in memory (data.train null: what benchmark scripts and
+    AL-like drivers do) keeps the frames with the run, so ``ubmd export`` re-fits the
+    uncertainty on the same split and gives the same predictions in float32."""
+    from ubmd.cli import main
+    from ubmd.training import train_from_config
+
+    frames = emt_frames(n=12, seed=7)
+    cfg = from_dict(TrainRunConfig, {
+        "data": {"valid_fraction": 0.25},
+        "model": {"cutoff": 4.0, "n_radial": 3, "n_basis": 5, "hidden": [8, 8]},
+        "training": {"max_epochs": 2, "batch_size": 4, "progress": False},
+        "output": str(tmp_path / "run")})
+    assert cfg.data.train is None
+    train_from_config(cfg, frames)
+    saved = yaml.safe_load(open(tmp_path / "run" / "config.yaml"))
+    assert Path(saved["data"]["train"]) == (tmp_path / "run" / "data.extxyz").resolve()
+    assert len(read_structures(saved["data"]["train"])) == 12
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "m32.pt"),
+                 "--dtype", "float32"]) == 0
+    from ubmd.calculator import UBMDCalculator
+
+    e = []
+    for model in (tmp_path / "run" / "model.pt", tmp_path / "m32.pt"):
+        a = frames[0].copy()
+        a.calc = UBMDCalculator(str(model))
+        e.append((a.get_potential_energy(), a.calc.results["uncertainty"]))
+    assert e[1][0] == pytest.approx(e[0][0], rel=1e-5)
+    assert e[1][1] == pytest.approx(e[0][1], rel=1e-3)
 
 
 def test_config_rejects_unknown_keys():

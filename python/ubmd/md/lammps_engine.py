@@ -169,12 +169,14 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
         lines += [f"dump trace all custom {p.log_every} {TRACE_DUMP} id type x y z",
                   "dump_modify trace sort id"]
     thr = f"{float(p.threshold)!r}"
-    lines += [f"fix {THRESHOLD_FIX} all halt 1 v_umax > {thr} error continue message yes"]
+    stops_on_u = math.isfinite(p.threshold)  # an infinite threshold (run_md's default): no stop
+    if stops_on_u:
+        lines += [f"fix {THRESHOLD_FIX} all halt 1 v_umax > {thr} error continue message yes"]
     t_run = runaway_temperature(T, 3 * len(task.start) - 3, p.runaway_factor)
     if math.isfinite(t_run):
         lines += runaway_lines(t_run)
     lines += [str(c) for c in p.lammps.extra_commands]
-    if p.reflections == 0:
+    if p.reflections == 0 or not stops_on_u:
         lines.append(f"run {p.max_steps}")
     else:
         # a crossing frame is kept and the walker goes back to its last sampled frame (the

@@ -11,6 +11,7 @@ Output directory layout:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -96,6 +97,15 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     files = RunFiles(out)
+    if frames is not None and not cfg.data.train:
+        # frames from memory: keep them with the run, so that it can be re-exported and
+        # re-calibrated later (ubmd export / calibrate read data.train)
+        from ..data import write_structures
+
+        frames = list(frames)
+        write_structures(out / "data.extxyz", frames)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+            cfg.data, train=str((out / "data.extxyz").resolve())))
     save_yaml(to_dict(cfg), files.config)
     frames = read_structure_files(cfg.data.train, what="data.train") if frames is None else frames
     species_map = species_map or species_map_from(frames)

@@ -111,11 +111,15 @@ from .campaign_common import (analyze_started, archive_dir, cached, curve_rounds
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
 DATA = ROOT / "examples" / "mil53" / "data"
 TEST_SET = DATA / "mil53_test_gfn1.extxyz"
+# thermal frames per pore state (benchmarks.mil53.make_test_set_300K), scored with the set above
+TEST_SET_300K = DATA / "mil53_test300K_gfn1.extxyz"
 
 ALL = tuple(sorted(p.stem[len("mil53_"):] for p in CAMPAIGNS.glob("mil53_*.yaml")))
 MAIN = ("unbiased_300K_pm2500", "bias_forces_300K_pm2500", "bias_forces_stress_300K_pm2500")
 DEFAULT_CAMPAIGNS = {"tiny": ("bias_forces_stress_300K_pm2500",), "quick": MAIN, "full": MAIN,
-                     "full_loose": ("bias_forces_stress_300K_pm2500", "unbiased_300K_pm2500")}
+                     "full_loose": ("bias_forces_stress_300K_pm2500", "unbiased_300K_pm2500"),
+                     "uniform": ("bias_stress_300K_pm2500", "unbiased_300K_pm2500",
+                                 "bias_forces_stress_300K_pm2500")}
 
 ATOMS_PER_FU = 76  # Al4(OH)4(BDC)4
 # volume per formula unit (A^3): GFN1-xTB minima of the 2x1x1 cell (docs/benchmarks_mil53.md)
@@ -126,6 +130,9 @@ STATES = ("closed", "intermediate", "large", "expanded")
 HIST_RANGE, HIST_BINS = (600.0, 1800.0), 60  # 20 A^3 bins
 EV_A3_TO_GPA = 160.21766208  # validation stress errors of the round summaries (eV/A^3) in GPa
 KINDS = ("perturb_lp", "perturb_np", "interp")
+KINDS_300K = ("md300_large", "md300_intermediate", "md300_closed")
+if TEST_SET_300K.exists():
+    KINDS = KINDS + KINDS_300K
 
 # Size presets: overrides applied on top of the campaign config (dotted keys); see the docstring.
 SIZES = {
@@ -146,9 +153,19 @@ SIZES = {
 # ~0.3 ps per round instead of 0.03-0.5 ps in all; tests whether the stop rule is what kept the
 # full campaigns in the large-pore state (docs/benchmarks_mil53.md)
 SIZES["full_loose"] = dict(SIZES["full"], **{"walkers.threshold": 5.0})
-DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0], "full_loose": [0]}
+# uniform: issue #24's protocol, shared with the alanine issue #23 -- nothing depends on the
+# machine's load (training by a fixed epoch budget, no wall caps anywhere); walkers of 1.5 ps
+# (the walker measurement: bias-stress walkers under +2500 bar leave the large pore after
+# 0.46-0.53 ps and reach the closed one after 1.1-1.2 ps), the paper's 1.5 eV/A stop with 10
+# reflections (a crossing frame goes to the pool and the walker goes on from its last sample)
+SIZES["uniform"] = {"label_budget": 128, "walkers.n_walkers": 4, "walkers.max_steps": 3000,
+                    "walkers.sample_every": 100, "walkers.log_every": 10,
+                    "walkers.reflections": 10, "walkers.max_time_s": None,
+                    "training.max_time_s": None, "training.max_epochs": 150,
+                    "training.patience": 150, "training.compile": True}
+DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0], "full_loose": [0], "uniform": [0, 1]}
 # models evaluated for the error-vs-labels curves (the final model is always evaluated)
-CURVE_POINTS = {"tiny": 2, "quick": 3, "full": 5, "full_loose": 5}
+CURVE_POINTS = {"tiny": 2, "quick": 3, "full": 5, "full_loose": 5, "uniform": 4}
 
 
 # ---------------------------------------------------------------------------------- configs
@@ -221,7 +238,8 @@ def dataset_volumes(name: str, size: str, seed: int, runs: Path) -> np.ndarray:
 def load_test_set() -> list:
     from ubmd.data import read_structures
 
-    return read_structures(TEST_SET)
+    frames = read_structures(TEST_SET)
+    return frames + (read_structures(TEST_SET_300K) if TEST_SET_300K.exists() else [])
 
 
 def evaluate(train_dir: Path, frames, cache: Path, check_model_file: bool = False) -> dict:
@@ -234,7 +252,8 @@ def evaluate(train_dir: Path, frames, cache: Path, check_model_file: bool = Fals
     torch.set_num_threads(1)
     return cached(cache, lambda: score_members(train_dir, frames, group_key="kind", stress=True,
                                                check_model_file=3 if check_model_file else 0),
-                  fresh=lambda res: not check_model_file or "check_model_file" in res)
+                  fresh=lambda res: ((not check_model_file or "check_model_file" in res)
+                                     and all(f.info.get("kind") in res for f in frames)))
 
 
 # ---------------------------------------------------------------------------------- analysis
@@ -402,8 +421,8 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
         paths.append(str(p))
     names = all_names
     # 3. test errors vs labels, per kind
-    fig = Figure(figsize=(13, 8), constrained_layout=True)
-    axes = fig.subplots(3, 4)
+    fig = Figure(figsize=(3.3 * (1 + len(KINDS)), 8), constrained_layout=True)
+    axes = fig.subplots(3, 1 + len(KINDS))
     metrics = (("energy_rmse_meV_atom", "energy RMSE (meV/atom)"), ("forces_rmse", "force RMSE (eV/Å)"),
                ("stress_rmse_GPa", "stress RMSE (GPa)"))
     for k, name in enumerate(names):
@@ -477,7 +496,7 @@ def print_table(results: dict) -> None:
     print("(fractions of traced walker frames per pore state, by volume per unit: closed < "
           f"{results['pore_states']['closed_max']:g} <= intermediate < {results['pore_states']['large_min']:g}"
           f" <= large <= {results['pore_states']['large_max']:g} < expanded; errors on "
-          f"{TEST_SET.name}; wall = sum of stage times; ms/step = LAMMPS loop time per MD step)")
+          f"{TEST_SET.name} (+ {TEST_SET_300K.name}); wall = sum of stage times; ms/step = LAMMPS loop time per MD step)")
 
 
 def main(argv=None) -> int:
@@ -521,6 +540,8 @@ def main(argv=None) -> int:
     results = results_record(
         "mil53_campaigns", a.size, SIZES[a.size], merged, old, commands, errors, run_s,
         test_set={"file": str(TEST_SET.relative_to(ROOT)), "n": len(frames),
+                  "file_300K": (str(TEST_SET_300K.relative_to(ROOT)) if TEST_SET_300K.exists()
+                                else None),
                   "kinds": {k: sum(1 for f in frames if f.info.get("kind") == k) for k in KINDS}},
         pore_states={**thresholds, "unit": "A^3 per Al4(OH)4(BDC)4 (76 atoms)",
                      "reference_minima": REF_VOLUMES, "states": list(STATES)},

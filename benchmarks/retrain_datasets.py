@@ -52,7 +52,13 @@ DEFAULT = {
     "mil53": [ROOT / "runs" / "mil53_campaigns" / "full" / f"{n}_300K_pm2500_s0"
               for n in ("unbiased", "bias_forces", "bias_forces_stress")],
 }
-SETS = {"ala2": ("300K", "600K", "1200K"), "mil53": ("all", "perturb_lp", "perturb_np", "interp")}
+def _mil53_sets() -> tuple:
+    from .mil53_campaigns import KINDS
+
+    return ("all",) + KINDS
+
+
+SETS = {"ala2": ("300K", "600K", "1200K"), "mil53": _mil53_sets()}
 
 
 def test_frames(system: str):

@@ -11,7 +11,7 @@ import pytest
 from ase.io import read
 
 from benchmarks.mil53.make_test_set import vpfu
-from benchmarks.mil53.make_test_set_300K import interpolated_at_volume
+from benchmarks.mil53.make_test_set_300K import interpolated_at_volume, state_of_volume
 from benchmarks.mil53.walker_breathing import aggregate, state_of, table, walker_metrics
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "mil53" / "data"
@@ -88,3 +88,8 @@ def test_intermediate_cell_on_the_cp_lp_path():
         assert d.min() > 0.7
     with pytest.raises(ValueError, match="outside the cp-lp path"):
         interpolated_at_volume(cp, lp, 2000.0)
+
+
+def test_test_frames_are_assigned_a_state_by_volume():
+    assert [state_of_volume(v) for v in (747.0, 1149.9, 1150.0, 1349.9, 1350.0, 1486.0, 1750.0)] \
+        == ["closed", "closed", "intermediate", "intermediate", "large", "large", "large"]

@@ -8,13 +8,16 @@ tau_F = tau_sigma) x external pressure (+-2500 bar by default) x barostat time c
 with no uncertainty stop (the runaway guard stays on). Per walker, from its trace (every
 ``--log-every`` steps):
 
+Samplers: ``unbiased``, ``bias_forces``, ``bias_forces_stress`` (the paper's three) and
+``bias_stress`` (tau_F = 0, tau_sigma = 0.25: the cell biased, the atoms not).
+
 * the volume per Al4(OH)4(BDC)4 unit (76 atoms) over time, its range, the fractions of frames in
   the closed (< 1150 A^3), intermediate (1150-1350), large (1350-1700) and expanded (> 1700)
   states, and the first time (ps) each non-large state is reached;
 * the first time the largest calibrated atomic uncertainty crosses each stop threshold
   (``--thresholds``, eV/A: 1.5 is the paper's) and the volume range covered *before* it, i.e.
   what a walker stopped at that threshold could have handed to the pool;
-* for the bias-stress walkers, a sine fit of the volume trace (free period; ``ubmd.analysis.acf``)
+* for the bias-stress walkers (with and without bias forces), a sine fit of the volume trace (free period; ``ubmd.analysis.acf``)
   and the volume ACF over the seeds: the paper's reading of the bias-stress volume motion.
 
     python -m benchmarks.mil53.walker_breathing --model MODEL.pt [--steps 6000 --seeds 3]
@@ -42,7 +45,8 @@ from .. import RESULTS, ROOT
 
 ATOMS_PER_FU = 76
 CLOSED_MAX, LARGE_MIN, LARGE_MAX = 1150.0, 1350.0, 1700.0  # A^3 per unit (benchmarks_mil53.md)
-SAMPLERS = {"unbiased": (0.0, 0.0), "bias_forces": (0.25, 0.0), "bias_forces_stress": (0.25, 0.25)}
+SAMPLERS = {"unbiased": (0.0, 0.0), "bias_forces": (0.25, 0.0), "bias_forces_stress": (0.25, 0.25),
+            "bias_stress": (0.0, 0.25)}  # (tau_F, tau_sigma)
 START = ROOT / "examples" / "mil53" / "data" / "mil53_lp_gfn1_2x1x1.extxyz"
 
 
@@ -80,8 +84,25 @@ def walker_metrics(trace: dict, n_atoms: int, thresholds) -> dict:
     return out
 
 
+JOB_KEYS = ("sampler", "tau", "pressure", "pdamp", "seed", "model", "start", "steps",
+            "temperature", "log_every")
+
+
+def _reusable(job: dict) -> dict | None:
+    """The finished walker of the same job in its directory (``job.json``), else None."""
+    wd = Path(job["workdir"])
+    try:
+        old = json.loads((wd / "job.json").read_text())
+        summary = json.loads((wd / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = all(json.dumps(old.get(k)) == json.dumps(job[k]) for k in JOB_KEYS)
+    return summary if same and (wd / "trace.npz").exists() else None
+
+
 def run_one(job: dict) -> dict:
-    """One walker in its own process (LAMMPS through ``ubmd.run_md``)."""
+    """One walker in its own process (LAMMPS through ``ubmd.run_md``); a walker finished by an
+    earlier call with the same settings is read back instead of run again."""
     os.environ["OMP_NUM_THREADS"] = "1"
     from ase.io import read
 
@@ -89,6 +110,18 @@ def run_one(job: dict) -> dict:
 
     start = read(job["start"])
     t0 = time.perf_counter()
+    old = _reusable(job)
+    if old is not None:
+        with np.load(Path(job["workdir"]) / "trace.npz") as npz:
+            trace = {k: npz[k].tolist() for k in ("time_fs", "volume", "max_atomic_uncertainty",
+                                                  "temperature")}
+        res = {k: job[k] for k in ("sampler", "pressure", "pdamp", "seed")}
+        res.update({"stop_reason": old.get("stop_reason"), "n_steps": old.get("n_steps"),
+                    "wall_s": float(old.get("wall_s", math.nan)), "error": old.get("error"),
+                    "reused": True})
+        res.update(walker_metrics(trace, len(start), job["thresholds"]))
+        res["trace"] = trace
+        return res
     run = run_md(job["model"], start, job["workdir"], engine="lammps", seed=job["seed"],
                  ensemble="npt", temperature=job["temperature"], pressure=job["pressure"],
                  pdamp=job["pdamp"], tdamp=100.0, timestep=0.5, max_steps=job["steps"],
@@ -100,6 +133,10 @@ def run_one(job: dict) -> dict:
     res = {k: job[k] for k in ("sampler", "pressure", "pdamp", "seed")}
     res.update({"stop_reason": run.summary.get("stop_reason"), "n_steps": run.summary.get("n_steps"),
                 "wall_s": time.perf_counter() - t0, "error": run.summary.get("error")})
+    if not res["error"]:
+        summary = dict(run.summary, wall_s=res["wall_s"])
+        (Path(job["workdir"]) / "summary.json").write_text(json.dumps(summary, default=str))
+        (Path(job["workdir"]) / "job.json").write_text(json.dumps({k: job[k] for k in JOB_KEYS}))
     if trace.get("time_fs"):
         res.update(walker_metrics(trace, len(start), job["thresholds"]))
     res["trace"] = trace
@@ -188,7 +225,8 @@ def figure(runs, thresholds, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"unbiased": "tab:blue", "bias_forces": "tab:orange", "bias_forces_stress": "tab:red"}
+    colours = {"unbiased": "tab:blue", "bias_forces": "tab:orange", "bias_forces_stress": "tab:red",
+               "bias_stress": "tab:green"}
     pressures = sorted({r["pressure"] for r in runs}, reverse=True)
     fig, axes = plt.subplots(2, len(pressures), figsize=(6 * len(pressures), 7.5), sharex=True,
                              squeeze=False)
@@ -234,7 +272,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="model file (ubmd export), species Al C H O")
     ap.add_argument("--steps", type=int, default=6000, help="MD steps of 0.5 fs per walker")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
+    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS)[:3], choices=list(SAMPLERS))
     ap.add_argument("--pressures", nargs="+", type=float, default=[2500.0, -2500.0])
     ap.add_argument("--pdamp", nargs="+", type=float, default=[1000.0], help="fs")
     ap.add_argument("--temperature", type=float, default=300.0)
@@ -274,12 +312,13 @@ def main(argv=None) -> int:
     runs.sort(key=lambda r: (r["sampler"], -r["pressure"], r["pdamp"], r["seed"]))
     rows = aggregate(runs, a.thresholds)
     sines = {}
-    for p in a.pressures:
-        for pdamp in a.pdamp:
-            rs = [r for r in runs if r["sampler"] == "bias_forces_stress" and r["pressure"] == p
-                  and r["pdamp"] == pdamp and r["trace"].get("time_fs")]
-            if rs:
-                sines[f"{p:+g}_bar_pdamp_{pdamp:g}"] = sine_summary(rs)
+    for sampler in ("bias_forces_stress", "bias_stress"):
+        for p in a.pressures:
+            for pdamp in a.pdamp:
+                rs = [r for r in runs if r["sampler"] == sampler and r["pressure"] == p
+                      and r["pdamp"] == pdamp and len(r["trace"].get("time_fs", [])) >= 20]
+                if rs:
+                    sines[f"{sampler}_{p:+g}_bar_pdamp_{pdamp:g}"] = sine_summary(rs)
     fig = ROOT / "docs" / "figures" / f"mil53_walker_breathing{a.tag}.png"
     figure(runs, a.thresholds, fig)
     md = table(rows, a.thresholds)

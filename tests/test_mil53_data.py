@@ -64,3 +64,19 @@ def test_test_set_spans_both_pore_states():
     kinds = {a.info["kind"] for a in frames}
     assert kinds == {"perturb_lp", "perturb_np", "interp"}
     assert len({a.info["frame"] for a in frames}) == len(frames)
+
+
+def test_300K_test_set_has_thermal_frames_in_every_pore_state():
+    """examples/mil53/data/mil53_test300K_gfn1.extxyz (benchmarks.mil53.make_test_set_300K):
+    GFN1-xTB labels of 300 K frames, each state by volume, >= 20 frames per state, near-thermal
+    energies (the potential energy of 300 K MD is ~3/2 k_B T = 39 meV/atom above the minimum)."""
+    frames = read(DATA / "mil53_test300K_gfn1.extxyz", ":")
+    for atoms in frames:
+        _check_labels(atoms)
+        v = _vpfu(atoms)
+        state = "closed" if v < NP_MAX else "intermediate" if v < LP_MIN else "large"
+        assert atoms.info["state"] == state and atoms.info["kind"] == f"md300_{state}"
+        assert 20.0 < atoms.info["e_above_min_meV_atom"] < 80.0
+    counts = {s: sum(a.info["state"] == s for a in frames) for s in ("closed", "intermediate", "large")}
+    assert min(counts.values()) >= 20, counts
+    assert len({a.info["frame"] for a in frames}) == len(frames)

@@ -1,16 +1,18 @@
 """MIL-53(Al): active learning with unbiased NPT, biased forces, and biased forces + stress.
 
 Campaigns are the configs in ``benchmarks/mil53/campaigns/mil53_<name>.yaml``, written by
-``python -m benchmarks.mil53.make_campaigns``: 3 samplers x 2 temperatures x 2 pressure settings.
+``python -m benchmarks.mil53.make_campaigns``: 4 samplers x 2 temperatures x 2 pressure settings.
 Names: ``<sampler>_<T>_<p>`` with sampler ``unbiased`` (tau_F = tau_sigma = 0),
-``bias_forces`` (tau_F = 0.25), ``bias_forces_stress`` (tau_F = tau_sigma = 0.25), T ``300K`` or
+``bias_forces`` (tau_F = 0.25), ``bias_forces_stress`` (tau_F = tau_sigma = 0.25),
+``bias_stress`` (tau_F = 0, tau_sigma = 0.25: not in the paper), T ``300K`` or
 ``600K`` and p ``p0`` (0 bar) or ``pm2500`` (+2500 / -2500 bar alternating between walkers).
 All of them: GFN1-xTB labels of the 2x1x1 cell (152 atoms), start = the relaxed large-pore (lp)
 structure + 7 strained/shifted copies, LAMMPS NPT walkers (Nose-Hoover + Parrinello-Rahman
 ``tri``), posterior uncertainty on sketched gradient features, max_det batches of 8, float32
 training with learning rate 3e-2 decaying to 3e-4 (the alanine result of docs/accuracy.md; the
-campaign configs carry it). Default set: the three samplers at 300 K with +-2500 bar; the other
-nine are selectable with ``--campaigns``. The metadynamics baseline is not an AL campaign (see
+campaign configs carry it). Default set: the paper's three samplers at 300 K with +-2500 bar
+(size ``uniform``: ``bias_stress``, ``unbiased``, ``bias_forces_stress``); the others are
+selectable with ``--campaigns``. The metadynamics baseline is not an AL campaign (see
 ``benchmarks.mil53_metadynamics`` and docs/benchmarks_mil53.md).
 
 Per campaign and seed it runs ``ubmd al run CONFIG --output DIR`` (rerunning the same command
@@ -24,8 +26,11 @@ continues a partly finished campaign), then measures
   minimum is at 1486; expanded > 1700, beyond lp), whether each state was visited, a histogram;
   the same for the labelled training set of the last round;
 * energy (meV/atom), force (eV/A) and stress (GPa, all 9 components) RMSE of the final model and
-  of a few earlier rounds' models on ``examples/mil53/data/mil53_test_gfn1.extxyz`` (71 frames
-  spanning both states), overall and per ``kind`` (``perturb_lp``, ``perturb_np``, ``interp``),
+  of a few earlier rounds' models on ``examples/mil53/data/mil53_test_gfn1.extxyz`` (71
+  perturbed and interpolated frames spanning both states) and ``mil53_test300K_gfn1.extxyz`` (72
+  frames of 300 K MD in the large, intermediate and closed pore), overall ("all": both files) and
+  per ``kind`` (``perturb_lp``, ``perturb_np``, ``interp``, ``md300_large``,
+  ``md300_intermediate``, ``md300_closed``),
   float64 from ``members.pt``; on 3 frames checked against the model file
   (``ubmd.evaluation.score_members``);
 * stage wall times per round (reference, training, sampling, selection) from the round
@@ -72,6 +77,13 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
 * ``full_loose`` (default: bias forces + stress, then unbiased, at 300 K, +-2500 bar): ``full``
   with a stop threshold of max(5 eV/A, 2 x the model's level), so that walkers run to their 60 s
   wall cap (~400-600 steps) instead of stopping after 50-200 steps on 1.5 eV/A.
+* ``uniform`` (issue #24's protocol; default: ``bias_stress``, ``unbiased``,
+  ``bias_forces_stress`` at 300 K, +-2500 bar, seeds 0 and 1): nothing depends on the machine's
+  load -- every round trained for exactly 150 epochs (compiled, no wall cap, no early stop),
+  walkers by steps only: 4 walkers of 3000 steps (1.5 ps: bias-stress walkers closed the pore
+  within that in the walker measurement, ``benchmarks.mil53.walker_breathing``), a candidate
+  every 100 steps, the configs' stop at max(1.5 eV/A, 2 x the model's level) with 10 reflections;
+  128 labels. About 10-15 min per round on 2 busy cores, so 2-4 h per campaign.
 
     python -m benchmarks.mil53_campaigns --size tiny                      # smoke test, minutes
     python -m benchmarks.mil53_campaigns --quick                          # 3 campaigns, 10-20 min
@@ -80,6 +92,7 @@ campaign config). Cost estimate for this 2-core machine from measured per-item c
     python -m benchmarks.mil53_campaigns --size full --analyze-only       # re-measure, no new MD
     python -m benchmarks.mil53_campaigns --size full_loose                # full, 5 eV/A stop
     python -m benchmarks.mil53_campaigns --size full --dry-run            # the merged configs only
+    python -m benchmarks.mil53_campaigns --size uniform --campaigns bias_stress_300K_pm2500 --seeds 0
 
 Writes ``benchmarks/results/mil53_campaigns_<size>.json`` and ``docs/figures/mil53_<size>_*.png``
 (tiny: both under runs/mil53_campaigns/tiny/); campaign directories under
@@ -156,8 +169,9 @@ SIZES["full_loose"] = dict(SIZES["full"], **{"walkers.threshold": 5.0})
 # uniform: issue #24's protocol, shared with the alanine issue #23 -- nothing depends on the
 # machine's load (training by a fixed epoch budget, no wall caps anywhere); walkers of 1.5 ps
 # (the walker measurement: bias-stress walkers under +2500 bar leave the large pore after
-# 0.46-0.53 ps and reach the closed one after 1.1-1.2 ps), the paper's 1.5 eV/A stop with 10
-# reflections (a crossing frame goes to the pool and the walker goes on from its last sample)
+# 0.46-0.53 ps and reach the closed one after 1.1-1.2 ps), the campaign configs' stop at
+# max(1.5 eV/A, 2 x the model's own level) with 10 reflections (a crossing frame goes to the
+# pool and the walker goes on from its last sample)
 SIZES["uniform"] = {"label_budget": 128, "walkers.n_walkers": 4, "walkers.max_steps": 3000,
                     "walkers.sample_every": 100, "walkers.log_every": 10,
                     "walkers.reflections": 10, "walkers.max_time_s": None,
@@ -242,6 +256,14 @@ def load_test_set() -> list:
     return frames + (read_structures(TEST_SET_300K) if TEST_SET_300K.exists() else [])
 
 
+def _kind_counts(frames) -> dict:
+    counts = {"all": len(frames)}
+    for f in frames:
+        k = f.info.get("kind", "?")
+        counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
 def evaluate(train_dir: Path, frames, cache: Path, check_model_file: bool = False) -> dict:
     """Test errors of one round's model (``train_dir/members.pt``, batched float64), overall and
     per ``kind``: energy (meV/atom), forces (eV/A), stress (GPa, all 9 components); cached in
@@ -253,7 +275,8 @@ def evaluate(train_dir: Path, frames, cache: Path, check_model_file: bool = Fals
     return cached(cache, lambda: score_members(train_dir, frames, group_key="kind", stress=True,
                                                check_model_file=3 if check_model_file else 0),
                   fresh=lambda res: ((not check_model_file or "check_model_file" in res)
-                                     and all(f.info.get("kind") in res for f in frames)))
+                                     and all(res.get(k, {}).get("n") == n
+                                             for k, n in _kind_counts(frames).items())))
 
 
 # ---------------------------------------------------------------------------------- analysis
@@ -479,7 +502,8 @@ def summarize(campaigns: dict) -> dict:
 def print_table(results: dict) -> None:
     print(f"\nMIL-53(Al) campaigns, size {results['size']}, seeds {results['seeds']}")
     print(f"{'campaign':32s} {'labels':>6s} {'MD ps':>6s} | {'closed':>6s} {'interm':>6s} {'large':>6s} "
-          f"{'expand':>6s} | {'E meV/at':>8s} {'F eV/Å':>7s} {'S GPa':>6s} | F lp / np / interp | {'wall s':>7s} {'ms/step':>7s}")
+          f"{'expand':>6s} | {'E meV/at':>8s} {'F eV/Å':>7s} {'S GPa':>6s} | F {' / '.join(KINDS)} | "
+          f"{'wall s':>7s} {'ms/step':>7s}")
 
     def f(x, fmt):
         return format(x, fmt) if x is not None else "-".rjust(len(format(0.0, fmt)))

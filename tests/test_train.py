@@ -168,7 +168,9 @@ def test_run_trained_from_memory_can_be_re_exported(tmp_path):
     """train_from_config on frames in memory (data.train null: what benchmark scripts and
     AL-like drivers do) keeps the frames with the run, so ``ubmd export`` re-fits the
     uncertainty on the same split and gives the same predictions in float32."""
+    import ubmd
     from ubmd.cli import main
+    from ubmd.config import to_dict
     from ubmd.training import train_from_config
 
     frames = emt_frames(n=12, seed=7)
@@ -193,6 +195,22 @@ def test_run_trained_from_memory_can_be_re_exported(tmp_path):
         e.append((a.get_potential_energy(), a.calc.results["uncertainty"]))
     assert e[1][0] == pytest.approx(e[0][0], rel=1e-5)
     assert e[1][1] == pytest.approx(e[0][1], rel=1e-3)
+    # labels under other names (data.energy_key / forces_key): written under the standard ones
+    custom = []
+    for a in frames:
+        b = a.copy()
+        b.info["REF_E"] = a.get_potential_energy()
+        b.arrays["REF_F"] = a.get_forces()
+        b.calc = None
+        custom.append(b)
+    cfg2 = from_dict(TrainRunConfig, {**to_dict(cfg), "output": str(tmp_path / "run2"),
+                                      "data": {"valid_fraction": 0.25, "energy_key": "REF_E",
+                                               "forces_key": "REF_F"}})
+    train_from_config(cfg2, custom)
+    assert main(["export", str(tmp_path / "run2"), "-o", str(tmp_path / "m2.pt")]) == 0
+    cal = [ubmd.read_metadata(p)["calibration_atomic"]
+           for p in (tmp_path / "run2" / "model.pt", tmp_path / "m2.pt")]
+    assert cal[1] == pytest.approx(cal[0], rel=1e-6)  # same split, same labels
 
 
 def test_config_rejects_unknown_keys():

@@ -20,7 +20,7 @@ Samplers: ``unbiased``, ``bias_forces``, ``bias_forces_stress`` (the paper's thr
 * for the bias-stress walkers (with and without bias forces), a sine fit of the volume trace (free period; ``ubmd.analysis.acf``)
   and the volume ACF over the seeds: the paper's reading of the bias-stress volume motion.
 
-    python -m benchmarks.mil53.walker_breathing --model MODEL.pt [--steps 6000 --seeds 3]
+    python -m benchmarks.mil53.walker_breathing --model MODEL.pt --steps 3000 [--seeds 3]
 
 Writes ``benchmarks/results/mil53_walker_breathing<tag>.json`` and
 ``docs/figures/mil53_walker_breathing<tag>.png``; walkers under ``runs/mil53/walker_breathing``.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -84,8 +85,10 @@ def walker_metrics(trace: dict, n_atoms: int, thresholds) -> dict:
     return out
 
 
-JOB_KEYS = ("sampler", "tau", "pressure", "pdamp", "seed", "model", "start", "steps",
-            "temperature", "log_every")
+JOB_KEYS = ("sampler", "tau", "pressure", "pdamp", "seed", "model", "model_sha1", "start",
+            "steps", "temperature", "log_every", "md")
+# the MD settings every walker shares (besides the per-job ones above)
+MD = {"tdamp": 100.0, "timestep": 0.5, "window": 100, "weights": {"H": 0.0}}
 
 
 def _reusable(job: dict) -> dict | None:
@@ -120,14 +123,14 @@ def run_one(job: dict) -> dict:
                     "wall_s": float(old.get("wall_s", math.nan)), "error": old.get("error"),
                     "reused": True})
         res.update(walker_metrics(trace, len(start), job["thresholds"]))
+        res["n_atoms"] = len(start)
         res["trace"] = trace
         return res
     run = run_md(job["model"], start, job["workdir"], engine="lammps", seed=job["seed"],
                  ensemble="npt", temperature=job["temperature"], pressure=job["pressure"],
-                 pdamp=job["pdamp"], tdamp=100.0, timestep=0.5, max_steps=job["steps"],
-                 sample_every=job["steps"], log_every=job["log_every"],
-                 tau_forces=job["tau"][0], tau_stress=job["tau"][1], window=100,
-                 weights={"H": 0.0})
+                 pdamp=job["pdamp"], max_steps=job["steps"], sample_every=job["steps"],
+                 log_every=job["log_every"], tau_forces=job["tau"][0], tau_stress=job["tau"][1],
+                 **job["md"])
     trace = {k: np.asarray(v).tolist() for k, v in run.trace.items()
              if k in ("time_fs", "volume", "max_atomic_uncertainty", "temperature")}
     res = {k: job[k] for k in ("sampler", "pressure", "pdamp", "seed")}
@@ -139,6 +142,7 @@ def run_one(job: dict) -> dict:
         (Path(job["workdir"]) / "job.json").write_text(json.dumps({k: job[k] for k in JOB_KEYS}))
     if trace.get("time_fs"):
         res.update(walker_metrics(trace, len(start), job["thresholds"]))
+    res["n_atoms"] = len(start)
     res["trace"] = trace
     return res
 
@@ -151,10 +155,14 @@ def sine_summary(runs: list[dict]) -> dict:
     series = []
     for r in runs:
         t = np.asarray(r["trace"]["time_fs"], float) / 1000.0
-        v = np.asarray(r["trace"]["volume"], float) / (152 / ATOMS_PER_FU)
+        v = np.asarray(r["trace"]["volume"], float) / (r["n_atoms"] / ATOMS_PER_FU)
         if len(t) < 20:
             continue
-        f = fit_sine(t, v)
+        try:
+            f = fit_sine(t, v)
+        except Exception as exc:  # a failed fit must not lose the walkers' results
+            fits.append({"seed": r["seed"], "error": f"{type(exc).__name__}: {exc}"})
+            continue
         fits.append({"seed": r["seed"], "period_ps": f["period"], "amplitude": f["amplitude"],
                      "noise_std": f["noise_std"], "reliable": f["reliable"],
                      "problems": f.get("problems", [])})
@@ -193,7 +201,9 @@ def aggregate(runs: list[dict], thresholds) -> list[dict]:
             c = [r["crossings"][f"{thr:g}"] for r in rs]
             row["crossings"][f"{thr:g}"] = {
                 "first_ps": [x["first_ps"] for x in c],
-                "left_large_before": sum(x["left_large_before"] for x in c)}
+                "crossed": sum(x["first_ps"] is not None for x in c),
+                "left_large_before": sum(x["left_large_before"] for x in c
+                                         if x["first_ps"] is not None)}
         rows.append(row)
     return rows
 
@@ -205,7 +215,8 @@ def _fmt(xs, nd=2):
 def table(rows, thresholds) -> str:
     head = ("| sampler | p (bar) | pdamp (fs) | walkers | run (ps) | V/unit min-max (A^3) | "
             "left large | first below 1350 (ps) | first closed (ps) | "
-            + " | ".join(f"first u>{t:g} (ps) [left large before]" for t in thresholds) + " |")
+            + " | ".join(f"first u>{t:g} (ps) [left large before / crossed]" for t in thresholds)
+            + " |")
     lines = [head, "|" + "---|" * (9 + len(thresholds))]
     for r in rows:
         lines.append(
@@ -214,12 +225,13 @@ def table(rows, thresholds) -> str:
             f"{r['left_large']}/{r['n']} | {_fmt(r['first_below_large_ps'])} | "
             f"{_fmt(r['first_closed_ps'])} | "
             + " | ".join(f"{_fmt(r['crossings'][f'{t:g}']['first_ps'], 3)} "
-                         f"[{r['crossings'][f'{t:g}']['left_large_before']}/{r['n']}]"
+                         f"[{r['crossings'][f'{t:g}']['left_large_before']}/"
+                         f"{r['crossings'][f'{t:g}']['crossed']}]"
                          for t in thresholds) + " |")
     return "\n".join(lines)
 
 
-def figure(runs, thresholds, path: Path) -> None:
+def figure(runs, thresholds, path: Path, temperature: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,7 +250,7 @@ def figure(runs, thresholds, path: Path) -> None:
             if r["pressure"] != p or not r["trace"].get("time_fs"):
                 continue
             t = np.asarray(r["trace"]["time_fs"]) / 1000.0
-            v = np.asarray(r["trace"]["volume"]) / (152 / ATOMS_PER_FU)
+            v = np.asarray(r["trace"]["volume"]) / (r["n_atoms"] / ATOMS_PER_FU)
             ls = styles[pdamps.index(r["pdamp"]) % len(styles)]
             ax_v.plot(t, v, ls, color=colours[r["sampler"]], lw=0.9, alpha=0.8)
             ax_u.semilogy(t, r["trace"]["max_atomic_uncertainty"], ls, color=colours[r["sampler"]],
@@ -249,7 +261,7 @@ def figure(runs, thresholds, path: Path) -> None:
         for thr in thresholds:
             ax_u.axhline(thr, color="k", lw=0.6, ls=":")
             ax_u.text(0.0, thr, f" stop {thr:g} eV/Å", fontsize=7, va="bottom")
-        ax_v.set_title(f"NPT 300 K, {p:+g} bar")
+        ax_v.set_title(f"NPT {temperature:g} K, {p:+g} bar")
         ax_v.set_ylabel("volume per Al4(OH)4(BDC)4 unit (Å³)")
         ax_u.set_ylabel("largest calibrated atomic uncertainty (eV/Å)")
         ax_u.set_xlabel("time (ps)")
@@ -258,8 +270,7 @@ def figure(runs, thresholds, path: Path) -> None:
     handles += [plt.Line2D([], [], color="k", ls=styles[i % len(styles)], label=f"pdamp {pd:g} fs")
                 for i, pd in enumerate(pdamps)]
     axes[0, -1].legend(handles=handles, fontsize=8, loc="best")
-    fig.suptitle("MIL-53(Al) walkers from the large pore, model trained on large-pore data only "
-                 "(no uncertainty stop)", fontsize=10)
+    fig.suptitle("MIL-53(Al) walkers from the large pore\n(no uncertainty stop)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -270,7 +281,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="model file (ubmd export), species Al C H O")
-    ap.add_argument("--steps", type=int, default=6000, help="MD steps of 0.5 fs per walker")
+    ap.add_argument("--steps", type=int, default=3000, help="MD steps of 0.5 fs per walker")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS)[:3], choices=list(SAMPLERS))
     ap.add_argument("--pressures", nargs="+", type=float, default=[2500.0, -2500.0])
@@ -284,6 +295,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not Path(a.model).is_file():
         ap.error(f"--model {a.model}: no such file (write one with `ubmd export RUN -o FILE`)")
+    sha1 = hashlib.sha1(Path(a.model).read_bytes()).hexdigest()
     jobs = []
     for sampler in a.samplers:
         for p in a.pressures:
@@ -292,7 +304,8 @@ def main(argv=None) -> int:
                     wd = Path(a.out) / f"{sampler}_p{p:+g}_pd{pdamp:g}_s{seed}"
                     jobs.append({"sampler": sampler, "tau": SAMPLERS[sampler], "pressure": p,
                                  "pdamp": pdamp, "seed": 1000 + seed, "workdir": str(wd),
-                                 "model": str(Path(a.model).resolve()), "start": str(START),
+                                 "model": str(Path(a.model).resolve()), "model_sha1": sha1,
+                                 "md": MD, "start": str(START),
                                  "steps": a.steps, "temperature": a.temperature,
                                  "log_every": a.log_every, "thresholds": a.thresholds})
     print(f"{len(jobs)} walkers of {a.steps} steps, {a.workers} at a time", flush=True)
@@ -320,7 +333,7 @@ def main(argv=None) -> int:
                 if rs:
                     sines[f"{sampler}_{p:+g}_bar_pdamp_{pdamp:g}"] = sine_summary(rs)
     fig = ROOT / "docs" / "figures" / f"mil53_walker_breathing{a.tag}.png"
-    figure(runs, a.thresholds, fig)
+    figure(runs, a.thresholds, fig, a.temperature)
     md = table(rows, a.thresholds)
     print(md)
     out = RESULTS / f"mil53_walker_breathing{a.tag}.json"
@@ -330,7 +343,7 @@ def main(argv=None) -> int:
         "state_bounds_A3_per_unit": [CLOSED_MAX, LARGE_MIN, LARGE_MAX], "rows": rows,
         "bias_stress_volume_sine": sines, "table_md": md, "figure": str(fig.relative_to(ROOT)),
         "runs": [{k: v for k, v in r.items() if k != "trace"} for r in runs]}, indent=1))
-    np.savez_compressed(Path(a.out) / "traces.npz", **{
+    np.savez_compressed(Path(a.out) / f"traces{a.tag}.npz", **{
         f"{r['sampler']}_p{r['pressure']:+g}_pd{r['pdamp']:g}_s{r['seed']}_{k}": np.asarray(v)
         for r in runs for k, v in r["trace"].items()})
     print(f"wrote {out} and {fig}")

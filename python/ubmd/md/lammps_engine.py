@@ -6,7 +6,7 @@ The deck (``in.walker.lmp`` in the walker directory, kept for inspection and rer
 (``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix
 nvt``, or ``fix npt ... tri`` with full cell freedom),
 ``compute pair ubmd`` (u, bias energy, scales, max u_i), ``compute ubmd/atom`` + ``compute reduce
-max`` + ``fix halt 1`` on the threshold, the runaway guard (:func:`runaway_lines`: ``fix halt 1``
+max`` + ``fix halt 1`` on the threshold (a finite one: none for run_md's default, no stop), the runaway guard (:func:`runaway_lines`: ``fix halt 1``
 on the kinetic temperature, pair-style independent), ``dump custom`` of candidate frames with
 per-atom uncertainties every ``sample_every`` steps, and after the run a ``write_dump`` of the
 last (triggering) frame. ``lmp`` (or ``mpirun -np k lmp``) runs in its own process group, killed

@@ -93,23 +93,28 @@ def train_from_config(cfg: TrainRunConfig, frames: list[Atoms] | None = None,
     :func:`label_keys_from` ``cfg.data``. Structures may lack some labels (masked in the loss
     and the errors); a data set without any energy or forces label is refused, naming its keys.
     ``on_epoch(member, epoch, n_epochs, record, done)``: training progress
-    (:func:`ubmd.training.ensemble.train_ensemble`)."""
+    (:func:`ubmd.training.ensemble.train_ensemble`).
+
+    ``frames`` given and ``data.train`` unset: the frames are written to ``OUTPUT/data.extxyz``
+    (labels under the standard names) and the saved config names that file, so that the run can
+    be re-exported and re-calibrated later."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     files = RunFiles(out)
+    keys = label_keys_from(cfg.data) if label_keys is None else label_keys
     if frames is not None and not cfg.data.train:
-        # frames from memory: keep them with the run, so that it can be re-exported and
-        # re-calibrated later (ubmd export / calibrate read data.train)
-        from ..data import write_structures
+        # frames from memory: keep them with the run (labels under the standard names, which
+        # the saved config then names), so that it can be re-exported and re-calibrated later
+        # (ubmd export / calibrate read data.train)
+        from ..data import LABEL_KEYS, with_standard_labels, write_structures
 
         frames = list(frames)
-        write_structures(out / "data.extxyz", frames)
+        write_structures(out / "data.extxyz", [with_standard_labels(a, keys) for a in frames])
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(
-            cfg.data, train=str((out / "data.extxyz").resolve())))
+            cfg.data, train=str((out / "data.extxyz").resolve()), **LABEL_KEYS))
     save_yaml(to_dict(cfg), files.config)
     frames = read_structure_files(cfg.data.train, what="data.train") if frames is None else frames
     species_map = species_map or species_map_from(frames)
-    keys = label_keys_from(cfg.data) if label_keys is None else label_keys
     data = GraphDataset(frames, cfg.model.cutoff, species_map, dtype=torch.float64,
                         label_keys=keys)
     data.require_labels()

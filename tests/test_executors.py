@@ -41,6 +41,57 @@ def test_a_crashing_job_fails_alone():
         assert "SIGKILL" in got[i].reason
 
 
+def test_a_broken_pool_is_replaced_and_its_jobs_run_again(monkeypatch):
+    """pebble's pool breaks when a worker dies outside any job ("All workers expired": every
+    pending future fails with BrokenProcessPool, and ``schedule`` raises RuntimeError from then
+    on). That is no job's failure: a new pool runs the unfinished jobs, and a pool that keeps
+    breaking ends in a clear error instead of looping."""
+    import pebble
+    from concurrent.futures.process import BrokenProcessPool
+
+    import ubmd.executors as ex_mod
+
+    made = []
+
+    class FlakyPool:
+        """The first ``n_broken`` pools break after running ``good`` jobs each."""
+
+        def __init__(self, n_broken, good, **kwargs):
+            self.broken = len(made) < n_broken
+            self.good = good
+            self.ran = 0
+            made.append(self)
+
+        def schedule(self, fn, args=(), timeout=None):
+            fut = cf.Future()
+            if self.broken and self.ran >= self.good:
+                if self.ran >= self.good + 1:
+                    raise RuntimeError("Unexpected error within the Pool")
+                fut.set_exception(BrokenProcessPool("All workers expired"))
+            else:
+                fut.set_result(fn(*args))
+            self.ran += 1
+            return fut
+
+        def stop(self):
+            pass
+
+        def join(self):
+            pass
+
+    monkeypatch.setattr(pebble, "ProcessPool", lambda **kw: FlakyPool(2, 1, **kw))
+    with LocalExecutor(2) as ex:
+        got = dict(ex.map_unordered(jobs.square, [1, 2, 3, 4]))
+    assert got == {0: 1, 1: 4, 2: 9, 3: 16}  # every job ran once to the end, none failed
+    assert len(made) == 3  # two broken pools, replaced
+    made.clear()
+    monkeypatch.setattr(pebble, "ProcessPool", lambda **kw: FlakyPool(100, 0, **kw))  # no progress
+    with LocalExecutor(2) as ex:
+        with pytest.raises(RuntimeError, match="broke 4 times"):
+            dict(ex.map_unordered(jobs.square, [1, 2, 3, 4]))
+    assert len(made) == ex_mod.MAX_POOL_RESTARTS + 1
+
+
 def test_timeout_kills_the_job_and_the_rest_go_on():
     t0 = time.perf_counter()
     with LocalExecutor(1) as ex:

@@ -227,29 +227,80 @@ class LocalExecutor(Executor):
 
         check_main_guard(self.start_method)
         n_workers = min(self.n_workers, len(items), limit or self.n_workers)
+
+        def new_pool():
+            return ProcessPool(max_workers=n_workers, context=mp.get_context(self.start_method),
+                               initializer=_set_thread_variables, initargs=(self.threads,))
+
         # the variables for the whole call: pebble starts replacement workers after a crash or a
         # timeout, and they must inherit them too
         with thread_variables(self.threads):
-            pool = ProcessPool(max_workers=n_workers, context=mp.get_context(self.start_method),
-                               initializer=_set_thread_variables, initargs=(self.threads,))
+            pool = new_pool()
+            restarts = 0
             # at most n_workers jobs handed out: the next job goes out only after the caller has
             # consumed a result (so a caller that checkpoints each result, then dies, loses no
             # finished job that it was not yet given)
             pending = deque(enumerate(items))
-            in_flight: dict[Any, tuple[int, float]] = {}
+            in_flight: dict[Any, tuple[int, float, Any]] = {}
             try:
                 while pending or in_flight:
-                    while pending and len(in_flight) < n_workers:
+                    broken = False
+                    while pending and len(in_flight) < n_workers and not broken:
                         i, item = pending.popleft()
-                        in_flight[pool.schedule(fn, args=(item,), timeout=timeout)] = (
-                            i, time.perf_counter())
-                    done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        i, t0 = in_flight.pop(fut)
-                        yield i, _outcome(fut, timeout, time.perf_counter() - t0, ProcessExpired)
+                        try:
+                            fut = pool.schedule(fn, args=(item,), timeout=timeout)
+                        except RuntimeError:  # pebble's pool broke (its manager thread died)
+                            pending.appendleft((i, item))
+                            broken = True
+                        else:
+                            in_flight[fut] = (i, time.perf_counter(), item)
+                    if not broken:
+                        done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+                        for fut in done:
+                            i, t0, item = in_flight.pop(fut)
+                            if _pool_broke(fut):  # not the job's failure: run it again
+                                pending.appendleft((i, item))
+                                broken = True
+                                continue
+                            yield i, _outcome(fut, timeout, time.perf_counter() - t0,
+                                              ProcessExpired)
+                    if broken:
+                        # a broken pool runs nothing more: a new one takes over the jobs that
+                        # did not finish (a few times; then the caller gets the error)
+                        restarts += 1
+                        if restarts > MAX_POOL_RESTARTS:
+                            raise RuntimeError(
+                                f"the worker pool broke {restarts} times (its worker processes "
+                                "were killed from outside, or ran out of memory); finished jobs "
+                                "are kept, rerun to continue")
+                        for fut, (i, _, item) in list(in_flight.items()):
+                            fut.cancel()
+                            pending.appendleft((i, item))
+                        in_flight.clear()
+                        _close_pool(pool)
+                        pool = new_pool()
             finally:
-                pool.stop()
-                pool.join()
+                _close_pool(pool)
+
+
+MAX_POOL_RESTARTS = 3  # new worker pools per map_unordered call after the pool broke
+
+
+def _pool_broke(fut) -> bool:
+    """Whether a finished pebble future failed because the pool itself broke (pebble's
+    ``BrokenProcessPool``, e.g. "All workers expired": workers died outside any job)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return not fut.cancelled() and isinstance(fut.exception(), BrokenProcessPool)
+
+
+def _close_pool(pool) -> None:
+    """Stop a pebble pool, broken or not."""
+    try:
+        pool.stop()
+        pool.join()
+    except Exception:  # noqa: BLE001 - a broken pool may fail to stop; its workers are gone
+        pass
 
 
 def _outcome(fut, timeout: float | None, elapsed: float, expired: type):

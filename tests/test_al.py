@@ -179,7 +179,7 @@ def test_lammps_langevin_walker_keeps_the_target_temperature(tmp_path):
     mol = Atoms("H12C6N2O2", positions=rng.uniform(0, 8, (22, 3)))
     species = ["H", "C", "N", "O"]
     p = WalkerConfig(engine="lammps", ensemble="nvt", thermostat="langevin", max_steps=400_000,
-                     log_every=50, threshold=1.5)
+                     log_every=50, threshold=1.5, reflections=0)
     task = WalkerTask(0, "lammps", "/m/model.pt", mol, str(tmp_path), 300.0, 0.0, 11, p,
                       species=species)
     keep = ("units", "atom_style", "atom_modify", "boundary", "read_data", "timestep", "velocity",

@@ -137,7 +137,7 @@ def test_campaign_with_relative_threshold_lets_walkers_run(tmp_path):
     """An absolute threshold far below the model's own level stops every walker at its first
     step; the relative one moves the threshold to k times that level, so walkers run, each one
     stops only above the round's threshold, and the round records which threshold it used."""
-    walkers = {"threshold": 1e-6, "max_steps": 40, "sample_every": 5}
+    walkers = {"threshold": 1e-6, "max_steps": 40, "sample_every": 5, "reflections": 0}
     (tmp_path / "a").mkdir()
     (tmp_path / "r").mkdir()
     d_abs = campaign_dict(tmp_path / "a", label_budget=16, max_rounds=2, walkers=walkers,

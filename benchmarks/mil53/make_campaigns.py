@@ -53,7 +53,8 @@ def campaign(sampler: str, temperature: int, pressure_key: str, start: str) -> d
             "engine": "lammps", "n_walkers": 8, "start_from": "previous", "ensemble": "npt",
             "temperature": float(temperature), "pressure": PRESSURES[pressure_key],
             "timestep": 0.5, "max_steps": 20000, "sample_every": 200, "log_every": 20,
-            "threshold": 1.5, "threshold_relative": 2.0, "tau_forces": tau_f, "tau_stress": tau_s, "window": 100,
+            "threshold": 1.5, "threshold_relative": 2.0, "reflections": 0,  # the paper's stop
+            "tau_forces": tau_f, "tau_stress": tau_s, "window": 100,
             "weights": {"H": 0.0}, "tdamp": 100.0, "pdamp": 1000.0,
         },
         "executor": {"kind": "local", "n_workers": 2},

@@ -96,6 +96,11 @@ class WalkerConfig(MDSettings):
     # k: a round's threshold becomes max(threshold, k * median over the labelled structures of
     # their largest calibrated atomic uncertainty) (see ubmd.al.threshold)
     threshold_relative: Optional[float] = setting(None, gt=0)
+    # a campaign's walkers go on after a crossing (20 times; the crossing frame is a candidate)
+    # instead of stopping at the first one (the paper's rule, 0; also the default of a single
+    # run, ubmd md): over 3 seeds of alanine dipeptide the biased data were then the more
+    # uniform ones per label (docs/benchmarks.md, issue #23)
+    reflections: int = setting(20, ge=0)
     seed: int = setting(0, ge=0)
 
     def _check(self, where: str) -> None:

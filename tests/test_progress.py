@@ -121,7 +121,7 @@ def test_al_run_shows_progress_while_a_round_runs(tmp_path):
 
     d = campaign_dict(tmp_path, label_budget=16, max_rounds=2,
                       executor={"kind": "local", "n_workers": 1, "inline": False},
-                      training={"max_epochs": 40})
+                      training={"max_epochs": 150})  # long enough for a status line (0.2 s)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
     proc = subprocess.run([sys.executable, "-c", "import sys; from ubmd.cli import main; "
                            "sys.exit(main())", "al", "run", str(tmp_path / "c.yaml"),

@@ -372,8 +372,20 @@ def test_cli_selects_structures_with_a_run(tiny_trained, cu_frames, tmp_path, ca
     for method in ("lcmd", "max_dist"):
         assert select_cli.main(base + ["-m", method]) == 0
         assert len(set(capsys.readouterr().out.split())) == 3
-    # the run of this fixture was trained on frames passed in memory: no data.train to default to
-    assert select_cli.main(base[:3] + ["-b", "3"]) == 2
+    # without --train: the run's own training data (kept with the run, even when it was
+    # trained on frames passed in memory); a run whose config names none: an input error
+    assert select_cli.main(base[:3] + ["-b", "3", "-m", "max_dist"]) == 0
+    assert len(set(capsys.readouterr().out.split())) == 3
+    import shutil
+
+    import yaml
+
+    bare = tmp_path / "bare_run"
+    shutil.copytree(run, bare)
+    c = yaml.safe_load((bare / "config.yaml").read_text())
+    c["data"]["train"] = None
+    (bare / "config.yaml").write_text(yaml.safe_dump(c))
+    assert select_cli.main([str(tmp_path / "pool.extxyz"), "--model", str(bare), "-b", "3"]) == 2
     assert "give --train" in capsys.readouterr().err
     assert select_cli.main([str(tmp_path / "pool.extxyz"), "--model", str(tmp_path / "nope")]) == 2
     assert select_cli.main([str(tmp_path / "p.npy"), "--write-selected", str(out)]) == 2

@@ -6,7 +6,11 @@ One interface, :meth:`Executor.map_unordered` ``(fn, items, timeout=None)``: it 
 :class:`JobFailure` with a typed :class:`FailureKind` -- the job raised (``error``), its worker
 process died (``crashed``: a segfault in a calculator or a compiled extension) or it ran past
 ``timeout`` seconds (``timeout``). A failed job never stops the others, and ``map_unordered``
-itself raises only for bad arguments.
+itself raises only for bad arguments (and, for a local pool that keeps breaking from outside,
+after :data:`MAX_POOL_RESTARTS` replacements).
+
+Long: one failure model for four executors (a pebble pool, inline, concurrent.futures, Dask) and
+the thread-variable and main-guard rules they share; split, each would restate it.
 
 * :class:`LocalExecutor` (default): ``n_workers`` processes on this machine through pebble's
   ``ProcessPool`` (``spawn`` start method). A crashing job takes down only its own worker, which

@@ -108,6 +108,37 @@ def build_frames(data: Path, n_perturb: int, n_interp: int, strain: float, seed:
     return frames
 
 
+def label_with_checkpoint(frames, ckpt: Path, n_workers: int, timeout: float, describe):
+    """GFN1-xTB labels of ``frames`` (each with a unique ``info["frame"]``), each appended to
+    ``ckpt`` as it arrives; frames already in ``ckpt`` are skipped (a restart goes on).
+    ``describe(atoms)`` is the progress line's middle part. Returns ``(done, failures, result)``:
+    ``{frame: labelled Atoms}``, the failed frames with their reasons, and
+    :func:`ubmd.labelling.label_structures`'s result of this call."""
+    done = {}
+    if ckpt.exists() and ckpt.stat().st_size:
+        for a in read(ckpt, ":"):
+            done[int(a.info["frame"])] = a
+    todo = [a for a in frames if int(a.info["frame"]) not in done]
+    print(f"{len(frames)} frames, {len(done)} already labelled, {len(todo)} to label", flush=True)
+    failures = []
+
+    def on_done(outcome):
+        if outcome.atoms is None:
+            failures.append({"frame": int(todo[outcome.index].info["frame"]),
+                             "reason": outcome.reason})
+            print(f"  frame {todo[outcome.index].info['frame']} FAILED: {outcome.reason}", flush=True)
+            return
+        a = outcome.atoms
+        write(ckpt, a, format="extxyz", append=True)
+        done[int(a.info["frame"])] = a
+        print(f"  frame {a.info['frame']:3d} {describe(a)} E {a.get_potential_energy():.3f} eV  "
+              f"{outcome.elapsed:.1f} s", flush=True)
+
+    res = label_structures(todo, {"name": "gfn1-xtb"}, n_workers=n_workers, timeout=timeout,
+                           callback=on_done)
+    return done, failures, res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="examples/mil53/data")
@@ -126,29 +157,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     frames = build_frames(Path(args.data), args.n_perturb, args.n_interp, args.strain, args.seed)
     ckpt = work / "test_set_labelled.extxyz"
-    done = {}
-    if ckpt.exists() and ckpt.stat().st_size:
-        for a in read(ckpt, ":"):
-            done[int(a.info["frame"])] = a
-    todo = [a for a in frames if int(a.info["frame"]) not in done]
-    print(f"{len(frames)} frames, {len(done)} already labelled, {len(todo)} to label", flush=True)
-    failures = []
-
-    def on_done(outcome):
-        if outcome.atoms is None:
-            failures.append({"frame": int(todo[outcome.index].info["frame"]),
-                             "reason": outcome.reason})
-            print(f"  frame {todo[outcome.index].info['frame']} FAILED: {outcome.reason}", flush=True)
-            return
-        a = outcome.atoms
-        write(ckpt, a, format="extxyz", append=True)
-        done[int(a.info["frame"])] = a
-        print(f"  frame {a.info['frame']:3d} {a.info['kind']:10s} V/fu {a.info['volume_per_fu']:7.1f} "
-              f"E {a.get_potential_energy():.3f} eV  {outcome.elapsed:.1f} s", flush=True)
-
     t0 = time.perf_counter()
-    res = label_structures(todo, {"name": "gfn1-xtb"}, n_workers=args.workers,
-                           timeout=args.timeout, callback=on_done)
+    done, failures, res = label_with_checkpoint(
+        frames, ckpt, args.workers, args.timeout,
+        lambda a: f"{a.info['kind']:10s} V/fu {a.info['volume_per_fu']:7.1f}")
     wall = time.perf_counter() - t0
     labelled = [done[k] for k in sorted(done)]
     for a in labelled:

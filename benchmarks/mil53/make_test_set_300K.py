@@ -46,11 +46,11 @@ import numpy as np  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
 from .. import ROOT  # noqa: E402
-from .make_test_set import clean, vpfu  # noqa: E402
+from ..mil53_campaigns import CLOSED_MAX, LARGE_MIN  # noqa: E402
+from .make_test_set import clean, label_with_checkpoint, vpfu  # noqa: E402
 
 DATA = ROOT / "examples" / "mil53" / "data"
 STATES = ("large", "intermediate", "closed")
-CLOSED_MAX, LARGE_MIN = 1150.0, 1350.0  # A^3 per unit, as tests/test_mil53_data.py
 
 
 def state_of_volume(v: float) -> str:
@@ -138,8 +138,6 @@ def sample(model: str, args) -> list:
 
 
 def main(argv=None) -> int:
-    from ubmd.labelling import label_structures
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="sampling model (ubmd export), Al C H O")
@@ -164,26 +162,10 @@ def main(argv=None) -> int:
     else:
         frames = sample(a.model, a)
         write(unlabelled, frames, format="extxyz")
-    ckpt = work / "test300K_labelled.extxyz"
-    done = {int(x.info["frame"]): x for x in read(ckpt, ":")} if (
-        ckpt.exists() and ckpt.stat().st_size) else {}
-    todo = [x for x in frames if int(x.info["frame"]) not in done]
-    print(f"{len(frames)} frames, {len(done)} labelled, {len(todo)} to label", flush=True)
-
-    def on_done(outcome):
-        if outcome.atoms is None:
-            print(f"  frame {todo[outcome.index].info['frame']} FAILED: {outcome.reason}", flush=True)
-            return
-        x = outcome.atoms
-        write(ckpt, x, format="extxyz", append=True)
-        done[int(x.info["frame"])] = x
-        print(f"  frame {x.info['frame']:3d} {x.info['state']:12s} V/unit "
-              f"{x.info['volume_per_fu']:7.1f} E {x.get_potential_energy():.3f} eV "
-              f"({outcome.elapsed:.1f} s)", flush=True)
-
     t0 = time.perf_counter()
-    label_structures(todo, {"name": "gfn1-xtb"}, n_workers=a.workers, timeout=900.0,
-                     callback=on_done)
+    done, _, _ = label_with_checkpoint(
+        frames, work / "test300K_labelled.extxyz", a.workers, 900.0,
+        lambda x: f"{x.info['state']:12s} V/unit {x.info['volume_per_fu']:7.1f}")
     wall = time.perf_counter() - t0
     e_min = {}
     for s, n in (("large", "lp"), ("closed", "np"), ("intermediate", "lp")):

@@ -43,9 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import RESULTS, ROOT
+from ..mil53_campaigns import ATOMS_PER_FU, CLOSED_MAX, LARGE_MAX, LARGE_MIN
 
-ATOMS_PER_FU = 76
-CLOSED_MAX, LARGE_MIN, LARGE_MAX = 1150.0, 1350.0, 1700.0  # A^3 per unit (benchmarks_mil53.md)
 SAMPLERS = {"unbiased": (0.0, 0.0), "bias_forces": (0.25, 0.0), "bias_forces_stress": (0.25, 0.25),
             "bias_stress": (0.0, 0.25)}  # (tau_F, tau_sigma)
 START = ROOT / "examples" / "mil53" / "data" / "mil53_lp_gfn1_2x1x1.extxyz"

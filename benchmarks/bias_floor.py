@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
@@ -128,7 +127,7 @@ def measure(system: str, label: str, repeats: int) -> dict:
         desc, dstate = desc_mod.forward_state(ev, ei, sp, n)
         g1 = torch.randn(1, n, desc.shape[1])
         g2 = torch.randn(2, n, desc.shape[1])
-        e, s, _, st_bias = fm.atomic_state(ev, ei, sp, n, True, False)
+        _, s, _, _ = fm.atomic_state(ev, ei, sp, n, True, False)
         v = torch.randn(s.shape[0])
 
         def plain():
@@ -166,8 +165,8 @@ def measure(system: str, label: str, repeats: int) -> dict:
 
 
 def table(rows: list) -> str:
-    lines = ["| system (atoms) | features | plain ms | biased ms (global u) | biased / plain | floor / plain "
-             "| + per-atom u: biased / plain | floor / plain | ATen calls plain / biased | GEMM GMAC/s |",
+    lines = [("| system (atoms) | features | plain ms | biased ms (global u) | biased / plain | floor / plain "
+              "| + per-atom u: biased / plain | floor / plain | ATen calls plain / biased | GEMM GMAC/s |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(

@@ -10,13 +10,14 @@ steps spent at phi > 0, first step at phi > 0), the calibrated atomic uncertaint
 way, and the model's own level: the median over the training structures of max_i u_i (what
 ``walkers.threshold_relative`` scales). The variants probe the issue's questions one at a time:
 the bias on/off, the burn-in window W, the stop threshold (absolute or relative to the model's
-level), tau_F, the H weight, and where walkers start (the last labelled, i.e. selected, frames as
+level), tau_F, the H weight, reflections, the walkers' temperature (``_temperature``), and where
+walkers start (the last labelled, i.e. selected, frames as
 ``start_from: previous`` does, or the relaxed C7eq structure).
 
     python -m benchmarks.ala2_walker_probe --labels 64 --seeds 0 1 2
     python -m benchmarks.ala2_walker_probe --labels 128 --variants unbiased biased biased_w20
 
-Writes ``benchmarks/results/ala2_walker_probe_<labels>.json`` (work files under
+Writes ``benchmarks/results/ala2_walker_probe_<labels><tag>.json`` (work files under
 ``runs/ala2_walker_probe/``).
 """
 
@@ -56,6 +57,9 @@ VARIANTS = {
     "biased_reflect": {"reflections": 20},
     "biased_thr3_reflect": {"threshold": 3.0, "reflections": 20},
     "unbiased_reflect": {"tau_forces": 0.0, "reflections": 20},
+    "biased_reflect_tau05": {"reflections": 20, "tau_forces": 0.5},
+    "biased_reflect_600K": {"reflections": 20, "_temperature": 600.0},
+    "unbiased_reflect_600K": {"tau_forces": 0.0, "reflections": 20, "_temperature": 600.0},
 }
 
 
@@ -71,6 +75,7 @@ def _args(argv=None):
     p.add_argument("--max-steps", type=int, default=4000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "ala2_walker_probe")
+    p.add_argument("--tag", default="", help="suffix of the results file name (a separate set of variants)")
     return p.parse_args(argv)
 
 
@@ -148,6 +153,7 @@ def main(argv=None) -> int:
     for name in a.variants:
         over = copy.deepcopy(VARIANTS[name])
         start_kind = over.pop("_start", "selected")
+        temperature = float(over.pop("_temperature", 300.0))
         w = check(WalkerConfig(**{**base, **over}), "walkers")
         threshold = w.threshold
         if w.threshold_relative is not None:
@@ -158,9 +164,9 @@ def main(argv=None) -> int:
         for seed in a.seeds:
             for k in range(a.walkers):
                 start = relaxed if start_kind == "relaxed" else selected[k % len(selected)]
-                wd = work / name / f"s{seed}_w{k:02d}"
+                wd = work / f"{name}{a.tag}" / f"s{seed}_w{k:02d}"
                 tasks.append(WalkerTask(index=k, engine="lammps", model_file=str(model_file),
-                                        start=start, workdir=str(wd), temperature=300.0,
+                                        start=start, workdir=str(wd), temperature=temperature,
                                         pressure=0.0, seed=1000 * seed + k, params=w,
                                         dihedrals=dih))
         stats = []
@@ -173,7 +179,8 @@ def main(argv=None) -> int:
                 trace = dict(np.load(Path(t.workdir) / "trace.npz"))
                 stats.append(walker_stats(res, trace, w.window,
                                           dihedral_values(t.start, dih)))
-        agg = {"threshold_eV_A": threshold, "start": start_kind, "n": len(stats),
+        agg = {"threshold_eV_A": threshold, "start": start_kind, "temperature_K": temperature,
+               "n": len(stats),
                "reflections": int(sum(s.get("reflections", 0) for s in stats)),
                "median_steps": float(np.median([s["n_steps"] for s in stats])),
                "stopped_by_u": sum(s["stop"] == "threshold" for s in stats),
@@ -188,7 +195,7 @@ def main(argv=None) -> int:
               f"  max|dphi| {agg['mean_max_dphi']:5.1f}  max|dpsi| {agg['mean_max_dpsi']:5.1f}"
               f"  phi>0 {agg['walkers_reaching_phi_pos']}/{agg['n']}  ({time.perf_counter() - t0:.0f} s)",
               flush=True)
-    out = RESULTS / f"ala2_walker_probe_{a.labels}.json"
+    out = RESULTS / f"ala2_walker_probe_{a.labels}{a.tag}.json"
     if out.exists():  # keep the variants of earlier calls (same model: same labels and epochs)
         old = json.loads(out.read_text())
         if old.get("epochs") == a.epochs:

@@ -29,7 +29,7 @@ def cu_data(cu_frames):
 @pytest.mark.parametrize("pair_gemm", [True, False], ids=["pair_gemm", "pair_weights"])
 def test_compiled_step_matches_eager_loss_and_gradients(cu_data, pair_gemm):
     """float64, periodic cells with virial labels, one structure's virial masked out: the
-    compiled loss (forces and virial from torch.func.grad) and every parameter gradient equal
+    compiled loss (forces and virial from the closed-form edge gradient) and every parameter gradient equal
     the eager path's (predict + autograd.grad with create_graph). Both radial pair-mixing paths
     of the descriptor (Cu/Al has 2 species: the per-edge pair weights are forced)."""
     torch.manual_seed(0)

@@ -84,7 +84,8 @@ class TrainingConfig:
     # this process)
     progress: bool = True
     compile: bool = False  # torch.compile the training step (inductor; needs a C++ compiler):
-    # about 1.5x faster per epoch on CPU after a 30-60 s warm-up; worth it for runs of minutes
+    # on one CPU thread 1.14x faster per step on 22-atom batches, no faster on 152-atom ones,
+    # after ~80 s of compilation (docs/performance.md); worth it only for long trainings
     num_threads: Optional[int] = setting(1, ge=1)  # torch intra-op threads while training (None:
     # torch default). One thread is fastest for these small per-atom models on a shared machine
     # (measured 5-70x faster than 2 threads on a loaded 2-core box); raise it for big models on

@@ -275,13 +275,5 @@ class MLIP(nn.Module):
                 h = torch.nn.functional.silu(h)
         return h.squeeze(-1) * self.species_scale[sp] + self.species_shift[sp]
 
-    def atomic_energies_from_slots(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor,
-                                   n_centres: int, flat: Tensor, n_slots: int) -> Tensor:
-        """:meth:`atomic_energies` with the descriptor's slot index given (see
-        :meth:`GaussianMoments.slot_index`)."""
-        desc = self.descriptor.from_slots(edge_vec, edge_index, species, n_centres, flat, n_slots)
-        return (self.readout(desc, species[:n_centres])
-                + self.baseline(edge_vec, edge_index, species, n_centres))
-
     def forward(self, edge_vec: Tensor, edge_index: Tensor, species: Tensor, n_centres: int) -> Tensor:
         return self.atomic_energies(edge_vec, edge_index, species, n_centres)

@@ -49,11 +49,12 @@ def weighted_loss(sse: tuple, batch, cfg: TrainingConfig, weight_energy: float |
 
 class StepLoss:
     """The training loss of one batch, eager (``predict``, :func:`label_sse`, :func:`weighted_loss`) or, with
-    ``training.compile``, one ``torch.compile``d function (inductor, dynamic shapes) in which
-    forces and virial come from ``torch.func.grad`` of the energy w.r.t. the edge vectors; the
-    data-dependent neighbour-slot index is computed outside it. Same loss, same gradients (up to
-    rounding); about 1.5x faster per step on CPU after a warm-up of about 30-60 s (first batch
-    shapes). If compilation fails (e.g. no C++ compiler), warns once and continues eagerly.
+    ``training.compile``, one ``torch.compile``d function (inductor, dynamic shapes). Both take
+    forces and virial from the model's closed-form edge gradient (``MLIP.energies_and_gradient``:
+    one backward pass for the force loss instead of a double backward). Same loss, same gradients (up to rounding). On one CPU thread compilation does not pay at
+    the campaign sizes (``benchmarks.train_speed``, docs/performance.md): alanine dipeptide
+    batches 1.14x faster per step after 80 s of compilation, MIL-53 batches equal, so it is off
+    by default. If compilation fails (e.g. no C++ compiler), warns once and continues eagerly.
     The loss weights are applied outside the compiled part, so ``weight_energy`` can change
     (the final stage) without a recompilation."""
 
@@ -62,16 +63,17 @@ class StepLoss:
         self.weight_energy = cfg.weight_energy
         self.compiled = None
         if cfg.compile:
-            self.compiled = torch.compile(self._loss_from_slots, dynamic=True)
+            self.compiled = torch.compile(self._loss_closed_form, dynamic=True)
 
-    def _loss_from_slots(self, batch: dict, ev: torch.Tensor, flat: torch.Tensor, n_slots: int):
+    def _loss_closed_form(self, batch: dict, ev: torch.Tensor):
         ei, sp = batch[K.EDGE_INDEX], batch[K.SPECIES]
         n, nb = sp.shape[0], batch[K.N_ATOMS].shape[0]
+        e_at, grad = self.model.energies_and_gradient(ev, ei, sp, n)
+        return self._sse(batch, ev, e_at, grad, n, nb)
 
-        def energy(x):
-            e_at = self.model.atomic_energies_from_slots(x, ei, sp, n, flat, n_slots)
-            return e_at.sum(), e_at
-        grad, e_at = torch.func.grad(energy, has_aux=True)(ev)
+    def _sse(self, batch: dict, ev: torch.Tensor, e_at: torch.Tensor, grad: torch.Tensor, n: int,
+             nb: int):
+        ei = batch[K.EDGE_INDEX]
         pred = {K.ENERGY: torch.zeros(nb, dtype=e_at.dtype, device=e_at.device).index_add(
             0, batch[K.BATCH], e_at)}
         if K.FORCES in batch:
@@ -82,10 +84,8 @@ class StepLoss:
 
     def __call__(self, batch: dict) -> torch.Tensor:
         if self.compiled is not None:
-            flat, n_slots = self.model.descriptor.slot_index(batch[K.EDGE_INDEX][0],
-                                                             batch[K.SPECIES].shape[0])
             try:
-                sse = self.compiled(batch, edge_vectors(batch).detach(), flat, n_slots)
+                sse = self.compiled(batch, edge_vectors(batch).detach())
                 return weighted_loss(sse, batch, self.cfg, self.weight_energy)
             except Exception as exc:  # compiler missing or unsupported: same loss, eagerly
                 warnings.warn(f"training.compile: torch.compile failed ({type(exc).__name__}: "

@@ -98,7 +98,7 @@ UNPACKED = ROOT / "runs" / "unpacked"  # archived parents, unpacked for a branch
 
 MAIN = ("unbiased_300K", "biased_300K", "unbiased_1200K")
 EXTRAS = ("biased_300K_lastlayer", "biased_300K_ensemble", "biased_300K_reflect",
-          "unbiased_600K_reflect")
+          "unbiased_600K_reflect", "biased_600K_reflect")
 
 # Size presets: overrides applied on top of the campaign config (dotted keys).
 SIZES = {
@@ -375,7 +375,8 @@ LABELS = {"unbiased_300K": "unbiased 300 K", "biased_300K": "biased 300 K (sketc
           "unbiased_1200K": "unbiased 1200 K", "biased_300K_lastlayer": "biased 300 K (last layer)",
           "biased_300K_ensemble": "biased 300 K (ensemble)",
           "biased_300K_reflect": "biased 300 K, reflections",
-          "unbiased_600K_reflect": "unbiased 600 K, reflections"}
+          "unbiased_600K_reflect": "unbiased 600 K, reflections",
+          "biased_600K_reflect": "biased 600 K, reflections"}
 
 
 def _fig(n_cols, size=(4.2, 3.6)):

@@ -63,6 +63,50 @@ def test_deck_lines_stop_any_pair_style(tmp_path):
     assert "AFTER_RUN" in p.stdout
 
 
+def test_grace_steps_never_reach_into_the_bias():
+    """The start's grace (a higher level while a strained start thermalises) lasts
+    ``runaway_grace`` steps, for a biased walker at most its bias window (the bias is off then)."""
+    from ubmd.md import MDSettings
+    from ubmd.md.task import runaway_grace_steps
+
+    assert MDSettings().runaway_grace == 200
+    assert runaway_grace_steps(MDSettings(tau_forces=0.0)) == 200
+    assert runaway_grace_steps(MDSettings(tau_forces=0.25, window=100)) == 100
+    assert runaway_grace_steps(MDSettings(tau_forces=0.0, tau_stress=0.25, window=50)) == 50
+    assert runaway_grace_steps(MDSettings(tau_forces=0.25, runaway_grace=0)) == 0
+    with pytest.raises(ValueError, match="runaway_grace"):
+        from ubmd.config import check
+        check(MDSettings(runaway_grace=-1), "walkers")
+
+
+@requires_plugin
+@pytest.mark.parametrize("grace", [100000, 5])
+def test_deck_lines_with_a_grace(tmp_path, grace):
+    """With a grace, the level is 1.5x higher up to step `grace` (fix runaway_start) and the
+    plain level holds after it (fix runaway: LAMMPS's ternary() on the step)."""
+    from ubmd.md.lammps_engine import parse_thermo, runaway_lines
+
+    deck = ["units metal", "atom_style atomic", "boundary p p p", "lattice fcc 5.5",
+            "region box block 0 3 0 3 0 3", "create_box 1 box", "create_atoms 1 box",
+            "mass 1 39.95", "pair_style lj/cut 8.0", "pair_coeff 1 1 0.0104 3.4",
+            "timestep 0.002", "velocity all create 100 7 mom yes dist gaussian",
+            "fix integrate all nve", "fix heat all heat 1 50.0",
+            "thermo 1", "thermo_style custom step temp pe",
+            *runaway_lines(150.0, grace=grace), "run 20000", "print AFTER_RUN"]
+    (tmp_path / "in.lmp").write_text("\n".join(deck) + "\n")
+    p = subprocess.run([lmp_exe(), "-in", "in.lmp", "-log", "log.lammps", "-nocite"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:]
+    thermo, halted = parse_thermo(tmp_path / "log.lammps")
+    if grace > 1000:  # heated past 150 K within the grace: only the start's level stops it
+        assert halted["fix"] == "runaway_start" and 225.0 < halted["value"] < 245.0
+        assert thermo["Temp"][:-1].max() <= 225.0
+    else:
+        assert halted["fix"] == "runaway" and 150.0 < halted["value"] < 165.0
+        assert halted["step"] > grace
+    assert "AFTER_RUN" in p.stdout
+
+
 # ------------------------------------------------------------------ biased alanine dipeptide
 @pytest.fixture(scope="module")
 def coarse_model(tmp_path_factory):

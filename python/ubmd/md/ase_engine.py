@@ -31,7 +31,8 @@ from ..io import save_npz_atomic, write_frames_atomic
 from .starts import clean_copy
 from ..progress import Heartbeat
 from .task import (CANDIDATES, PROGRESS, STOP_MAX_STEPS, STOP_RUNAWAY, STOP_THRESHOLD, STOP_TIME,
-                   TRACE, WalkerTask, dihedral_values, runaway_temperature)
+                   RUNAWAY_GRACE_FACTOR, TRACE, WalkerTask, dihedral_values,
+                   runaway_grace_steps, runaway_temperature)
 
 BAR_TO_EV_PER_A3 = units.bar  # 1 bar in eV/Å^3
 
@@ -135,6 +136,7 @@ def run_ase_walker(task: WalkerTask) -> dict:
     stop, step, max_u, reflected = STOP_MAX_STEPS, 0, math.nan, 0
     t_runaway = runaway_temperature(task.temperature, atoms.get_number_of_degrees_of_freedom(),
                                     p.runaway_factor)
+    grace = runaway_grace_steps(p)
     t_max = 0.0
     beat = Heartbeat(f"{task.workdir}/{PROGRESS}")
     restore = (atoms.get_positions(), atoms.get_cell())  # the last sampled (trusted) frame
@@ -156,7 +158,9 @@ def run_ase_walker(task: WalkerTask) -> dict:
             t_max = max(t_max, temp)
             # the start frame is labelled already; without an uncertainty (NaN) never over
             over = step > 0 and max_u > p.threshold
-            runaway = step > 0 and not over and temp > t_runaway
+            # a start away from equilibrium heats the walker for a while: a higher level then
+            level = t_runaway * (RUNAWAY_GRACE_FACTOR if step <= grace else 1.0)
+            runaway = step > 0 and not over and temp > level
             beat(step=step, max_steps=p.max_steps, temperature=temp, max_atomic_uncertainty=max_u)
             if step % p.log_every == 0 or over or runaway:
                 trace["step"].append(step)

@@ -40,7 +40,8 @@ from ..plugin import find_executable, plugin_path
 from ..progress import Heartbeat
 from .lammps_log import last_thermo_row, parse_thermo
 from .task import (CANDIDATES, PROGRESS, STOP_MAX_STEPS, STOP_RUNAWAY, STOP_THRESHOLD, STOP_TIME,
-                   TRACE, WalkerTask, dihedral_values, runaway_temperature)
+                   RUNAWAY_GRACE_FACTOR, TRACE, WalkerTask, dihedral_values,
+                   runaway_grace_steps, runaway_temperature)
 
 FS_PER_PS = 1000.0
 # thermo columns of `compute ubmd all pair ubmd` (column numbers from ubmd.keys / ubmd_keys.h)
@@ -55,16 +56,28 @@ LAST_DUMP = "last.lammpstrj"
 CROSSINGS_DUMP = "crossings.lammpstrj"  # frames that crossed the threshold and were reflected
 THRESHOLD_FIX = "stop"  # fix halt on the largest atomic uncertainty
 RUNAWAY_FIX = "runaway"  # fix halt on the kinetic temperature
+RUNAWAY_FIXES = (RUNAWAY_FIX, RUNAWAY_FIX + "_start")  # after / during the start's grace steps
 THERMO = ("step", "time", "temp", "pe", U_COLUMN, E_BIAS_COLUMN, "c_umax", "vol")
 
 
-def runaway_lines(t_max: float, fix_id: str = RUNAWAY_FIX, every: int = 1) -> list[str]:
+def runaway_lines(t_max: float, fix_id: str = RUNAWAY_FIX, every: int = 1, grace: int = 0,
+                  grace_factor: float = RUNAWAY_GRACE_FACTOR) -> list[str]:
     """The deck lines of the runaway guard: stop the run (``fix halt ... error continue``, so
-    the commands after ``run`` still execute) once the kinetic temperature exceeds ``t_max`` K.
-    They do not depend on the pair style; the value for a walker is
-    :func:`ubmd.md.task.runaway_temperature`."""
+    the commands after ``run`` still execute) once the kinetic temperature exceeds ``t_max`` K
+    -- or, during the first ``grace`` steps (timestep numbers 0..grace of the run),
+    ``grace_factor`` x ``t_max``: a second fix, ``<fix_id>_start``, holds that level from the
+    start on, and ``<fix_id>`` counts only after the grace. They do not depend on the pair
+    style; the values for a walker are :func:`ubmd.md.task.runaway_temperature` and
+    ``MDSettings.runaway_grace``."""
     var = f"{fix_id}_tkin"
-    return [f"variable {var} equal temp",
+    if grace <= 0:
+        return [f"variable {var} equal temp",
+                f"fix {fix_id} all halt {int(every)} v_{var} > {float(t_max)!r} "
+                "error continue message yes"]
+    return [f"variable {var}_start equal temp",
+            f"fix {fix_id}_start all halt {int(every)} v_{var}_start > "
+            f"{float(grace_factor * t_max)!r} error continue message yes",
+            f"variable {var} equal ternary(step>{int(grace)},temp,0.0)",
             f"fix {fix_id} all halt {int(every)} v_{var} > {float(t_max)!r} "
             "error continue message yes"]
 
@@ -174,7 +187,7 @@ def deck_text(task: WalkerTask, plugin: Path, periodic: bool, boundary: str) -> 
         lines += [f"fix {THRESHOLD_FIX} all halt 1 v_umax > {thr} error continue message yes"]
     t_run = runaway_temperature(T, 3 * len(task.start) - 3, p.runaway_factor)
     if math.isfinite(t_run):
-        lines += runaway_lines(t_run)
+        lines += runaway_lines(t_run, grace=runaway_grace_steps(p))
     lines += [str(c) for c in p.lammps.extra_commands]
     if p.reflections == 0 or not stops_on_u:
         lines.append(f"run {p.max_steps}")
@@ -317,7 +330,7 @@ def run_lammps_walker(task: WalkerTask) -> dict:
     max_u = float(thermo["c_umax"][-1]) if len(thermo.get("c_umax", [])) else math.nan
     temps = list(thermo.get("Temp", []))
     by_u = next((h for h in final if h["fix"] in (THRESHOLD_FIX, None)), None)
-    runaway = next((h for h in final if h["fix"] == RUNAWAY_FIX), None)
+    runaway = next((h for h in final if h["fix"] in RUNAWAY_FIXES), None)
     if runaway and by_u and by_u["step"] <= runaway["step"]:
         runaway = None  # the threshold fired first (or on the same step): a threshold stop
     halted = final[0] if final else None

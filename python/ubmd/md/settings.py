@@ -60,6 +60,11 @@ class MDSettings:
     # the level its thermal fluctuations reach once in 1e4 steps, if higher: small systems);
     # null: no guard (ubmd.md.task.runaway_temperature)
     runaway_factor: Optional[float] = setting(1.5, gt=1)
+    # steps after the start during which that level is 1.5x higher (a biased walker: at most
+    # its bias window, while the bias is off): a start away from equilibrium (a selected,
+    # strained frame) heats the walker for tens of steps while the thermostat takes its excess
+    # potential energy out (alanine dipeptide from selected frames: 300 -> 550 K in 50 steps)
+    runaway_grace: int = setting(200, ge=0)
     lammps: LammpsConfig = field(default_factory=LammpsConfig)
 
     def _check(self, where: str) -> None:

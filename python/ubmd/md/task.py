@@ -43,6 +43,8 @@ PROGRESS = "progress.json"
 #: per-step probability with which the thermal fluctuations of an unbiased walker's kinetic
 #: temperature may reach the runaway level (small systems: see :func:`runaway_temperature`)
 RUNAWAY_FLUCTUATION_P = 1e-4
+#: the runaway level is this much higher during a walker's first steps (:func:`runaway_grace_steps`)
+RUNAWAY_GRACE_FACTOR = 1.5
 
 
 def runaway_temperature(target: float, n_dof: int, factor: float | None) -> float:
@@ -61,6 +63,14 @@ def runaway_temperature(target: float, n_dof: int, factor: float | None) -> floa
     n_dof = max(1, int(n_dof))
     return float(target) * max(float(factor), float(chi2.isf(RUNAWAY_FLUCTUATION_P, n_dof))
                                / n_dof)
+
+
+def runaway_grace_steps(p: MDSettings) -> int:
+    """The first steps of a walker during which the runaway level is RUNAWAY_GRACE_FACTOR x
+    higher: ``runaway_grace``, for a biased walker at most its bias window W (the bias is off
+    during the window, so the grace never weakens the guard against a bias-driven runaway)."""
+    biased = p.tau_forces > 0 or p.tau_stress > 0
+    return int(min(p.runaway_grace, p.window) if biased else p.runaway_grace)
 
 
 @dataclass

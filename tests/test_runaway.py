@@ -39,12 +39,10 @@ def test_runaway_factor_is_a_checked_setting():
             "calculator": "emt"}, "walkers": {"runaway_factor": 0.9}})
 
 
-@requires_plugin
-def test_deck_lines_stop_any_pair_style(tmp_path):
-    """The guard's two lines (ubmd.md.lammps_engine.runaway_lines) in a Lennard-Jones run that
-    `fix heat` heats steadily: LAMMPS stops at the first step above the level, says so in the
-    log, and runs the commands after `run` (error continue)."""
-    from ubmd.md.lammps_engine import parse_thermo, runaway_lines
+def _heated_lj(tmp_path, guard: list, steps: int):
+    """A Lennard-Jones crystal that `fix heat` heats steadily (~7 K per step from 100 K) with
+    the guard's lines: the thermo table and the halt; LAMMPS must run the commands after `run`."""
+    from ubmd.md.lammps_engine import parse_thermo
 
     deck = ["units metal", "atom_style atomic", "boundary p p p", "lattice fcc 5.5",
             "region box block 0 3 0 3 0 3", "create_box 1 box", "create_atoms 1 box",
@@ -52,15 +50,25 @@ def test_deck_lines_stop_any_pair_style(tmp_path):
             "timestep 0.002", "velocity all create 100 7 mom yes dist gaussian",
             "fix integrate all nve", "fix heat all heat 1 50.0",  # eV/ps
             "thermo 1", "thermo_style custom step temp pe",
-            *runaway_lines(150.0), "run 5000", "print AFTER_RUN"]
+            *guard, f"run {steps}", "print AFTER_RUN"]
     (tmp_path / "in.lmp").write_text("\n".join(deck) + "\n")
     p = subprocess.run([lmp_exe(), "-in", "in.lmp", "-log", "log.lammps", "-nocite"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:]
-    thermo, halted = parse_thermo(tmp_path / "log.lammps")
+    assert "AFTER_RUN" in p.stdout
+    return parse_thermo(tmp_path / "log.lammps")
+
+
+@requires_plugin
+def test_deck_lines_stop_any_pair_style(tmp_path):
+    """The guard's two lines (ubmd.md.lammps_engine.runaway_lines) in a Lennard-Jones run that
+    `fix heat` heats steadily: LAMMPS stops at the first step above the level, says so in the
+    log, and runs the commands after `run` (error continue)."""
+    from ubmd.md.lammps_engine import runaway_lines
+
+    thermo, halted = _heated_lj(tmp_path, runaway_lines(150.0), 5000)
     assert halted["fix"] == "runaway" and 150.0 < halted["value"] < 165.0
     assert halted["step"] < 5000 and thermo["Temp"][:-1].max() <= 150.0  # (its own row last)
-    assert "AFTER_RUN" in p.stdout
 
 
 def test_grace_steps_never_reach_into_the_bias():
@@ -84,27 +92,15 @@ def test_grace_steps_never_reach_into_the_bias():
 def test_deck_lines_with_a_grace(tmp_path, grace):
     """With a grace, the level is 1.5x higher up to step `grace` (fix runaway_start) and the
     plain level holds after it (fix runaway: LAMMPS's ternary() on the step)."""
-    from ubmd.md.lammps_engine import parse_thermo, runaway_lines
+    from ubmd.md.lammps_engine import runaway_lines
 
-    deck = ["units metal", "atom_style atomic", "boundary p p p", "lattice fcc 5.5",
-            "region box block 0 3 0 3 0 3", "create_box 1 box", "create_atoms 1 box",
-            "mass 1 39.95", "pair_style lj/cut 8.0", "pair_coeff 1 1 0.0104 3.4",
-            "timestep 0.002", "velocity all create 100 7 mom yes dist gaussian",
-            "fix integrate all nve", "fix heat all heat 1 50.0",
-            "thermo 1", "thermo_style custom step temp pe",
-            *runaway_lines(150.0, grace=grace), "run 20000", "print AFTER_RUN"]
-    (tmp_path / "in.lmp").write_text("\n".join(deck) + "\n")
-    p = subprocess.run([lmp_exe(), "-in", "in.lmp", "-log", "log.lammps", "-nocite"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-2000:]
-    thermo, halted = parse_thermo(tmp_path / "log.lammps")
+    thermo, halted = _heated_lj(tmp_path, runaway_lines(150.0, grace=grace), 20000)
     if grace > 1000:  # heated past 150 K within the grace: only the start's level stops it
         assert halted["fix"] == "runaway_start" and 225.0 < halted["value"] < 245.0
         assert thermo["Temp"][:-1].max() <= 225.0
     else:
         assert halted["fix"] == "runaway" and 150.0 < halted["value"] < 165.0
         assert halted["step"] > grace
-    assert "AFTER_RUN" in p.stdout
 
 
 # ------------------------------------------------------------------ biased alanine dipeptide

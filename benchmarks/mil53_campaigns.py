@@ -179,7 +179,7 @@ SIZES["uniform"] = {"label_budget": 128, "walkers.n_walkers": 4, "walkers.max_st
                     "training.patience": 150, "training.compile": True}
 DEFAULT_SEEDS = {"tiny": [0], "quick": [0], "full": [0], "full_loose": [0], "uniform": [0, 1]}
 # models evaluated for the error-vs-labels curves (the final model is always evaluated)
-CURVE_POINTS = {"tiny": 2, "quick": 3, "full": 5, "full_loose": 5, "uniform": 4}
+CURVE_POINTS = {"tiny": 2, "quick": 3, "full": 5, "full_loose": 5, "uniform": 8}
 
 
 # ---------------------------------------------------------------------------------- configs

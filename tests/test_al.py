@@ -156,9 +156,12 @@ def test_lammps_deck_and_dump_reader(tmp_path):
     assert list(cols["Step"]) == [0, 10, 13, 20, 30] and list(cols["Temp"])[2] == 320
     assert [h["step"] for h in halts] == [13, 31]
     # the runaway guard's lines: a fix halt on the kinetic temperature (2.57 x 600 K, 8 atoms)
-    assert "variable runaway_tkin equal temp" in deck
+    # after the start's grace, 1.5x that during it
+    assert "variable runaway_tkin equal ternary(step>" in deck
     t_max = float(deck.split("v_runaway_tkin > ")[1].split()[0])
     assert abs(t_max / 600.0 - 2.57) < 0.01
+    t_start = float(deck.split("v_runaway_tkin_start > ")[1].split()[0])
+    assert t_start == pytest.approx(1.5 * t_max)
 
 
 def test_lammps_langevin_walker_keeps_the_target_temperature(tmp_path):

@@ -6,8 +6,9 @@ The deck (``in.walker.lmp`` in the walker directory, kept for inspection and rer
 (``fix nve`` + ``fix langevin`` + ``fix momentum`` removing the centre-of-mass drift, ``fix
 nvt``, or ``fix npt ... tri`` with full cell freedom),
 ``compute pair ubmd`` (u, bias energy, scales, max u_i), ``compute ubmd/atom`` + ``compute reduce
-max`` + ``fix halt 1`` on the threshold (a finite one: none for run_md's default, no stop), the runaway guard (:func:`runaway_lines`: ``fix halt 1``
-on the kinetic temperature, pair-style independent), ``dump custom`` of candidate frames with
+max`` + ``fix halt 1`` on the threshold (a finite one: none for run_md's default, no stop),
+the runaway guard (:func:`runaway_lines`: ``fix halt 1`` on the kinetic temperature,
+pair-style independent), ``dump custom`` of candidate frames with
 per-atom uncertainties every ``sample_every`` steps, and after the run a ``write_dump`` of the
 last (triggering) frame. ``lmp`` (or ``mpirun -np k lmp``) runs in its own process group, killed
 as a whole after ``max_time_s``; meanwhile the last thermo row of its log is the walker's
@@ -69,17 +70,16 @@ def runaway_lines(t_max: float, fix_id: str = RUNAWAY_FIX, every: int = 1, grace
     start on, and ``<fix_id>`` counts only after the grace. They do not depend on the pair
     style; the values for a walker are :func:`ubmd.md.task.runaway_temperature` and
     ``MDSettings.runaway_grace``."""
-    var = f"{fix_id}_tkin"
-    if grace <= 0:
-        return [f"variable {var} equal temp",
-                f"fix {fix_id} all halt {int(every)} v_{var} > {float(t_max)!r} "
+    def halt(suffix: str, formula: str, level: float) -> list[str]:
+        var = f"{fix_id}_tkin{suffix}"
+        return [f"variable {var} equal {formula}",
+                f"fix {fix_id}{suffix} all halt {int(every)} v_{var} > {float(level)!r} "
                 "error continue message yes"]
-    return [f"variable {var}_start equal temp",
-            f"fix {fix_id}_start all halt {int(every)} v_{var}_start > "
-            f"{float(grace_factor * t_max)!r} error continue message yes",
-            f"variable {var} equal ternary(step>{int(grace)},temp,0.0)",
-            f"fix {fix_id} all halt {int(every)} v_{var} > {float(t_max)!r} "
-            "error continue message yes"]
+
+    if grace <= 0:
+        return halt("", "temp", t_max)
+    return (halt("_start", "temp", grace_factor * t_max)
+            + halt("", f"ternary(step>{int(grace)},temp,0.0)", t_max))
 
 
 def metal_times(params) -> dict:

@@ -10,7 +10,7 @@ import torch
 from .. import keys as K
 from ..config import TrainingConfig
 from ..model import MLIP
-from ..prediction import edge_vectors, forces_from_edge_grad, predict, virial_from_edge_grad
+from ..prediction import predict
 
 
 def masked_sse(pred: torch.Tensor, ref: torch.Tensor, mask) -> torch.Tensor:
@@ -48,50 +48,34 @@ def weighted_loss(sse: tuple, batch, cfg: TrainingConfig, weight_energy: float |
 
 
 class StepLoss:
-    """The training loss of one batch, eager (``predict``, :func:`label_sse`, :func:`weighted_loss`) or, with
-    ``training.compile``, one ``torch.compile``d function (inductor, dynamic shapes). Both take
-    forces and virial from the model's closed-form edge gradient (``MLIP.energies_and_gradient``:
-    one backward pass for the force loss instead of a double backward). Same loss, same gradients (up to rounding). On one CPU thread compilation does not pay at
-    the campaign sizes (``benchmarks.train_speed``, docs/performance.md): alanine dipeptide
-    batches 1.14x faster per step after 80 s of compilation, MIL-53 batches equal, so it is off
-    by default. If compilation fails (e.g. no C++ compiler), warns once and continues eagerly.
-    The loss weights are applied outside the compiled part, so ``weight_energy`` can change
-    (the final stage) without a recompilation."""
+    """The training loss of one batch (``predict``, :func:`label_sse`, :func:`weighted_loss`),
+    eager or, with ``training.compile``, through one ``torch.compile``d function (inductor,
+    dynamic shapes) of the same code. Forces and virial come from the model's closed-form edge
+    gradient (``MLIP.energies_and_gradient``: one backward pass for the force loss instead of a
+    double backward). On one CPU thread compilation does not pay at the campaign sizes
+    (``benchmarks.train_speed``, docs/performance.md): alanine dipeptide batches 1.14x faster per
+    step after 80 s of compilation, MIL-53 batches equal, so it is off by default. If
+    compilation fails (e.g. no C++ compiler), warns once and continues eagerly. The loss weights
+    are applied outside the compiled part, so ``weight_energy`` can change (the final stage)
+    without a recompilation."""
 
     def __init__(self, model: MLIP, cfg: TrainingConfig, has_virial: bool):
         self.model, self.cfg, self.has_virial = model, cfg, has_virial
         self.weight_energy = cfg.weight_energy
-        self.compiled = None
-        if cfg.compile:
-            self.compiled = torch.compile(self._loss_closed_form, dynamic=True)
+        self.compiled = torch.compile(self._sse, dynamic=True) if cfg.compile else None
 
-    def _loss_closed_form(self, batch: dict, ev: torch.Tensor):
-        ei, sp = batch[K.EDGE_INDEX], batch[K.SPECIES]
-        n, nb = sp.shape[0], batch[K.N_ATOMS].shape[0]
-        e_at, grad = self.model.energies_and_gradient(ev, ei, sp, n)
-        return self._sse(batch, ev, e_at, grad, n, nb)
-
-    def _sse(self, batch: dict, ev: torch.Tensor, e_at: torch.Tensor, grad: torch.Tensor, n: int,
-             nb: int):
-        ei = batch[K.EDGE_INDEX]
-        pred = {K.ENERGY: torch.zeros(nb, dtype=e_at.dtype, device=e_at.device).index_add(
-            0, batch[K.BATCH], e_at)}
-        if K.FORCES in batch:
-            pred[K.FORCES] = forces_from_edge_grad(grad, ei, n)
-        if self.has_virial and K.VIRIAL in batch:
-            pred[K.VIRIAL] = virial_from_edge_grad(grad, ev, batch[K.BATCH][ei[0]], nb)
+    def _sse(self, batch: dict) -> tuple:
+        pred = predict(self.model, batch, forces=K.FORCES in batch,
+                       virial=self.has_virial and K.VIRIAL in batch, create_graph=True)
         return label_sse(pred, batch, self.has_virial)
 
     def __call__(self, batch: dict) -> torch.Tensor:
         if self.compiled is not None:
             try:
-                sse = self.compiled(batch, edge_vectors(batch).detach())
-                return weighted_loss(sse, batch, self.cfg, self.weight_energy)
+                return weighted_loss(self.compiled(batch), batch, self.cfg, self.weight_energy)
             except Exception as exc:  # compiler missing or unsupported: same loss, eagerly
                 warnings.warn(f"training.compile: torch.compile failed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}); training "
                               "without compilation", RuntimeWarning)
                 self.compiled = None
-        pred = predict(self.model, batch, forces=K.FORCES in batch,
-                       virial=self.has_virial and K.VIRIAL in batch, create_graph=True)
-        return weighted_loss(label_sse(pred, batch, self.has_virial), batch, self.cfg, self.weight_energy)
+        return weighted_loss(self._sse(batch), batch, self.cfg, self.weight_energy)

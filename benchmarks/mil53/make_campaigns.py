@@ -1,6 +1,6 @@
 """Write the AL campaign configs of the MIL-53(Al) benchmark (``ubmd al run <config>``).
 
-Matrix (the paper's MOF setup, METHOD.md sections 7-8, plus a bias-stress-only sampler): 4
+Matrix (the paper's MOF setup, docs/method.md, plus a bias-stress-only sampler): 4
 samplers x 2 temperatures x 2 pressure settings = 16 campaigns, each 8 LAMMPS NPT walkers (Nose-Hoover + Parrinello-Rahman, full cell),
 0.5 fs, at most 20 000 steps, a candidate every 200 steps, stop at a calibrated atomic
 uncertainty of 1.5 eV/A or twice the model's own level on its labelled structures, whichever is

@@ -1,4 +1,4 @@
-"""Active-learning campaigns with uncertainty-biased MD (METHOD.md section 7).
+"""Active-learning campaigns with uncertainty-biased MD (the paper's method, docs/method.md).
 
 Modules: :mod:`.config` (schema), :mod:`.layout` (every file of a campaign and the stage marks),
 :mod:`.stages` (propose, label, train, sample, select), :mod:`.campaign` (the driver loop, lock,

@@ -1,4 +1,4 @@
-"""The active-learning campaign (METHOD.md section 7): the driver loop over rounds and stages, the
+"""The active-learning campaign (docs/method.md): the driver loop over rounds and stages, the
 lock on the campaign directory, resume, and the check that a directory is continued with the
 config it was started with.
 

@@ -1,4 +1,4 @@
-"""Round-0 structures: the start structure(s) plus randomly perturbed copies (METHOD.md section 7).
+"""Round-0 structures: the start structure(s) plus randomly perturbed copies (docs/method.md).
 
 Every copy gets independent uniform random Cartesian shifts in [-d, d] Å (d = 0.02 Å by default);
 cells periodic in all three directions are also deformed by a random symmetric strain eps with

@@ -1,4 +1,4 @@
-"""The five stages of an AL round (METHOD.md section 7), each a small function ``stage(ctx, rl)``
+"""The five stages of an AL round (docs/method.md), each a small function ``stage(ctx, rl)``
 of a :class:`StageContext` and the round's :class:`~ubmd.al.layout.RoundLayout`:
 
 1. :func:`propose`: structures to label (round 0: start structures + perturbed copies; later

@@ -53,7 +53,7 @@ def runaway_temperature(target: float, n_dof: int, factor: float | None) -> floa
     fluctuations of the kinetic temperature reach with probability
     :data:`RUNAWAY_FLUCTUATION_P` per step (``n_dof`` kinetic degrees of freedom: 2 T_kin /
     T is chi-squared; 3N - 3 for N atoms with the momentum removed). With the default factor
-    1.5 the fluctuation level decides below about 60 atoms (1.81 x for 22 atoms, 2.6 x for 8);
+    1.5 the fluctuation level decides below about 60 atoms (1.80 x for 22 atoms, 2.6 x for 8);
     an unbiased walker then reaches it about once in 4 x 10^4 steps (steps are correlated).
     ``factor`` None: no guard (infinity)."""
     if factor is None:

@@ -1,4 +1,4 @@
-"""Batch selection for active learning on feature matrices (METHOD.md section 6).
+"""Batch selection for active learning on feature matrices (docs/method.md).
 
 One entry point, :func:`select_batch`, picks ``B`` rows of a candidate pool's feature matrix
 ``X`` (``[n_pool, K]``), given the features of the training set ``T`` (``[n_train, K]``).
@@ -12,7 +12,7 @@ posterior-transformed features
 
     phi~ = s L^{-1} (a phi),   with  L L^T = a^2 Phi_train^T Phi_train + s^2 I
 
-(METHOD.md section 3), so that ``<phi~, phi~>`` is the posterior variance u^2 and
+(docs/method.md), so that ``<phi~, phi~>`` is the posterior variance u^2 and
 ``<phi~, phi~'>`` the posterior covariance *with the training data already conditioned in*.
 ``max_diag`` and ``max_det`` consequently never look at ``train_features`` (they only check
 its width). For distance-based selection the caller passes raw features; ``max_dist`` and

@@ -1,5 +1,5 @@
 """Features of a candidate pool and batch selection with a trained run's model (an AL round's,
-or any ``ubmd train`` run; METHOD.md section 6).
+or any ``ubmd train`` run; the paper's method (docs/method.md)).
 
 Which features each selection method sees (``ubmd.selection`` uses a linear kernel on them):
 

@@ -7,7 +7,7 @@ eV/atom for total-energy uncertainties (residual ``|E_ref - E_pred| / N``) or eV
 uncertainties (residual = RMS over xyz of the force error of one atom); the constant ``c`` is
 then dimensionless whenever ``u_raw`` already carries that unit.
 
-Methods (``METHODS``), see METHOD.md section 4:
+Methods (``METHODS``), see the paper's method (docs/method.md):
 
 ``"conformal"`` (default, inductive conformal prediction)
     Scores ``a_n = (|r_n| + eps) / (u_n + eps)`` with ``eps = 1e-8``;

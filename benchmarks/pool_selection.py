@@ -69,6 +69,8 @@ def main(args=None) -> None:
     ap.add_argument("campaigns", type=Path, nargs="+", help="campaign directories")
     ap.add_argument("--late", type=int, default=7, help="first round of the 'late' summary")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="JSON path (default benchmarks/results/pool_selection[_<tag>].json)")
     ns = ap.parse_args(args)
     res = {"benchmark": "pool_selection", "git_commit": git_commit(), "late_from_round": ns.late,
            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -85,7 +87,7 @@ def main(args=None) -> None:
               f" | {lt['pool_crossing_fraction'] or 0:.2f} / {lt['selected_crossing_fraction'] or 0:.2f}"
               f" (pool {lt['pool'] or 0:.0f})"
               f" | {a['pool_median_max_u']:.2f} / {a['selected_median_max_u']:.2f}")
-    out = RESULTS / f"pool_selection{'_' + ns.tag if ns.tag else ''}.json"
+    out = ns.json or RESULTS / f"pool_selection{'_' + ns.tag if ns.tag else ''}.json"
     out.write_text(json.dumps(res, indent=1))
     print(f"wrote {out}")
 

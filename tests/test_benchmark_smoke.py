@@ -239,3 +239,44 @@ def test_runaway_guard_benchmark_tiny(tmp_path):
     assert [(r["engine"], r["tau_forces"], r["guard"]) for r in rows] == [
         ("lammps", 2.0, True), ("lammps", 2.0, False)]
     assert all(len(r["walkers"]) == 1 and r["max_ratio"] > 0 for r in rows)
+
+
+# ------------------------------------------------------------------------------ pool selection
+def test_pool_selection_counts_crossing_frames(tmp_path):
+    """benchmarks.pool_selection: crossing fractions of pool and selection per round and their
+    means, from hand-made rounds (round 1: 1 of 4 pool frames a crossing, both selected frames
+    crossings; round 0: no crossing; a round without a pool is skipped)."""
+    from ase import Atoms
+    from ase.io import write
+
+    def frames(triggers, u):
+        out = []
+        for t, x in zip(triggers, u):
+            a = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]])
+            a.info.update(trigger=t, max_atomic_uncertainty=x)
+            out.append(a)
+        return out
+    camp = tmp_path / "camp_s0"
+    for r, (pool, sel) in enumerate([
+            (frames([False] * 3, [0.1, 0.2, 0.3]), frames([False], [0.3])),
+            (frames([True, False, False, False], [1.6, 0.2, 0.4, 0.6]),
+             frames([True, True], [1.6, 1.8]))]):
+        d = camp / f"round_{r:03d}"
+        d.mkdir(parents=True)
+        write(d / "pool.extxyz", pool)
+        write(d / "selected.extxyz", sel)
+    (camp / "round_002").mkdir()
+    out = tmp_path / "pool.json"
+    proc = run_benchmark("pool_selection", camp, "--late", 1, "--json", out)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())["campaigns"][0]
+    assert [r["round"] for r in res["rounds"]] == [0, 1]
+    r1 = res["rounds"][1]
+    assert (r1["pool"], r1["selected"]) == (4, 2)
+    assert r1["pool_crossing_fraction"] == pytest.approx(0.25)
+    assert r1["selected_crossing_fraction"] == pytest.approx(1.0)
+    assert r1["pool_median_max_u"] == pytest.approx(0.5)
+    assert r1["selected_median_max_u"] == pytest.approx(1.7)
+    assert res["all"]["pool_crossing_fraction"] == pytest.approx(0.125)
+    assert res["all"]["selected_crossing_fraction"] == pytest.approx(0.5)
+    assert res["late"]["n_rounds"] == 1 and res["late"]["selected_crossing_fraction"] == pytest.approx(1.0)

@@ -58,6 +58,11 @@ def _args(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--tag", default="s2")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "ala2_learning_curves")
+    p.add_argument("--warm-start", action="store_true",
+                   help="train each cut of N labels from the campaign's own round model on its "
+                        "first N - B labels (its previous round; campaign directories only, "
+                        "not archives) instead of from scratch: warm start vs scratch at equal "
+                        "epochs (issue #23)")
     p.add_argument("--collect-only", action="store_true",
                    help="no training: gather the results already computed (a partial curve)")
     return p.parse_args(argv)
@@ -79,6 +84,23 @@ def campaign_frames(path: Path) -> tuple[list, dict]:
     if not rounds:
         raise ValueError(f"{path}: no finished round")
     return rounds[-1].dataset_frames(), cfg
+
+
+def previous_round_model(path: Path, n: int):
+    """The training run of the campaign round whose data set is the campaign's first N - B
+    labels (B = the round's batch: the round before the one that reached N), or None (an
+    archive, or no such round)."""
+    from ubmd.al.archive import is_archive
+    from ubmd.al.layout import CampaignLayout
+
+    if is_archive(path):
+        return None
+    rounds = CampaignLayout(path).finished_rounds()
+    sizes = [len(r.dataset_frames()) for r in rounds]
+    for k in range(1, len(rounds)):
+        if sizes[k] == n and sizes[k - 1] < n:
+            return rounds[k - 1].train_dir
+    return None
 
 
 def test_sets() -> dict:
@@ -130,15 +152,21 @@ def job(spec: dict) -> dict:
                      "max_time_s": None, "seed": spec["seed"], "progress": False,
                      "n_workers": 1},
         "uncertainty": {"kind": "none"}, "output": str(out), "export_dtype": "float32"})
+    init = None
+    if spec.get("warm_from"):
+        from ubmd.io import RunFiles
+        from ubmd.model import load_members
+
+        init = load_members(RunFiles(spec["warm_from"]).members)
     t0 = time.perf_counter()
-    train_from_config(cfg, spec["frames"])
+    train_from_config(cfg, spec["frames"], init_members=init)
     scores = {"train_s": time.perf_counter() - t0}
     for name, (frames, key) in spec["tests"].items():
         table = score_members(out, frames, group_key=key)
         scores[name] = {g: {"E": v["energy_rmse_meV_atom"], "F": v["forces_rmse"], "n": v["n"]}
                         for g, v in table.items()}
     result = {"campaign": spec["campaign"], "labels": spec["labels"], "seed": spec["seed"],
-              "scores": scores}
+              "warm_from": spec.get("warm_from"), "scores": scores}
     result_file.write_text(json.dumps(result, indent=1))
     return result
 
@@ -209,12 +237,17 @@ def main(argv=None) -> int:
             # the cache is keyed by the cut's content, not only by the campaign's name: two
             # campaigns of one name (an archive and a rerun under another protocol) never share
             key = cut_fingerprint(frames[:n])
+            warm = previous_round_model(camp, n) if a.warm_start else None
+            if a.warm_start and warm is None:
+                print(f"{camp.name}: no round model on its first labels before {n}, skipping")
+                continue
             for seed in a.seeds:
                 specs.append({"campaign": camp.name, "labels": n, "seed": seed,
                               "epochs": a.epochs, "frames": frames[:n], "config": cfg,
                               "tests": tests, "data_sha1": key,
-                              "dir": str(a.work / f"e{a.epochs}" / camp.name
-                                         / f"n{n}_s{seed}_{key[:10]}")})
+                              "warm_from": None if warm is None else str(warm),
+                              "dir": str(a.work / f"e{a.epochs}{'_warm' if warm else ''}"
+                                         / camp.name / f"n{n}_s{seed}_{key[:10]}")})
     if a.collect_only:
         specs = [s for s in specs if (Path(s["dir"]) / "result.json").exists()]
     print(f"{len(specs)} trainings ({a.epochs} epochs each)", flush=True)

@@ -280,3 +280,18 @@ def test_pool_selection_counts_crossing_frames(tmp_path):
     assert res["all"]["pool_crossing_fraction"] == pytest.approx(0.125)
     assert res["all"]["selected_crossing_fraction"] == pytest.approx(0.5)
     assert res["late"]["n_rounds"] == 1 and res["late"]["selected_crossing_fraction"] == pytest.approx(1.0)
+
+
+def test_learning_curves_warm_start_takes_the_previous_rounds_model(tmp_path):
+    """ala2_learning_curves --warm-start: the cut of N labels starts from the round model whose
+    data set is the campaign's first N - B labels (synthetic rounds of 4, 8, 12, 16 labels);
+    none for the first round, for a count no round reached, or for an archive."""
+    camp = synthetic_campaign(tmp_path / "camp_s0", 4)
+    code = ("import sys; from pathlib import Path; "
+            "from benchmarks.ala2_learning_curves import previous_round_model as p; "
+            "c = Path(sys.argv[1]); "
+            "print([None if (r := p(c, n)) is None else Path(r).parent.name for n in (4, 8, 12, 16, 10)])")
+    proc = subprocess.run([sys.executable, "-c", code, str(camp)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[None, 'round_000', 'round_001', 'round_002', None]"

@@ -448,15 +448,17 @@ def figures(results: dict, size: str, runs: Path, figdir: Path) -> list[str]:
     axes = fig.subplots(3, 1 + len(KINDS))
     metrics = (("energy_rmse_meV_atom", "energy RMSE (meV/atom)"), ("forces_rmse", "force RMSE (eV/Å)"),
                ("stress_rmse_GPa", "stress RMSE (GPa)"))
+    styles = ("-o", "--s", ":^", "-.v")  # one line style per campaign seed
     for k, name in enumerate(names):
-        for seed, res in results["campaigns"][name].items():
+        for n_seed, (seed, res) in enumerate(sorted(results["campaigns"][name].items())):
             cur = res.get("test_errors_curve") or []
             x = [c["labels"] for c in cur]
             for j, kind in enumerate(("all",) + KINDS):
                 for i, (q, _) in enumerate(metrics):
                     y = [c[kind][q] if kind in c else np.nan for c in cur]
-                    axes[i, j].plot(x, y, "-o", ms=3, color=f"C{k}",
-                                    label=_label(name) if seed == "0" and i == 0 and j == 0 else None)
+                    axes[i, j].plot(x, y, styles[n_seed % len(styles)], ms=3, color=f"C{k}",
+                                    label=f"{_label(name)}, seed {seed}" if i == 0 and j == 0
+                                    else None)
     for j, kind in enumerate(("all",) + KINDS):
         axes[0, j].set_title(f"test set: {kind}")
         for i, (_, lab) in enumerate(metrics):

@@ -273,10 +273,13 @@ class LocalExecutor(Executor):
                         # did not finish (a few times; then the caller gets the error)
                         restarts += 1
                         if restarts > MAX_POOL_RESTARTS:
-                            raise RuntimeError(
+                            from .errors import RunStopped
+
+                            raise RunStopped(
                                 f"the worker pool broke {restarts} times (its worker processes "
                                 "were killed from outside, or ran out of memory); finished jobs "
-                                "are kept, rerun to continue")
+                                "are kept: rerun to continue (a campaign: `ubmd al resume "
+                                "<campaign directory>`)")
                         for fut, (i, _, item) in list(in_flight.items()):
                             fut.cancel()
                             pending.appendleft((i, item))

@@ -475,3 +475,40 @@ def test_every_round_model_is_a_run_export_calibrate_select(round0, tmp_path, le
     assert ubmd_main(["select", str(rnd / "labelled.extxyz"), "--model", str(rnd), "-b", "2",
                       "--write-selected", "next.extxyz"]) == 0
     assert len((tmp_path / "next.extxyz").read_text().splitlines()) > 4
+
+
+@pytest.mark.campaign
+def test_a_finished_campaign_extended_by_a_new_budget(tmp_path):
+    """resume_campaign(label_budget=, max_rounds=): a campaign finished at 8 labels goes on from
+    its last round (whose model now samples and selects; its labels and training are not redone)
+    to 16; the saved config and the log say so; a budget below the labels used is refused, and
+    `ubmd al resume --label-budget` does the same from the command line."""
+    import json
+    import subprocess
+    import sys
+
+    from ubmd.al.config import load_al_config
+    from ubmd.errors import InputError
+
+    d, cfg = _campaign(tmp_path)
+    out = Path(d["output"])
+    assert run_campaign(cfg, log=lambda s: None, progress=False)["labels_used"] == 8
+    train_state = json.loads((out / "round_000" / "state.json").read_text())["stages"]["train"]
+    with pytest.raises(InputError, match="label_budget 4 is below the 8 labels"):
+        resume_campaign(out, log=lambda s: None, progress=False, label_budget=4)
+    assert load_al_config(out / "config.yaml").label_budget == 8  # nothing changed
+    lines = []
+    res = resume_campaign(out, log=lines.append, progress=False, label_budget=16, max_rounds=2)
+    assert res["finished"] and res["labels_used"] == 16 and res["n_rounds"] == 2
+    saved = load_al_config(out / "config.yaml")
+    assert (saved.label_budget, saved.max_rounds) == (16, 2)
+    log = (out / "log.txt").read_text()
+    assert "resumed with label_budget 8 -> 16, max_rounds 1 -> 2" in log
+    assert json.loads((out / "round_000" / "state.json").read_text())["stages"]["train"] == train_state
+    assert [ln.split(":")[0] for ln in lines] == ["round 0", "round 1"]  # round 0 now selects
+    assert "labels 16/16" in lines[1]
+    proc = subprocess.run([sys.executable, "-c", "import sys; from ubmd.cli import main; "
+                           "sys.exit(main(sys.argv[1:]))", "al", "resume", str(out),
+                           "--label-budget", "10"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "label_budget 10 is below the 16 labels" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import progress as P
-from ..errors import MissingImportError, RunStopped
-from .config import ALConfig, load_al_config, save_al_config
+from ..errors import InputError, MissingImportError, RunStopped
+from .config import ALConfig, al_config_from_dict, load_al_config, save_al_config
 from .layout import CampaignLayout, RoundLayout
 from .progress import CampaignProgress
 from .stages import STAGE_FUNCTIONS, StageContext
@@ -258,12 +258,36 @@ def run_campaign(cfg: ALConfig, log=None, stages=None, progress: bool | float = 
     return Campaign(cfg, log, stages, progress).run()
 
 
-def resume_campaign(output: str | Path, log=None, stages=None,
-                    progress: bool | float = True) -> dict:
-    """Continue the campaign in ``output`` with its saved config."""
-    path = CampaignLayout(output).config
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {output} is not a campaign directory")
-    cfg = load_al_config(path)
+def resume_campaign(output: str | Path, log=None, stages=None, progress: bool | float = True,
+                    label_budget: int | None = None, max_rounds: int | None = None) -> dict:
+    """Continue the campaign in ``output`` with its saved config.
+
+    ``label_budget`` / ``max_rounds``: extend (or cut short) the campaign: the saved config
+    takes the new value and the log says so. A campaign that finished at its old budget goes
+    on from its last round (that round's model samples and selects, as any round's does);
+    nothing done before is redone."""
+    from ..config import to_dict
+
+    layout = CampaignLayout(output)
+    if not layout.config.exists():
+        raise FileNotFoundError(f"{layout.config} not found: {output} is not a campaign directory")
+    cfg = load_al_config(layout.config)
     cfg.output = str(output)
+    new = {k: v for k, v in (("label_budget", label_budget), ("max_rounds", max_rounds))
+           if v is not None and v != getattr(cfg, k)}
+    if new:
+        changed = al_config_from_dict({**to_dict(cfg), **new})  # validates the new values
+        done = layout.finished_rounds()
+        used = layout.labels_used(done[-1].index) if done else 0
+        if changed.label_budget < used:
+            raise InputError(f"label_budget {changed.label_budget} is below the {used} labels "
+                             f"the campaign in {output} has used already")
+        lock = acquire_campaign_lock(layout.root)  # not while another driver runs it
+        try:
+            save_al_config(absolute_paths(changed), layout.config)
+        finally:
+            lock.close()
+        layout.append_log("resumed with " + ", ".join(f"{k} {getattr(cfg, k)} -> {v}"
+                                                      for k, v in new.items()))
+        cfg = changed
     return Campaign(cfg, log, stages, progress).run()

@@ -5,6 +5,8 @@
                                            are relative to its directory, --output to the
                                            working directory)
   ubmd al resume DIR                       continue the campaign in DIR from its last finished stage
+        [--label-budget N] [--max-rounds N]  ... with a new budget: a finished campaign goes on
+                                           from its last round (nothing is redone)
   ubmd al report DIR [--out PLOTS]         learning curves, calibration, walker stops, volumes,
                                            coverage (PNG) + report.json
 
@@ -31,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output directory (overrides `output:` in the config)")
     res = sub.add_parser("resume", help="continue a campaign from its directory")
     res.add_argument("directory")
+    res.add_argument("--label-budget", type=int, default=None, metavar="N",
+                     help="new label_budget (reference calculations in all, initial data "
+                          "included): extend a finished campaign, or stop it sooner")
+    res.add_argument("--max-rounds", type=int, default=None, metavar="N", help="new max_rounds")
     for sp in (run, res):
         sp.add_argument("--progress-every", type=float, default=60.0, metavar="S",
                         help="seconds between progress lines when stderr is not a terminal "
@@ -66,7 +72,8 @@ def _dispatch(ns, load_al_config, resume_campaign, run_campaign) -> int:
             cfg.output = ns.output
         result = run_campaign(cfg, progress=ns.progress_every or False)
     else:
-        result = resume_campaign(ns.directory, progress=ns.progress_every or False)
+        result = resume_campaign(ns.directory, progress=ns.progress_every or False,
+                                 label_budget=ns.label_budget, max_rounds=ns.max_rounds)
     print(f"campaign {'finished' if result.get('finished') else 'stopped'}: "
           f"{result.get('n_rounds')} rounds, {result.get('labels_used')} labels")
     return 0

@@ -96,7 +96,7 @@ def previous_round_model(path: Path, n: int):
     if is_archive(path):
         return None
     rounds = CampaignLayout(path).finished_rounds()
-    sizes = [len(r.dataset_frames()) for r in rounds]
+    sizes = [r.read_summary()["n_dataset"] for r in rounds]  # no data set read
     for k in range(1, len(rounds)):
         if sizes[k] == n and sizes[k - 1] < n:
             return rounds[k - 1].train_dir

@@ -54,6 +54,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+from .errors import RunStopped
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -273,8 +275,6 @@ class LocalExecutor(Executor):
                         # did not finish (a few times; then the caller gets the error)
                         restarts += 1
                         if restarts > MAX_POOL_RESTARTS:
-                            from .errors import RunStopped
-
                             raise RunStopped(
                                 f"the worker pool broke {restarts} times (its worker processes "
                                 "were killed from outside, or ran out of memory); finished jobs "

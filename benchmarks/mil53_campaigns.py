@@ -1,10 +1,11 @@
 """MIL-53(Al): active learning with unbiased NPT, biased forces, and biased forces + stress.
 
 Campaigns are the configs in ``benchmarks/mil53/campaigns/mil53_<name>.yaml``, written by
-``python -m benchmarks.mil53.make_campaigns``: 4 samplers x 2 temperatures x 2 pressure settings.
+``python -m benchmarks.mil53.make_campaigns``: 5 samplers x 2 temperatures x 2 pressure settings.
 Names: ``<sampler>_<T>_<p>`` with sampler ``unbiased`` (tau_F = tau_sigma = 0),
 ``bias_forces`` (tau_F = 0.25), ``bias_forces_stress`` (tau_F = tau_sigma = 0.25),
-``bias_stress`` (tau_F = 0, tau_sigma = 0.25: not in the paper), T ``300K`` or
+``bias_stress`` (tau_F = 0, tau_sigma = 0.25: not in the paper), ``bias_forces005_stress``
+(tau_F = 0.05, the reference code's default, tau_sigma = 0.25), T ``300K`` or
 ``600K`` and p ``p0`` (0 bar) or ``pm2500`` (+2500 / -2500 bar alternating between walkers).
 All of them: GFN1-xTB labels of the 2x1x1 cell (152 atoms), start = the relaxed large-pore (lp)
 structure + 7 strained/shifted copies, LAMMPS NPT walkers (Nose-Hoover + Parrinello-Rahman

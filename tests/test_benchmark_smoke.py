@@ -140,7 +140,7 @@ def test_mil53_campaign_config_applies_size_preset(size, tmp_path):
 
 
 def test_mil53_default_campaigns_are_generated_configs_and_full_is_affordable(tmp_path):
-    assert len(MIL53_CAMPAIGNS) == 16  # benchmarks.mil53.make_campaigns: 4 x 2 x 2
+    assert len(MIL53_CAMPAIGNS) == 20  # benchmarks.mil53.make_campaigns: 5 x 2 x 2
     defaults = {size: dry_run("mil53_campaigns", tmp_path, "--size", size)
                 for size in ("tiny", "full")}
     assert set(defaults["tiny"]["campaigns"]) <= set(MIL53_CAMPAIGNS)

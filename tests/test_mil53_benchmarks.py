@@ -93,3 +93,14 @@ def test_intermediate_cell_on_the_cp_lp_path():
 def test_test_frames_are_assigned_a_state_by_volume():
     assert [state_of_volume(v) for v in (747.0, 1149.9, 1150.0, 1349.9, 1350.0, 1486.0, 1750.0)] \
         == ["closed", "closed", "intermediate", "intermediate", "large", "large", "large"]
+
+
+def test_walker_breathing_sampler_names():
+    from benchmarks.mil53.walker_breathing import SAMPLERS, sampler_taus
+
+    assert sampler_taus("bias_forces_stress") == SAMPLERS["bias_forces_stress"] == (0.25, 0.25)
+    assert sampler_taus("f0.05s0.25") == (0.05, 0.25)
+    assert sampler_taus("f0s0.1") == (0.0, 0.1)
+    for bad in ("f0.05", "bias", "f-1s0", "s0.2f0.1"):
+        with pytest.raises(ValueError, match="f<tau_F>s<tau_sigma>"):
+            sampler_taus(bad)

@@ -1,7 +1,8 @@
 """Write the AL campaign configs of the MIL-53(Al) benchmark (``ubmd al run <config>``).
 
-Matrix (the paper's MOF setup, docs/method.md, plus a bias-stress-only sampler): 4
-samplers x 2 temperatures x 2 pressure settings = 16 campaigns, each 8 LAMMPS NPT walkers (Nose-Hoover + Parrinello-Rahman, full cell),
+Matrix (the paper's MOF setup, docs/method.md, plus a bias-stress-only sampler and the forces +
+stress sampler with the reference code's default tau_F): 5 samplers x 2 temperatures x 2
+pressure settings = 20 campaigns, each 8 LAMMPS NPT walkers (Nose-Hoover + Parrinello-Rahman, full cell),
 0.5 fs, at most 20 000 steps, a candidate every 200 steps, stop at a calibrated atomic
 uncertainty of 1.5 eV/A or twice the model's own level on its labelled structures, whichever is
 larger (``threshold_relative``; docs/benchmarks_mil53.md section 5), max_det batches of 8, GFN1-xTB labels (2x1x1 cell, 152 atoms), 512 labels.
@@ -10,6 +11,7 @@ larger (``threshold_relative``; docs/benchmarks_mil53.md section 5), max_det bat
 * ``bias_forces``: tau_F = 0.25, tau_sigma = 0;
 * ``bias_forces_stress``: tau_F = 0.25, tau_sigma = 0.25;
 * ``bias_stress``: tau_F = 0, tau_sigma = 0.25 (not in the paper: the bias acts on the cell only);
+* ``bias_forces005_stress``: tau_F = 0.05 (the reference code's default), tau_sigma = 0.25;
 * temperature 300 or 600 K for all walkers of a campaign;
 * pressure ``p0``: 0 bar for all walkers; ``pm2500``: +2500 / -2500 bar alternating between walkers.
 
@@ -34,6 +36,9 @@ SAMPLERS = {
     # the cell biased, the atoms not: the sampler that breathed in the walker measurement
     # (benchmarks.mil53.walker_breathing, docs/benchmarks_mil53.md)
     "bias_stress": (0.0, 0.25),
+    # bias forces and stress with the reference code's default tau_F = 0.05: on single walkers
+    # it breathes like bias_stress and does not run away (walker_breathing --tag _taus)
+    "bias_forces005_stress": (0.05, 0.25),
 }
 TEMPERATURES = (300, 600)
 PRESSURES = {"p0": 0.0, "pm2500": [2500.0, -2500.0]}

@@ -37,6 +37,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import time
 from pathlib import Path
 
@@ -47,6 +48,28 @@ from ..mil53_campaigns import ATOMS_PER_FU, CLOSED_MAX, LARGE_MAX, LARGE_MIN
 
 SAMPLERS = {"unbiased": (0.0, 0.0), "bias_forces": (0.25, 0.0), "bias_forces_stress": (0.25, 0.25),
             "bias_stress": (0.0, 0.25)}  # (tau_F, tau_sigma)
+_CUSTOM = re.compile(r"^f([0-9.]+)s([0-9.]+)$")  # any other pair: f<tau_F>s<tau_sigma>, e.g. f0.05s0.25
+
+
+def sampler_taus(name: str) -> tuple[float, float]:
+    """(tau_F, tau_sigma) of a sampler: one of ``SAMPLERS`` or ``f<tau_F>s<tau_sigma>``."""
+    if name in SAMPLERS:
+        return SAMPLERS[name]
+    m = _CUSTOM.match(name)
+    if not m:
+        raise ValueError(f"sampler {name!r}: one of {', '.join(SAMPLERS)} or f<tau_F>s<tau_sigma> "
+                         "(e.g. f0.05s0.25)")
+    return float(m.group(1)), float(m.group(2))
+
+
+def _label(name: str) -> str:
+    tf, ts = sampler_taus(name)
+    return f"{name.replace('_', ' ')} (tau_F {tf:g}, tau_sigma {ts:g})"
+
+
+def _sampler_order(name: str) -> tuple:
+    return (list(SAMPLERS).index(name), 0.0, 0.0) if name in SAMPLERS else (len(SAMPLERS),
+                                                                           *sampler_taus(name))
 START = ROOT / "examples" / "mil53" / "data" / "mil53_lp_gfn1_2x1x1.extxyz"
 
 
@@ -180,7 +203,7 @@ def sine_summary(runs: list[dict]) -> dict:
 def aggregate(runs: list[dict], thresholds) -> list[dict]:
     rows = []
     keys = sorted({(r["sampler"], r["pressure"], r["pdamp"]) for r in runs},
-                  key=lambda k: (list(SAMPLERS).index(k[0]), -k[1], k[2]))
+                  key=lambda k: (_sampler_order(k[0]), -k[1], k[2]))
     for sampler, p, pdamp in keys:
         rs = [r for r in runs if (r["sampler"], r["pressure"], r["pdamp"]) == (sampler, p, pdamp)
               and "volume_per_fu_min" in r]
@@ -238,6 +261,9 @@ def figure(runs, thresholds, path: Path, temperature: float) -> None:
 
     colours = {"unbiased": "tab:blue", "bias_forces": "tab:orange", "bias_forces_stress": "tab:red",
                "bias_stress": "tab:green"}
+    extra = iter(["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:grey"])
+    for name in sorted({r["sampler"] for r in runs} - set(colours), key=_sampler_order):
+        colours[name] = next(extra, "k")
     pressures = sorted({r["pressure"] for r in runs}, reverse=True)
     fig, axes = plt.subplots(2, len(pressures), figsize=(6 * len(pressures), 7.5), sharex=True,
                              squeeze=False)
@@ -264,7 +290,7 @@ def figure(runs, thresholds, path: Path, temperature: float) -> None:
         ax_v.set_ylabel("volume per Al4(OH)4(BDC)4 unit (Å³)")
         ax_u.set_ylabel("largest calibrated atomic uncertainty (eV/Å)")
         ax_u.set_xlabel("time (ps)")
-    handles = [plt.Line2D([], [], color=c, label=k.replace("_", " ")) for k, c in colours.items()
+    handles = [plt.Line2D([], [], color=c, label=_label(k)) for k, c in colours.items()
                if any(r["sampler"] == k for r in runs)]
     handles += [plt.Line2D([], [], color="k", ls=styles[i % len(styles)], label=f"pdamp {pd:g} fs")
                 for i, pd in enumerate(pdamps)]
@@ -282,10 +308,14 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="model file (ubmd export), species Al C H O")
     ap.add_argument("--steps", type=int, default=3000, help="MD steps of 0.5 fs per walker")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS)[:3], choices=list(SAMPLERS))
+    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS)[:3],
+                    help=f"{', '.join(SAMPLERS)} or f<tau_F>s<tau_sigma> (e.g. f0.05s0.25); "
+                         "default: the paper's three")
     ap.add_argument("--pressures", nargs="+", type=float, default=[2500.0, -2500.0])
     ap.add_argument("--pdamp", nargs="+", type=float, default=[1000.0], help="fs")
     ap.add_argument("--temperature", type=float, default=300.0)
+    ap.add_argument("--tdamp", type=float, default=MD["tdamp"],
+                    help="thermostat time constant (fs), default %(default)g")
     ap.add_argument("--thresholds", nargs="+", type=float, default=[1.5, 5.0])
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
@@ -294,17 +324,23 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not Path(a.model).is_file():
         ap.error(f"--model {a.model}: no such file (write one with `ubmd export RUN -o FILE`)")
+    try:
+        taus = {name: sampler_taus(name) for name in a.samplers}
+    except ValueError as e:
+        ap.error(str(e))
+    md = dict(MD, tdamp=a.tdamp)
     sha1 = hashlib.sha1(Path(a.model).read_bytes()).hexdigest()
     jobs = []
     for sampler in a.samplers:
         for p in a.pressures:
             for pdamp in a.pdamp:
                 for seed in range(a.seeds):
-                    wd = Path(a.out) / f"{sampler}_p{p:+g}_pd{pdamp:g}_s{seed}"
-                    jobs.append({"sampler": sampler, "tau": SAMPLERS[sampler], "pressure": p,
+                    td = "" if a.tdamp == MD["tdamp"] else f"_td{a.tdamp:g}"
+                    wd = Path(a.out) / f"{sampler}_p{p:+g}_pd{pdamp:g}{td}_s{seed}"
+                    jobs.append({"sampler": sampler, "tau": taus[sampler], "pressure": p,
                                  "pdamp": pdamp, "seed": 1000 + seed, "workdir": str(wd),
                                  "model": str(Path(a.model).resolve()), "model_sha1": sha1,
-                                 "md": MD, "start": str(START),
+                                 "md": md, "start": str(START),
                                  "steps": a.steps, "temperature": a.temperature,
                                  "log_every": a.log_every, "thresholds": a.thresholds})
     print(f"{len(jobs)} walkers of {a.steps} steps, {a.workers} at a time", flush=True)
@@ -324,7 +360,7 @@ def main(argv=None) -> int:
     runs.sort(key=lambda r: (r["sampler"], -r["pressure"], r["pdamp"], r["seed"]))
     rows = aggregate(runs, a.thresholds)
     sines = {}
-    for sampler in ("bias_forces_stress", "bias_stress"):
+    for sampler in [k for k in a.samplers if taus[k][1] > 0]:
         for p in a.pressures:
             for pdamp in a.pdamp:
                 rs = [r for r in runs if r["sampler"] == sampler and r["pressure"] == p

@@ -375,6 +375,7 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({
         "benchmark": "mil53_walker_breathing", "model": str(a.model), "steps": a.steps,
         "timestep_fs": 0.5, "temperature_K": a.temperature, "thresholds": a.thresholds,
+        "md": md, "tau_F_tau_sigma": taus,
         "state_bounds_A3_per_unit": [CLOSED_MAX, LARGE_MIN, LARGE_MAX], "rows": rows,
         "bias_stress_volume_sine": sines, "table_md": md, "figure": str(fig.relative_to(ROOT)),
         "runs": [{k: v for k, v in r.items() if k != "trace"} for r in runs]}, indent=1))

@@ -60,8 +60,14 @@ gone, e.g. seed 2's unbiased 300 K campaign from round 19 (152 + 8 labels) to 25
         --branch-from benchmarks/results/archive/ala2_campaigns_full/unbiased_300K_s2 \
         --branch-round 19 --branch-labels 96 --runs runs/continue_s2
 
-Writes ``benchmarks/results/ala2_campaigns_<size>.json`` and ``docs/figures/ala2_<size>_*.png``
-(tiny: figures stay under runs/);
+``--label-budget N`` runs the size with another label budget; campaigns of the size that
+stopped at a smaller one go on from their last round (``ubmd al resume DIR --label-budget N``),
+e.g. the uniform campaigns from 128 to 256 labels:
+
+    python -m benchmarks.ala2_campaigns --size uniform --label-budget 256
+
+Writes ``benchmarks/results/ala2_campaigns_<size>.json`` (``..._<size>_<N>labels.json`` with
+``--label-budget``) and ``docs/figures/ala2_<size>_*.png`` (tiny: figures stay under runs/);
 campaign directories under ``runs/ala2_campaigns/<size>/`` (not in git).
 """
 
@@ -88,7 +94,7 @@ from . import FIGURES, RESULTS, ROOT
 from .campaign_common import (analyze_started, archive_dir, cached, curve_rounds, driver_parser,
                               dry_run, merged_campaigns, output_paths, results_record,
                               run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
-                              ubmd_exe, with_traces, write_results)
+                              ubmd_exe, with_label_budget, with_traces, write_results)
 from .campaign_md_cost import COST_MODES, lammps_cost
 
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -543,6 +549,7 @@ def main(argv=None) -> int:
     b.add_argument("--branch-labels", type=int, default=BRANCH["labels"], help="new labels per branch")
     b.add_argument("--no-cost", action="store_true", help="skip the LAMMPS cost measurement")
     a = p.parse_args(argv)
+    SIZES[a.size] = with_label_budget(SIZES, a.size, a.label_budget)  # this call's preset
     BRANCH.update(parent=Path(a.branch_from).resolve(), round=a.branch_round, labels=a.branch_labels)
     seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
     default = BRANCH_CAMPAIGNS if a.size == "branch" else MAIN + (EXTRAS if a.extras else ())
@@ -563,7 +570,8 @@ def main(argv=None) -> int:
     commands, errors, run_s = ({}, {}, 0.0) if a.analyze_only else run_campaigns(
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     sets = test_sets()
-    results_path, figdir = output_paths("ala2_campaigns", a.size, runs, a.results, RESULTS, FIGURES)
+    results_path, figdir = output_paths("ala2_campaigns", a.size, runs, a.results, RESULTS, FIGURES,
+                                         a.label_budget)
     campaigns = analyze_started(names, seeds, runs, a.size, lambda name, seed: analyze_campaign(
         name, a.size, seed, runs, sets, None if a.no_figures else figdir))
     old, merged = merged_campaigns(results_path, campaigns)

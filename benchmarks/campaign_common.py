@@ -71,17 +71,35 @@ def write_config(cfg: dict, path: Path, out: Path) -> dict:
     return cfg
 
 
+def saved_label_budget(out: Path) -> int | None:
+    """The label budget of the campaign config saved in ``out`` (None: no campaign there)."""
+    try:
+        return int(yaml.safe_load((out / "config.yaml").read_text())["label_budget"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def run_al(cfg: dict, cfg_path: Path, out: Path, log_path: Path, tag: str) -> dict:
     """Write ``cfg`` (with ``output`` = ``out``) to ``cfg_path`` and run ``ubmd al run`` on it.
 
     A campaign already in ``out`` is continued; a finished one (``campaign.json`` says so) is
-    skipped. Output of the run is appended to ``log_path``. Raises ``RuntimeError`` on failure.
-    """
+    skipped. One saved with a smaller ``label_budget`` than ``cfg``'s (``--label-budget``) is
+    extended instead: ``ubmd al resume OUT --label-budget N`` (its rounds are kept, its last
+    round samples and selects, nothing is redone). Output of the run is appended to
+    ``log_path``. Raises ``RuntimeError`` on failure, and for a campaign saved with a larger
+    budget than asked for (give ``--label-budget`` that budget to continue or analyse it)."""
     write_config(cfg, cfg_path, out)
-    if campaign_finished(out):
+    budget, saved = int(cfg["label_budget"]), saved_label_budget(out)
+    if saved is not None and saved > budget:
+        raise RuntimeError(f"{tag}: {out} holds a campaign with label_budget {saved}, more than "
+                           f"the {budget} asked for: add --label-budget {saved}")
+    if saved is not None and saved < budget:
+        cmd = [ubmd_exe(), "al", "resume", str(out), "--label-budget", str(budget)]
+    elif campaign_finished(out):
         print(f"[{tag}] finished earlier: {out}", flush=True)
         return {"command": None}
-    cmd = [ubmd_exe(), "al", "run", str(cfg_path), "--output", str(out)]
+    else:
+        cmd = [ubmd_exe(), "al", "run", str(cfg_path), "--output", str(out)]
     print(f"[{tag}] $ {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +170,21 @@ def driver_parser(doc: str, sizes, quick_help: str, campaign_choices, campaigns_
                    help="write the merged campaign configs under --runs, print them (JSON), stop")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--results", default=None, help=f"JSON path ({results_help})")
+    p.add_argument("--label-budget", type=int, default=None, metavar="N",
+                   help="label budget instead of the size's (e.g. 256 after a 128-label uniform "
+                        "run): campaigns in --runs that stopped at a smaller budget go on from "
+                        "their last round (`ubmd al resume DIR --label-budget N`, nothing is "
+                        "redone); results in <benchmark>_<size>_<N>labels.json")
     return p
+
+
+def with_label_budget(sizes: dict, size: str, label_budget: int | None) -> dict:
+    """The size preset with ``--label-budget`` applied (the preset itself when None)."""
+    if label_budget is None:
+        return sizes[size]
+    if label_budget < 1:
+        raise SystemExit(f"--label-budget {label_budget}: must be at least 1")
+    return {**sizes[size], "label_budget": int(label_budget)}
 
 
 # ---------------------------------------------------------------------------------- analysis
@@ -217,12 +249,16 @@ def with_traces(names: list, traces: dict, what: str, figure: str) -> tuple[list
 
 
 def output_paths(benchmark: str, size: str, runs: Path, results: str | None, results_dir: Path,
-                 figures_dir: Path) -> tuple[Path, Path]:
-    """(results JSON, figure folder): the tiny size writes under ``runs``, not into the repo."""
+                 figures_dir: Path, label_budget: int | None = None) -> tuple[Path, Path]:
+    """(results JSON, figure folder): the tiny size writes under ``runs``, not into the repo;
+    a ``--label-budget`` run into ``<benchmark>_<size>_<N>labels.json`` and a figure folder of
+    that name, so the size's own results stay as they are."""
+    tag = size if label_budget is None else f"{size}_{label_budget}labels"
     if size == "tiny":
-        default, figdir = runs / "tiny" / f"{benchmark}_tiny.json", runs / size / "figures"
+        default, figdir = runs / "tiny" / f"{benchmark}_{tag}.json", runs / size / "figures"
     else:
-        default, figdir = results_dir / f"{benchmark}_{size}.json", figures_dir
+        default = results_dir / f"{benchmark}_{tag}.json"
+        figdir = figures_dir if label_budget is None else figures_dir / f"{benchmark}_{tag}"
     return (Path(results) if results else default), figdir
 
 

@@ -120,7 +120,7 @@ from . import FIGURES, RESULTS, ROOT
 from .campaign_common import (analyze_started, archive_dir, cached, curve_rounds, driver_parser,
                               dry_run, merged_campaigns, output_paths, results_record,
                               run_campaigns, run_dir, run_sized_campaign, seed_stat, sized_config,
-                              with_traces, write_results)
+                              with_traces, with_label_budget, write_results)
 
 CAMPAIGNS = ROOT / "benchmarks" / "mil53" / "campaigns"
 DATA = ROOT / "examples" / "mil53" / "data"
@@ -535,6 +535,7 @@ def main(argv=None) -> int:
     p.add_argument("--large-min", type=float, default=LARGE_MIN, help="A^3 per unit")
     p.add_argument("--large-max", type=float, default=LARGE_MAX, help="A^3 per unit")
     a = p.parse_args(argv)
+    SIZES[a.size] = with_label_budget(SIZES, a.size, a.label_budget)  # this call's preset
     seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
     names = list(a.campaigns or DEFAULT_CAMPAIGNS[a.size])
     thresholds = {"closed_max": a.closed_max, "large_min": a.large_min, "large_max": a.large_max}
@@ -552,7 +553,8 @@ def main(argv=None) -> int:
     frames = load_test_set()
     campaigns = analyze_started(names, seeds, runs, a.size, lambda name, seed: analyze_campaign(
         name, a.size, seed, runs, frames, thresholds))
-    results_path, figdir = output_paths("mil53_campaigns", a.size, runs, a.results, RESULTS, FIGURES)
+    results_path, figdir = output_paths("mil53_campaigns", a.size, runs, a.results, RESULTS, FIGURES,
+                                         a.label_budget)
     old, merged = merged_campaigns(results_path, campaigns)
     vols = {name: campaign_volumes(name, a.size, 0, runs, res["0"]["n_atoms"])
             for name, res in merged.items() if "0" in res and "volumes" in res["0"]}

@@ -295,3 +295,43 @@ def test_learning_curves_warm_start_takes_the_previous_rounds_model(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[None, 'round_000', 'round_001', 'round_002', None]"
+
+
+def test_label_budget_extends_a_campaign_instead_of_rerunning_it(tmp_path, monkeypatch):
+    """--label-budget: the dry run's configs carry it; run_al resumes a campaign saved with a
+    smaller budget (ubmd al resume DIR --label-budget N), refuses one saved with a larger one,
+    and the results go to their own JSON."""
+    import subprocess
+
+    import yaml
+
+    from benchmarks import campaign_common as cc
+
+    d = dry_run("ala2_campaigns", tmp_path, "--size", "uniform", "--seeds", "1",
+                "--campaigns", "biased_300K_reflect", "--label-budget", "256")
+    assert d["size_preset"]["label_budget"] == 256
+    assert d["configs"]["biased_300K_reflect_s1"]["label_budget"] == 256
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0))
+    out = tmp_path / "camp"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump({"label_budget": 128}))
+    cfg = {"label_budget": 256}
+    cc.run_al(cfg, tmp_path / "cfg.yaml", out, tmp_path / "log.txt", "t")
+    assert calls[-1][1:] == ["al", "resume", str(out), "--label-budget", "256"]
+    (out / "config.yaml").write_text(yaml.safe_dump({"label_budget": 256}))  # as resumed
+    with pytest.raises(RuntimeError, match="label_budget 256.*add --label-budget 256"):
+        cc.run_al({"label_budget": 128}, tmp_path / "cfg.yaml", out, tmp_path / "log.txt", "t")
+    assert len(calls) == 1
+    fresh = tmp_path / "fresh"
+    cc.run_al(cfg, tmp_path / "cfg.yaml", fresh, tmp_path / "log.txt", "t")
+    assert calls[-1][1:3] == ["al", "run"] and len(calls) == 2
+
+    res, fig = cc.output_paths("ala2_campaigns", "uniform", tmp_path, None, tmp_path / "r",
+                               tmp_path / "f", 256)
+    assert res.name == "ala2_campaigns_uniform_256labels.json"
+    assert fig == tmp_path / "f" / "ala2_campaigns_uniform_256labels"
+    assert cc.output_paths("ala2_campaigns", "uniform", tmp_path, None, tmp_path / "r",
+                           tmp_path / "f")[0].name == "ala2_campaigns_uniform.json"

@@ -58,6 +58,7 @@ VARIANTS = {
     "biased_thr3_reflect": {"threshold": 3.0, "reflections": 20},
     "unbiased_reflect": {"tau_forces": 0.0, "reflections": 20},
     "biased_reflect_tau05": {"reflections": 20, "tau_forces": 0.5},
+    "biased_reflect_tau01": {"reflections": 20, "tau_forces": 0.1},
     "biased_reflect_600K": {"reflections": 20, "_temperature": 600.0},
     "unbiased_reflect_600K": {"tau_forces": 0.0, "reflections": 20, "_temperature": 600.0},
 }

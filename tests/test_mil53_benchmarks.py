@@ -101,6 +101,7 @@ def test_walker_breathing_sampler_names():
     assert sampler_taus("bias_forces_stress") == SAMPLERS["bias_forces_stress"] == (0.25, 0.25)
     assert sampler_taus("f0.05s0.25") == (0.05, 0.25)
     assert sampler_taus("f0s0.1") == (0.0, 0.1)
-    for bad in ("f0.05", "bias", "f-1s0", "s0.2f0.1"):
+    assert sampler_taus("f.1s1") == (0.1, 1.0)
+    for bad in ("f0.05", "bias", "f-1s0", "s0.2f0.1", "f0..5s0.25", "f.s0"):
         with pytest.raises(ValueError, match="f<tau_F>s<tau_sigma>"):
             sampler_taus(bad)

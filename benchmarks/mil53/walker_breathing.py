@@ -48,7 +48,8 @@ from ..mil53_campaigns import ATOMS_PER_FU, CLOSED_MAX, LARGE_MAX, LARGE_MIN
 
 SAMPLERS = {"unbiased": (0.0, 0.0), "bias_forces": (0.25, 0.0), "bias_forces_stress": (0.25, 0.25),
             "bias_stress": (0.0, 0.25)}  # (tau_F, tau_sigma)
-_CUSTOM = re.compile(r"^f([0-9.]+)s([0-9.]+)$")  # any other pair: f<tau_F>s<tau_sigma>, e.g. f0.05s0.25
+_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
+_CUSTOM = re.compile(rf"^f{_NUM}s{_NUM}$")  # any other pair: f<tau_F>s<tau_sigma>, e.g. f0.05s0.25
 
 
 def sampler_taus(name: str) -> tuple[float, float]:
@@ -70,6 +71,8 @@ def _label(name: str) -> str:
 def _sampler_order(name: str) -> tuple:
     return (list(SAMPLERS).index(name), 0.0, 0.0) if name in SAMPLERS else (len(SAMPLERS),
                                                                            *sampler_taus(name))
+
+
 START = ROOT / "examples" / "mil53" / "data" / "mil53_lp_gfn1_2x1x1.extxyz"
 
 

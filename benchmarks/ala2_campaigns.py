@@ -549,6 +549,9 @@ def main(argv=None) -> int:
     b.add_argument("--branch-labels", type=int, default=BRANCH["labels"], help="new labels per branch")
     b.add_argument("--no-cost", action="store_true", help="skip the LAMMPS cost measurement")
     a = p.parse_args(argv)
+    if a.size == "branch" and a.label_budget is not None:
+        p.error("--label-budget does not apply to --size branch (its budget is the parent's "
+                "labels + --branch-labels)")
     SIZES[a.size] = with_label_budget(SIZES, a.size, a.label_budget)  # this call's preset
     BRANCH.update(parent=Path(a.branch_from).resolve(), round=a.branch_round, labels=a.branch_labels)
     seeds = a.seeds if a.seeds is not None else DEFAULT_SEEDS[a.size]
@@ -573,7 +576,8 @@ def main(argv=None) -> int:
     results_path, figdir = output_paths("ala2_campaigns", a.size, runs, a.results, RESULTS, FIGURES,
                                          a.label_budget)
     campaigns = analyze_started(names, seeds, runs, a.size, lambda name, seed: analyze_campaign(
-        name, a.size, seed, runs, sets, None if a.no_figures else figdir))
+        name, a.size, seed, runs, sets, None if a.no_figures else figdir),
+        SIZES[a.size].get("label_budget"))
     old, merged = merged_campaigns(results_path, campaigns)
     results = results_record(
         "ala2_campaigns", a.size, SIZES[a.size], merged, old, commands, errors, run_s,

@@ -174,26 +174,44 @@ def driver_parser(doc: str, sizes, quick_help: str, campaign_choices, campaigns_
                    help="label budget instead of the size's (e.g. 256 after a 128-label uniform "
                         "run): campaigns in --runs that stopped at a smaller budget go on from "
                         "their last round (`ubmd al resume DIR --label-budget N`, nothing is "
-                        "redone); results in <benchmark>_<size>_<N>labels.json")
+                        "redone); results in <benchmark>_<size>_<N>labels.json, archives in "
+                        "archive/<benchmark>_<size>_<N>labels/; a size's max_rounds still applies")
     return p
 
 
+#: archive folder tag per size for this process (``with_label_budget``: ``<size>_<N>labels``),
+#: so the archives of an extended campaign do not overwrite the size's own
+ARCHIVE_TAGS: dict[str, str] = {}
+
+
 def with_label_budget(sizes: dict, size: str, label_budget: int | None) -> dict:
-    """The size preset with ``--label-budget`` applied (the preset itself when None)."""
+    """The size preset with ``--label-budget`` applied (the preset itself when None); the
+    size's archives then go to ``<benchmark>_<size>_<N>labels`` (``archive_dir``). A size's
+    ``max_rounds`` still applies (tiny: 3 rounds)."""
     if label_budget is None:
         return sizes[size]
     if label_budget < 1:
         raise SystemExit(f"--label-budget {label_budget}: must be at least 1")
+    ARCHIVE_TAGS[size] = f"{size}_{int(label_budget)}labels"
     return {**sizes[size], "label_budget": int(label_budget)}
 
 
 # ---------------------------------------------------------------------------------- analysis
-def analyze_started(names, seeds, runs: Path, size: str, analyze_one) -> dict:
-    """``{name: {seed: analyze_one(name, seed)}}`` for every campaign that finished round 0."""
+def analyze_started(names, seeds, runs: Path, size: str, analyze_one,
+                    label_budget: int | None = None) -> dict:
+    """``{name: {seed: analyze_one(name, seed)}}`` for every campaign that finished round 0;
+    with ``label_budget``, only those saved with that budget (an extended campaign is not
+    analysed into the size's results, nor a short one into ``--label-budget``'s)."""
     campaigns: dict = {}
     for name in names:
         for seed in seeds:
-            if not (run_dir(runs, size, name, seed) / "round_000" / "summary.json").exists():
+            out = run_dir(runs, size, name, seed)
+            if not (out / "round_000" / "summary.json").exists():
+                continue
+            saved = saved_label_budget(out)
+            if label_budget is not None and saved is not None and saved != label_budget:
+                print(f"[{name} s{seed}] not analysed: its label_budget is {saved}, not "
+                      f"{label_budget} (--label-budget {saved} analyses it)", flush=True)
                 continue
             print(f"[{name} s{seed}] analysing", flush=True)
             campaigns.setdefault(name, {})[str(seed)] = analyze_one(name, seed)
@@ -231,7 +249,7 @@ def seed_stat(values) -> dict:
 def archive_dir(benchmark: str, size: str, name: str, seed: int, runs: Path | None = None) -> Path:
     """Where a campaign's archive lives (tiny runs: under ``runs``, not in the repository)."""
     base = (runs / "tiny" / "archive") if size == "tiny" and runs is not None else ARCHIVE
-    return base / f"{benchmark}_{size}" / f"{name}_s{seed}"
+    return base / f"{benchmark}_{ARCHIVE_TAGS.get(size, size)}" / f"{name}_s{seed}"
 
 
 def with_traces(names: list, traces: dict, what: str, figure: str) -> tuple[list, str]:

@@ -552,7 +552,8 @@ def main(argv=None) -> int:
         names, seeds, lambda name, seed: run_campaign(name, a.size, seed, runs))
     frames = load_test_set()
     campaigns = analyze_started(names, seeds, runs, a.size, lambda name, seed: analyze_campaign(
-        name, a.size, seed, runs, frames, thresholds))
+        name, a.size, seed, runs, frames, thresholds),
+        SIZES[a.size].get("label_budget"))
     results_path, figdir = output_paths("mil53_campaigns", a.size, runs, a.results, RESULTS, FIGURES,
                                          a.label_budget)
     old, merged = merged_campaigns(results_path, campaigns)

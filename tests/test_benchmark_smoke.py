@@ -335,3 +335,32 @@ def test_label_budget_extends_a_campaign_instead_of_rerunning_it(tmp_path, monke
     assert fig == tmp_path / "f" / "ala2_campaigns_uniform_256labels"
     assert cc.output_paths("ala2_campaigns", "uniform", tmp_path, None, tmp_path / "r",
                            tmp_path / "f")[0].name == "ala2_campaigns_uniform.json"
+
+
+def test_label_budget_keeps_results_and_archives_apart(tmp_path, monkeypatch):
+    """An extended campaign is analysed only under its own --label-budget, into its own archive."""
+    import yaml
+
+    from benchmarks import campaign_common as cc
+
+    monkeypatch.setattr(cc, "ARCHIVE_TAGS", {})
+    runs = tmp_path / "runs"
+    for name, budget in (("a", 128), ("b", 256)):
+        out = cc.run_dir(runs, "uniform", name, 0)
+        (out / "round_000").mkdir(parents=True)
+        (out / "round_000" / "summary.json").write_text("{}")
+        (out / "config.yaml").write_text(yaml.safe_dump({"label_budget": budget}))
+    seen = cc.analyze_started(["a", "b"], [0], runs, "uniform", lambda n, s: n, 128)
+    assert seen == {"a": {"0": "a"}}
+    assert cc.analyze_started(["a", "b"], [0], runs, "uniform", lambda n, s: n, 256) == \
+        {"b": {"0": "b"}}
+    assert cc.archive_dir("x", "uniform", "b", 0).parent.name == "x_uniform"
+    preset = cc.with_label_budget({"uniform": {"label_budget": 128}}, "uniform", 256)
+    assert preset == {"label_budget": 256}
+    assert cc.archive_dir("x", "uniform", "b", 0).parent.name == "x_uniform_256labels"
+
+
+def test_label_budget_refused_for_branch(tmp_path):
+    proc = run_benchmark("ala2_campaigns", "--dry-run", "--runs", tmp_path, "--size", "branch",
+                         "--label-budget", "300")
+    assert proc.returncode != 0 and "does not apply to --size branch" in proc.stderr

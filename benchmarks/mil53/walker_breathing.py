@@ -372,15 +372,15 @@ def main(argv=None) -> int:
                     sines[f"{sampler}_{p:+g}_bar_pdamp_{pdamp:g}"] = sine_summary(rs)
     fig = ROOT / "docs" / "figures" / f"mil53_walker_breathing{a.tag}.png"
     figure(runs, a.thresholds, fig, a.temperature)
-    md = table(rows, a.thresholds)
-    print(md)
+    tbl = table(rows, a.thresholds)
+    print(tbl)
     out = RESULTS / f"mil53_walker_breathing{a.tag}.json"
     out.write_text(json.dumps({
         "benchmark": "mil53_walker_breathing", "model": str(a.model), "steps": a.steps,
         "timestep_fs": 0.5, "temperature_K": a.temperature, "thresholds": a.thresholds,
         "md": md, "tau_F_tau_sigma": taus,
         "state_bounds_A3_per_unit": [CLOSED_MAX, LARGE_MIN, LARGE_MAX], "rows": rows,
-        "bias_stress_volume_sine": sines, "table_md": md, "figure": str(fig.relative_to(ROOT)),
+        "bias_stress_volume_sine": sines, "table_md": tbl, "figure": str(fig.relative_to(ROOT)),
         "runs": [{k: v for k, v in r.items() if k != "trace"} for r in runs]}, indent=1))
     np.savez_compressed(Path(a.out) / f"traces{a.tag}.npz", **{
         f"{r['sampler']}_p{r['pressure']:+g}_pd{r['pdamp']:g}_s{r['seed']}_{k}": np.asarray(v)

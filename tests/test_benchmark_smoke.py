@@ -364,3 +364,21 @@ def test_label_budget_refused_for_branch(tmp_path):
     proc = run_benchmark("ala2_campaigns", "--dry-run", "--runs", tmp_path, "--size", "branch",
                          "--label-budget", "300")
     assert proc.returncode != 0 and "does not apply to --size branch" in proc.stderr
+
+
+def test_round_models_lists_trained_rounds(tmp_path):
+    """ala2_round_models: finished rounds with a trained model and enough labels; a directory
+    that is no campaign is refused."""
+    from benchmarks.ala2_round_models import round_models
+
+    with pytest.raises(SystemExit, match="not a campaign directory"):
+        round_models(tmp_path)
+    camp = synthetic_campaign(tmp_path / "camp_s0", 4)  # data sets of 4, 8, 12, 16 labels
+    (camp / "config.yaml").write_text("label_budget: 16\n")
+    for k in (1, 2, 3):
+        train = camp / f"round_{k:03d}" / "train"
+        train.mkdir()
+        if k != 2:
+            (train / "members.pt").write_bytes(b"")
+    assert [(r, n) for r, n, _ in round_models(camp)] == [(1, 8), (3, 16)]
+    assert [(r, n) for r, n, _ in round_models(camp, min_labels=10)] == [(3, 16)]

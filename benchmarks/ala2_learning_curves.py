@@ -116,6 +116,16 @@ def test_sets() -> dict:
     return out
 
 
+def score_tests(run_dir, tests: dict) -> dict:
+    """Energy (meV/atom) and force (eV/Å) RMSE of a training run's model on ``test_sets()``:
+    test -> group -> {E, F, n}."""
+    from ubmd.evaluation import score_members
+
+    return {name: {g: {"E": v["energy_rmse_meV_atom"], "F": v["forces_rmse"], "n": v["n"]}
+                   for g, v in score_members(run_dir, frames, group_key=key).items()}
+            for name, (frames, key) in tests.items()}
+
+
 def cut_fingerprint(frames) -> str:
     """SHA-1 of a data set cut: atomic numbers, positions, cells and reference labels."""
     import hashlib
@@ -136,7 +146,6 @@ def job(spec: dict) -> dict:
     import torch
 
     from ubmd.config import TrainRunConfig, from_dict
-    from ubmd.evaluation import score_members
     from ubmd.training import train_from_config
 
     out = Path(spec["dir"])
@@ -160,11 +169,7 @@ def job(spec: dict) -> dict:
         init = load_members(RunFiles(spec["warm_from"]).members)
     t0 = time.perf_counter()
     train_from_config(cfg, spec["frames"], init_members=init)
-    scores = {"train_s": time.perf_counter() - t0}
-    for name, (frames, key) in spec["tests"].items():
-        table = score_members(out, frames, group_key=key)
-        scores[name] = {g: {"E": v["energy_rmse_meV_atom"], "F": v["forces_rmse"], "n": v["n"]}
-                        for g, v in table.items()}
+    scores = {"train_s": time.perf_counter() - t0, **score_tests(out, spec["tests"])}
     result = {"campaign": spec["campaign"], "labels": spec["labels"], "seed": spec["seed"],
               "warm_from": spec.get("warm_from"), "scores": scores}
     result_file.write_text(json.dumps(result, indent=1))

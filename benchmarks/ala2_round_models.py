@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from . import RESULTS, ROOT
-from .ala2_learning_curves import test_sets
+from .ala2_learning_curves import score_tests, test_sets
 from .campaign_common import git_commit
 
 
@@ -48,18 +48,12 @@ def round_models(campaign: Path, min_labels: int = 0) -> list[tuple[int, int, Pa
 
 
 def main(argv=None) -> int:
-    from ubmd.evaluation import score_members
-
     a = _args(argv)
     tests = test_sets()
     results = []
     for camp in a.campaigns:
         for r, n, run in round_models(camp, a.min_labels):
-            scores = {}
-            for name, (frames, key) in tests.items():
-                table = score_members(run, frames, group_key=key)
-                scores[name] = {g: {"E": v["energy_rmse_meV_atom"], "F": v["forces_rmse"],
-                                    "n": v["n"]} for g, v in table.items()}
+            scores = score_tests(run, tests)
             results.append({"campaign": camp.name, "round": r, "labels": n, "scores": scores})
             g, c = scores["grid"], scores["grid_c7ax"]
             print(f"{camp.name:26s} round {r:3d} labels {n:4d}: grid F {g['all']['F']:.3f} "

@@ -184,6 +184,12 @@ def driver_parser(doc: str, sizes, quick_help: str, campaign_choices, campaigns_
 ARCHIVE_TAGS: dict[str, str] = {}
 
 
+def size_tag(size: str, label_budget: int | None = None) -> str:
+    """How results and archives of a size are named: ``<size>``, or ``<size>_<N>labels`` for a
+    ``--label-budget`` run."""
+    return size if label_budget is None else f"{size}_{int(label_budget)}labels"
+
+
 def with_label_budget(sizes: dict, size: str, label_budget: int | None) -> dict:
     """The size preset with ``--label-budget`` applied (the preset itself when None); the
     size's archives then go to ``<benchmark>_<size>_<N>labels`` (``archive_dir``). A size's
@@ -192,7 +198,7 @@ def with_label_budget(sizes: dict, size: str, label_budget: int | None) -> dict:
         return sizes[size]
     if label_budget < 1:
         raise SystemExit(f"--label-budget {label_budget}: must be at least 1")
-    ARCHIVE_TAGS[size] = f"{size}_{int(label_budget)}labels"
+    ARCHIVE_TAGS[size] = size_tag(size, label_budget)
     return {**sizes[size], "label_budget": int(label_budget)}
 
 
@@ -271,7 +277,7 @@ def output_paths(benchmark: str, size: str, runs: Path, results: str | None, res
     """(results JSON, figure folder): the tiny size writes under ``runs``, not into the repo;
     a ``--label-budget`` run into ``<benchmark>_<size>_<N>labels.json`` and a figure folder of
     that name, so the size's own results stay as they are."""
-    tag = size if label_budget is None else f"{size}_{label_budget}labels"
+    tag = size_tag(size, label_budget)
     if size == "tiny":
         default, figdir = runs / "tiny" / f"{benchmark}_{tag}.json", runs / size / "figures"
     else:

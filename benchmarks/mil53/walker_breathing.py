@@ -332,13 +332,13 @@ def main(argv=None) -> int:
     except ValueError as e:
         ap.error(str(e))
     md = dict(MD, tdamp=a.tdamp)
+    td = "" if a.tdamp == MD["tdamp"] else f"_td{a.tdamp:g}"  # work-directory suffix
     sha1 = hashlib.sha1(Path(a.model).read_bytes()).hexdigest()
     jobs = []
     for sampler in a.samplers:
         for p in a.pressures:
             for pdamp in a.pdamp:
                 for seed in range(a.seeds):
-                    td = "" if a.tdamp == MD["tdamp"] else f"_td{a.tdamp:g}"
                     wd = Path(a.out) / f"{sampler}_p{p:+g}_pd{pdamp:g}{td}_s{seed}"
                     jobs.append({"sampler": sampler, "tau": taus[sampler], "pressure": p,
                                  "pdamp": pdamp, "seed": 1000 + seed, "workdir": str(wd),

@@ -83,6 +83,50 @@ def test_initial_structures_shifts_and_strain():
         assert np.abs(c.positions - mol.positions).max() <= 0.02
 
 
+def test_walker_starts_previous_initial_dataset(tmp_path):
+    """Which structures a round deals its walkers: ``previous`` its labelled batch, ``initial``
+    round 0's, ``dataset`` its whole data set in an order fixed by (seed, round), every origin
+    still getting walkers."""
+    from ubmd.al.layout import CampaignLayout
+    from ubmd.al.stages import walker_starts
+    from ubmd.al.walkers import start_groups, walker_start
+    from ubmd.io import write_frames_atomic as write_frames
+
+    def frame(x, origin):
+        a = molecule("H2O")
+        a.positions[0, 0] = x
+        a.info["start_index"] = origin
+        return a
+
+    layout = CampaignLayout(tmp_path)
+    r0, r2 = layout.round(0), layout.round(2)
+    for rl in (r0, r2):
+        rl.dir.mkdir(parents=True)
+    first = [frame(0.1 * i, i % 2) for i in range(4)]
+    batch = [frame(5 + 0.1 * i, i % 2) for i in range(4)]
+    data = first + [frame(2 + 0.1 * i, i % 2) for i in range(8)] + batch
+    write_frames(first, r0.labelled)
+    write_frames(batch, r2.labelled)
+    write_frames(data, r2.dataset)
+
+    def xs(frames):
+        return [round(float(f.positions[0, 0]), 3) for f in frames]
+
+    assert xs(walker_starts(layout, r2, "previous", 7)) == xs(batch)
+    assert xs(walker_starts(layout, r2, "initial", 7)) == xs(first)
+    mixed = walker_starts(layout, r2, "dataset", 7)
+    assert sorted(xs(mixed)) == sorted(xs(data)) and xs(mixed) != xs(data)
+    assert xs(walker_starts(layout, r2, "dataset", 7)) == xs(mixed)  # a resume deals the same
+    assert xs(walker_starts(layout, r2, "dataset", 8)) != xs(mixed)
+    groups = start_groups(mixed)
+    dealt = [walker_start(groups, k) for k in range(4)]
+    assert sorted(f.info["start_index"] for f in dealt) == [0, 0, 1, 1]
+    cfg = al_config_from_dict(campaign_dict(tmp_path, walkers={"start_from": "dataset"}))
+    assert cfg.walkers.start_from == "dataset"
+    with pytest.raises(ValueError, match="start_from"):
+        al_config_from_dict(campaign_dict(tmp_path, walkers={"start_from": "everywhere"}))
+
+
 def test_config_validation(tmp_path):
     d = campaign_dict(tmp_path)
     cfg = al_config_from_dict({**d, "training": {**d["training"], "lr": "5e-3"}})

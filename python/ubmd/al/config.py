@@ -36,7 +36,7 @@ from ..md.engines import AUTO, ENGINES as ENGINE_RUNNERS
 from ..labelling.settings import ReferenceConfig
 from ..md.settings import MDSettings
 
-START_FROM = ("previous", "initial")
+START_FROM = ("previous", "initial", "dataset")
 Paths = Optional[Union[str, list[str]]]
 Numbers = Union[float, list[float]]
 
@@ -89,7 +89,7 @@ class WalkerConfig(MDSettings):
     # when the plugin is found, else ase
     n_walkers: int = setting(8, ge=1)
     start_from: str = setting("previous", choices=START_FROM)  # previous: last round's labelled
-    # structures; initial: round 0's
+    # structures; initial: round 0's; dataset: the whole data set so far, seeded random order
     temperature: Numbers = setting(300.0, gt=0)  # K; a list assigns temperatures to walkers
     # cyclically
     pressure: Numbers = 0.0  # bar (npt); a list alternates between walkers, e.g. [2500, -2500]

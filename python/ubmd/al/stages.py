@@ -201,6 +201,20 @@ def _threshold(ctx: StageContext, rl: RoundLayout) -> dict:
     return rec
 
 
+def walker_starts(layout: CampaignLayout, rl: RoundLayout, start_from: str,
+                  seed: int) -> list:
+    """The structures round ``rl`` hands its walkers (in order; :func:`walkers.walker_start`
+    deals them out, every origin getting walkers): ``previous``, the structures labelled for
+    this round (the previous round's selection; a round without labels falls back to its data
+    set); ``initial``, round 0's; ``dataset``, the round's whole data set in a seeded random
+    order (``seed``, round index), so that walkers restart anywhere the campaign has labels
+    instead of only where it labelled last."""
+    if start_from == "dataset":
+        return W.shuffled(rl.dataset_frames(), seed, rl.index)
+    src = layout.round(0 if start_from == "initial" else rl.index)
+    return src.labelled_frames() or rl.dataset_frames()
+
+
 def sample(ctx: StageContext, rl: RoundLayout) -> None:
     """The round's threshold (``walkers/threshold.json``), then ``walkers.n_walkers`` biased MD
     walkers (``rl.walker_dir(k)``) through ``ctx.executor``, finished ones not rerun; writes
@@ -212,8 +226,7 @@ def sample(ctx: StageContext, rl: RoundLayout) -> None:
     t0 = time.perf_counter()
     thr = _threshold(ctx, rl)
     w = walker_params(cfg.walkers, thr)
-    src = ctx.layout.round(0 if w.start_from == "initial" else r)
-    starts = src.labelled_frames() or rl.dataset_frames()
+    starts = walker_starts(ctx.layout, rl, w.start_from, w.seed)
     if not starts:
         raise RunStopped(f"round {r}: no labelled structure to start walkers from (every "
                            f"label failed?); check {rl.label_failures}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 
 from ..io import read_frames, read_json, write_json_atomic
@@ -41,6 +42,13 @@ def start_groups(frames: list[Atoms]) -> list[list[Atoms]]:
             "formula", f.get_chemical_formula(), tuple(bool(x) for x in f.pbc))
         groups.setdefault(key, []).append(f)
     return list(groups.values())
+
+
+def shuffled(frames: list[Atoms], seed: int, round_index: int) -> list[Atoms]:
+    """``frames`` in a random order that depends only on (``seed``, ``round_index``): a
+    campaign that resumes deals its walkers the same starts."""
+    order = np.random.default_rng([int(seed), int(round_index)]).permutation(len(frames))
+    return [frames[i] for i in order]
 
 
 def walker_start(groups: list[list[Atoms]], k: int, n_settings: int = 1) -> Atoms:
